@@ -1,0 +1,219 @@
+/** Wire types of the sync protocol, version 1 (PROTOCOL.md). Shared by the server and the SDK. */
+import type { ErrorCode } from './errors';
+
+export type Operation = 'insert' | 'update' | 'delete';
+export const OPERATIONS: readonly Operation[] = ['insert', 'update', 'delete'];
+
+/** A plain JSON-like document as stored and delivered (`_id` is the documentId). */
+export type SyncDocument = Record<string, unknown>;
+
+/** A change as a client sends it (aliases already normalised away by the server). */
+export interface ClientChange {
+  changeId?: string;
+  operation: Operation;
+  collection: string;
+  documentId: string;
+  data?: SyncDocument;
+  timestamp?: number;
+}
+
+/** A change as the server delivers it (sync:changes, sync:get_changes, ...). */
+export interface DeliveredChange {
+  changeId: string;
+  operation: Operation;
+  collection: string;
+  documentId: string;
+  data?: SyncDocument;
+  timestamp: number;
+  userId: string;
+  serverTimestamp: number;
+  cursor: string;
+  outOfView?: true;
+}
+
+export interface SubscriptionSpec {
+  collection: string;
+  filter?: string;
+  args?: unknown[];
+}
+
+export interface JoinRequest {
+  userId?: string;
+  token?: string;
+  subscriptions?: SubscriptionSpec[];
+}
+export interface JoinAck {
+  success: true;
+  userId: string;
+  timestamp: number;
+  cursor: string;
+}
+
+export interface SubscribeRequest extends SubscriptionSpec {
+  bootstrap?: boolean;
+}
+export interface SubscribeAck {
+  success: true;
+  subscriptionId: string;
+  count: number;
+}
+export interface UnsubscribeRequest {
+  subscriptionId?: string;
+  collection?: string;
+  filter?: string;
+}
+export interface UnsubscribeAck {
+  success: true;
+  count: number;
+}
+
+export interface ChangeAckSuccess {
+  success: true;
+  changeId: string;
+  timestamp: number;
+  cursor: string;
+  duplicate?: true;
+}
+export interface ChangeAckFailure {
+  success: false;
+  code: ErrorCode;
+  error: string;
+  changeId?: string;
+  /** CONFLICT only: the winning stored timestamp and document (null when deleted). */
+  timestamp?: number;
+  current?: SyncDocument | null;
+  duplicate?: true;
+  retryAfterMs?: number;
+}
+export type ChangeAck = ChangeAckSuccess | ChangeAckFailure;
+
+export interface ChangeBatchRequest {
+  changes: ClientChange[];
+}
+export interface ChangeBatchAck {
+  success: true;
+  results: ChangeAck[];
+  successCount: number;
+  failureCount: number;
+}
+
+export interface GetChangesRequest {
+  cursor?: string;
+  since?: number;
+  collection?: string;
+  limit?: number;
+}
+export interface GetChangesAck {
+  success: true;
+  changes: DeliveredChange[];
+  cursor: string;
+  latestTimestamp: number;
+  hasMore: boolean;
+}
+
+export interface BootstrapPage {
+  subscriptionId: string;
+  collection: string;
+  data: SyncDocument[];
+  page: number;
+  done: boolean;
+  cursor: string;
+}
+
+export interface PingAck {
+  timestamp: number;
+  clientTimestamp: number | null;
+  latency: number | null;
+}
+
+export interface UpdateSubscriptionsRequest {
+  subscriptions: { collection: string; query?: string; args?: unknown[] }[];
+}
+export interface UpdateSubscriptionsAck {
+  success: true;
+  version: number;
+}
+
+export interface FailureAckShape {
+  success: false;
+  code: ErrorCode;
+  error: string;
+}
+
+type Ack<T> = (response: T | FailureAckShape) => void;
+
+/** Events a client emits (all with an ack). */
+export interface ClientToServerEvents {
+  'sync:join': (req: JoinRequest, ack: Ack<JoinAck>) => void;
+  'sync:subscribe': (req: SubscribeRequest, ack: Ack<SubscribeAck>) => void;
+  'sync:unsubscribe': (req: UnsubscribeRequest, ack: Ack<UnsubscribeAck>) => void;
+  'sync:update_subscriptions': (req: UpdateSubscriptionsRequest, ack: Ack<UpdateSubscriptionsAck>) => void;
+  'sync:change': (req: ClientChange, ack: (response: ChangeAck) => void) => void;
+  'sync:changeBatch': (req: ChangeBatchRequest, ack: Ack<ChangeBatchAck>) => void;
+  'sync:get_changes': (req: GetChangesRequest, ack: Ack<GetChangesAck>) => void;
+  ping: (req: { t?: number }, ack: (response: PingAck) => void) => void;
+  mongoUpsert: (
+    req: { collection: string; update: SyncDocument; query: { _id: string }; patchId?: string },
+    ack: (response: 'ok' | 'error') => void,
+  ) => void;
+  mongoDelete: (
+    req: { collection: string; query: { _id: string }; patchId?: string },
+    ack: (response: { success: boolean; error?: string }) => void,
+  ) => void;
+}
+
+/** Events the server emits. */
+export interface ServerToClientEvents {
+  'sync:changes': (changes: DeliveredChange[]) => void;
+  'sync:bootstrap': (page: BootstrapPage) => void;
+  /** Optional extension: the socket's token expired; re-join with a fresh token or be disconnected. */
+  'sync:token_expired': (info: { code: 'UNAUTHENTICATED'; error: string; graceMs: number }) => void;
+}
+
+export const EVENTS = {
+  join: 'sync:join',
+  subscribe: 'sync:subscribe',
+  unsubscribe: 'sync:unsubscribe',
+  updateSubscriptions: 'sync:update_subscriptions',
+  change: 'sync:change',
+  changeBatch: 'sync:changeBatch',
+  getChanges: 'sync:get_changes',
+  ping: 'ping',
+  mongoUpsert: 'mongoUpsert',
+  mongoDelete: 'mongoDelete',
+  changes: 'sync:changes',
+  bootstrap: 'sync:bootstrap',
+  tokenExpired: 'sync:token_expired',
+} as const;
+
+/** Protocol limits and defaults (the server's config may tighten or loosen them). */
+export const LIMITS = {
+  collectionNameMax: 64,
+  documentIdMax: 256,
+  changeIdMax: 128,
+  defaultMaxChangeBytes: 256 * 1024,
+  defaultMaxBatchSize: 500,
+  defaultGetChangesLimit: 500,
+  maxGetChangesLimit: 5000,
+  defaultBootstrapPageSize: 500,
+  maxDepth: 32,
+  maxArrayLength: 10000,
+  filterMaxLength: 4096,
+  maxArgs: 64,
+} as const;
+
+export const COLLECTION_NAME_RE = /^[A-Za-z0-9_.-]{1,64}$/;
+
+/** True when a collection name is one a client may read or write. */
+export function isUserCollectionName(name: unknown): name is string {
+  return (
+    typeof name === 'string' &&
+    COLLECTION_NAME_RE.test(name) &&
+    !name.startsWith('_sync') &&
+    !name.startsWith('system.') &&
+    name !== 'system' &&
+    !name.startsWith('.') &&
+    !name.endsWith('.') &&
+    !name.includes('..')
+  );
+}

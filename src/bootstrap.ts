@@ -1,0 +1,32 @@
+import { INestApplication } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { NestExpressApplication } from '@nestjs/platform-express';
+import { Logger as PinoLogger } from 'nestjs-pino';
+import { AppModule } from './app.module';
+import { SyncIoAdapter } from './common/io.adapter';
+import { AppConfig } from './config/config.schema';
+import { loadConfig } from './config/config.loader';
+
+export interface CreateAppOptions {
+  config?: AppConfig;
+  /** Buffer logs until the pino logger is ready (default true). */
+  bufferLogs?: boolean;
+}
+
+/** Builds the Nest application (used by main.ts, the tests and the benchmark). */
+export async function createApp(opts: CreateAppOptions = {}): Promise<INestApplication> {
+  const config = opts.config ?? loadConfig();
+  const silent = config.server.logLevel === 'silent';
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
+    bufferLogs: opts.bufferLogs ?? true,
+    ...(silent ? { logger: false } : {}),
+    cors: { origin: config.server.corsOrigins === '*' ? true : config.server.corsOrigins, credentials: config.server.corsOrigins !== '*' },
+  });
+  app.useLogger(app.get(PinoLogger));
+  if (config.server.trustProxy) app.set('trust proxy', true);
+  app.disable('x-powered-by');
+  app.useBodyParser('json', { limit: Math.max(config.limits.maxChangeBytes * Math.min(config.limits.maxBatchSize, 64), 1024 * 1024) });
+  app.useWebSocketAdapter(new SyncIoAdapter(app, config));
+  app.enableShutdownHooks();
+  return app;
+}

@@ -1,0 +1,142 @@
+import { z } from 'zod';
+
+/**
+ * Every environment variable the server reads, declared once. Values come from the environment,
+ * over an optional `config/<NODE_ENV>.json` file (see config.loader.ts). Nothing else in the code
+ * reads process.env.
+ */
+const bool = z
+  .union([z.boolean(), z.string()])
+  .transform((v, ctx) => {
+    if (typeof v === 'boolean') return v;
+    const s = v.trim().toLowerCase();
+    if (['true', '1', 'yes', 'on'].includes(s)) return true;
+    if (['false', '0', 'no', 'off', ''].includes(s)) return false;
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected true or false, got "${v}"` });
+    return z.NEVER;
+  });
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
+const csv = z
+  .union([z.string(), z.array(z.string())])
+  .optional()
+  .transform((v) =>
+    v === undefined ? undefined : (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter(Boolean),
+  );
+
+export const envSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  PORT: int(0, 65535).default(3000),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_PRETTY: bool.optional(),
+  ALLOWED_ORIGINS: csv,
+  TRUST_PROXY: bool.default(false),
+
+  // database
+  MONGODB_URI: optionalString,
+  MONGODB_POOL_SIZE: int(1, 1000).default(20),
+  MONGODB_SOCKET_TIMEOUT_MS: int(0, 3_600_000).default(45_000),
+  DATA_DIR: z.string().min(1).default('./data'),
+  FERRETDB_BIN: optionalString,
+
+  // auth
+  AUTH_MODE: z.enum(['jwt', 'dev']).optional(),
+  AUTH_JWT_SECRET: optionalString,
+  AUTH_JWKS_URL: optionalString.pipe(z.string().url().optional()),
+  AUTH_JWT_ISSUER: optionalString,
+  AUTH_JWT_AUDIENCE: optionalString,
+  AUTH_SERVICE_TOKEN: optionalString,
+  ADMIN_USER_IDS: csv,
+  TOKEN_EXPIRY_GRACE_MS: int(0, 3_600_000).default(30_000),
+
+  // limits
+  MAX_CONNECTIONS_PER_USER: int(1, 1_000_000).optional(),
+  MAX_CONNECTIONS_PER_IP: int(1, 10_000_000).optional(),
+  MAX_CONNECTIONS: int(1, 10_000_000).default(100_000),
+  SYNC_RATE_LIMIT_MAX: int(1, 100_000_000).default(50),
+  SYNC_RATE_LIMIT_WINDOW_MS: int(100, 86_400_000).default(10_000),
+  RATE_LIMIT_DISABLED: bool.optional(),
+  HTTP_RATE_LIMIT_MAX: int(1, 100_000_000).default(300),
+  HTTP_RATE_LIMIT_WINDOW_MS: int(100, 86_400_000).default(60_000),
+  MAX_CHANGE_BYTES: int(256, 64 * 1024 * 1024).default(256 * 1024),
+  MAX_BATCH_SIZE: int(1, 10_000).default(500),
+  SOCKET_MAX_HTTP_BUFFER_SIZE: int(1024, 512 * 1024 * 1024).optional(),
+
+  // sync
+  CONFLICT_STRATEGY: z.enum(['lww', 'field', 'server-wins', 'client-wins']).default('lww'),
+  MAX_CLOCK_SKEW_MS: int(0, 365 * 86_400_000).default(60_000),
+  BROADCAST_TO_SENDER: bool.default(false),
+  BOOTSTRAP_PAGE_SIZE: int(1, 10_000).default(500),
+  CHANGE_RETENTION_DAYS: z.coerce.number().positive().max(3650).default(30),
+  RETENTION_SWEEP_INTERVAL_MS: int(1000, 86_400_000).default(3_600_000),
+  SYNC_RULES_FILE: optionalString,
+
+  // scale-out
+  REDIS_URL: optionalString,
+  WEB_PUBSUB_CONNECTION_STRING: optionalString,
+  WEB_PUBSUB_HUB_NAME: z.string().regex(/^[A-Za-z][A-Za-z0-9_-]{0,127}$/, 'letters, digits, _ and - only').default('Hub'),
+});
+
+export type Env = z.infer<typeof envSchema>;
+
+/** The resolved, typed configuration the rest of the application injects (APP_CONFIG). */
+export interface AppConfig {
+  env: Env['NODE_ENV'];
+  isProduction: boolean;
+  server: {
+    port: number;
+    host: string;
+    corsOrigins: string[] | '*';
+    trustProxy: boolean;
+    logLevel: Env['LOG_LEVEL'];
+    logPretty: boolean;
+  };
+  mongodb: {
+    uri?: string;
+    poolSize: number;
+    socketTimeoutMS: number;
+    dataDir: string;
+    ferretdbBin?: string;
+  };
+  auth: {
+    mode: 'jwt' | 'dev';
+    jwtSecret?: string;
+    jwksUrl?: string;
+    issuer?: string;
+    audience?: string;
+    serviceToken?: string;
+    adminUserIds: string[];
+    tokenExpiryGraceMs: number;
+  };
+  limits: {
+    maxConnectionsPerUser: number;
+    maxConnectionsPerIp: number;
+    maxConnections: number;
+    rateLimitMax: number;
+    rateLimitWindowMs: number;
+    rateLimitDisabled: boolean;
+    httpRateLimitMax: number;
+    httpRateLimitWindowMs: number;
+    maxChangeBytes: number;
+    maxBatchSize: number;
+    maxHttpBufferSize: number;
+  };
+  sync: {
+    conflictStrategy: Env['CONFLICT_STRATEGY'];
+    maxClockSkewMs: number;
+    broadcastToSender: boolean;
+    bootstrapPageSize: number;
+    changeRetentionDays: number;
+    retentionSweepIntervalMs: number;
+    rulesFile?: string;
+  };
+  scale: {
+    redisUrl?: string;
+    webPubSubConnectionString?: string;
+    webPubSubHub: string;
+  };
+}

@@ -1,0 +1,35 @@
+import { Global, Module } from '@nestjs/common';
+import { MongooseModule } from '@nestjs/mongoose';
+import { APP_CONFIG } from '../config/config.module';
+import { AppConfig } from '../config/config.schema';
+import { DatabaseLauncher } from './database-launcher.service';
+
+@Global()
+@Module({
+  providers: [DatabaseLauncher],
+  exports: [DatabaseLauncher],
+})
+class DatabaseLauncherModule {}
+
+@Global()
+@Module({
+  imports: [
+    DatabaseLauncherModule,
+    MongooseModule.forRootAsync({
+      inject: [DatabaseLauncher, APP_CONFIG],
+      useFactory: async (launcher: DatabaseLauncher, config: AppConfig) => ({
+        uri: await launcher.uri(),
+        maxPoolSize: config.mongodb.poolSize,
+        socketTimeoutMS: config.mongodb.socketTimeoutMS,
+        // fail fast (UNAVAILABLE to the client) instead of queueing writes for 30 s
+        serverSelectionTimeoutMS: 5000,
+        bufferCommands: false,
+        autoIndex: false,
+        // FerretDB and standalone MongoDB both lack retryable writes on a non-replica-set server
+        retryWrites: false,
+      }),
+    }),
+  ],
+  exports: [DatabaseLauncherModule, MongooseModule],
+})
+export class DatabaseModule {}

@@ -1,0 +1,29 @@
+import 'reflect-metadata';
+import { Logger } from '@nestjs/common';
+import { createApp } from './bootstrap';
+import { ConfigError, loadConfig } from './config/config.loader';
+import { EmbeddedDatabaseMissingError } from './database/embedded-database';
+
+async function main() {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      // eslint-disable-next-line no-console
+      console.error(e.message);
+      process.exit(78); // EX_CONFIG
+    }
+    throw e;
+  }
+  const app = await createApp({ config });
+  await app.listen(config.server.port, config.server.host);
+  const url = await app.getUrl();
+  new Logger('Main').log(`sync server listening on ${url} (socket.io at /socket.io, NODE_ENV=${config.env})`);
+}
+
+main().catch((e) => {
+  // eslint-disable-next-line no-console
+  console.error(e instanceof EmbeddedDatabaseMissingError ? e.message : e);
+  process.exit(1);
+});

@@ -1,0 +1,18 @@
+import type { Socket } from 'socket.io';
+import type { ClientToServerEvents, ServerToClientEvents } from '@sync/protocol';
+import type { AuthUser } from '../auth/auth.types';
+
+/** What the server keeps on each socket (socket.data). */
+export interface SocketData {
+  /** Set by the handshake middleware when a valid token came with the connection. */
+  handshakeUser?: AuthUser;
+  /** Set by sync:join. Only joined sockets may use the sync events. */
+  user?: AuthUser;
+  clientIp: string;
+  connectedAt: number;
+}
+
+export type SyncSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+
+export const userRoom = (userId: string) => `user:${userId}`;
+export const collectionRoom = (collection: string) => `col:${collection}`;

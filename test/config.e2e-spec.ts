@@ -1,0 +1,20 @@
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+
+/** The real entry point refuses bad configuration with every problem listed, and exits. */
+describe('server start-up with invalid configuration', () => {
+  it('exits with code 78 and lists every problem', () => {
+    const root = path.join(__dirname, '..');
+    const res = spawnSync(process.execPath, ['-r', 'tsx/cjs', path.join(root, 'src', 'main.ts')], {
+      cwd: root,
+      env: { PATH: process.env.PATH, NODE_ENV: 'production', PORT: 'seventy', AUTH_JWT_SECRET: 'changeme', MAX_BATCH_SIZE: '0' },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    expect(res.status).toBe(78);
+    expect(res.stderr).toMatch(/Invalid configuration/);
+    expect(res.stderr).toMatch(/PORT/);
+    expect(res.stderr).toMatch(/MAX_BATCH_SIZE/);
+    expect(res.stderr).not.toMatch(/changeme/);
+  });
+});
