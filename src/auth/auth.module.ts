@@ -1,10 +1,11 @@
 import { Module } from '@nestjs/common';
 import { JwtModule } from '@nestjs/jwt';
 import { AuthService } from './auth.service';
+import { SocketAuthService } from './socket-auth.service';
 
 @Module({
   imports: [JwtModule.register({})],
-  providers: [AuthService],
-  exports: [AuthService],
+  providers: [AuthService, SocketAuthService],
+  exports: [AuthService, SocketAuthService],
 })
 export class AuthModule {}

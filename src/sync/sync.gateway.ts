@@ -11,7 +11,7 @@ import {
 } from '@nestjs/websockets';
 import type { Server } from 'socket.io';
 import { EVENTS, FailureAck, PingAck, UnauthenticatedError } from '@sync/protocol';
-import { AuthService } from '../auth/auth.service';
+import { SocketAuthService } from '../auth/socket-auth.service';
 import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
 import { MetricsService } from '../health/metrics.service';
@@ -27,17 +27,12 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-    private readonly auth: AuthService,
+    private readonly socketAuth: SocketAuthService,
     private readonly metrics: MetricsService,
   ) {}
 
   afterInit(server: Server): void {
-    server.use((socket, next) => {
-      const s = socket as SyncSocket;
-      s.data.clientIp = socket.handshake.address;
-      s.data.connectedAt = Date.now();
-      next();
-    });
+    this.socketAuth.install(server);
   }
 
   handleConnection(socket: SyncSocket): void {
@@ -47,6 +42,7 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
   handleDisconnect(socket: SyncSocket): void {
     this.metrics.activeConnections.dec();
     if (socket.data.user) this.metrics.userLeft(socket.data.user.id);
+    this.socketAuth.onDisconnect(socket);
   }
 
   /** Runs a handler and turns any error into the protocol's failure ack. */
@@ -76,7 +72,7 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
   join(@ConnectedSocket() socket: SyncSocket, @MessageBody() body: unknown) {
     return this.run(EVENTS.join, async () => {
       const req = body && typeof body === 'object' ? (body as { userId?: unknown; token?: unknown }) : {};
-      const user = req.token !== undefined ? await this.auth.verifyToken(String(req.token)) : this.auth.devUser(req.userId);
+      const user = await this.socketAuth.join(socket, req);
       if (socket.data.user && socket.data.user.id !== user.id) this.metrics.userLeft(socket.data.user.id);
       if (!socket.data.user || socket.data.user.id !== user.id) this.metrics.userJoined(user.id);
       socket.data.user = user;
