@@ -5,6 +5,7 @@ import { APP_CONFIG, ConfigModule } from './config/config.module';
 import { AppConfig } from './config/config.schema';
 import { DatabaseModule } from './database/database.module';
 import { HealthModule } from './health/health.module';
+import { ConflictModule } from './conflict/conflict.module';
 import { LimitsModule } from './limits/limits.module';
 import { SyncModule } from './sync/sync.module';
 import { randomUUID } from 'node:crypto';
@@ -37,6 +38,7 @@ export class AppModule {
         DatabaseModule,
         AuthModule,
         LimitsModule,
+        ConflictModule,
         HealthModule,
         SyncModule,
       ],

@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import { isIP } from 'node:net';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { AppConfig, envSchema } from './config.schema';
@@ -11,6 +12,14 @@ export class ConfigError extends Error {
 }
 
 const PLACEHOLDER_SECRETS = [/^your[-_ ]?secret/i, /^change[-_ ]?me/i, /^secret$/i, /^<.*>$/, /^placeholder/i, /^xxx+$/i, /^test$/i];
+
+function isIpOrCidr(v: string): boolean {
+  const [addr, bits, ...rest] = v.split('/');
+  const family = isIP(addr);
+  if (!family || rest.length) return false;
+  if (bits === undefined) return true;
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+}
 
 /** The optional JSON file's sections, mapped onto environment variable names (the env wins). */
 const FILE_KEYS: Record<string, Record<string, string>> = {
@@ -111,6 +120,11 @@ export function loadConfig(
     else if (prod && Buffer.byteLength(e.AUTH_JWT_SECRET) < 32)
       problems.push('AUTH_JWT_SECRET: must be at least 32 bytes long in production');
   }
+  if (e.TRUSTED_PROXIES?.length) {
+    if (!e.TRUST_PROXY) problems.push('TRUSTED_PROXIES: only used with TRUST_PROXY=true');
+    const bad = e.TRUSTED_PROXIES.filter((p) => !isIpOrCidr(p));
+    if (bad.length) problems.push(`TRUSTED_PROXIES: not an IP address or CIDR range: ${bad.join(', ')}`);
+  }
   if (e.SYNC_RULES_FILE && !fs.existsSync(e.SYNC_RULES_FILE))
     problems.push(`SYNC_RULES_FILE: file not found: ${e.SYNC_RULES_FILE}`);
   if (problems.length) throw new ConfigError(problems);
@@ -123,6 +137,7 @@ export function loadConfig(
       host: e.HOST,
       corsOrigins: e.ALLOWED_ORIGINS && e.ALLOWED_ORIGINS.length && !e.ALLOWED_ORIGINS.includes('*') ? e.ALLOWED_ORIGINS : '*',
       trustProxy: e.TRUST_PROXY,
+      trustedProxies: e.TRUSTED_PROXIES ?? [],
       logLevel: e.LOG_LEVEL,
       logPretty: e.LOG_PRETTY ?? false,
     },
@@ -142,6 +157,9 @@ export function loadConfig(
       serviceToken: e.AUTH_SERVICE_TOKEN,
       adminUserIds: e.ADMIN_USER_IDS ?? [],
       tokenExpiryGraceMs: e.TOKEN_EXPIRY_GRACE_MS,
+      jwksCacheMaxAgeMs: e.AUTH_JWKS_CACHE_MAX_AGE_MS,
+      jwksCooldownMs: e.AUTH_JWKS_COOLDOWN_MS,
+      jwksTimeoutMs: e.AUTH_JWKS_TIMEOUT_MS,
     },
     limits: {
       maxConnectionsPerUser: e.MAX_CONNECTIONS_PER_USER ?? (prod ? 10 : 100),
@@ -164,6 +182,7 @@ export function loadConfig(
       changeRetentionDays: e.CHANGE_RETENTION_DAYS,
       retentionSweepIntervalMs: e.RETENTION_SWEEP_INTERVAL_MS,
       rulesFile: e.SYNC_RULES_FILE,
+      lockTtlMs: e.SYNC_LOCK_TTL_MS,
     },
     scale: {
       redisUrl: e.REDIS_URL,

@@ -35,6 +35,7 @@ export const envSchema = z.object({
   LOG_PRETTY: bool.optional(),
   ALLOWED_ORIGINS: csv,
   TRUST_PROXY: bool.default(false),
+  TRUSTED_PROXIES: csv,
 
   // database
   MONGODB_URI: optionalString,
@@ -52,6 +53,9 @@ export const envSchema = z.object({
   AUTH_SERVICE_TOKEN: optionalString,
   ADMIN_USER_IDS: csv,
   TOKEN_EXPIRY_GRACE_MS: int(0, 3_600_000).default(30_000),
+  AUTH_JWKS_CACHE_MAX_AGE_MS: int(1000, 7 * 86_400_000).default(600_000),
+  AUTH_JWKS_COOLDOWN_MS: int(0, 3_600_000).default(30_000),
+  AUTH_JWKS_TIMEOUT_MS: int(100, 60_000).default(5_000),
 
   // limits
   MAX_CONNECTIONS_PER_USER: int(1, 1_000_000).optional(),
@@ -74,6 +78,7 @@ export const envSchema = z.object({
   CHANGE_RETENTION_DAYS: z.coerce.number().positive().max(3650).default(30),
   RETENTION_SWEEP_INTERVAL_MS: int(1000, 86_400_000).default(3_600_000),
   SYNC_RULES_FILE: optionalString,
+  SYNC_LOCK_TTL_MS: int(200, 600_000).default(10_000),
 
   // scale-out
   REDIS_URL: optionalString,
@@ -92,6 +97,8 @@ export interface AppConfig {
     host: string;
     corsOrigins: string[] | '*';
     trustProxy: boolean;
+    /** Proxy addresses / CIDRs trusted to set X-Forwarded-For (empty: only the direct peer). */
+    trustedProxies: string[];
     logLevel: Env['LOG_LEVEL'];
     logPretty: boolean;
   };
@@ -111,6 +118,9 @@ export interface AppConfig {
     serviceToken?: string;
     adminUserIds: string[];
     tokenExpiryGraceMs: number;
+    jwksCacheMaxAgeMs: number;
+    jwksCooldownMs: number;
+    jwksTimeoutMs: number;
   };
   limits: {
     maxConnectionsPerUser: number;
@@ -133,6 +143,7 @@ export interface AppConfig {
     changeRetentionDays: number;
     retentionSweepIntervalMs: number;
     rulesFile?: string;
+    lockTtlMs: number;
   };
   scale: {
     redisUrl?: string;

@@ -10,16 +10,41 @@ import {
   WebSocketServer,
 } from '@nestjs/websockets';
 import type { Server } from 'socket.io';
-import { EVENTS, FailureAck, PingAck, UnauthenticatedError } from '@sync/protocol';
+import {
+  ChangeAck,
+  encodeCursor,
+  EVENTS,
+  FailureAck,
+  InvalidPayloadError,
+  LIMITS,
+  PayloadTooLargeError,
+  PingAck,
+  UnauthenticatedError,
+  isUserCollectionName,
+} from '@sync/protocol';
 import { SocketAuthService } from '../auth/socket-auth.service';
+import type { AuthUser } from '../auth/auth.types';
 import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
 import { MetricsService } from '../health/metrics.service';
+import { RateLimitService } from '../limits/rate-limit.service';
 import { toFailureAck } from '../common/ack';
+import { isPlainObject } from './change.validation';
+import { ChangeFeedService } from './change-feed.service';
+import { DeliveryService, JOINED_ROOM } from './delivery.service';
 import { SyncSocket, userRoom } from './socket-context';
+import { SyncService } from './sync.service';
 
-type AnyAck = Record<string, unknown> | FailureAck;
+type AnyAck = object;
 
+/** Reads a payload as an object ({} for anything else: handlers then report what is missing). */
+function asObject(body: unknown): Record<string, unknown> {
+  return isPlainObject(body) ? body : {};
+}
+
+/**
+ * The socket edge: translates events to service calls and results to acks. No sync logic here.
+ */
 @WebSocketGateway()
 export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewayDisconnect {
   private readonly logger = new Logger('SyncGateway');
@@ -29,13 +54,18 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly socketAuth: SocketAuthService,
     private readonly metrics: MetricsService,
+    private readonly rateLimit: RateLimitService,
+    private readonly sync: SyncService,
+    private readonly feed: ChangeFeedService,
+    private readonly delivery: DeliveryService,
   ) {}
 
   afterInit(server: Server): void {
     this.socketAuth.install(server);
+    this.delivery.attach(server);
   }
 
-  handleConnection(socket: SyncSocket): void {
+  handleConnection(_socket: SyncSocket): void {
     this.metrics.activeConnections.inc();
   }
 
@@ -54,16 +84,20 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
     }
   }
 
-  private requireUser(socket: SyncSocket) {
+  private requireUser(socket: SyncSocket): AuthUser {
     const user = socket.data.user;
     if (!user) throw new UnauthenticatedError();
     return user;
   }
 
+  private origin(socket: SyncSocket, user: AuthUser) {
+    return { user, clientAddress: socket.data.clientIp, socketId: socket.id };
+  }
+
   @SubscribeMessage(EVENTS.ping)
   ping(@MessageBody() body: unknown): PingAck {
     const now = Date.now();
-    const t = body && typeof body === 'object' ? (body as { t?: unknown }).t : undefined;
+    const t = asObject(body).t;
     const clientTimestamp = typeof t === 'number' && Number.isFinite(t) ? t : null;
     return { timestamp: now, clientTimestamp, latency: clientTimestamp === null ? null : now - clientTimestamp };
   }
@@ -71,17 +105,104 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
   @SubscribeMessage(EVENTS.join)
   join(@ConnectedSocket() socket: SyncSocket, @MessageBody() body: unknown) {
     return this.run(EVENTS.join, async () => {
-      const req = body && typeof body === 'object' ? (body as { userId?: unknown; token?: unknown }) : {};
+      const req = asObject(body);
       const user = await this.socketAuth.join(socket, req);
-      if (socket.data.user && socket.data.user.id !== user.id) this.metrics.userLeft(socket.data.user.id);
-      if (!socket.data.user || socket.data.user.id !== user.id) this.metrics.userJoined(user.id);
+      const previous = socket.data.user;
+      if (previous && previous.id !== user.id) {
+        this.metrics.userLeft(previous.id);
+        await socket.leave(userRoom(previous.id));
+      }
+      if (!previous || previous.id !== user.id) this.metrics.userJoined(user.id);
       socket.data.user = user;
-      await socket.join(userRoom(user.id));
-      return { success: true as const, userId: user.id, timestamp: Date.now(), cursor: '' };
+      await socket.join([userRoom(user.id), JOINED_ROOM]);
+      const cursor = encodeCursor(await this.feed.head());
+      return { success: true as const, userId: user.id, timestamp: Date.now(), cursor };
     });
   }
 
-  protected ensureJoined(socket: SyncSocket) {
-    return this.requireUser(socket);
+  @SubscribeMessage(EVENTS.change)
+  change(@ConnectedSocket() socket: SyncSocket, @MessageBody() body: unknown) {
+    return this.run(EVENTS.change, async () => {
+      const user = this.requireUser(socket);
+      this.rateLimit.consume(user.id, 1);
+      const [ack] = await this.sync.apply([body], this.origin(socket, user));
+      return ack;
+    });
+  }
+
+  @SubscribeMessage(EVENTS.changeBatch)
+  changeBatch(@ConnectedSocket() socket: SyncSocket, @MessageBody() body: unknown) {
+    return this.run(EVENTS.changeBatch, async () => {
+      const user = this.requireUser(socket);
+      const changes = asObject(body).changes;
+      if (!Array.isArray(changes)) throw new InvalidPayloadError('changes must be an array');
+      if (changes.length > this.config.limits.maxBatchSize)
+        throw new PayloadTooLargeError(`a batch may hold at most ${this.config.limits.maxBatchSize} changes (got ${changes.length})`);
+      if (changes.length === 0) return { success: true as const, results: [], successCount: 0, failureCount: 0 };
+      this.rateLimit.consume(user.id, changes.length);
+      const results = await this.sync.apply(changes, this.origin(socket, user));
+      const successCount = results.filter((r) => r.success).length;
+      return { success: true as const, results, successCount, failureCount: results.length - successCount };
+    });
+  }
+
+  @SubscribeMessage(EVENTS.getChanges)
+  getChanges(@ConnectedSocket() socket: SyncSocket, @MessageBody() body: unknown) {
+    return this.run(EVENTS.getChanges, async () => {
+      const user = this.requireUser(socket);
+      const req = asObject(body);
+      const { collection, limit } = req;
+      if (collection !== undefined && collection !== null && !isUserCollectionName(collection))
+        throw new InvalidPayloadError('collection is not a valid collection name');
+      let lim: number = LIMITS.defaultGetChangesLimit;
+      if (limit !== undefined && limit !== null) {
+        if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1) throw new InvalidPayloadError('limit must be a positive integer');
+        lim = Math.min(limit, LIMITS.maxGetChangesLimit);
+      }
+      const start = await this.feed.startPosition(req.cursor, req.since);
+      const page = await this.feed.read(user, start, lim, (collection as string | undefined) ?? undefined);
+      const since = typeof req.since === 'number' ? req.since : 0;
+      return {
+        success: true as const,
+        changes: page.changes,
+        cursor: encodeCursor(page.position),
+        latestTimestamp: page.latestTimestamp || since,
+        hasMore: page.hasMore,
+      };
+    });
+  }
+
+  /** Compatibility (Flutter client): an update of query._id with `update` as data. Ack "ok"/"error". */
+  @SubscribeMessage(EVENTS.mongoUpsert)
+  async mongoUpsert(@ConnectedSocket() socket: SyncSocket, @MessageBody() body: unknown): Promise<'ok' | 'error'> {
+    const ack = await this.run(EVENTS.mongoUpsert, async () => {
+      const user = this.requireUser(socket);
+      const req = asObject(body);
+      const query = asObject(req.query);
+      this.rateLimit.consume(user.id, 1);
+      const [r] = await this.sync.apply(
+        [{ operation: 'update', collection: req.collection, documentId: query._id, data: req.update, changeId: req.patchId ?? undefined }],
+        this.origin(socket, user),
+      );
+      return r;
+    });
+    return (ack as ChangeAck).success ? 'ok' : 'error';
+  }
+
+  /** Compatibility (Flutter client): a delete of query._id. Ack { success } or { success: false, error }. */
+  @SubscribeMessage(EVENTS.mongoDelete)
+  async mongoDelete(@ConnectedSocket() socket: SyncSocket, @MessageBody() body: unknown) {
+    const ack = (await this.run(EVENTS.mongoDelete, async () => {
+      const user = this.requireUser(socket);
+      const req = asObject(body);
+      const query = asObject(req.query);
+      this.rateLimit.consume(user.id, 1);
+      const [r] = await this.sync.apply(
+        [{ operation: 'delete', collection: req.collection, documentId: query._id, changeId: req.patchId ?? undefined }],
+        this.origin(socket, user),
+      );
+      return r;
+    })) as ChangeAck;
+    return ack.success ? { success: true } : { success: false, error: ack.error, code: ack.code };
   }
 }

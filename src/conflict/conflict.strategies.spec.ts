@@ -1,0 +1,116 @@
+import { clampTimestamp, clientWins, fieldLastWriteWins, lastWriteWins, serverWins, userFields } from './conflict.strategies';
+import { IncomingChange, StoredState } from './conflict.types';
+
+const missing: StoredState = { doc: null, timestamp: null, deleted: false };
+const stored = (ts: number, fields: Record<string, unknown> = { title: 'old', done: false }, fieldTimes?: Record<string, number>): StoredState => ({
+  doc: { _id: 'd1', ...fields, sync_updated_at: ts, _updated_by: 'u0' },
+  timestamp: ts,
+  deleted: false,
+  fieldTimes,
+});
+const tombstone = (ts: number): StoredState => ({ doc: null, timestamp: ts, deleted: true });
+const change = (operation: IncomingChange['operation'], timestamp: number, data?: Record<string, unknown>): IncomingChange => ({
+  operation,
+  documentId: 'd1',
+  data,
+  timestamp,
+  userId: 'u1',
+});
+
+describe('lastWriteWins', () => {
+  it.each([
+    ['insert into nothing', missing, change('insert', 5, { title: 'a' }), 'apply', { _id: 'd1', title: 'a', sync_updated_at: 5, _updated_by: 'u1' }],
+    ['update of a missing doc creates it', missing, change('update', 5, { title: 'a' }), 'apply', { _id: 'd1', title: 'a', sync_updated_at: 5, _updated_by: 'u1' }],
+    ['newer update merges fields', stored(10), change('update', 11, { done: true }), 'apply', { _id: 'd1', title: 'old', done: true, sync_updated_at: 11, _updated_by: 'u1' }],
+    ['older update loses', stored(10), change('update', 9, { done: true }), 'conflict', null],
+    ['equal timestamp keeps the stored version', stored(10), change('update', 10, { done: true }), 'conflict', null],
+    ['insert over an existing newer doc loses', stored(10), change('insert', 3, { title: 'x' }), 'conflict', null],
+    ['insert over an older doc is resolved like an update (no blind overwrite)', stored(10), change('insert', 12, { title: 'x' }), 'apply', { _id: 'd1', title: 'x', done: false, sync_updated_at: 12, _updated_by: 'u1' }],
+    ['newer delete applies', stored(10), change('delete', 11), 'apply', null],
+    ['older delete loses', stored(10), change('delete', 9), 'conflict', null],
+    ['update older than a tombstone loses', tombstone(20), change('update', 15, { title: 'late' }), 'conflict', null],
+    ['update newer than a tombstone recreates', tombstone(20), change('update', 25, { title: 'back' }), 'apply', { _id: 'd1', title: 'back', sync_updated_at: 25, _updated_by: 'u1' }],
+    ['delete of a missing doc leaves a tombstone', missing, change('delete', 5), 'apply', null],
+  ])('%s', (_name, s, c, kind, after) => {
+    const out = lastWriteWins(s, c);
+    expect(out.kind).toBe(kind);
+    if (out.kind === 'apply') expect(out.after).toEqual(after);
+    else {
+      expect(out.current).toEqual(s.doc);
+      expect(out.timestamp).toBe(s.timestamp);
+    }
+  });
+
+  it('never lets the client set _id, _updated_by or sync_updated_at through data', () => {
+    const out = lastWriteWins(missing, change('insert', 5, { _id: 'evil', _updated_by: 'mallory', sync_updated_at: 99, _sync_field_ts: {}, x: 1 }));
+    expect(out).toEqual({ kind: 'apply', after: { _id: 'd1', x: 1, sync_updated_at: 5, _updated_by: 'u1' }, timestamp: 5 });
+  });
+});
+
+describe('serverWins and clientWins', () => {
+  it('server-wins keeps any stored version, applies to new documents', () => {
+    expect(serverWins(stored(10), change('update', 99, { a: 1 })).kind).toBe('conflict');
+    expect(serverWins(tombstone(10), change('update', 99, { a: 1 })).kind).toBe('conflict');
+    expect(serverWins(missing, change('insert', 1, { a: 1 })).kind).toBe('apply');
+  });
+  it('client-wins always applies and moves the timestamp past the stored one', () => {
+    const older = clientWins(stored(10), change('update', 3, { a: 1 }));
+    expect(older.kind).toBe('apply');
+    expect(older.kind === 'apply' && older.timestamp).toBe(11);
+    const newer = clientWins(stored(10), change('update', 30, { a: 1 }));
+    expect(newer.kind === 'apply' && newer.timestamp).toBe(30);
+    expect(clientWins(tombstone(10), change('delete', 1)).kind).toBe('apply');
+  });
+});
+
+describe('fieldLastWriteWins', () => {
+  it('keeps concurrent edits of different fields', () => {
+    // A edits title at 11, B edits done at 12 — both survive, in either arrival order
+    const s0 = stored(10, { title: 'old', done: false });
+    const a = fieldLastWriteWins(s0, change('update', 11, { title: 'A' }));
+    expect(a.kind).toBe('apply');
+    if (a.kind !== 'apply') return;
+    const s1: StoredState = { doc: a.after, timestamp: a.timestamp, deleted: false, fieldTimes: a.fieldTimes };
+    const b = fieldLastWriteWins(s1, change('update', 12, { done: true }));
+    expect(b.kind === 'apply' && b.after).toMatchObject({ title: 'A', done: true, sync_updated_at: 12 });
+
+    // reverse order: B (12) first, then A (11): A's title still applies because title is older than 11
+    const b2 = fieldLastWriteWins(s0, change('update', 12, { done: true }));
+    if (b2.kind !== 'apply') throw new Error('expected apply');
+    const s2: StoredState = { doc: b2.after, timestamp: b2.timestamp, deleted: false, fieldTimes: b2.fieldTimes };
+    const a2 = fieldLastWriteWins(s2, change('update', 11, { title: 'A' }));
+    expect(a2.kind === 'apply' && a2.after).toMatchObject({ title: 'A', done: true, sync_updated_at: 12 });
+  });
+
+  it('applies only the fields it is newer on', () => {
+    const s = stored(10, { title: 't', done: false }, { title: 20 });
+    const out = fieldLastWriteWins(s, change('update', 15, { title: 'loses', done: true }));
+    expect(out.kind === 'apply' && out.after).toMatchObject({ title: 't', done: true });
+  });
+
+  it('conflicts when no field is newer', () => {
+    const s = stored(10, { title: 't' }, { title: 20 });
+    expect(fieldLastWriteWins(s, change('update', 15, { title: 'x' })).kind).toBe('conflict');
+  });
+
+  it('resolves deletes on the document timestamp', () => {
+    expect(fieldLastWriteWins(stored(10), change('delete', 9)).kind).toBe('conflict');
+    expect(fieldLastWriteWins(stored(10), change('delete', 11)).kind).toBe('apply');
+    expect(fieldLastWriteWins(tombstone(10), change('update', 9, { a: 1 })).kind).toBe('conflict');
+  });
+});
+
+describe('clampTimestamp and userFields', () => {
+  it.each([
+    [1000, 1000, 60, 1000],
+    [1060, 1000, 60, 1060],
+    [1061, 1000, 60, 1000],
+    [5, 1000, 60, 5],
+  ])('clamp(%d, now=%d, skew=%d) = %d', (ts, now, skew, want) => {
+    expect(clampTimestamp(ts, now, skew)).toBe(want);
+  });
+  it('drops server-owned fields', () => {
+    expect(userFields({ _id: 1, a: 1, _updated_by: 'x', sync_updated_at: 1 })).toEqual({ a: 1 });
+    expect(userFields(undefined)).toEqual({});
+  });
+});

@@ -1,0 +1,54 @@
+import type { Operation, SyncDocument } from '@sync/protocol';
+
+/** What the database holds for one document before a change is resolved. */
+export interface StoredState {
+  /** The live document (user fields + sync_updated_at + _updated_by), or null when missing/deleted. */
+  doc: SyncDocument | null;
+  /** sync_updated_at of the live document, or of the tombstone when deleted; null when never seen. */
+  timestamp: number | null;
+  /** True when the document is deleted and a tombstone is on record. */
+  deleted: boolean;
+  /** Per-field timestamps (CONFLICT_STRATEGY=field); absent fields fall back to `timestamp`. */
+  fieldTimes?: Record<string, number>;
+}
+
+/** A validated change, with its timestamp already clamped against clock skew. */
+export interface IncomingChange {
+  operation: Operation;
+  documentId: string;
+  data?: SyncDocument;
+  timestamp: number;
+  userId: string;
+}
+
+export type Outcome =
+  | {
+      kind: 'apply';
+      /** The document after the change, or null for a delete. */
+      after: SyncDocument | null;
+      /** The document's sync_updated_at after the change. */
+      timestamp: number;
+      fieldTimes?: Record<string, number>;
+    }
+  | {
+      kind: 'conflict';
+      /** The winning stored document (null when deleted or missing). */
+      current: SyncDocument | null;
+      timestamp: number | null;
+      reason: string;
+    };
+
+/** A conflict strategy: pure, deterministic, no I/O. */
+export type ConflictStrategy = (stored: StoredState, change: IncomingChange) => Outcome;
+
+/**
+ * Nest provider token of the resolver the sync engine uses. Provide your own ConflictStrategy under
+ * this token (in a module imported after ConflictModule, or with `overrideProvider`) to replace it.
+ */
+export const CONFLICT_RESOLVER = Symbol('CONFLICT_RESOLVER');
+
+/** Field names the server owns on every synced document. */
+export const SYNC_TS = 'sync_updated_at';
+export const UPDATED_BY = '_updated_by';
+/** Per-field timestamps (field strategy only); stripped from every document sent to clients. */
+export const FIELD_TS = '_sync_field_ts';

@@ -1,0 +1,276 @@
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
+import { CursorExpiredError, decodeCursor, DeliveredChange, encodeCursor, InvalidPayloadError, SyncDocument } from '@sync/protocol';
+import type { AuthUser } from '../auth/auth.types';
+import { AuditRepository } from '../audit/audit.repository';
+import { APP_CONFIG } from '../config/config.module';
+import { AppConfig } from '../config/config.schema';
+import { FIELD_TS, SYNC_TS } from '../conflict/conflict.types';
+import { PermissionService } from '../permission/permission.service';
+import { ChangeFeedRepository, FeedEntry } from './change-feed.repository';
+import { DocumentRepository } from './document.repository';
+import { LockRepository } from './lock.repository';
+import { SYNC_TIMINGS, SyncTimings } from './sync.constants';
+
+export interface FeedPage {
+  changes: DeliveredChange[];
+  /** Position to continue from (everything at or before it has been considered). */
+  position: number;
+  hasMore: boolean;
+  latestTimestamp: number;
+}
+
+type Visit = 'take' | 'pass' | 'stop';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Strips server-only bookkeeping from a stored document before it leaves the server. */
+export function publicDoc(doc: SyncDocument): SyncDocument {
+  if (!(FIELD_TS in doc)) return doc;
+  const { [FIELD_TS]: _f, ...rest } = doc;
+  void _f;
+  return rest;
+}
+
+export function toDelivered(e: FeedEntry, outOfView = false): DeliveredChange {
+  const out: DeliveredChange = {
+    changeId: e.changeId,
+    operation: e.operation!,
+    collection: e.collection!,
+    documentId: e.documentId!,
+    timestamp: e.timestamp!,
+    userId: e.userId!,
+    serverTimestamp: e.serverTimestamp!,
+    cursor: encodeCursor(e._id),
+  };
+  if (outOfView) out.outOfView = true;
+  else if (e.operation !== 'delete' && e.after) out.data = publicDoc(e.after);
+  return out;
+}
+
+/**
+ * The read side of the change feed: gap-free paging, the safe head position, and the repair of
+ * entries a crashed writer left behind (replay of write-ahead entries, skipping of lost positions).
+ *
+ * Invariant: a reader never moves past a position whose change may still become visible. Positions
+ * are handed out before the write, so a later position can be visible while an earlier one is still
+ * being written: the walk stops at the first pending entry or hole, until it is settled or repaired.
+ */
+@Injectable()
+export class ChangeFeedService implements OnApplicationBootstrap, OnModuleDestroy {
+  private readonly logger = new Logger('ChangeFeed');
+  /** Every position at or below this is settled (cached, only grows). */
+  private settled = 0;
+  private janitor?: NodeJS.Timeout;
+  private retention?: NodeJS.Timeout;
+  private recovering = false;
+
+  constructor(
+    private readonly feed: ChangeFeedRepository,
+    private readonly docs: DocumentRepository,
+    private readonly locks: LockRepository,
+    private readonly audit: AuditRepository,
+    private readonly permissions: PermissionService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(SYNC_TIMINGS) private readonly timings: SyncTimings,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    // repair what a previous crash left, then keep looking
+    void this.recoverStale(true).catch((e) => this.logger.warn(`start-up recovery failed: ${(e as Error).message}`));
+    this.janitor = setInterval(() => void this.recoverStale(false).catch(() => undefined), this.timings.janitorIntervalMs);
+    this.janitor.unref();
+    this.retention = setInterval(() => void this.sweepRetention().catch((e) => this.logger.warn(`retention sweep failed: ${(e as Error).message}`)), this.config.sync.retentionSweepIntervalMs);
+    this.retention.unref();
+    void this.sweepRetention().catch(() => undefined);
+  }
+
+  onModuleDestroy(): void {
+    clearInterval(this.janitor);
+    clearInterval(this.retention);
+  }
+
+  /**
+   * Walks the feed after `after` in order, calling `visit` for each applied entry. Stops at a pending
+   * entry or a hole (repairing it when stale), when `visit` says stop, or after `maxScan` entries.
+   */
+  private async walk(after: number, visit: (e: FeedEntry) => Visit, maxScan: number): Promise<{ pos: number; reason: 'end' | 'blocked' | 'stopped' | 'scanned' }> {
+    let pos = after;
+    let scanned = 0;
+    for (;;) {
+      const batch = await this.feed.scan(pos, Math.min(1000, maxScan - scanned + 1));
+      if (!batch.length) return { pos, reason: 'end' };
+      let rescan = false;
+      for (const e of batch) {
+        if (e._id !== pos + 1) {
+          if (await this.repairGap(pos + 1, e)) {
+            rescan = true;
+            break;
+          }
+          return { pos, reason: 'blocked' };
+        }
+        if (e.state === 'pending') {
+          if (Date.now() - e.createdAt.getTime() > this.timings.staleAfterMs) {
+            await this.recoverEntry(e).catch((err) => this.logger.warn(`recovery of #${e._id} failed: ${(err as Error).message}`));
+            rescan = true;
+            break;
+          }
+          return { pos, reason: 'blocked' };
+        }
+        if (e.state === 'applied') {
+          const v = visit(e);
+          if (v === 'stop') return { pos, reason: 'stopped' };
+        }
+        pos = e._id;
+        if (pos > this.settled && pos === this.settled + 1) this.settled = pos;
+        if (++scanned >= maxScan) return { pos, reason: 'scanned' };
+      }
+      if (!rescan && batch.length < Math.min(1000, maxScan - scanned + 1)) {
+        // fewer than asked: we saw the end, but one more query tells whether more arrived meanwhile
+        continue;
+      }
+    }
+  }
+
+  /** A hole at `missing`..first._id-1: repaired (filled with skips) only when it is old. */
+  private async repairGap(missing: number, first: FeedEntry): Promise<boolean> {
+    if (Date.now() - first.createdAt.getTime() <= this.timings.staleAfterMs) return false;
+    const positions: number[] = [];
+    for (let p = missing; p < first._id && positions.length < 10_000; p++) positions.push(p);
+    this.logger.warn(`feed positions ${missing}..${first._id - 1} were never written (a writer died); skipping them`);
+    await this.feed.fillGap(positions);
+    return true;
+  }
+
+  /** The highest position such that every position at or before it is settled. */
+  async head(): Promise<number> {
+    const { pos } = await this.walk(this.settled, () => 'pass', Number.MAX_SAFE_INTEGER);
+    if (pos > this.settled) this.settled = pos;
+    return this.settled;
+  }
+
+  /** Resolves a get_changes request's starting point: cursor, else since, else the beginning. */
+  async startPosition(cursor: unknown, since: unknown): Promise<number> {
+    const purged = await this.feed.purgedThrough();
+    if (cursor !== undefined && cursor !== null && cursor !== '') {
+      const pos = decodeCursor(cursor);
+      if (pos === null) throw new InvalidPayloadError('cursor is not a cursor this server issued');
+      if (pos < purged) throw new CursorExpiredError();
+      return pos;
+    }
+    if (since !== undefined && since !== null) {
+      if (typeof since !== 'number' || !Number.isFinite(since) || since < 0) throw new InvalidPayloadError('since must be a UTC timestamp in ms');
+      const horizon = Date.now() - this.config.sync.changeRetentionDays * 86_400_000;
+      if (purged > 0 && since < horizon) throw new CursorExpiredError('since is older than the change retention window: bootstrap again');
+      const first = await this.feed.firstAfterServerTime(since);
+      return first === null ? await this.head() : Math.max(purged, first - 1);
+    }
+    if (purged > 0) throw new CursorExpiredError('the change feed no longer starts at the beginning: bootstrap first, then follow its cursor');
+    return 0;
+  }
+
+  /** One page of the changes after `after` that `user` may read, in feed order. */
+  async read(user: AuthUser, after: number, limit: number, collection?: string): Promise<FeedPage> {
+    const changes: DeliveredChange[] = [];
+    let latestTimestamp = 0;
+    const maxScan = Math.max(2000, limit * 20);
+    const visit = (e: FeedEntry): Visit => {
+      if (collection !== undefined && e.collection !== collection) return 'pass';
+      const delivered = this.visible(user, e);
+      if (!delivered) return 'pass';
+      if (changes.length >= limit) return 'stop';
+      changes.push(delivered);
+      if (e.serverTimestamp! > latestTimestamp) latestTimestamp = e.serverTimestamp!;
+      return 'take';
+    };
+    let res = await this.walk(after, visit, maxScan);
+    // a writer is between reserving a position and settling it: that takes milliseconds, so wait a
+    // little rather than hand back an empty page
+    for (let i = 0; i < 10 && res.reason === 'blocked' && changes.length < limit; i++) {
+      await sleep(10 + i * 5);
+      res = await this.walk(res.pos, visit, maxScan);
+    }
+    return { changes, position: res.pos, hasMore: res.reason !== 'end', latestTimestamp };
+  }
+
+  /** The change as `user` may see it: whole, as outOfView, or not at all. */
+  visible(user: AuthUser, e: FeedEntry): DeliveredChange | null {
+    const coll = e.collection!;
+    if (e.operation === 'delete') return e.before && this.permissions.canRead(user, coll, e.before) ? toDelivered(e) : null;
+    if (e.after && this.permissions.canRead(user, coll, e.after)) return toDelivered(e);
+    if (e.before && this.permissions.canRead(user, coll, e.before)) return toDelivered(e, true);
+    return null;
+  }
+
+  // ---------------------------------------------------------------- repair after a crash
+
+  /** Replays pending entries older than the stale limit (all of them at start-up). */
+  async recoverStale(startup: boolean): Promise<number> {
+    if (this.recovering) return 0;
+    this.recovering = true;
+    try {
+      const olderThan = new Date(Date.now() - this.timings.staleAfterMs);
+      const stale = await this.feed.stalePending(olderThan);
+      for (const e of stale) await this.recoverEntry(e);
+      if (stale.length) this.logger.warn(`${startup ? 'start-up: ' : ''}replayed ${stale.length} change(s) left pending by a stopped writer`);
+      return stale.length;
+    } finally {
+      this.recovering = false;
+    }
+  }
+
+  /** Takes the document's lease (stealing it once expired) and replays its pending entries. */
+  async recoverEntry(e: FeedEntry): Promise<void> {
+    const key = e.docKey!;
+    const missed = await this.locks.tryAcquire([key], this.timings.lockTtlMs);
+    if (missed.length && !(await this.locks.steal(key, this.timings.lockTtlMs))) return; // a live writer holds it
+    try {
+      await this.replayPending(key);
+    } finally {
+      await this.locks.release([key]);
+    }
+  }
+
+  /**
+   * Replays every pending entry of one document, in feed order. The caller holds the document's lease.
+   * An entry is written only if the document does not already hold that version or a newer one.
+   */
+  async replayPending(key: string): Promise<void> {
+    const entries = await this.feed.pendingForDoc(key);
+    for (const e of entries) {
+      const coll = e.collection!;
+      const id = e.documentId!;
+      const state = (await this.docs.loadStates(coll, [id])).get(id)!;
+      const newerOrSame = state.timestamp !== null && state.timestamp >= e.timestamp!;
+      if (!newerOrSame) {
+        const failed = await this.docs.applyWrites([
+          {
+            collection: coll,
+            documentId: id,
+            expected: { exists: state.doc !== null, timestamp: state.doc ? state.timestamp : null },
+            after: e.operation === 'delete' ? null : (e.after ?? null),
+            tombstone:
+              e.operation === 'delete'
+                ? { timestamp: e.timestamp!, changeId: e.changeId, userId: e.userId!, deletedAt: new Date(e.serverTimestamp!) }
+                : undefined,
+          },
+        ]);
+        if (failed.size) throw new Error(`document ${key} changed during replay`);
+      }
+      await this.feed.setState([e._id], 'applied');
+      this.logger.log(`replayed change ${e.changeId} (#${e._id}) on ${key}${newerOrSame ? ' (already in place)' : ''}`);
+    }
+  }
+
+  // ---------------------------------------------------------------- retention
+
+  async sweepRetention(): Promise<void> {
+    const cutoff = new Date(Date.now() - this.config.sync.changeRetentionDays * 86_400_000);
+    const feed = await this.feed.purge(cutoff);
+    const audit = await this.audit.purge(cutoff);
+    const tombs = await this.docs.purgeTombstones(cutoff);
+    await this.locks.purgeExpired(new Date(Date.now() - 3_600_000));
+    if (feed || audit || tombs) this.logger.log(`retention: purged ${feed} feed entries, ${audit} audit records, ${tombs} tombstones`);
+  }
+}
+
+export { SYNC_TS };

@@ -1,0 +1,176 @@
+import { Injectable, OnModuleInit } from '@nestjs/common';
+import { InjectConnection } from '@nestjs/mongoose';
+import type { AnyBulkWriteOperation, Collection, Db, Filter } from 'mongodb';
+import type { Connection } from 'mongoose';
+import type { SyncDocument } from '@sync/protocol';
+import { FIELD_TS, StoredState, SYNC_TS } from '../conflict/conflict.types';
+import { duplicateKeyIndexes } from './change-feed.repository';
+
+export const TOMBSTONE_COLLECTION = '_sync_tombstones';
+
+export interface Tombstone {
+  _id: string;
+  collection: string;
+  documentId: string;
+  timestamp: number;
+  changeId: string;
+  userId: string;
+  deletedAt: Date;
+}
+
+/** One document write, guarded by the state it was resolved against (compare-and-set). */
+export interface DocumentWrite {
+  collection: string;
+  documentId: string;
+  /** The state the outcome was computed from: the write only happens if the document still has it. */
+  expected: { exists: boolean; timestamp: number | null };
+  /** The document to store, or null to delete it. */
+  after: SyncDocument | null;
+  /** For deletes: the tombstone to record (written before the document is removed). */
+  tombstone?: Omit<Tombstone, '_id' | 'collection' | 'documentId'>;
+}
+
+export const docKey = (collection: string, documentId: string) => `${collection}:${documentId}`;
+
+type Doc = { _id: string } & SyncDocument;
+
+/** The synced collections (live documents only) and the tombstones of deleted documents. */
+@Injectable()
+export class DocumentRepository implements OnModuleInit {
+  constructor(@InjectConnection() private readonly connection: Connection) {}
+
+  private get db(): Db {
+    return this.connection.db as unknown as Db;
+  }
+  collection(name: string): Collection<Doc> {
+    return this.db.collection<Doc>(name);
+  }
+  private get tombstones(): Collection<Tombstone> {
+    return this.db.collection<Tombstone>(TOMBSTONE_COLLECTION);
+  }
+
+  async onModuleInit(): Promise<void> {
+    await this.tombstones.createIndexes([{ key: { deletedAt: 1 }, name: 'deletedAt' }]);
+  }
+
+  /** Loads the stored state of several documents of one collection (2 queries, in parallel). */
+  async loadStates(collection: string, ids: string[]): Promise<Map<string, StoredState>> {
+    const [docs, tombs] = await Promise.all([
+      this.collection(collection).find({ _id: { $in: ids } } as Filter<Doc>).toArray(),
+      this.tombstones.find({ _id: { $in: ids.map((id) => docKey(collection, id)) } }).toArray(),
+    ]);
+    const out = new Map<string, StoredState>();
+    const tombById = new Map(tombs.map((t) => [t.documentId, t]));
+    for (const id of ids) out.set(id, { doc: null, timestamp: null, deleted: false });
+    for (const id of ids) {
+      const t = tombById.get(id);
+      if (t) out.set(id, { doc: null, timestamp: t.timestamp, deleted: true });
+    }
+    for (const d of docs) {
+      const { [FIELD_TS]: fieldTimes, ...doc } = d as SyncDocument;
+      const ts = typeof doc[SYNC_TS] === 'number' ? (doc[SYNC_TS] as number) : null;
+      out.set(String(d._id), { doc, timestamp: ts, deleted: false, fieldTimes: fieldTimes as Record<string, number> | undefined });
+    }
+    return out;
+  }
+
+  async findById(collection: string, id: string): Promise<SyncDocument | null> {
+    return (await this.collection(collection).findOne({ _id: id } as Filter<Doc>)) as SyncDocument | null;
+  }
+
+  /**
+   * Applies writes with compare-and-set guards. Returns the indexes of the writes that did NOT take
+   * effect because the document no longer had the expected state (a concurrent writer won).
+   */
+  async applyWrites(writes: DocumentWrite[]): Promise<Set<number>> {
+    const failed = new Set<number>();
+    // tombstones first: a document is never missing without its tombstone being on record
+    const tombOps = writes
+      .filter((w) => w.after === null && w.tombstone)
+      .map((w) => ({
+        replaceOne: {
+          filter: { _id: docKey(w.collection, w.documentId) },
+          replacement: { collection: w.collection, documentId: w.documentId, ...w.tombstone! },
+          upsert: true,
+        },
+      }));
+    if (tombOps.length) await this.tombstones.bulkWrite(tombOps as AnyBulkWriteOperation<Tombstone>[], { ordered: false });
+
+    const byCollection = new Map<string, number[]>();
+    writes.forEach((w, i) => {
+      const list = byCollection.get(w.collection) ?? [];
+      list.push(i);
+      byCollection.set(w.collection, list);
+    });
+    await Promise.all(
+      [...byCollection.entries()].map(async ([name, idx]) => {
+        const ops: AnyBulkWriteOperation<Doc>[] = [];
+        const opIndex: number[] = [];
+        for (const i of idx) {
+          const w = writes[i];
+          const guard = { _id: w.documentId, [SYNC_TS]: w.expected.timestamp ?? null } as Filter<Doc>;
+          if (w.after === null) {
+            if (!w.expected.exists) continue; // delete of a missing document: the tombstone is all
+            ops.push({ deleteOne: { filter: guard } });
+          } else if (!w.expected.exists) {
+            ops.push({ insertOne: { document: w.after as Doc } });
+          } else {
+            // upsert: when the guard does not match because the document changed, the insert of
+            // an existing _id fails with a duplicate key error that names this operation
+            ops.push({ replaceOne: { filter: guard, replacement: w.after as Doc, upsert: true } });
+          }
+          opIndex.push(i);
+        }
+        if (!ops.length) return;
+        let deletesExpected = 0;
+        for (const op of ops) if ('deleteOne' in op) deletesExpected++;
+        try {
+          const res = await this.collection(name).bulkWrite(ops, { ordered: false });
+          if (res.deletedCount !== deletesExpected) await this.markFailedDeletes(name, ops, opIndex, failed);
+        } catch (e) {
+          const dups = duplicateKeyIndexes(e);
+          if (dups === null || dups.has(-1)) throw e;
+          for (const k of dups) failed.add(opIndex[k]);
+          const res = (e as { result?: { deletedCount?: number } }).result;
+          if (deletesExpected && res?.deletedCount !== deletesExpected) await this.markFailedDeletes(name, ops, opIndex, failed);
+        }
+      }),
+    );
+    return failed;
+  }
+
+  /** After a bulk write deleted fewer documents than asked, finds which guarded deletes did not match. */
+  private async markFailedDeletes(name: string, ops: AnyBulkWriteOperation<Doc>[], opIndex: number[], failed: Set<number>): Promise<void> {
+    const ids: string[] = [];
+    ops.forEach((op) => {
+      if ('deleteOne' in op) ids.push(String((op.deleteOne.filter as { _id: string })._id));
+    });
+    const still = new Set((await this.collection(name).find({ _id: { $in: ids } } as Filter<Doc>, { projection: { _id: 1 } }).toArray()).map((d) => String(d._id)));
+    ops.forEach((op, k) => {
+      if ('deleteOne' in op && still.has(String((op.deleteOne.filter as { _id: string })._id))) failed.add(opIndex[k]);
+    });
+  }
+
+  /** Removes tombstones older than the cutoff (retention). */
+  async purgeTombstones(cutoff: Date): Promise<number> {
+    return (await this.tombstones.deleteMany({ deletedAt: { $lt: cutoff } })).deletedCount;
+  }
+
+  async tombstoneFor(collection: string, documentId: string): Promise<Tombstone | null> {
+    return this.tombstones.findOne({ _id: docKey(collection, documentId) });
+  }
+
+  /** Paged read of live documents matching a filter, in _id order (bootstrap). */
+  async page(collection: string, filter: Record<string, unknown>, afterId: string | null, limit: number): Promise<SyncDocument[]> {
+    const f: Record<string, unknown> = afterId === null ? filter : { $and: [filter, { _id: { $gt: afterId } }] };
+    return (await this.collection(collection)
+      .find(f as Filter<Doc>, { projection: { [FIELD_TS]: 0 } })
+      .sort({ _id: 1 })
+      .limit(limit)
+      .toArray()) as SyncDocument[];
+  }
+
+  async count(collection: string, filter: Record<string, unknown>): Promise<number> {
+    return this.collection(collection).countDocuments(filter as Filter<Doc>);
+  }
+}

@@ -1,0 +1,351 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import {
+  ChangeAck,
+  encodeCursor,
+  ErrorCode,
+  ForbiddenError,
+  isSyncError,
+  SyncDocument,
+  SyncError,
+  UnavailableError,
+} from '@sync/protocol';
+import type { AuthUser } from '../auth/auth.types';
+import { AuditRecord, AuditRepository } from '../audit/audit.repository';
+import { KeyedMutex } from '../common/keyed-mutex';
+import { isUnavailableError, toFailureAck } from '../common/ack';
+import { APP_CONFIG } from '../config/config.module';
+import { AppConfig } from '../config/config.schema';
+import { CONFLICT_RESOLVER, ConflictStrategy, FIELD_TS, StoredState } from '../conflict/conflict.types';
+import { MetricsService } from '../health/metrics.service';
+import { PermissionService } from '../permission/permission.service';
+import { ChangeFeedRepository, FeedEntry } from './change-feed.repository';
+import { ChangeFeedService, publicDoc } from './change-feed.service';
+import { normalizeChange, NormalizedChange } from './change.validation';
+import { DeliveryService } from './delivery.service';
+import { DocumentRepository, DocumentWrite, docKey } from './document.repository';
+import { LockRepository } from './lock.repository';
+import { SYNC_TIMINGS, SyncTimings } from './sync.constants';
+
+/** Who sent a set of changes, and from where. */
+export interface ChangeOrigin {
+  user: AuthUser;
+  clientAddress?: string;
+  /** The sending socket (it gets no echo unless BROADCAST_TO_SENDER). */
+  socketId?: string;
+}
+
+/** A change as applied: what the delivery step needs to route it. */
+export interface AppliedChange {
+  entry: FeedEntry;
+  originSocketId?: string;
+}
+
+interface Work {
+  index: number;
+  change: NormalizedChange;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The write path: validate → idempotency → lease the documents → resolve conflicts (pure strategy)
+ * → check write rules → write-ahead feed entries → compare-and-set document writes → settle the
+ * entries → deliver. No multi-document transactions: the order of these writes is what keeps a crash
+ * at any point from losing an acknowledged change (see docs/ARCHITECTURE.md).
+ */
+@Injectable()
+export class SyncService {
+  private readonly logger = new Logger('SyncService');
+  private readonly mutex = new KeyedMutex();
+  /** changeIds being applied by this process, so a concurrent retry waits for the first answer. */
+  private readonly inFlight = new Map<string, Promise<ChangeAck>>();
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(CONFLICT_RESOLVER) private readonly resolve: ConflictStrategy,
+    @Inject(SYNC_TIMINGS) private readonly timings: SyncTimings,
+    private readonly feedRepo: ChangeFeedRepository,
+    private readonly feed: ChangeFeedService,
+    private readonly docs: DocumentRepository,
+    private readonly locks: LockRepository,
+    private readonly audit: AuditRepository,
+    private readonly permissions: PermissionService,
+    private readonly delivery: DeliveryService,
+    private readonly metrics: MetricsService,
+  ) {}
+
+  /** Applies changes in order, each on its own merits; one ack per change. */
+  async apply(rawChanges: unknown[], origin: ChangeOrigin): Promise<ChangeAck[]> {
+    const n = rawChanges.length;
+    const results: (ChangeAck | undefined)[] = new Array(n);
+    const auditRecords: AuditRecord[] = [];
+    const now = Date.now();
+    this.metrics.changesReceived.inc(n);
+    this.metrics.pendingChanges.inc(n);
+    const timer = this.metrics.applyDuration.startTimer({ kind: n === 1 ? 'single' : 'batch' });
+    const reject = (i: number, e: SyncError, c?: Partial<NormalizedChange>) => {
+      results[i] = e.toAck() as ChangeAck;
+      this.metrics.changesRejected.inc({ code: e.code });
+      auditRecords.push({
+        at: new Date(),
+        userId: origin.user.id,
+        clientAddress: origin.clientAddress,
+        code: e.code,
+        reason: e.message,
+        changeId: c?.changeId,
+        operation: c?.operation,
+        collection: c?.collection,
+        documentId: c?.documentId,
+        timestamp: c?.timestamp,
+      });
+    };
+
+    try {
+      // 1. validate
+      const work: Work[] = [];
+      const firstIndexOf = new Map<string, number>();
+      const dupOf = new Map<number, number>();
+      for (let i = 0; i < n; i++) {
+        try {
+          const c = normalizeChange(rawChanges[i], { maxChangeBytes: this.config.limits.maxChangeBytes, maxClockSkewMs: this.config.sync.maxClockSkewMs, now });
+          const first = firstIndexOf.get(c.changeId);
+          if (first !== undefined) dupOf.set(i, first);
+          else {
+            firstIndexOf.set(c.changeId, i);
+            work.push({ index: i, change: c });
+          }
+        } catch (e) {
+          if (!isSyncError(e)) throw e;
+          const raw = rawChanges[i] as Record<string, unknown> | null;
+          reject(i, e, raw && typeof raw === 'object' ? { changeId: typeof raw.changeId === 'string' ? raw.changeId.slice(0, 128) : undefined, documentId: typeof raw.documentId === 'string' ? raw.documentId.slice(0, 256) : undefined } : {});
+        }
+      }
+
+      // 2. idempotency: retries of changes already in the feed (or being applied right now)
+      let fresh = work;
+      if (work.length) {
+        const known = await this.feedRepo.findByChangeIds(work.filter((w) => !w.change.generatedId).map((w) => w.change.changeId));
+        const byId = new Map(known.map((e) => [e.changeId, e]));
+        const waiting: Promise<void>[] = [];
+        fresh = [];
+        for (const w of work) {
+          const e = byId.get(w.change.changeId);
+          const running = this.inFlight.get(w.change.changeId);
+          if (e && e.state !== 'aborted') {
+            results[w.index] = { success: true, changeId: e.changeId, timestamp: e.timestamp!, cursor: encodeCursor(e._id), duplicate: true };
+            this.metrics.changesDuplicate.inc();
+          } else if (running) {
+            waiting.push(running.then((ack) => void (results[w.index] = { ...ack, duplicate: true } as ChangeAck)));
+            this.metrics.changesDuplicate.inc();
+          } else fresh.push(w);
+        }
+        if (fresh.length) {
+          const batchPromise = this.applyFresh(fresh, origin, results, reject);
+          for (const w of fresh) {
+            const p = batchPromise.then(() => results[w.index]!);
+            this.inFlight.set(w.change.changeId, p);
+          }
+          try {
+            await batchPromise;
+          } finally {
+            for (const w of fresh) this.inFlight.delete(w.change.changeId);
+          }
+        }
+        await Promise.all(waiting);
+      }
+      for (const [i, first] of dupOf) {
+        const ack = results[first]!;
+        results[i] = ack.success ? { ...ack, duplicate: true } : ack;
+      }
+    } catch (e) {
+      // nothing below was acknowledged: every unanswered change gets the same error
+      const ack = toFailureAck(e, 'apply') as ChangeAck;
+      for (let i = 0; i < n; i++) if (!results[i]) results[i] = ack;
+    } finally {
+      this.metrics.pendingChanges.dec(n);
+      timer();
+    }
+    if (auditRecords.length) void this.audit.record(auditRecords).catch((e) => this.logger.warn(`audit write failed: ${(e as Error).message}`));
+    return results as ChangeAck[];
+  }
+
+  /** Leases the documents, resolves, writes and delivers. Fills `results` for every item of `work`. */
+  private async applyFresh(
+    work: Work[],
+    origin: ChangeOrigin,
+    results: (ChangeAck | undefined)[],
+    reject: (i: number, e: SyncError, c?: Partial<NormalizedChange>) => void,
+  ): Promise<void> {
+    const keys = [...new Set(work.map((w) => docKey(w.change.collection, w.change.documentId)))];
+    const releaseLocal = await this.mutex.acquire(keys);
+    let leased: string[] = [];
+    try {
+      leased = await this.lease(keys);
+      const leasedSet = new Set(leased);
+      const active = work.filter((w) => {
+        if (leasedSet.has(docKey(w.change.collection, w.change.documentId))) return true;
+        reject(w.index, new UnavailableError('the document is being changed by another server node: retry'), w.change);
+        return false;
+      });
+      if (!active.length) return;
+
+      // load the stored state of every document, per collection
+      const states = new Map<string, StoredState>();
+      const byCollection = new Map<string, string[]>();
+      for (const w of active) {
+        const ids = byCollection.get(w.change.collection) ?? [];
+        ids.push(w.change.documentId);
+        byCollection.set(w.change.collection, ids);
+      }
+      await Promise.all(
+        [...byCollection.entries()].map(async ([coll, ids]) => {
+          const m = await this.docs.loadStates(coll, [...new Set(ids)]);
+          for (const [id, s] of m) states.set(docKey(coll, id), s);
+        }),
+      );
+      const initial = new Map(states);
+
+      // resolve in order; several changes to one document fold onto each other
+      const serverTimestamp = Date.now();
+      const accepted: { w: Work; entry: FeedEntry }[] = [];
+      for (const w of active) {
+        const c = w.change;
+        const key = docKey(c.collection, c.documentId);
+        const stored = states.get(key)!;
+        const outcome = this.resolve(stored, { operation: c.operation, documentId: c.documentId, data: c.data, timestamp: c.timestamp, userId: origin.user.id });
+        if (outcome.kind === 'conflict') {
+          const current = outcome.current ? publicDoc(outcome.current) : null;
+          results[w.index] = { success: false, code: ErrorCode.CONFLICT, changeId: c.changeId, error: `conflict: ${outcome.reason}`, timestamp: outcome.timestamp ?? undefined, current };
+          this.metrics.changesRejected.inc({ code: ErrorCode.CONFLICT });
+          void this.audit
+            .record([{ at: new Date(), userId: origin.user.id, clientAddress: origin.clientAddress, code: ErrorCode.CONFLICT, reason: outcome.reason, changeId: c.changeId, operation: c.operation, collection: c.collection, documentId: c.documentId, timestamp: c.timestamp }])
+            .catch(() => undefined);
+          continue;
+        }
+        const before = stored.doc;
+        const after = outcome.after ? (outcome.fieldTimes ? { ...outcome.after, [FIELD_TS]: outcome.fieldTimes } : outcome.after) : null;
+        if (!this.permissions.canWrite(origin.user, c.collection, before ? publicDoc(before) : null, outcome.after)) {
+          reject(w.index, new ForbiddenError(`the write rule of "${c.collection}" does not allow this change`, { changeId: c.changeId }), c);
+          continue;
+        }
+        states.set(key, { doc: outcome.after, timestamp: outcome.timestamp, deleted: outcome.after === null, fieldTimes: outcome.fieldTimes });
+        accepted.push({
+          w,
+          entry: {
+            _id: 0,
+            changeId: c.changeId,
+            state: 'pending',
+            collection: c.collection,
+            documentId: c.documentId,
+            docKey: key,
+            operation: c.operation,
+            after,
+            before: before ? publicDoc(before) : null,
+            timestamp: outcome.timestamp,
+            prevTimestamp: stored.timestamp,
+            userId: origin.user.id,
+            serverTimestamp,
+            clientAddress: origin.clientAddress,
+            createdAt: new Date(serverTimestamp),
+          },
+        });
+      }
+      if (!accepted.length) return;
+
+      // write-ahead: the feed entries exist (pending) before any document changes
+      await this.insertPending(accepted.map((a) => a.entry));
+
+      // one compare-and-set write per document, with its final state
+      const lastByKey = new Map<string, FeedEntry>();
+      for (const a of accepted) lastByKey.set(a.entry.docKey!, a.entry);
+      const writes: DocumentWrite[] = [];
+      const writeKeys: string[] = [];
+      for (const [key, e] of lastByKey) {
+        const init = initial.get(key)!;
+        writes.push({
+          collection: e.collection!,
+          documentId: e.documentId!,
+          expected: { exists: init.doc !== null, timestamp: init.doc ? init.timestamp : null },
+          after: e.operation === 'delete' ? null : e.after!,
+          tombstone: e.operation === 'delete' ? { timestamp: e.timestamp!, changeId: e.changeId, userId: e.userId!, deletedAt: new Date(serverTimestamp) } : undefined,
+        });
+        writeKeys.push(key);
+      }
+      const failedWrites = await this.docs.applyWrites(writes);
+      const failedKeys = new Set([...failedWrites].map((i) => writeKeys[i]));
+
+      const ok = accepted.filter((a) => !failedKeys.has(a.entry.docKey!));
+      const lost = accepted.filter((a) => failedKeys.has(a.entry.docKey!));
+      await this.feedRepo.setState(
+        ok.map((a) => a.entry._id),
+        'applied',
+      );
+      if (lost.length) {
+        await this.feedRepo.setState(
+          lost.map((a) => a.entry._id),
+          'aborted',
+        );
+        for (const a of lost) reject(a.w.index, new UnavailableError('the document changed concurrently on another node: retry'), a.w.change);
+      }
+      for (const a of ok) {
+        results[a.w.index] = { success: true, changeId: a.entry.changeId, timestamp: a.entry.timestamp!, cursor: encodeCursor(a.entry._id) };
+      }
+      this.metrics.changesApplied.inc(ok.length);
+      if (ok.length) this.delivery.publish(ok.map((a) => ({ entry: a.entry, originSocketId: origin.socketId })));
+    } catch (e) {
+      if (!isUnavailableError(e) && !isSyncError(e)) this.logger.error(`apply failed: ${(e as Error).stack}`);
+      throw e;
+    } finally {
+      if (leased.length) await this.locks.release(leased).catch(() => undefined);
+      releaseLocal();
+    }
+  }
+
+  /** Reserves positions and inserts the entries; positions lost to a gap filler are reserved again. */
+  private async insertPending(entries: FeedEntry[]): Promise<void> {
+    let todo = entries;
+    for (let attempt = 0; todo.length; attempt++) {
+      if (attempt > 5) throw new UnavailableError('could not reserve change feed positions');
+      const first = await this.feedRepo.reserve(todo.length);
+      todo.forEach((e, i) => (e._id = first + i));
+      const failed = await this.feedRepo.insertEntries(todo);
+      todo = todo.filter((_, i) => failed.has(i));
+    }
+  }
+
+  /** Takes the documents' leases; waits for other nodes' leases, replays expired ones. */
+  private async lease(keys: string[]): Promise<string[]> {
+    const ttl = this.timings.lockTtlMs;
+    const deadline = Date.now() + this.timings.lockWaitMs;
+    let missing = await this.locks.tryAcquire(keys, ttl);
+    const held = new Set(keys.filter((k) => !missing.includes(k)));
+    for (let attempt = 0; missing.length && Date.now() < deadline; attempt++) {
+      for (const k of missing) {
+        if (await this.locks.steal(k, ttl)) {
+          // the previous holder died: finish what it wrote ahead before touching the document
+          await this.feed.replayPending(k);
+          held.add(k);
+        }
+      }
+      missing = missing.filter((k) => !held.has(k));
+      if (!missing.length) break;
+      // release what we hold while waiting, so two nodes never wait on each other
+      if (held.size && attempt % 4 === 3) {
+        await this.locks.release([...held]);
+        held.clear();
+        missing = keys;
+      }
+      await sleep(5 + Math.random() * Math.min(100, 5 * 2 ** Math.min(attempt, 5)));
+      const got = await this.locks.tryAcquire(missing, ttl);
+      for (const k of missing) if (!got.includes(k)) held.add(k);
+      missing = got;
+    }
+    return [...held];
+  }
+
+  /** The latest state of one document as clients see it (for CONFLICT answers and REST). */
+  async current(collection: string, documentId: string): Promise<SyncDocument | null> {
+    const d = await this.docs.findById(collection, documentId);
+    return d ? publicDoc(d) : null;
+  }
+}
