@@ -1,9 +1,24 @@
 import { Global, Module } from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
+import { ThrottlerModule } from '@nestjs/throttler';
+import { APP_CONFIG } from '../config/config.module';
+import { AppConfig } from '../config/config.schema';
+import { ConnectionLimitService } from './connection-limit.service';
+import { HttpThrottlerGuard } from './http-throttler.guard';
 import { RateLimitService } from './rate-limit.service';
 
 @Global()
 @Module({
-  providers: [RateLimitService],
-  exports: [RateLimitService],
+  imports: [
+    ThrottlerModule.forRootAsync({
+      inject: [APP_CONFIG],
+      useFactory: (cfg: AppConfig) => ({
+        throttlers: [{ name: 'default', ttl: cfg.limits.httpRateLimitWindowMs, limit: cfg.limits.httpRateLimitMax }],
+        errorMessage: 'Too many requests: slow down and retry later',
+      }),
+    }),
+  ],
+  providers: [RateLimitService, ConnectionLimitService, { provide: APP_GUARD, useClass: HttpThrottlerGuard }],
+  exports: [RateLimitService, ConnectionLimitService],
 })
 export class LimitsModule {}

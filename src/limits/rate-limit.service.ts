@@ -1,17 +1,84 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, OnModuleDestroy } from '@nestjs/common';
+import { RateLimitedError } from '@sync/protocol';
 import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
 
-/** Per-user change rate limit (SYNC_RATE_LIMIT_MAX changes per SYNC_RATE_LIMIT_WINDOW_MS). */
+interface Bucket {
+  /** Changes the user may still send; negative while a batch larger than the limit is paid off. */
+  tokens: number;
+  at: number;
+}
+
+/**
+ * Per-user change rate limit: a token bucket holding SYNC_RATE_LIMIT_MAX changes, refilled
+ * continuously at SYNC_RATE_LIMIT_MAX per SYNC_RATE_LIMIT_WINDOW_MS. A batch takes its size.
+ *
+ * A batch larger than the whole allowance would otherwise never pass: it is accepted when the bucket
+ * is full and leaves it in debt, so the user's average rate still never exceeds the limit.
+ *
+ * A full bucket is the same as no bucket, so an entry is deleted as soon as it would be full again
+ * (swept every window): memory holds only users who sent changes in the last window.
+ */
 @Injectable()
-export class RateLimitService {
+export class RateLimitService implements OnModuleDestroy {
+  private readonly buckets = new Map<string, Bucket>();
+  private sweeper?: NodeJS.Timeout;
+
   constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {}
+
+  private get max(): number {
+    return this.config.limits.rateLimitMax;
+  }
+
+  /** Tokens per millisecond. */
+  private get rate(): number {
+    return this.config.limits.rateLimitMax / this.config.limits.rateLimitWindowMs;
+  }
 
   /**
    * Takes `count` changes from the user's allowance; throws RateLimitedError (with retryAfterMs)
    * and takes nothing when the allowance is too small.
    */
-  consume(_userId: string, _count: number): void {
+  consume(userId: string, count: number, now = Date.now()): void {
     if (this.config.limits.rateLimitDisabled) return;
+    const n = Number.isFinite(count) && count > 0 ? Math.ceil(count) : 1;
+    const bucket = this.buckets.get(userId);
+    const tokens = bucket ? Math.min(this.max, bucket.tokens + (now - bucket.at) * this.rate) : this.max;
+    const full = tokens >= this.max;
+    if (tokens >= n || (full && n > this.max)) {
+      this.buckets.set(userId, { tokens: tokens - n, at: now });
+      this.ensureSweeper();
+      return;
+    }
+    const need = n > this.max ? this.max : n; // an oversized batch waits for a full bucket
+    throw new RateLimitedError(Math.max(1, Math.ceil((need - tokens) / this.rate)));
+  }
+
+  /** Users with a partly used allowance (for tests and /stats). */
+  get trackedUsers(): number {
+    return this.buckets.size;
+  }
+
+  /** Deletes every bucket that has refilled completely. */
+  sweep(now = Date.now()): void {
+    for (const [userId, b] of this.buckets) {
+      if (b.tokens + (now - b.at) * this.rate >= this.max) this.buckets.delete(userId);
+    }
+    if (!this.buckets.size && this.sweeper) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+    }
+  }
+
+  private ensureSweeper(): void {
+    if (this.sweeper) return;
+    this.sweeper = setInterval(() => this.sweep(), Math.max(1000, Math.min(this.config.limits.rateLimitWindowMs, 60_000)));
+    this.sweeper.unref();
+  }
+
+  onModuleDestroy(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = undefined;
+    this.buckets.clear();
   }
 }
