@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { Socket } from 'socket.io-client';
 import request from 'supertest';
 import { SocketAuthService } from '../src/auth/socket-auth.service';
+import { ConnectionLimitService } from '../src/limits/connection-limit.service';
 import { hs256, JwksServer, makeKey, signWith, startJwksServer, TEST_SECRET, TestKey, unsigned } from './support/jwt';
 import { connectClient, emitAck, startTestApp, TestApp, waitFor } from './support/app';
 
@@ -241,6 +242,28 @@ describe('Auth with AUTH_JWKS_URL (RS256 / ES256 from a JWKS endpoint)', () => {
     expect(await emitAck(s, 'sync:join', {})).toMatchObject({ success: true, userId: 'carol' });
     const err = await refusedHandshake(t.url, { auth: { token: await signWith(rsa, { sub: 'alice' }, { audience: 'sync' }) } });
     expect(err.message).toBe('unauthorized');
+  });
+
+  it('releases the slots of a client that hangs up while its token is being verified', async () => {
+    const next = await makeKey('rsa-slow', 'RS256');
+    jwks.keys = [...jwks.keys, next];
+    jwks.delayMs = 500; // the unknown kid makes the server refetch the key set, slowly
+    try {
+      const { io } = await import('socket.io-client');
+      const token = await signWith(next, { sub: 'slow' }, { audience: 'sync' });
+      const before = jwks.fetches;
+      const c = io(t.url, { transports: ['websocket'], auth: { token }, reconnection: false, forceNew: true });
+      await waitFor(() => jwks.fetches > before, 5000, 'the key set refetch to start');
+      c.close();
+      const socketAuth = t.app.get(SocketAuthService);
+      const limits = t.app.get(ConnectionLimitService);
+      await waitFor(() => socketAuth.trackedSockets === 0 && limits.stats().sockets === 0, 5000, 'the slots to be released');
+      await new Promise((r) => setTimeout(r, 700)); // the verification finishes after the hang-up
+      expect(limits.stats()).toEqual({ sockets: 0, addresses: 0, users: 0 });
+      expect(socketAuth.trackedSockets).toBe(0);
+    } finally {
+      jwks.delayMs = 0;
+    }
   });
 
   it('refuses HS256 signed with a public key, a foreign key, a wrong audience and alg none', async () => {

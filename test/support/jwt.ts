@@ -57,14 +57,17 @@ export interface JwksServer {
   url: string;
   keys: TestKey[];
   down: boolean;
+  /** Delays every answer (to hold handshakes mid-verification). */
+  delayMs: number;
   fetches: number;
   close(): Promise<void>;
 }
 
 export async function startJwksServer(keys: TestKey[]): Promise<JwksServer> {
-  const state: JwksServer = { url: '', keys, down: false, fetches: 0, close: async () => undefined };
-  const server = http.createServer((req, res) => {
+  const state: JwksServer = { url: '', keys, down: false, delayMs: 0, fetches: 0, close: async () => undefined };
+  const server = http.createServer(async (req, res) => {
     state.fetches++;
+    if (state.delayMs) await new Promise((r) => setTimeout(r, state.delayMs));
     if (state.down || req.url !== '/.well-known/jwks.json') {
       res.writeHead(state.down ? 503 : 404).end();
       return;
@@ -73,6 +76,10 @@ export async function startJwksServer(keys: TestKey[]): Promise<JwksServer> {
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/.well-known/jwks.json`;
-  state.close = () => new Promise((resolve) => server.close(() => resolve()));
+  state.close = () =>
+    new Promise((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
   return state;
 }
