@@ -1,11 +1,12 @@
 import { Module } from '@nestjs/common';
 import { JwtModule } from '@nestjs/jwt';
 import { AuthService } from './auth.service';
+import { HttpAuthGuard, ServiceAuthGuard } from './guards/http-auth.guard';
 import { SocketAuthService } from './socket-auth.service';
 
 @Module({
   imports: [JwtModule.register({})],
-  providers: [AuthService, SocketAuthService],
-  exports: [AuthService, SocketAuthService],
+  providers: [AuthService, SocketAuthService, HttpAuthGuard, ServiceAuthGuard],
+  exports: [AuthService, SocketAuthService, HttpAuthGuard, ServiceAuthGuard],
 })
 export class AuthModule {}

@@ -112,6 +112,10 @@ export class AuthService implements OnModuleInit {
     return { kind: 'token', token };
   }
 
+  get hasServiceToken(): boolean {
+    return !!this.config.auth.serviceToken;
+  }
+
   isServiceToken(token: string): boolean {
     const expected = this.config.auth.serviceToken;
     if (!expected) return false;
