@@ -1,0 +1,175 @@
+/* Command-line options of the benchmark: a preset (--quick, --full, --smoke) gives every knob a
+ * value; any knob can be overridden (`--clients=16`, `--fanout-subscribers=10,100,1000`). */
+
+export type Mode = 'quick' | 'full' | 'smoke' | 'custom';
+
+export const SCENARIOS = ['write', 'dblimit', 'fanout', 'connections', 'catchup'] as const;
+export type ScenarioName = (typeof SCENARIOS)[number];
+
+export interface BenchOptions {
+  mode: Mode;
+  only: ScenarioName[];
+  /** Load-generator processes (clients are spread over them). */
+  workers: number;
+  /** Where the JSON, Markdown and SVG go. */
+  outDir: string;
+  /** V8 CPU profile of the server during each measured window (written next to the results). */
+  profile: boolean;
+  /** Keep the temporary database folder (for inspection). */
+  keepData: boolean;
+  /** MONGODB_URI of an external MongoDB-wire server instead of the embedded FerretDB. */
+  mongoUri?: string;
+  /** Run src/main.ts compiled on the fly (default) or the built dist/src/main.js (`--server=dist`). */
+  serverEntry: 'src' | 'dist';
+  /** Extra environment for the server process (`--server-env=KEY=VALUE,KEY2=VALUE`). */
+  serverEnv: Record<string, string>;
+  write: {
+    clients: number;
+    /** Measured window per mode (ms). */
+    durationMs: number;
+    warmupMs: number;
+    batchSize: number;
+    /** Clients for the single sync:change run (defaults to `clients`). */
+    singleClients: number;
+  };
+  dblimit: { durationMs: number; writers: number; batchSize: number };
+  fanout: {
+    /** Subscriber counts to sweep; the largest is the headline figure. */
+    subscribers: number[];
+    /** Writer rate, changes per second. */
+    rate: number;
+    durationMs: number;
+    warmupMs: number;
+  };
+  connections: { steps: number[]; settleMs: number; concurrency: number };
+  /** Catch-up writes `changes` inserts of distinct documents; the bootstrap then loads those documents. */
+  catchup: { changes: number; limit: number; fillClients: number; batchSize: number };
+}
+
+const PRESETS: Record<Exclude<Mode, 'custom'>, Omit<BenchOptions, 'mode' | 'only' | 'outDir' | 'profile' | 'keepData' | 'mongoUri' | 'serverEnv' | 'serverEntry'>> = {
+  smoke: {
+    workers: 1,
+    write: { clients: 2, durationMs: 700, warmupMs: 200, batchSize: 20, singleClients: 2 },
+    dblimit: { durationMs: 500, writers: 2, batchSize: 20 },
+    fanout: { subscribers: [3, 6], rate: 20, durationMs: 600, warmupMs: 100 },
+    connections: { steps: [10, 20], settleMs: 200, concurrency: 10 },
+    catchup: { changes: 300, limit: 100, fillClients: 1, batchSize: 100 },
+  },
+  quick: {
+    workers: 2,
+    write: { clients: 8, durationMs: 5000, warmupMs: 1000, batchSize: 100, singleClients: 8 },
+    dblimit: { durationMs: 3000, writers: 8, batchSize: 100 },
+    fanout: { subscribers: [100], rate: 200, durationMs: 5000, warmupMs: 1000 },
+    connections: { steps: [250, 500, 750, 1000], settleMs: 1000, concurrency: 100 },
+    catchup: { changes: 10_000, limit: 5000, fillClients: 4, batchSize: 500 },
+  },
+  full: {
+    workers: 2,
+    write: { clients: 16, durationMs: 20_000, warmupMs: 3000, batchSize: 100, singleClients: 16 },
+    dblimit: { durationMs: 10_000, writers: 16, batchSize: 100 },
+    fanout: { subscribers: [10, 100, 250, 500, 1000], rate: 500, durationMs: 15_000, warmupMs: 2000 },
+    connections: { steps: [1000, 2500, 5000, 7500, 10_000, 12_500, 15_000], settleMs: 3000, concurrency: 200 },
+    catchup: { changes: 100_000, limit: 5000, fillClients: 4, batchSize: 500 },
+  },
+};
+
+export const USAGE = `npm run bench -- [--quick | --full | --smoke] [--only=write,fanout,...] [knobs]
+
+Scenarios: ${SCENARIOS.join(', ')}
+General:   --workers=N  --out=DIR  --profile  --keep-data  --mongodb-uri=URI  --server=src|dist  --server-env=K=V,K2=V2
+Write:     --clients=N --single-clients=N --duration=SECONDS --warmup=SECONDS --batch=N
+DB limit:  --db-writers=N --db-duration=SECONDS
+Fan-out:   --subscribers=N[,N...] --rate=CHANGES_PER_S --fanout-duration=SECONDS
+Connect:   --connections=N[,N...] (ramp steps; one number ramps in 4 steps) --settle=SECONDS
+Catch-up:  --changes=N --limit=N`;
+
+const list = (v: string) =>
+  v
+    .split(',')
+    .map((s) => Number(s.trim()))
+    .filter((n) => Number.isFinite(n) && n > 0)
+    .map(Math.round);
+
+export function parseOptions(argv: string[], defaultsOut: string): BenchOptions {
+  const flags = new Map<string, string>();
+  for (const a of argv) {
+    if (a === '--') continue;
+    const m = /^--([a-z0-9-]+)(?:=(.*))?$/i.exec(a);
+    if (!m) throw new Error(`unknown argument "${a}"\n\n${USAGE}`);
+    flags.set(m[1], m[2] ?? 'true');
+  }
+  if (flags.has('help')) throw new Error(USAGE);
+  const preset: Exclude<Mode, 'custom'> = flags.has('full') ? 'full' : flags.has('smoke') ? 'smoke' : 'quick';
+  const base = structuredClone(PRESETS[preset]);
+  const num = (k: string, fallback: number, scale = 1) => {
+    const v = flags.get(k);
+    if (v === undefined) return fallback;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0) throw new Error(`--${k} must be a number (got "${v}")`);
+    return Math.round(n * scale);
+  };
+  const knobs = [
+    'clients', 'single-clients', 'duration', 'warmup', 'batch', 'db-writers', 'db-duration', 'subscribers', 'rate',
+    'fanout-duration', 'connections', 'settle', 'changes', 'limit', 'workers',
+  ];
+  const customised = knobs.some((k) => flags.has(k));
+  const only = (flags.get('only') ?? SCENARIOS.join(','))
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const s of only) if (!(SCENARIOS as readonly string[]).includes(s)) throw new Error(`--only: unknown scenario "${s}" (one of ${SCENARIOS.join(', ')})`);
+
+  const serverEnv: Record<string, string> = {};
+  for (const kv of (flags.get('server-env') ?? '').split(',').filter(Boolean)) {
+    const i = kv.indexOf('=');
+    if (i > 0) serverEnv[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  let steps = base.connections.steps;
+  if (flags.has('connections')) {
+    const l = list(flags.get('connections')!);
+    steps = l.length === 1 ? [1, 2, 3, 4].map((k) => Math.round((l[0] * k) / 4)) : l;
+  }
+  const o: BenchOptions = {
+    mode: customised ? 'custom' : preset,
+    only: only as ScenarioName[],
+    workers: Math.max(1, num('workers', base.workers)),
+    outDir: flags.get('out') ?? defaultsOut,
+    profile: flags.has('profile'),
+    keepData: flags.has('keep-data'),
+    mongoUri: flags.get('mongodb-uri'),
+    serverEnv,
+    serverEntry: flags.get('server') === 'dist' ? 'dist' : 'src',
+    write: {
+      clients: Math.max(1, num('clients', base.write.clients)),
+      singleClients: Math.max(1, num('single-clients', num('clients', base.write.singleClients))),
+      durationMs: num('duration', base.write.durationMs, 1000),
+      warmupMs: num('warmup', base.write.warmupMs, 1000),
+      batchSize: Math.max(1, num('batch', base.write.batchSize)),
+    },
+    dblimit: {
+      durationMs: num('db-duration', base.dblimit.durationMs, 1000),
+      writers: Math.max(1, num('db-writers', num('clients', base.dblimit.writers))),
+      batchSize: Math.max(1, num('batch', base.dblimit.batchSize)),
+    },
+    fanout: {
+      subscribers: flags.has('subscribers') ? list(flags.get('subscribers')!) : base.fanout.subscribers,
+      rate: Math.max(1, num('rate', base.fanout.rate)),
+      durationMs: num('fanout-duration', base.fanout.durationMs, 1000),
+      warmupMs: base.fanout.warmupMs,
+    },
+    connections: {
+      steps: [...new Set(steps)].sort((a, b) => a - b),
+      settleMs: num('settle', base.connections.settleMs, 1000),
+      concurrency: base.connections.concurrency,
+    },
+    catchup: {
+      changes: Math.max(1, num('changes', base.catchup.changes)),
+      limit: Math.max(1, num('limit', base.catchup.limit)),
+      fillClients: base.catchup.fillClients,
+      batchSize: base.catchup.batchSize,
+    },
+  };
+  if (!o.fanout.subscribers.length) throw new Error('--subscribers: give at least one positive number');
+  o.fanout.subscribers = [...new Set(o.fanout.subscribers)].sort((a, b) => a - b);
+  return o;
+}

@@ -1,0 +1,82 @@
+/* Scenario 5 — catch-up: a client joins (and takes the feed's head cursor), goes offline while
+ * `changes` inserts are written by other clients, then comes back and pages sync:get_changes from its
+ * cursor (limit 5000) until hasMore is false. Then, when the server has subscriptions, a fresh client
+ * subscribes to the collection (now holding those documents) with bootstrap and receives them all. */
+import { Ctx, fmt, Row, ScenarioResult } from '../lib/context';
+import { mergeHistograms, summarize } from '../lib/hist';
+import { split } from '../lib/pool';
+
+const COLLECTION = 'catchup';
+
+export async function runCatchup(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapsedS'>> {
+  const o = ctx.opts.catchup;
+  const server = await ctx.startServer('bench_catchup');
+  const rows: Row[] = [];
+  const notes: string[] = [];
+  const figures: Record<string, unknown> = {};
+  const phases: ScenarioResult['phases'] = {};
+  try {
+    const reader = ctx.pool.clients[0];
+    const { cursor } = await reader.call<{ cursor: string }>('head', { url: server.url, userId: 'reader' });
+
+    // the reader is offline: other clients write
+    const clients = split(o.fillClients, ctx.pool.clients.length);
+    await ctx.pool.all('connect', (i) => (clients[i] ? { url: server.url, count: clients[i], userPrefix: `filler-${i}-`, offset: 0, concurrency: 10 } : null));
+    const counts = split(o.changes, ctx.pool.clients.length);
+    let firstDoc = 0;
+    const firsts = counts.map((c) => ((firstDoc += c), firstDoc - c));
+    ctx.log(`  writing ${o.changes} changes while the reader is offline`);
+    const fill = await ctx.observe(server, 'catchup-fill', null, () =>
+      ctx.pool.all<{ acked: number; failed: number; elapsedMs: number; codes: Record<string, number> }>('fill', (i) =>
+        clients[i] ? { count: counts[i], clients: clients[i], batchSize: o.batchSize, collection: COLLECTION, prefix: `doc-${String(firsts[i]).padStart(7, '0')}` } : null,
+      ),
+    );
+    await ctx.pool.all('disconnect', {});
+    const f = fill.value.filter(Boolean);
+    const written = f.reduce((s, r) => s + r.acked, 0);
+    const fillMs = Math.max(...f.map((r) => r.elapsedMs));
+    figures.fill = { written, failed: f.reduce((s, r) => s + r.failed, 0), changesPerS: Math.round(written / (fillMs / 1000)) };
+    phases['catchup-fill'] = { cpu: fill.cpu };
+    rows.push({ metric: `written while offline (changeBatch×${o.batchSize}, ${o.fillClients} clients)`, value: `${fmt(written)} at ${fmt(written / (fillMs / 1000))}/s` });
+
+    ctx.log(`  the reader comes back: sync:get_changes, limit ${o.limit}`);
+    const obs = await ctx.observe(server, 'catchup-read', null, () =>
+      reader.call<{ received: number; unique: number; pages: number; joinMs: number; elapsedMs: number; hist: string }>('catchup', {
+        url: server.url,
+        userId: 'reader',
+        cursor,
+        limit: o.limit,
+      }),
+    );
+    const r = obs.value;
+    const page = summarize(mergeHistograms([r.hist]));
+    const perS = r.received / (r.elapsedMs / 1000);
+    figures.catchup = { received: r.received, unique: r.unique, expected: written, pages: r.pages, seconds: r.elapsedMs / 1000, changesPerS: Math.round(perS), pageLatencyMs: page };
+    phases['catchup-read'] = { cpu: obs.cpu, ...(obs.profile ? { profile: obs.profile } : {}) };
+    rows.push({ metric: 'catch-up: changes received / written', value: `${fmt(r.received)} / ${fmt(written)}` });
+    rows.push({ metric: 'catch-up: total time', value: fmt(r.elapsedMs / 1000), unit: 's' });
+    rows.push({ metric: 'catch-up: changes/s', value: fmt(perS) });
+    rows.push({ metric: `catch-up: page (limit ${o.limit}) p50 / p99`, value: `${fmt(page.p50)} / ${fmt(page.p99)}`, unit: 'ms' });
+    if (r.received !== written || r.unique !== r.received) notes.push(`catch-up returned ${r.received} changes (${r.unique} distinct) for ${written} written`);
+
+    if (await ctx.subscriptions(server)) {
+      ctx.log(`  bootstrap of the ${written} documents`);
+      const b = await ctx.observe(server, 'bootstrap', null, () =>
+        reader.call<{ docs: number; pages: number; count: number; ackMs: number; elapsedMs: number }>('bootstrap', { url: server.url, userId: 'bootstrapper', collection: COLLECTION, timeoutMs: 600_000 }),
+      );
+      figures.bootstrap = { docs: b.value.docs, pages: b.value.pages, count: b.value.count, seconds: b.value.elapsedMs / 1000, ackMs: b.value.ackMs, docsPerS: Math.round(b.value.docs / (b.value.elapsedMs / 1000)) };
+      phases.bootstrap = { cpu: b.cpu, ...(b.profile ? { profile: b.profile } : {}) };
+      rows.push({ metric: 'bootstrap: documents / pages', value: `${fmt(b.value.docs)} / ${fmt(b.value.pages)}` });
+      rows.push({ metric: 'bootstrap: total time (subscribe → last page)', value: fmt(b.value.elapsedMs / 1000), unit: 's' });
+      rows.push({ metric: 'bootstrap: documents/s', value: fmt(b.value.docs / (b.value.elapsedMs / 1000)) });
+      if (b.value.docs !== written) notes.push(`bootstrap delivered ${b.value.docs} documents for ${written} in the collection`);
+    } else {
+      figures.bootstrap = null;
+      rows.push({ metric: 'bootstrap', value: 'n/a (the server has no sync:subscribe yet)' });
+    }
+  } finally {
+    await ctx.pool.all('disconnect', {}).catch(() => undefined);
+    await server.stop();
+  }
+  return { name: 'catchup', title: 'Catch-up and bootstrap', params: { ...o }, figures, rows, notes, phases };
+}

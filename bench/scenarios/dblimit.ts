@@ -1,0 +1,169 @@
+/* Scenario 2 — the database's own limit: the same documents written straight to the same database
+ * with the MongoDB driver (no server in between), with the same concurrency and batch size:
+ *   - bulk upsert (replaceOne by _id, upsert): what a document write costs — the fair ceiling;
+ *   - raw insertMany: the cheapest possible write;
+ *   - the server's write path replayed with the driver: the round trips the server makes for one
+ *     batch of new documents (idempotency lookup, leases, state load, feed position, write-ahead
+ *     entries, document writes, settle, lease release) with no Node.js server work in between.
+ *     Server ≈ this figure means the time goes to database round trips; server ≪ it means the
+ *     server's own CPU work is the limit. */
+import { randomUUID } from 'node:crypto';
+import { MongoClient, type AnyBulkWriteOperation, type Db } from 'mongodb';
+import { Ctx, fmt, Row, ScenarioResult } from '../lib/context';
+import { createHistogram, recordMs, summarize } from '../lib/hist';
+import { nowMs } from '../lib/lite-client';
+import { CpuMeter } from '../lib/proc';
+import { benchDoc } from '../lib/protocol';
+import { WRITE_DATABASE } from './write';
+
+type Doc = { _id: string } & Record<string, unknown>;
+
+function docs(prefix: string, first: number, n: number): Doc[] {
+  const ts = Date.now();
+  return Array.from({ length: n }, (_, k) => ({ _id: `${prefix}-${first + k}`, ...benchDoc(first + k), sync_updated_at: ts, _updated_by: 'writer-0' }));
+}
+
+/** Runs `writers` closed loops of `op` for the window; returns documents per second and op latency. */
+async function loop(writers: number, warmupMs: number, durationMs: number, op: (w: number, seq: number) => Promise<number>) {
+  const startAt = nowMs() + warmupMs;
+  const endAt = startAt + durationMs;
+  const hist = createHistogram();
+  let written = 0;
+  await Promise.all(
+    Array.from({ length: writers }, async (_, w) => {
+      for (let seq = 0; nowMs() < endAt; seq++) {
+        const t0 = nowMs();
+        const n = await op(w, seq);
+        const t1 = nowMs();
+        if (t0 >= startAt && t1 <= endAt) {
+          written += n;
+          recordMs(hist, t1 - t0);
+        }
+      }
+    }),
+  );
+  return { docsPerS: written / (durationMs / 1000), latency: summarize(hist) };
+}
+
+async function ensureWritePathIndexes(db: Db, p: string) {
+  await db.collection(`${p}_feed`).createIndexes([
+    { key: { changeId: 1 }, name: 'changeId_unique', unique: true },
+    { key: { state: 1, createdAt: 1 }, name: 'state_createdAt' },
+    { key: { docKey: 1 }, name: 'docKey' },
+    { key: { serverTimestamp: 1 }, name: 'serverTimestamp' },
+    { key: { createdAt: 1 }, name: 'createdAt' },
+  ]);
+  await db.collection(`${p}_locks`).createIndexes([{ key: { expiresAt: 1 }, name: 'expiresAt' }]);
+  await db.collection(`${p}_tombstones`).createIndexes([{ key: { deletedAt: 1 }, name: 'deletedAt' }]);
+  // the counter exists before the concurrent writers start (as it does for the primed server)
+  await db.collection<any>(`${p}_counters`).updateOne({ _id: 'feed' }, { $setOnInsert: { seq: 0 } }, { upsert: true });
+}
+
+/** The database operations SyncService.applyFresh makes for one batch of inserts of new documents. */
+async function writePathBatch(db: Db, p: string, coll: string, batch: Doc[]): Promise<number> {
+  const feed = db.collection<any>(`${p}_feed`);
+  const locks = db.collection<any>(`${p}_locks`);
+  const counters = db.collection<any>(`${p}_counters`);
+  const tombs = db.collection<any>(`${p}_tombstones`);
+  const docsColl = db.collection<any>(coll);
+  const ids = batch.map((d) => d._id);
+  const keys = ids.map((id) => `${coll}:${id}`);
+  const changeIds = batch.map(() => randomUUID());
+  const now = Date.now();
+  await feed.find({ changeId: { $in: changeIds } }, { projection: { _id: 1, changeId: 1, state: 1, timestamp: 1, documentId: 1, collection: 1 } }).toArray();
+  await locks.insertMany(keys.map((k) => ({ _id: k, owner: 'bench', expiresAt: new Date(now + 10_000) })), { ordered: false });
+  await Promise.all([docsColl.find({ _id: { $in: ids } }).toArray(), tombs.find({ _id: { $in: keys } }).toArray()]);
+  const res = await counters.findOneAndUpdate({ _id: 'feed' }, { $inc: { seq: batch.length } }, { upsert: true, returnDocument: 'after' });
+  const first = (res?.seq as number) - batch.length + 1;
+  const entries = batch.map((d, i) => ({
+    _id: first + i,
+    changeId: changeIds[i],
+    state: 'pending',
+    collection: coll,
+    documentId: d._id,
+    docKey: keys[i],
+    operation: 'insert',
+    after: d,
+    before: null,
+    timestamp: now,
+    prevTimestamp: null,
+    userId: 'writer-0',
+    serverTimestamp: now,
+    clientAddress: '127.0.0.1',
+    createdAt: new Date(now),
+  }));
+  await feed.insertMany(entries, { ordered: false });
+  await docsColl.bulkWrite(batch.map((d) => ({ insertOne: { document: d } })) as AnyBulkWriteOperation<any>[], { ordered: false });
+  await feed.updateMany({ _id: { $in: entries.map((e) => e._id) }, state: 'pending' }, { $set: { state: 'applied' } });
+  await locks.deleteMany({ _id: { $in: keys }, owner: 'bench' });
+  return batch.length;
+}
+
+export async function runDbLimit(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapsedS'>> {
+  const o = ctx.opts.dblimit;
+  const database = ctx.shared.write?.database ?? WRITE_DATABASE;
+  const client = await MongoClient.connect(`${ctx.dbBaseUri}/${database}`, { maxPoolSize: Math.max(10, o.writers * 2), retryWrites: false });
+  const rows: Row[] = [];
+  const figures: Record<string, unknown> = { database };
+  const phases: ScenarioResult['phases'] = {};
+  const notes: string[] = [];
+  try {
+    const db = client.db();
+    const warm = Math.min(1000, Math.round(o.durationMs / 3));
+    const runs: [string, string, (w: number, seq: number) => Promise<number>][] = [
+      [
+        'bulkUpsert',
+        'bulk upsert (replaceOne, upsert)',
+        async (w, seq) => {
+          const batch = docs(`u${w}`, seq * o.batchSize, o.batchSize);
+          const r = await db
+            .collection<Doc>('dblimit_upsert')
+            .bulkWrite(batch.map((d) => ({ replaceOne: { filter: { _id: d._id }, replacement: d, upsert: true } })), { ordered: false });
+          return r.upsertedCount + r.modifiedCount;
+        },
+      ],
+      [
+        'insertMany',
+        'raw insertMany',
+        async (w, seq) => {
+          const r = await db.collection<Doc>('dblimit_insert').insertMany(docs(`i${w}`, seq * o.batchSize, o.batchSize), { ordered: false });
+          return r.insertedCount;
+        },
+      ],
+      ['writePath', "server's write path via the driver", (w, seq) => writePathBatch(db, '_benchpath', 'dblimit_path', docs(`p${w}`, seq * o.batchSize, o.batchSize))],
+    ];
+    await ensureWritePathIndexes(db, '_benchpath');
+    for (const [key, label, op] of runs) {
+      ctx.log(`  ${label}: ${o.writers} writers × batches of ${o.batchSize}, ${o.durationMs / 1000} s`);
+      const meter = new CpuMeter(() => ({ database: [ctx.dbPid], generator: [process.pid] }));
+      meter.start();
+      const r = await loop(o.writers, warm, o.durationMs, op);
+      phases[`dblimit-${key}`] = { cpu: meter.stop() };
+      figures[key] = { docsPerS: Math.round(r.docsPerS), batchLatencyMs: r.latency };
+      rows.push({ metric: `${label}: documents/s`, value: fmt(r.docsPerS) });
+      rows.push({ metric: `${label}: batch latency p50 / p99`, value: `${fmt(r.latency.p50)} / ${fmt(r.latency.p99)}`, unit: 'ms' });
+    }
+    const ceiling = (figures.bulkUpsert as { docsPerS: number }).docsPerS;
+    const path = (figures.writePath as { docsPerS: number }).docsPerS;
+    if (ctx.shared.write) {
+      const { batchChangesPerS, singleChangesPerS } = ctx.shared.write;
+      const pct = (x: number, of: number) => (of ? Math.round((x / of) * 1000) / 10 : 0);
+      figures.server = {
+        batchChangesPerS,
+        singleChangesPerS,
+        batchPctOfBulkUpsert: pct(batchChangesPerS, ceiling),
+        batchPctOfInsertMany: pct(batchChangesPerS, (figures.insertMany as { docsPerS: number }).docsPerS),
+        batchPctOfWritePath: pct(batchChangesPerS, path),
+        singlePctOfBulkUpsert: pct(singleChangesPerS, ceiling),
+      };
+      const f = figures.server as Record<string, number>;
+      rows.push({ metric: 'server changeBatch as % of bulk upsert (the ceiling)', value: `${f.batchPctOfBulkUpsert}%` });
+      rows.push({ metric: 'server changeBatch as % of raw insertMany', value: `${f.batchPctOfInsertMany}%` });
+      rows.push({ metric: "server changeBatch as % of its write path via the driver", value: `${f.batchPctOfWritePath}%` });
+      rows.push({ metric: 'server single change as % of bulk upsert', value: `${f.singlePctOfBulkUpsert}%` });
+    } else notes.push('run the write scenario in the same run (not --only=dblimit) to get the server as a percentage of the ceiling');
+  } finally {
+    await client.close();
+  }
+  return { name: 'dblimit', title: 'Database limit (MongoDB driver, no server)', params: { ...o, database }, figures, rows, notes, phases };
+}

@@ -1,0 +1,121 @@
+/* Scenario 3 — fan-out latency: S subscribers on one collection, one writer (in its own process)
+ * sending single sync:change at a fixed rate, open loop. Each change carries the writer's wall-clock
+ * emit time (performance.timeOrigin + performance.now(), sub-millisecond, shared by all processes of
+ * the machine); each subscriber records receipt − emit. The figure includes the server's write path
+ * (the change is broadcast once applied), so the writer's ack latency is reported alongside. */
+import { Ctx, fmt, Row, ScenarioResult } from '../lib/context';
+import { mergeHistograms, summarize, LatencySummary } from '../lib/hist';
+import { split } from '../lib/pool';
+
+export const FANOUT_COLLECTION = 'fanout';
+
+export interface FanoutPoint {
+  subscribers: number;
+  targetRate: number;
+  achievedRate: number;
+  expected: number;
+  delivered: number;
+  deliveriesPerS: number;
+  latencyMs: LatencySummary;
+  writerAckMs: LatencySummary;
+  writerFailed: number;
+  saturated: boolean;
+  cpu: Record<string, number>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function runFanout(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapsedS'>> {
+  const o = ctx.opts.fanout;
+  const server = await ctx.startServer('bench_fanout');
+  const points: FanoutPoint[] = [];
+  const rows: Row[] = [];
+  const phases: ScenarioResult['phases'] = {};
+  const notes: string[] = [];
+  try {
+    const subscribe = (await ctx.subscriptions(server)) ? { collection: FANOUT_COLLECTION } : null;
+    for (const S of o.subscribers) {
+      ctx.log(`  ${S} subscribers, writer at ${o.rate} changes/s for ${o.durationMs / 1000} s`);
+      const perWorker = split(S, ctx.pool.clients.length);
+      const conn = await ctx.pool.all<{ connected: number; errors: Record<string, number> }>('connect', (i) =>
+        perWorker[i] ? { url: server.url, count: perWorker[i], userPrefix: `sub-${S}-${i}-`, offset: 0, concurrency: 100, subscribe } : null,
+      );
+      const connected = conn.filter(Boolean).reduce((s, c) => s + c.connected, 0);
+      if (connected < S) throw new Error(`only ${connected}/${S} subscribers connected: ${JSON.stringify(conn.filter(Boolean).map((c) => c.errors))}`);
+      await ctx.pool.writer.call('connect', { url: server.url, count: 1, userPrefix: `fanwriter-${S}-`, offset: 0, concurrency: 1, subscribe: null });
+      const tag = `f${S}-${Date.now().toString(36)}`;
+      await ctx.pool.all('listen', (i) => (perWorker[i] ? { tag } : null));
+      const warmupAt = Date.now() + 300;
+      const startAt = warmupAt + o.warmupMs;
+      const endAt = startAt + o.durationMs;
+      const obs = await ctx.observe(server, `fanout-${S}`, { startAt, endAt }, () =>
+        ctx.pool.writer.call<{ sent: number; acked: number; failed: number; codes: Record<string, number>; hist: string; maxInFlight: number }>(
+          'writeRate',
+          { rate: o.rate, warmupAt, startAt, endAt, collection: FANOUT_COLLECTION, tag, batch: 1 },
+        ),
+      );
+      const w = obs.value;
+      const expected = w.acked * S;
+      // let the last deliveries arrive: stop when all are in or nothing moved for 3 s
+      let delivered = 0;
+      let last = -1;
+      let still = 0;
+      let reports: { received: number; hist: string; minPerSocket: number; maxPerSocket: number; foreign: number }[] = [];
+      for (let waited = 0; waited < 60_000; waited += 250) {
+        reports = (await ctx.pool.all('listenReport', (i) => (perWorker[i] ? {} : null))).filter(Boolean);
+        delivered = reports.reduce((s, r) => s + r.received, 0);
+        if (delivered >= expected) break;
+        still = delivered === last ? still + 250 : 0;
+        if (still >= 3000) break;
+        last = delivered;
+        await sleep(250);
+      }
+      const latency = summarize(mergeHistograms(reports.map((r) => r.hist)));
+      const writerAck = summarize(mergeHistograms([w.hist]));
+      const achievedRate = w.acked / (o.durationMs / 1000);
+      const saturated = achievedRate < o.rate * 0.95 || delivered < expected || latency.p99 > 1000;
+      const point: FanoutPoint = {
+        subscribers: S,
+        targetRate: o.rate,
+        achievedRate: Math.round(achievedRate),
+        expected,
+        delivered,
+        deliveriesPerS: Math.round(delivered / (o.durationMs / 1000)),
+        latencyMs: latency,
+        writerAckMs: writerAck,
+        writerFailed: w.failed,
+        saturated,
+        cpu: obs.cpu,
+      };
+      points.push(point);
+      phases[`fanout-${S}`] = { cpu: obs.cpu, ...(obs.profile ? { profile: obs.profile } : {}) };
+      rows.push({
+        metric: `S=${S}: delivery latency p50 / p99 / max`,
+        value: `${fmt(latency.p50)} / ${fmt(latency.p99)} / ${fmt(latency.max)}`,
+        unit: 'ms',
+      });
+      rows.push({ metric: `S=${S}: writer ack p50 / p99`, value: `${fmt(writerAck.p50)} / ${fmt(writerAck.p99)}`, unit: 'ms' });
+      rows.push({
+        metric: `S=${S}: changes/s sent, deliveries/s, delivered`,
+        value: `${fmt(achievedRate)} / ${fmt(point.deliveriesPerS)} / ${expected ? ((delivered / expected) * 100).toFixed(1) : '0'}%`,
+      });
+      rows.push({ metric: `S=${S}: CPU server / database / generator`, value: `${obs.cpu.server ?? '?'} / ${obs.cpu.database ?? '?'} / ${obs.cpu.generator ?? '?'}`, unit: '% of a core' });
+      if (saturated) notes.push(`S=${S}: saturated (sent ${fmt(achievedRate)}/${o.rate} changes/s, delivered ${delivered}/${expected}, p99 ${fmt(latency.p99)} ms)`);
+      if (w.failed) notes.push(`S=${S}: ${w.failed} writer changes failed ${JSON.stringify(w.codes)}`);
+      await ctx.pool.all('disconnect', {}, undefined, ctx.pool.workers);
+      await sleep(500);
+    }
+  } finally {
+    await ctx.pool.all('disconnect', {}, undefined, ctx.pool.workers).catch(() => undefined);
+    await server.stop();
+  }
+  return {
+    name: 'fanout',
+    title: 'Fan-out latency (writer emit → subscriber receipt)',
+    params: { ...o },
+    figures: { points },
+    rows,
+    notes,
+    phases,
+  };
+}
