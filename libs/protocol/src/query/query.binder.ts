@@ -42,8 +42,8 @@ function typeName(v: unknown): string {
   return t === 'object' ? 'an object' : `a ${t}`;
 }
 
-export function bindToIR(node: QueryNode, args: readonly unknown[] | undefined, vars: QueryVars | undefined): IR {
-  if (args !== undefined && !Array.isArray(args)) throw new InvalidQueryError('the query arguments must be an array', 0);
+export function bindToIR(node: QueryNode, args: readonly unknown[] | null | undefined, vars: QueryVars | undefined): IR {
+  if (args != null && !Array.isArray(args)) throw new InvalidQueryError('the query arguments must be an array', 0);
   if (args && args.length > LIMITS.maxArgs) {
     throw new InvalidQueryError(`too many query arguments: ${args.length} (at most ${LIMITS.maxArgs})`, 0);
   }

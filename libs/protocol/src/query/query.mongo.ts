@@ -17,12 +17,15 @@ export function toMongoFilter(ir: IR): MongoFilter {
     case 'and': {
       const parts = ir.c.map(toMongoFilter);
       // { a: .., b: .. } when the parts use distinct keys, and { a: { $gte: 1, $lte: 5 } } when
-      // they use distinct operators on one key: more readable, same meaning.
+      // they use distinct operators on one top-level key: more readable, same meaning. Not on a
+      // dotted key: FerretDB v1 then wants one array element to satisfy all the operators, where
+      // MongoDB (and the predicate) let each operator match a different element.
       const merged: MongoFilter = {};
       for (const p of parts) {
         for (const key of Object.keys(p)) {
           if (!Object.hasOwn(merged, key)) merged[key] = p[key];
-          else if (isOperatorObject(merged[key]) && isOperatorObject(p[key]) && disjoint(merged[key], p[key])) {
+          else if (key === '$nor') merged.$nor = [...(merged.$nor as unknown[]), ...(p.$nor as unknown[])];
+          else if (!key.includes('.') && isOperatorObject(merged[key]) && isOperatorObject(p[key]) && disjoint(merged[key], p[key])) {
             merged[key] = { ...merged[key], ...p[key] };
           } else return { $and: parts };
         }
@@ -43,6 +46,13 @@ function disjoint(a: MongoFilter, b: MongoFilter): boolean {
 }
 
 function leafFilter(leaf: LeafIR): MongoFilter {
+  if (leaf.neg && leaf.segments.length > 1) {
+    // FerretDB v1 applies $ne, $nin and $not to each element of an array met along a dotted path
+    // (so { 'a.b': { $ne: 1 } } matches { a: [{ b: 1 }, { b: 2 }] }), unlike MongoDB; $nor is the
+    // negation of the whole match on both.
+    const positive = leafFilter({ ...leaf, neg: false });
+    return { $nor: Object.keys(positive).length === 1 && Array.isArray(positive.$or) ? positive.$or : [positive] };
+  }
   const { path, m, neg } = leaf;
   switch (m.t) {
     case 'eq':
@@ -58,11 +68,9 @@ function leafFilter(leaf: LeafIR): MongoFilter {
     }
     case 'null':
       if (leaf.segments.length === 1) return { [path]: neg ? { $ne: null } : null };
-      // { 'a.b': null } differs between servers when `a` is an array whose elements lack `b` in
+      // { 'a.b': null } differs between servers when `a` is an array whose objects lack `b` in
       // part, so the dotted form spells out "resolves to nothing, or to a null somewhere".
-      return neg
-        ? { [path]: { $exists: true, $not: { $type: 'null' } } }
-        : { $or: [{ [path]: { $exists: false } }, { [path]: { $type: 'null' } }] };
+      return { $or: [{ [path]: { $exists: false } }, { [path]: { $type: 'null' } }] };
   }
 }
 
