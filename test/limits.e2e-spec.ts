@@ -117,7 +117,14 @@ describe('TRUST_PROXY: the client address from X-Forwarded-For', () => {
   let t: TestApp;
   beforeAll(async () => {
     t = await startTestApp(
-      { TRUST_PROXY: 'true', MAX_CONNECTIONS_PER_IP: '2', RATE_LIMIT_DISABLED: 'false', HTTP_RATE_LIMIT_MAX: '3', HTTP_RATE_LIMIT_WINDOW_MS: '60000' },
+      {
+        TRUST_PROXY: 'true',
+        MAX_CONNECTIONS_PER_IP: '2',
+        RATE_LIMIT_DISABLED: 'false',
+        HTTP_RATE_LIMIT_MAX: '3',
+        HTTP_RATE_LIMIT_WINDOW_MS: '60000',
+        AUTH_SERVICE_TOKEN: 'service-token-0123456789-0123456789',
+      },
       'limits_proxy',
     );
   });
@@ -142,6 +149,9 @@ describe('TRUST_PROXY: the client address from X-Forwarded-For', () => {
     const res = await request(t.url).get('/stats').set('X-Forwarded-For', '1.1.1.1, 198.51.100.7').expect(429);
     expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
     await request(t.url).get('/stats').set('X-Forwarded-For', '198.51.100.8').expect(200);
+    // server-to-server calls with the service token are not throttled
+    for (let i = 0; i < 5; i++)
+      await request(t.url).get('/stats').set('X-Forwarded-For', '198.51.100.7').set('Authorization', 'Bearer service-token-0123456789-0123456789').expect(200);
     for (let i = 0; i < 10; i++) {
       await request(t.url).get('/health').set('X-Forwarded-For', '198.51.100.7').expect(200);
       await request(t.url).get('/ready').set('X-Forwarded-For', '198.51.100.7').expect(200);
