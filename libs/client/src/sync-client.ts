@@ -1,0 +1,1178 @@
+import { io, type ManagerOptions, type Socket, type SocketOptions } from 'socket.io-client';
+import { ErrorCode } from '../../protocol/src/errors';
+import {
+  isUserCollectionName,
+  LIMITS,
+  OPERATIONS,
+  type BootstrapPage,
+  type ChangeAck,
+  type ChangeAckFailure,
+  type ChangeAckSuccess,
+  type ChangeBatchAck,
+  type DeliveredChange,
+  type GetChangesAck,
+  type JoinAck,
+  type JoinRequest,
+  type Operation,
+  type SubscribeAck,
+  type SubscriptionSpec,
+  type SyncDocument,
+} from '../../protocol/src/types';
+import { TypedEmitter } from './emitter';
+import { LocalView, type ViewChange, type ViewFilter } from './local-view';
+import { compileFilter } from './matcher';
+import { Outbox, toWire } from './outbox';
+import { MemoryStorage } from './storage/memory-storage';
+import {
+  docKey,
+  type DocRecord,
+  type OutboxEntry,
+  type StorageWrite,
+  type StoredSubscription,
+  type SyncStorage,
+} from './storage/storage.types';
+import { backoffDelay, isPlainObject, uuid } from './util';
+
+/** Supplies a JWT; called at connect, and with `forceRefresh` after the server refused or expired one. */
+export type TokenProvider = (opts: { forceRefresh: boolean }) => string | undefined | null | Promise<string | undefined | null>;
+
+export interface SyncClientLogger {
+  debug?(msg: string, ...rest: unknown[]): void;
+  info?(msg: string, ...rest: unknown[]): void;
+  warn(msg: string, ...rest: unknown[]): void;
+  error(msg: string, ...rest: unknown[]): void;
+}
+
+export interface SyncClientOptions {
+  /** A JWT to authenticate with (sent in the handshake and in sync:join). */
+  token?: string;
+  /** Called for a token at connect and again (forceRefresh) when the server reports it expired. */
+  getToken?: TokenProvider;
+  /** Subscriptions to hold from the start (same as calling subscribe()). */
+  subscriptions?: SubscriptionSpec[];
+  /** Socket.IO transports (default: polling then upgrade to websocket, as socket.io does). */
+  transports?: ('websocket' | 'polling')[];
+  /** Most changes per sync:changeBatch (default 500, the server's default MAX_BATCH_SIZE). */
+  maxBatchSize?: number;
+  /** Most bytes of JSON per batch (default 768 KiB, under the server's default 1 MiB message limit). */
+  maxBatchBytes?: number;
+  /** Largest change accepted by makeChange, in bytes of JSON (default 256 KiB, as MAX_CHANGE_BYTES). */
+  maxChangeBytes?: number;
+  /** Page size of sync:get_changes (default 500). */
+  getChangesLimit?: number;
+  /** How long to wait for any ack (default 20 s). */
+  ackTimeoutMs?: number;
+  /** connect() rejects when not synced within this time (default 15 s); the client keeps trying. */
+  connectTimeoutMs?: number;
+  /** Read the change feed at least this often while connected (default 30 s; 0: only on reconnect and after writes). */
+  catchUpIntervalMs?: number;
+  /** Disconnect at once when the browser reports it is offline, reconnect when online (default true). */
+  watchNetwork?: boolean;
+  /** Where log lines go (default console; null: silent). */
+  logger?: SyncClientLogger | null;
+  /** The clock for sync_updated_at (default Date.now). */
+  now?: () => number;
+  /** Extra Socket.IO client options. */
+  socketOptions?: Partial<ManagerOptions & SocketOptions>;
+}
+
+/** A change the app made, as makeChange reports it. */
+export interface PendingChange {
+  changeId: string;
+  operation: Operation;
+  collection: string;
+  documentId: string;
+  data?: SyncDocument;
+  timestamp: number;
+}
+
+export interface SyncClientEvents {
+  /** Joined (true) or lost the connection (false). */
+  online: (online: boolean) => void;
+  /** The number of unacknowledged changes changed. */
+  pending: (count: number) => void;
+  /** A visible document changed (local, remote, rollback, ...). */
+  change: (change: ViewChange) => void;
+  /** A catch-up finished: everything up to `cursor` has been read. */
+  synced: (info: { cursor: string | null; pending: number; timestamp: number }) => void;
+  /** The server applied a local change. */
+  acked: (info: { change: PendingChange; ack: ChangeAckSuccess }) => void;
+  /** A local change lost its conflict: the view now shows the server's `current` (null: deleted). */
+  conflict: (info: { change: PendingChange; current: SyncDocument | null; timestamp?: number }) => void;
+  /** The server refused a local change for good (FORBIDDEN, INVALID_PAYLOAD, ...): it was rolled back. */
+  rejected: (info: { change: PendingChange; code: string; error: string }) => void;
+  /** A bootstrap page was applied. */
+  bootstrap: (info: { collection: string; subscriptionId: string; page: number; count: number; done: boolean }) => void;
+  /** The stored cursor expired: the client bootstraps again (unsent changes are kept). */
+  reset: (info: { reason: string }) => void;
+  error: (error: Error) => void;
+}
+
+/** An error of the client (codes of the protocol, plus OFFLINE and TIMEOUT). */
+export class SyncClientError extends Error {
+  constructor(
+    readonly code: ErrorCode | 'OFFLINE' | 'TIMEOUT' | 'CLOSED',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'SyncClientError';
+  }
+}
+
+export interface Subscription {
+  readonly key: string;
+  readonly collection: string;
+  readonly filter?: string;
+  readonly args?: unknown[];
+  /** The server's id while connected. */
+  readonly id: string | undefined;
+  /** Number of visible matching documents the server reported when it last subscribed. */
+  readonly count: number | undefined;
+  unsubscribe(): Promise<void>;
+}
+
+interface SubState extends StoredSubscription {
+  id?: string;
+  count?: number;
+  done?: () => void;
+  /** The sync:subscribe under way in this session, if any. */
+  sending?: { session: number; promise: Promise<void> };
+}
+
+/** Resolves a storage given as a string (set by the Node and the browser entry points). */
+export type StringStorageResolver = (spec: string, userId: string, logger: SyncClientLogger | null) => SyncStorage;
+let stringStorageResolver: StringStorageResolver | undefined;
+export function setStringStorageResolver(r: StringStorageResolver): void {
+  stringStorageResolver = r;
+}
+
+const FINAL_CODES = new Set<string>([
+  ErrorCode.FORBIDDEN,
+  ErrorCode.INVALID_PAYLOAD,
+  ErrorCode.PAYLOAD_TOO_LARGE,
+  ErrorCode.INVALID_QUERY,
+]);
+const MAX_INTERNAL_ATTEMPTS = 5;
+
+class Wakeup {
+  private flag = false;
+  private resolver?: () => void;
+  notify(): void {
+    if (this.resolver) {
+      const r = this.resolver;
+      this.resolver = undefined;
+      r();
+    } else this.flag = true;
+  }
+  wait(ms: number): Promise<void> {
+    if (this.flag) {
+      this.flag = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.resolver = undefined;
+        resolve();
+      }, Math.max(0, ms));
+      this.resolver = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+}
+
+/**
+ * The sync client: an optimistic local view, a durable outbox, and the protocol conversation that
+ * keeps both in step with the server (see docs/SDK.md).
+ */
+export class SyncClient extends TypedEmitter<SyncClientEvents> {
+  readonly serverUrl: string;
+  readonly userId: string;
+  readonly storage: SyncStorage;
+  /** The documents as this client sees them (synced state + pending local changes). */
+  readonly view = new LocalView();
+
+  private readonly opts: Required<
+    Pick<
+      SyncClientOptions,
+      'maxBatchSize' | 'maxBatchBytes' | 'maxChangeBytes' | 'getChangesLimit' | 'ackTimeoutMs' | 'connectTimeoutMs' | 'catchUpIntervalMs' | 'watchNetwork'
+    >
+  >;
+  private readonly options: SyncClientOptions;
+  private readonly log: SyncClientLogger | null;
+  private readonly now: () => number;
+  private readonly outbox = new Outbox();
+  private readonly subs = new Map<string, SubState>();
+  private readonly subsById = new Map<string, SubState>();
+  private readonly earlyPages = new Map<string, BootstrapPage[]>();
+  private readonly wake = new Wakeup();
+  private readonly internalAttempts = new Map<string, number>();
+
+  private initPromise?: Promise<void>;
+  private socket?: Socket;
+  private session = 0;
+  private sessionEnd?: { promise: Promise<void>; resolve: () => void };
+  private joined = false;
+  private wantOnline = false;
+  private closed = false;
+  private cursor: string | null = null;
+  private lastSyncTimestamp = 0;
+  private lastTimestamp = 0;
+  private lastSeq = 0;
+  private token?: string;
+  private tokenStale = false;
+  private batchLimit: number;
+  private nextCatchUp = 0;
+  private staleKeys?: Set<string>;
+  private reconnectTimer?: ReturnType<typeof setTimeout>;
+  private reconnectAttempt = 0;
+  private writes = new Set<Promise<unknown>>();
+  private networkCleanup?: () => void;
+  private readonly connectWaiters = new Set<(err?: Error) => void>();
+
+  /**
+   * @param serverUrl the sync server (e.g. http://localhost:3000)
+   * @param userId    the user (dev mode joins with it; with a token it must match the token's subject)
+   * @param storage   where the outbox and documents live: a SyncStorage, or a string (Node: a
+   *                  directory for FileStorage; browser: an IndexedDB name). A `mongodb://` URI (the
+   *                  old SDK's local MongoDB) is not used: it gets a warning and a FileStorage in
+   *                  ./.sync-client/<database>/<userId>. Default: MemoryStorage (not durable).
+   */
+  constructor(serverUrl: string, userId: string, storage?: SyncStorage | string | null, options: SyncClientOptions = {}) {
+    super();
+    this.serverUrl = serverUrl;
+    this.userId = userId ?? '';
+    this.options = options;
+    this.log = options.logger === null ? null : (options.logger ?? console);
+    this.now = options.now ?? Date.now;
+    this.opts = {
+      maxBatchSize: options.maxBatchSize ?? LIMITS.defaultMaxBatchSize,
+      maxBatchBytes: options.maxBatchBytes ?? 768 * 1024,
+      maxChangeBytes: options.maxChangeBytes ?? LIMITS.defaultMaxChangeBytes,
+      getChangesLimit: options.getChangesLimit ?? LIMITS.defaultGetChangesLimit,
+      ackTimeoutMs: options.ackTimeoutMs ?? 20_000,
+      connectTimeoutMs: options.connectTimeoutMs ?? 15_000,
+      catchUpIntervalMs: options.catchUpIntervalMs ?? 30_000,
+      watchNetwork: options.watchNetwork ?? true,
+    };
+    this.batchLimit = this.opts.maxBatchSize;
+    this.token = options.token;
+    if (typeof storage === 'string') {
+      if (!stringStorageResolver) throw new Error('a storage given as a string needs the Node or browser entry point of the SDK');
+      this.storage = stringStorageResolver(storage, this.userId, this.log);
+    } else {
+      this.storage = storage ?? new MemoryStorage();
+    }
+    for (const s of options.subscriptions ?? []) this.addSub(s.collection, s.filter, s.args);
+    this.view.on('change', (c) => this.emit('change', c));
+  }
+
+  protected override onListenerError(event: keyof SyncClientEvents, error: unknown): void {
+    this.log?.error(`sync-client: a '${String(event)}' listener threw`, error);
+  }
+
+  // ---- the SEED API --------------------------------------------------------------------------------
+
+  /** Loads the stored outbox, documents and cursor. Called by connect()/makeChange() when needed. */
+  initialize(): Promise<void> {
+    if (!this.initPromise) this.initPromise = this.load();
+    return this.initPromise;
+  }
+
+  /**
+   * Connects, joins, renews the subscriptions, sends the outbox and reads the change feed. Resolves
+   * once that first sync is done; rejects after `connectTimeoutMs` (the client keeps trying in the
+   * background: local changes are queued meanwhile).
+   */
+  async connect(): Promise<void> {
+    if (this.closed) throw new SyncClientError('CLOSED', 'this client was closed');
+    await this.initialize();
+    this.wantOnline = true;
+    const synced = new Promise<void>((resolve, reject) => {
+      const finish = (err?: Error) => {
+        offS();
+        clearTimeout(timer);
+        this.connectWaiters.delete(finish);
+        if (err) reject(err);
+        else resolve();
+      };
+      const offS = this.once('synced', () => finish());
+      const timer = setTimeout(
+        () => finish(new SyncClientError('TIMEOUT', `not connected to ${this.serverUrl} after ${this.opts.connectTimeoutMs} ms (still trying)`)),
+        this.opts.connectTimeoutMs,
+      );
+      this.connectWaiters.add(finish);
+    });
+    if (!this.socket) this.createSocket();
+    if (!this.socket!.connected && !this.socket!.active) this.socket!.connect();
+    else if (this.joined) this.requestCatchUp();
+    this.watchNetwork();
+    return synced;
+  }
+
+  /**
+   * Makes a change: applied to the local view at once, stored in the outbox (durably, for a durable
+   * storage) before this resolves, then sent. The client sets `sync_updated_at` (and the change's
+   * timestamp) to the current time, never lower than its previous one nor than the document's.
+   */
+  async makeChange(operation: Operation, collection: string, documentId: string, data?: SyncDocument): Promise<PendingChange> {
+    if (this.closed) throw new SyncClientError('CLOSED', 'this client was closed');
+    validateChange(operation, collection, documentId, data, this.opts.maxChangeBytes);
+    await this.initialize();
+    const now = this.now();
+    let ts = Math.max(now, this.lastTimestamp);
+    const docTs = this.view.latestTimestamp(collection, documentId);
+    if (ts <= docTs) ts = docTs + 1;
+    this.lastTimestamp = ts;
+    let body: SyncDocument | undefined;
+    if (operation !== 'delete') {
+      body = JSON.parse(JSON.stringify(data ?? {})) as SyncDocument;
+      delete body._id;
+      delete body._updated_by;
+      body.sync_updated_at = ts;
+    }
+    const entry: OutboxEntry = {
+      seq: ++this.lastSeq,
+      changeId: uuid(),
+      operation,
+      collection,
+      documentId,
+      ...(body ? { data: body } : {}),
+      timestamp: ts,
+      createdAt: now,
+    };
+    this.outbox.add(entry);
+    this.view.addPending(entry);
+    this.emit('pending', this.outbox.size);
+    try {
+      await this.persist({ putOutbox: [entry], meta: { lastTimestamp: ts, lastSeq: entry.seq } }, false);
+    } catch (e) {
+      this.outbox.remove([entry.changeId]);
+      this.view.settle(entry, 'rollback');
+      this.emit('pending', this.outbox.size);
+      throw e;
+    }
+    this.outbox.markDurable(entry.changeId);
+    this.wake.notify();
+    return publicChange(entry);
+  }
+
+  /** True while connected and joined. */
+  isOnline(): boolean {
+    return this.joined && !!this.socket?.connected;
+  }
+
+  /** Changes made locally that the server has not acknowledged yet. */
+  getPendingChangesCount(): number {
+    return this.outbox.size;
+  }
+
+  /** When (UTC ms) the client last finished reading the feed or had changes acknowledged; 0 if never. */
+  getLastSyncTimestamp(): number {
+    return this.lastSyncTimestamp;
+  }
+
+  /** Disconnects (local changes keep being accepted and queued). connect() again to resume. */
+  async disconnect(): Promise<void> {
+    this.wantOnline = false;
+    clearTimeout(this.reconnectTimer);
+    this.networkCleanup?.();
+    this.networkCleanup = undefined;
+    for (const finish of [...this.connectWaiters]) finish(new SyncClientError('OFFLINE', 'disconnect() was called'));
+    if (this.socket) {
+      this.socket.disconnect();
+      this.endSession();
+    }
+    await this.idle();
+  }
+
+  /** Disconnects and closes the storage. The client cannot be used afterwards. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.disconnect();
+    this.closed = true;
+    this.socket?.removeAllListeners();
+    this.socket = undefined;
+    await this.idle();
+    if (this.initPromise) await this.initPromise.catch(() => undefined);
+    await this.storage.close();
+  }
+
+  // ---- subscriptions and the local view ------------------------------------------------------------
+
+  /**
+   * Subscribes to a collection (optionally filtered with the query language and `$0`… arguments).
+   * Kept across reconnects and restarts. When online, resolves after the bootstrap has been applied.
+   */
+  async subscribe(collection: string, filter?: string, args?: unknown[]): Promise<Subscription> {
+    if (!isUserCollectionName(collection)) throw new SyncClientError(ErrorCode.INVALID_PAYLOAD, `invalid collection name "${collection}"`);
+    await this.initialize();
+    const sub = this.addSub(collection, filter, args);
+    await this.persist({ meta: { subscriptions: this.storedSubs() } });
+    if (this.isOnline() && !sub.id) await this.sendSubscribe(this.session, sub);
+    return this.handle(sub);
+  }
+
+  /** Drops a subscription, and the local documents no remaining subscription covers. */
+  async unsubscribe(sub: Subscription | string): Promise<void> {
+    const key = typeof sub === 'string' ? sub : sub.key;
+    const s = this.subs.get(key);
+    if (!s) return;
+    this.subs.delete(key);
+    if (s.id) this.subsById.delete(s.id);
+    if (s.id && this.isOnline()) {
+      await this.request('sync:unsubscribe', { subscriptionId: s.id }).catch(() => undefined);
+    }
+    const drops: { collection: string; id: string }[] = [];
+    for (const rec of [...this.view.baseRecords()]) {
+      if (rec.collection !== s.collection) continue;
+      if (rec.doc && this.matchesSubscriptions(rec.collection, rec.doc)) continue;
+      if (this.view.drop(rec.collection, rec.id, 'reset')) drops.push({ collection: rec.collection, id: rec.id });
+    }
+    await this.persist({ deleteDocs: drops, meta: { subscriptions: this.storedSubs() } });
+  }
+
+  subscriptions(): Subscription[] {
+    return [...this.subs.values()].map((s) => this.handle(s));
+  }
+
+  /** A visible document (synced state with pending local changes applied). */
+  getDocument(collection: string, documentId: string): SyncDocument | undefined {
+    return this.view.get(collection, documentId);
+  }
+
+  /** The visible documents of a collection, optionally filtered (a predicate, or a query string). */
+  getDocuments(collection: string, filter?: ViewFilter, args?: unknown[]): SyncDocument[] {
+    return this.view.list(collection, filter, args);
+  }
+
+  /**
+   * Calls `listener` with the collection's documents now and after every change to them (changes in
+   * one tick are coalesced). Returns a function that stops watching.
+   */
+  watch(collection: string, listener: (docs: SyncDocument[]) => void, filter?: ViewFilter, args?: unknown[]): () => void {
+    let scheduled = false;
+    const fire = () => {
+      scheduled = false;
+      listener(this.view.list(collection, filter, args));
+    };
+    const off = this.view.on('change', (c) => {
+      if (c.collection !== collection || scheduled) return;
+      scheduled = true;
+      queueMicrotask(fire);
+    });
+    fire();
+    return off;
+  }
+
+  /** Unacknowledged local changes, oldest first. */
+  getPendingChanges(): PendingChange[] {
+    return this.outbox.all().map(publicChange);
+  }
+
+  /** The stored feed position (null before the first join). */
+  getCursor(): string | null {
+    return this.cursor;
+  }
+
+  /**
+   * Resolves once the outbox is empty and the change feed has been read up to now (asks for a
+   * catch-up at once). Rejects on timeout.
+   */
+  whenSynced(timeoutMs = 30_000): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const off = this.on('synced', (info) => {
+        if (info.pending > 0) return;
+        off();
+        clearTimeout(timer);
+        resolve();
+      });
+      const timer = setTimeout(() => {
+        off();
+        reject(new SyncClientError('TIMEOUT', `not synced within ${timeoutMs} ms (${this.outbox.size} pending, online: ${this.isOnline()})`));
+      }, timeoutMs);
+      this.requestCatchUp();
+    });
+  }
+
+  // ---- loading and storage -------------------------------------------------------------------------
+
+  private async load(): Promise<void> {
+    const state = await this.storage.load();
+    const meta = state.meta;
+    if (meta.userId && this.userId && meta.userId !== this.userId) {
+      throw new Error(`this storage holds the data of user "${meta.userId}", not "${this.userId}": use one storage per user`);
+    }
+    let docs = state.docs;
+    let cursor = meta.cursor ?? null;
+    const storedSubs = meta.subscriptions ?? [];
+    if (meta.serverUrl && meta.serverUrl !== this.serverUrl) {
+      // another server: its feed positions mean nothing here; keep the outbox, start the view afresh
+      docs = [];
+      cursor = null;
+      for (const s of storedSubs) s.bootstrapped = false;
+      await this.storage.write({ clearDocs: true, meta: { cursor: null, subscriptions: storedSubs } });
+    }
+    this.cursor = cursor;
+    this.lastSyncTimestamp = meta.lastSyncTimestamp ?? 0;
+    this.lastSeq = Math.max(meta.lastSeq ?? 0, ...state.outbox.map((e) => e.seq));
+    this.lastTimestamp = Math.max(meta.lastTimestamp ?? 0, ...state.outbox.map((e) => e.timestamp));
+    for (const s of storedSubs) {
+      const sub = this.addSub(s.collection, s.filter, s.args);
+      sub.bootstrapped = s.bootstrapped && !!cursor;
+    }
+    this.outbox.load(state.outbox);
+    this.view.load(docs, state.outbox);
+    if (meta.userId !== this.userId || meta.serverUrl !== this.serverUrl || (this.subs.size && !storedSubs.length)) {
+      await this.storage.write({ meta: { userId: this.userId, serverUrl: this.serverUrl, subscriptions: this.storedSubs() } });
+    }
+    if (this.outbox.size) this.emit('pending', this.outbox.size);
+  }
+
+  /** Writes to storage; errors are reported (and rethrown when `report` is false). */
+  private persist(w: StorageWrite, report = true): Promise<void> {
+    const p = this.storage.write(w);
+    this.writes.add(p);
+    const done = p.finally(() => this.writes.delete(p));
+    if (!report) return done;
+    return done.catch((e) => {
+      this.log?.error(`sync-client: storage write failed: ${(e as Error).message}`);
+      this.emit('error', e as Error);
+    });
+  }
+
+  private async idle(): Promise<void> {
+    while (this.writes.size) await Promise.allSettled([...this.writes]);
+  }
+
+  // ---- connection ----------------------------------------------------------------------------------
+
+  private createSocket(): void {
+    const socket = io(this.serverUrl, {
+      path: '/socket.io',
+      autoConnect: false,
+      reconnection: true,
+      reconnectionDelay: 500,
+      reconnectionDelayMax: 5_000,
+      timeout: 10_000,
+      ...(this.options.transports ? { transports: this.options.transports } : {}),
+      auth: (cb: (data: object) => void) => {
+        this.currentToken(this.tokenStale).then(
+          (token) => cb(token ? { token } : {}),
+          () => cb({}),
+        );
+      },
+      ...this.options.socketOptions,
+    });
+    this.socket = socket;
+    socket.on('connect', () => {
+      this.reconnectAttempt = 0;
+      void this.runSession();
+    });
+    socket.on('disconnect', (reason) => {
+      const wasOnline = this.joined;
+      this.endSession();
+      if (wasOnline) this.emit('online', false);
+      this.log?.debug?.(`sync-client: disconnected (${reason})`);
+      // the server closed us on purpose: socket.io will not reconnect by itself
+      if (reason === 'io server disconnect' && this.wantOnline) this.scheduleReconnect();
+    });
+    socket.on('connect_error', (err) => {
+      this.log?.debug?.(`sync-client: connect error: ${err.message}`);
+      if (/unauthori[sz]ed/i.test(err.message)) this.tokenStale = true;
+      // refused by a server middleware: socket.io does not retry by itself
+      if (!socket.active && this.wantOnline) this.scheduleReconnect();
+    });
+    socket.on('sync:changes', (changes: DeliveredChange[] | DeliveredChange) => this.onLiveChanges(changes));
+    socket.on('sync:bootstrap', (page: BootstrapPage) => void this.onBootstrapPage(page));
+    socket.on('sync:token_expired', () => {
+      this.tokenStale = true;
+      void this.rejoin(this.session);
+    });
+  }
+
+  private scheduleReconnect(): void {
+    clearTimeout(this.reconnectTimer);
+    const delay = backoffDelay(this.reconnectAttempt++, 500, 15_000);
+    this.reconnectTimer = setTimeout(() => {
+      if (this.wantOnline && this.socket && !this.socket.connected) this.socket.connect();
+    }, delay);
+  }
+
+  private watchNetwork(): void {
+    if (!this.opts.watchNetwork || this.networkCleanup) return;
+    const g = globalThis as unknown as {
+      addEventListener?: (t: string, f: () => void) => void;
+      removeEventListener?: (t: string, f: () => void) => void;
+      navigator?: { onLine?: boolean };
+    };
+    if (typeof g.addEventListener !== 'function' || typeof g.navigator?.onLine !== 'boolean') return;
+    const offline = () => {
+      this.log?.debug?.('sync-client: the browser went offline');
+      this.socket?.disconnect();
+      this.endSession();
+    };
+    const online = () => {
+      if (this.wantOnline && this.socket && !this.socket.connected) this.socket.connect();
+    };
+    g.addEventListener('offline', offline);
+    g.addEventListener('online', online);
+    this.networkCleanup = () => {
+      g.removeEventListener?.('offline', offline);
+      g.removeEventListener?.('online', online);
+    };
+  }
+
+  private endSession(): void {
+    this.session++;
+    this.joined = false;
+    this.subsById.clear();
+    this.earlyPages.clear();
+    for (const s of this.subs.values()) {
+      s.id = undefined;
+      s.done?.();
+      s.done = undefined;
+    }
+    this.sessionEnd?.resolve();
+    this.sessionEnd = undefined;
+    this.wake.notify();
+  }
+
+  private async currentToken(force: boolean): Promise<string | undefined> {
+    if (this.options.getToken && (force || !this.token)) {
+      const t = await this.options.getToken({ forceRefresh: force });
+      this.token = t ?? undefined;
+      this.tokenStale = false;
+    }
+    return this.token;
+  }
+
+  /** Emits an event with an ack (rejects when offline, on timeout or when the socket drops). */
+  private request<T>(event: string, payload: unknown, timeoutMs = this.opts.ackTimeoutMs): Promise<T> {
+    const socket = this.socket;
+    if (!socket?.connected) return Promise.reject(new SyncClientError('OFFLINE', 'not connected'));
+    return socket.timeout(timeoutMs).emitWithAck(event, payload) as Promise<T>;
+  }
+
+  private sleep(ms: number, s: number): Promise<void> {
+    if (s !== this.session) return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      void this.sessionEnd?.promise.then(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+
+  private requestCatchUp(): void {
+    this.nextCatchUp = 0;
+    this.wake.notify();
+  }
+
+  // ---- one connected session -----------------------------------------------------------------------
+
+  private async runSession(): Promise<void> {
+    this.endSession();
+    const s = this.session;
+    let resolve!: () => void;
+    this.sessionEnd = { promise: new Promise<void>((r) => (resolve = r)), resolve };
+    try {
+      await this.join(s);
+      if (s !== this.session) return;
+      this.joined = true;
+      this.emit('online', true);
+      await Promise.all([...this.subs.values()].map((sub) => this.sendSubscribe(s, sub, false)));
+      this.nextCatchUp = 0;
+      while (s === this.session) {
+        await this.flush(s);
+        if (s !== this.session) break;
+        if (this.now() >= this.nextCatchUp) {
+          const ok = await this.catchUp(s);
+          if (s !== this.session) break;
+          this.nextCatchUp = this.opts.catchUpIntervalMs > 0 ? this.now() + this.opts.catchUpIntervalMs : Infinity;
+          if (ok) {
+            this.lastSyncTimestamp = this.now();
+            void this.persist({ meta: { lastSyncTimestamp: this.lastSyncTimestamp } });
+            this.emit('synced', { cursor: this.cursor, pending: this.outbox.size, timestamp: this.lastSyncTimestamp });
+          }
+        }
+        if (this.outbox.nextBatch(1, Infinity).length) continue;
+        await this.wake.wait(Math.min(this.nextCatchUp - this.now(), 2 ** 31 - 1));
+      }
+    } catch (e) {
+      if (s !== this.session) return;
+      const err = e as Error;
+      this.log?.warn(`sync-client: sync session failed: ${err.message}`);
+      this.emit('error', err);
+      // start over on a fresh connection, after a pause
+      this.socket?.disconnect();
+      this.endSession();
+      if (this.wantOnline) this.scheduleReconnect();
+    }
+  }
+
+  private async join(s: number): Promise<JoinAck> {
+    for (let attempt = 0; ; attempt++) {
+      const token = await this.currentToken(attempt > 0 || this.tokenStale);
+      const req: JoinRequest = {};
+      if (this.userId) req.userId = this.userId;
+      if (token) req.token = token;
+      const ack = await this.request<JoinAck | ChangeAckFailure>('sync:join', req);
+      if (s !== this.session) return ack as JoinAck;
+      if (ack && ack.success === true) {
+        if (!this.cursor && ack.cursor) {
+          this.cursor = ack.cursor;
+          await this.persist({ meta: { cursor: this.cursor } });
+        }
+        return ack;
+      }
+      const code = (ack as ChangeAckFailure | undefined)?.code;
+      if (code === ErrorCode.UNAUTHENTICATED && this.options.getToken && attempt === 0) continue;
+      if (code === ErrorCode.RATE_LIMITED || code === ErrorCode.UNAVAILABLE) {
+        await this.sleep((ack as ChangeAckFailure).retryAfterMs ?? backoffDelay(attempt), s);
+        if (s !== this.session) return ack as unknown as JoinAck;
+        continue;
+      }
+      throw new SyncClientError(code ?? ErrorCode.INTERNAL, `join refused: ${(ack as ChangeAckFailure | undefined)?.error ?? 'no answer'}`);
+    }
+  }
+
+  /** Re-joins on the same socket with a fresh token (token expired, or UNAUTHENTICATED). */
+  private async rejoin(s: number): Promise<void> {
+    if (s !== this.session || !this.socket?.connected) return;
+    try {
+      this.tokenStale = true;
+      await this.join(s);
+    } catch (e) {
+      if (s !== this.session) return;
+      this.emit('error', e as Error);
+      this.socket?.disconnect();
+      this.endSession();
+      if (this.wantOnline) this.scheduleReconnect();
+    }
+  }
+
+  // ---- subscriptions -------------------------------------------------------------------------------
+
+  private addSub(collection: string, filter?: string, args?: unknown[]): SubState {
+    const f = filter && filter.trim() ? filter : undefined;
+    const a = args && args.length ? args : undefined;
+    const key = JSON.stringify([collection, f ?? '', a ?? []]);
+    let sub = this.subs.get(key);
+    if (!sub) {
+      sub = { key, collection, filter: f, args: a, bootstrapped: false };
+      this.subs.set(key, sub);
+    }
+    return sub;
+  }
+
+  private storedSubs(): StoredSubscription[] {
+    return [...this.subs.values()].map(({ key, collection, filter, args, bootstrapped }) => ({
+      key,
+      collection,
+      ...(filter ? { filter } : {}),
+      ...(args ? { args } : {}),
+      bootstrapped,
+    }));
+  }
+
+  private handle(sub: SubState): Subscription {
+    return {
+      key: sub.key,
+      collection: sub.collection,
+      filter: sub.filter,
+      args: sub.args,
+      get id() {
+        return sub.id;
+      },
+      get count() {
+        return sub.count;
+      },
+      unsubscribe: () => this.unsubscribe(sub.key),
+    };
+  }
+
+  /**
+   * Sends sync:subscribe (with a bootstrap unless this subscription's data is already stored) and
+   * waits for the bootstrap to finish. `throwOnRefusal`: a refused filter rejects (subscribe()) or is
+   * only reported (reconnects).
+   */
+  private sendSubscribe(s: number, sub: SubState, throwOnRefusal = true): Promise<void> {
+    if (sub.sending?.session === s) return sub.sending.promise;
+    const promise = this.doSubscribe(s, sub, throwOnRefusal).finally(() => {
+      if (sub.sending?.promise === promise) sub.sending = undefined;
+    });
+    sub.sending = { session: s, promise };
+    return promise;
+  }
+
+  private async doSubscribe(s: number, sub: SubState, throwOnRefusal: boolean): Promise<void> {
+    const bootstrap = !sub.bootstrapped;
+    let ack: SubscribeAck | ChangeAckFailure;
+    for (let attempt = 0; ; attempt++) {
+      ack = await this.request<SubscribeAck | ChangeAckFailure>('sync:subscribe', {
+        collection: sub.collection,
+        ...(sub.filter ? { filter: sub.filter } : {}),
+        ...(sub.args ? { args: sub.args } : {}),
+        bootstrap,
+      });
+      if (s !== this.session) return;
+      if (ack?.success === true) break;
+      const code = (ack as ChangeAckFailure | undefined)?.code;
+      if (code === ErrorCode.RATE_LIMITED || code === ErrorCode.UNAVAILABLE) {
+        await this.sleep((ack as ChangeAckFailure).retryAfterMs ?? backoffDelay(attempt), s);
+        if (s !== this.session) return;
+        continue;
+      }
+      if (code === ErrorCode.UNAUTHENTICATED && attempt === 0) {
+        await this.rejoin(s);
+        continue;
+      }
+      // a filter the server refuses: drop the subscription rather than retry it forever
+      const err = new SyncClientError(code ?? ErrorCode.INTERNAL, `subscription to ${sub.collection} refused: ${(ack as ChangeAckFailure | undefined)?.error ?? 'no answer'}`);
+      this.subs.delete(sub.key);
+      await this.persist({ meta: { subscriptions: this.storedSubs() } });
+      if (throwOnRefusal) throw err;
+      this.emit('error', err);
+      return;
+    }
+    sub.id = ack.subscriptionId;
+    sub.count = ack.count;
+    this.subsById.set(sub.id, sub);
+    if (!bootstrap) return;
+    const done = new Promise<void>((resolve) => (sub.done = resolve));
+    const early = this.earlyPages.get(sub.id);
+    this.earlyPages.delete(sub.id);
+    for (const p of early ?? []) await this.onBootstrapPage(p);
+    if (!sub.bootstrapped) await done;
+  }
+
+  private async onBootstrapPage(page: BootstrapPage): Promise<void> {
+    if (!page || typeof page !== 'object' || typeof page.subscriptionId !== 'string') return;
+    const sub = this.subsById.get(page.subscriptionId);
+    if (!sub) {
+      // the page overtook the subscribe ack: keep it until the ack tells which subscription it is
+      const list = this.earlyPages.get(page.subscriptionId) ?? [];
+      list.push(page);
+      this.earlyPages.set(page.subscriptionId, list);
+      return;
+    }
+    const collection = page.collection ?? sub.collection;
+    const puts: DocRecord[] = [];
+    for (const doc of Array.isArray(page.data) ? page.data : []) {
+      if (!doc || typeof doc !== 'object' || doc._id === undefined || doc._id === null) continue;
+      const id = String(doc._id);
+      const rec: DocRecord = { collection, id, state: 'live', doc, ts: numberOr(doc.sync_updated_at, 0), cursor: page.cursor || undefined };
+      this.staleKeys?.delete(docKey(collection, id));
+      if (this.view.offer(rec, 'bootstrap')) puts.push(rec);
+    }
+    const w: StorageWrite = { putDocs: puts };
+    if (page.done) {
+      sub.bootstrapped = true;
+      w.meta = { subscriptions: this.storedSubs() };
+    }
+    this.emit('bootstrap', { collection, subscriptionId: page.subscriptionId, page: page.page, count: page.data?.length ?? 0, done: !!page.done });
+    await this.persist(w);
+    if (page.done) {
+      sub.done?.();
+      sub.done = undefined;
+    }
+  }
+
+  private matchesSubscriptions(collection: string, doc: SyncDocument): boolean {
+    let any = false;
+    for (const s of this.subs.values()) {
+      if (s.collection !== collection) continue;
+      any = true;
+      try {
+        const test = compileFilter(s.filter, s.args);
+        if (!test || test(doc)) return true;
+      } catch {
+        return true; // cannot evaluate it here: the server filtered already
+      }
+    }
+    return !any;
+  }
+
+  private isSubscribed(collection: string): boolean {
+    for (const s of this.subs.values()) if (s.collection === collection) return true;
+    return false;
+  }
+
+  // ---- receiving changes ---------------------------------------------------------------------------
+
+  /** The base record a delivered change leads to, or null when it is of no interest here. */
+  private recordOf(c: DeliveredChange, fromFeed: boolean): DocRecord | null {
+    if (!c || typeof c !== 'object' || typeof c.collection !== 'string' || c.documentId === undefined) return null;
+    const id = String(c.documentId);
+    const known = !!this.view.getBase(c.collection, id) || this.view.isPending(c.collection, id);
+    if (!known && !this.isSubscribed(c.collection)) return null;
+    const ts = numberOr(c.timestamp, 0);
+    const cursor = typeof c.cursor === 'string' && c.cursor ? c.cursor : undefined;
+    if (c.operation === 'delete') return { collection: c.collection, id, state: 'deleted', doc: null, ts, cursor };
+    if (c.outOfView) return known ? { collection: c.collection, id, state: 'hidden', doc: null, ts, cursor } : null;
+    const doc: SyncDocument = { ...(c.data ?? {}), _id: id };
+    if (fromFeed && this.isSubscribed(c.collection) && !this.matchesSubscriptions(c.collection, doc)) {
+      return known ? { collection: c.collection, id, state: 'hidden', doc: null, ts, cursor } : null;
+    }
+    return { collection: c.collection, id, state: 'live', doc, ts, cursor };
+  }
+
+  private applyDelivered(changes: DeliveredChange[], fromFeed: boolean): DocRecord[] {
+    const puts: DocRecord[] = [];
+    for (const c of changes) {
+      const rec = this.recordOf(c, fromFeed);
+      if (!rec) continue;
+      this.staleKeys?.delete(docKey(rec.collection, rec.id));
+      if (this.view.offer(rec, 'remote')) puts.push(rec);
+    }
+    return puts;
+  }
+
+  /** Live changes: applied at once (idempotent, newest wins); the stored cursor does not move. */
+  private onLiveChanges(payload: DeliveredChange[] | DeliveredChange): void {
+    const list = Array.isArray(payload) ? payload : [payload];
+    const puts = this.applyDelivered(list, false);
+    if (puts.length) void this.persist({ putDocs: puts });
+  }
+
+  /**
+   * Reads the change feed from the stored cursor until it is exhausted. Returns false when it could
+   * not finish (offline, refused).
+   */
+  private async catchUp(s: number): Promise<boolean> {
+    if (!this.cursor) return true;
+    let idle = 0;
+    let attempt = 0;
+    while (s === this.session) {
+      let ack: GetChangesAck | ChangeAckFailure;
+      try {
+        ack = await this.request<GetChangesAck | ChangeAckFailure>('sync:get_changes', { cursor: this.cursor, limit: this.opts.getChangesLimit });
+      } catch (e) {
+        if (s !== this.session) return false;
+        await this.sleep(backoffDelay(attempt++), s);
+        continue;
+      }
+      if (s !== this.session) return false;
+      if (!ack || ack.success !== true) {
+        const code = (ack as ChangeAckFailure | undefined)?.code;
+        if (code === ErrorCode.CURSOR_EXPIRED) {
+          await this.resetAfterExpiry(s);
+          if (!this.cursor) return true;
+          continue;
+        }
+        if (code === ErrorCode.UNAUTHENTICATED) {
+          await this.rejoin(s);
+          continue;
+        }
+        if (code === ErrorCode.RATE_LIMITED || code === ErrorCode.UNAVAILABLE || code === ErrorCode.INTERNAL) {
+          await this.sleep((ack as ChangeAckFailure).retryAfterMs ?? backoffDelay(attempt++), s);
+          continue;
+        }
+        this.emit('error', new SyncClientError(code ?? ErrorCode.INTERNAL, `get_changes refused: ${(ack as ChangeAckFailure | undefined)?.error ?? 'no answer'}`));
+        return false;
+      }
+      attempt = 0;
+      const changes = Array.isArray(ack.changes) ? ack.changes : [];
+      const puts = this.applyDelivered(changes, true);
+      const moved = !!ack.cursor && ack.cursor !== this.cursor;
+      if (moved) this.cursor = ack.cursor;
+      if (puts.length || moved) await this.persist({ putDocs: puts, meta: { cursor: this.cursor } });
+      if (!ack.hasMore) return true;
+      if (!changes.length && !moved) await this.sleep(backoffDelay(idle++, 100, 5_000), s);
+      else idle = 0;
+    }
+    return false;
+  }
+
+  /** CURSOR_EXPIRED: bootstrap every subscription again from a fresh cursor; the outbox is kept. */
+  private async resetAfterExpiry(s: number): Promise<void> {
+    this.log?.warn('sync-client: the stored cursor expired: bootstrapping again');
+    this.emit('reset', { reason: 'CURSOR_EXPIRED' });
+    this.staleKeys = new Set([...this.view.baseRecords()].map((r) => docKey(r.collection, r.id)));
+    for (const sub of this.subs.values()) {
+      if (sub.id) await this.request('sync:unsubscribe', { subscriptionId: sub.id }).catch(() => undefined);
+      if (sub.id) this.subsById.delete(sub.id);
+      sub.id = undefined;
+      sub.bootstrapped = false;
+    }
+    this.cursor = null;
+    await this.persist({ meta: { cursor: null, subscriptions: this.storedSubs() } });
+    if (s !== this.session) return;
+    await this.join(s);
+    if (s !== this.session) return;
+    await Promise.all([...this.subs.values()].map((sub) => this.sendSubscribe(s, sub, false)));
+    if (s !== this.session) return;
+    const drops: { collection: string; id: string }[] = [];
+    for (const key of this.staleKeys) {
+      const i = key.indexOf('\u0000');
+      const collection = key.slice(0, i);
+      const id = key.slice(i + 1);
+      if (this.view.drop(collection, id, 'reset')) drops.push({ collection, id });
+    }
+    this.staleKeys = undefined;
+    if (drops.length) await this.persist({ deleteDocs: drops });
+  }
+
+  // ---- sending the outbox --------------------------------------------------------------------------
+
+  /** Sends the outbox in order, in batches, until it is empty or the server asks to wait. */
+  private async flush(s: number): Promise<void> {
+    let attempt = 0;
+    while (s === this.session) {
+      const batch = this.outbox.nextBatch(this.batchLimit, this.opts.maxBatchBytes);
+      if (!batch.length) return;
+      let ack: ChangeBatchAck | ChangeAckFailure;
+      try {
+        ack = await this.request<ChangeBatchAck | ChangeAckFailure>('sync:changeBatch', { changes: batch.map(toWire) });
+      } catch {
+        if (s !== this.session) return;
+        await this.sleep(backoffDelay(attempt++), s);
+        continue;
+      }
+      if (s !== this.session) return;
+      let results: (ChangeAck | undefined)[];
+      if (ack && ack.success === true && Array.isArray(ack.results)) {
+        results = ack.results;
+      } else {
+        const fail = (ack ?? { success: false, code: ErrorCode.INTERNAL, error: 'no answer' }) as ChangeAckFailure;
+        if (fail.code === ErrorCode.UNAUTHENTICATED) {
+          await this.rejoin(s);
+          continue;
+        }
+        if (!FINAL_CODES.has(fail.code)) {
+          await this.sleep(fail.retryAfterMs ?? backoffDelay(attempt++), s);
+          continue;
+        }
+        if (batch.length > 1) {
+          // the batch as a whole was refused (too big?): split it until the culprit stands alone
+          this.batchLimit = Math.max(1, Math.floor(batch.length / 2));
+          continue;
+        }
+        results = [fail];
+      }
+      const { retryAfterMs, rejoin } = await this.settle(batch, results);
+      if (rejoin) await this.rejoin(s);
+      if (retryAfterMs !== undefined) {
+        await this.sleep(retryAfterMs || backoffDelay(attempt++), s);
+      } else {
+        attempt = 0;
+        if (this.batchLimit < this.opts.maxBatchSize) this.batchLimit = Math.min(this.opts.maxBatchSize, this.batchLimit * 2);
+      }
+    }
+  }
+
+  /** Applies the acks of one batch: settled entries leave the outbox in one storage write. */
+  private async settle(batch: OutboxEntry[], results: (ChangeAck | undefined)[]): Promise<{ retryAfterMs?: number; rejoin: boolean }> {
+    const removed: string[] = [];
+    const putDocs: DocRecord[] = [];
+    let retryAfterMs: number | undefined;
+    let rejoin = false;
+    let anyApplied = false;
+    for (let i = 0; i < batch.length; i++) {
+      const e = batch[i];
+      const r = results[i];
+      if (r && r.success === true) {
+        const base = this.ackBase(e, r);
+        this.staleKeys?.delete(docKey(e.collection, e.documentId));
+        if (this.view.settle(e, 'ack', base)) putDocs.push(base);
+        removed.push(e.changeId);
+        anyApplied = true;
+        this.emit('acked', { change: publicChange(e), ack: r });
+        continue;
+      }
+      const code = r?.code;
+      if (code === ErrorCode.CONFLICT) {
+        const fail = r as ChangeAckFailure;
+        const current: SyncDocument | null = fail.current && typeof fail.current === 'object' ? { ...fail.current, _id: e.documentId } : null;
+        const ts = numberOr(fail.timestamp, numberOr(current?.sync_updated_at, 0));
+        const base: DocRecord = { collection: e.collection, id: e.documentId, state: current ? 'live' : 'deleted', doc: current, ts };
+        if (this.view.settle(e, 'conflict', base)) putDocs.push(base);
+        removed.push(e.changeId);
+        anyApplied = true;
+        this.emit('conflict', { change: publicChange(e), current, timestamp: fail.timestamp });
+        continue;
+      }
+      const attempts = code === ErrorCode.INTERNAL ? (this.internalAttempts.get(e.changeId) ?? 0) + 1 : 0;
+      if (code && (FINAL_CODES.has(code) || attempts >= MAX_INTERNAL_ATTEMPTS)) {
+        this.view.settle(e, 'rollback');
+        removed.push(e.changeId);
+        this.internalAttempts.delete(e.changeId);
+        this.emit('rejected', { change: publicChange(e), code, error: r!.error ?? code });
+        this.log?.warn(`sync-client: ${e.operation} ${e.collection}/${e.documentId} refused (${code}): ${r!.error ?? ''}; rolled back`);
+        continue;
+      }
+      if (code === ErrorCode.INTERNAL) this.internalAttempts.set(e.changeId, attempts);
+      if (code === ErrorCode.UNAUTHENTICATED) rejoin = true;
+      const wait = (r as ChangeAckFailure | undefined)?.retryAfterMs;
+      retryAfterMs = Math.max(retryAfterMs ?? 0, typeof wait === 'number' && wait > 0 ? wait : 0);
+    }
+    this.outbox.remove(removed);
+    if (removed.length) {
+      for (const id of removed) this.internalAttempts.delete(id);
+      await this.persist({ deleteOutbox: removed, putDocs });
+      this.emit('pending', this.outbox.size);
+    }
+    if (anyApplied) {
+      this.lastSyncTimestamp = this.now();
+      // read the feed soon: it carries the full documents after our updates (and what we raced with)
+      this.nextCatchUp = Math.min(this.nextCatchUp, this.now() + 200);
+    }
+    return { retryAfterMs, rejoin };
+  }
+
+  /** The server state after an applied local change, as far as the client can tell. */
+  private ackBase(e: OutboxEntry, ack: ChangeAckSuccess): DocRecord {
+    const ts = numberOr(ack.timestamp, e.timestamp);
+    const cursor = typeof ack.cursor === 'string' && ack.cursor ? ack.cursor : undefined;
+    if (e.operation === 'delete') return { collection: e.collection, id: e.documentId, state: 'deleted', doc: null, ts, cursor };
+    const cur = this.view.getBase(e.collection, e.documentId);
+    const prior = e.operation === 'update' && cur?.state === 'live' && cur.doc ? cur.doc : {};
+    const doc = { ...prior, ...(e.data ?? {}), _id: e.documentId, sync_updated_at: ts };
+    return { collection: e.collection, id: e.documentId, state: 'live', doc, ts, cursor };
+  }
+}
+
+function publicChange(e: OutboxEntry): PendingChange {
+  return {
+    changeId: e.changeId,
+    operation: e.operation,
+    collection: e.collection,
+    documentId: e.documentId,
+    ...(e.data ? { data: e.data } : {}),
+    timestamp: e.timestamp,
+  };
+}
+
+function numberOr(v: unknown, fallback: number): number {
+  return typeof v === 'number' && Number.isFinite(v) ? v : fallback;
+}
+
+/** Client-side checks of a change, mirroring the server's (PROTOCOL.md), so mistakes fail fast. */
+export function validateChange(operation: unknown, collection: unknown, documentId: unknown, data: unknown, maxBytes: number): void {
+  const bad = (msg: string) => new SyncClientError(ErrorCode.INVALID_PAYLOAD, msg);
+  if (!OPERATIONS.includes(operation as Operation)) throw bad(`operation must be insert, update or delete, not "${String(operation)}"`);
+  if (!isUserCollectionName(collection)) throw bad(`invalid collection name "${String(collection)}"`);
+  if (typeof documentId !== 'string' || !documentId || documentId.length > LIMITS.documentIdMax) {
+    throw bad(`documentId must be a non-empty string of at most ${LIMITS.documentIdMax} characters`);
+  }
+  if (operation === 'delete') return;
+  if (!isPlainObject(data)) throw bad(`${operation as string} needs a data object`);
+  checkKeys(data, 0, bad);
+  const size = JSON.stringify(data).length;
+  if (size > maxBytes) throw new SyncClientError(ErrorCode.PAYLOAD_TOO_LARGE, `change of ${size} bytes is larger than ${maxBytes}`);
+}
+
+function checkKeys(v: unknown, depth: number, bad: (m: string) => Error): void {
+  if (depth > LIMITS.maxDepth) throw bad(`data is nested deeper than ${LIMITS.maxDepth} levels`);
+  if (Array.isArray(v)) {
+    for (const x of v) checkKeys(x, depth + 1, bad);
+  } else if (v && typeof v === 'object') {
+    for (const [k, x] of Object.entries(v)) {
+      if (k.startsWith('$') || k.includes('.')) throw bad(`field name "${k}" may not start with $ or contain a dot`);
+      checkKeys(x, depth + 1, bad);
+    }
+  }
+}
