@@ -55,6 +55,8 @@ export class FileStorage implements SyncStorage {
   }
 
   async load(): Promise<StoredState> {
+    if (this.log) return JSON.parse(JSON.stringify(this.image.toState())) as StoredState;
+    this.closed = false;
     await fsp.mkdir(this.dir, { recursive: true });
     await this.lock();
     this.image = new StateImage();

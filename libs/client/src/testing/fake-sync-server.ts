@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-explicit-any */
 /**
  * A small in-memory server speaking the sync protocol, for the SDK's unit tests: last write wins per
  * document, a change feed with cursors, subscriptions without filters, bootstrap pages, and hooks
@@ -29,8 +30,12 @@ export class FakeSyncServer {
   /** Tokens accepted (when set, a join needs one of them). */
   validTokens?: Set<string>;
   interceptors: Interceptor[] = [];
+  /** Send live sync:changes to subscribers (false: they only learn through get_changes). */
+  broadcast = true;
+  /** An interceptor returning this swallows the request: no ack is sent. */
+  static readonly NO_ACK = Symbol('no-ack');
   private http!: HttpServer;
-  private io!: Server;
+  io!: Server;
   private subSeq = 0;
 
   async start(port = 0): Promise<void> {
@@ -75,6 +80,7 @@ export class FakeSyncServer {
         this.received.push({ event, payload });
         for (const i of this.interceptors) {
           const r = i(event, payload, socket);
+          if (r === FakeSyncServer.NO_ACK) return;
           if (r !== undefined) return ack?.(r);
         }
         if (event !== 'sync:join' && !socket.data.userId) return ack?.({ success: false, code: 'UNAUTHENTICATED', error: 'join first' });
@@ -156,6 +162,7 @@ export class FakeSyncServer {
     };
     this.feed.push(delivered);
     for (const s of this.io.sockets.sockets.values()) {
+      if (!this.broadcast) break;
       if (s === sender || !s.data.userId) continue;
       if ([...s.data.subs.values()].includes(c.collection)) s.emit('sync:changes', [delivered]);
     }
