@@ -6,18 +6,20 @@
  * Restrictions, because FerretDB v1 and MongoDB must both agree (libs/protocol/src/query/README.md):
  * - Documents never hold an array directly inside an array: FerretDB v1 refuses to store them
  *   ("nested arrays are not supported"). Arrays of objects holding arrays are generated.
- * - No NaN or ±Infinity in documents (not JSON, and the servers order NaN differently); -0 is stored
- *   as 0 and compared as 0 on both sides.
+ * - No NaN or ±Infinity in documents (not JSON, so not expected; not checked against the servers);
+ *   -0 is generated: stored as 0, and compared as 0 on both sides.
  * - Case-insensitive ([c]) strings use ASCII letters and é/É only: JavaScript, PCRE (MongoDB) and RE2
  *   (FerretDB) fold those the same way; exotic folds (ß/ẞ, Turkish i) may differ between engines.
- * - The compiler avoids, rather than the test restricts: { 'a.b': null } (servers disagree when `a`
- *   is an array whose objects lack `b` in part; compiled as $exists:false OR $type:'null'), '$' as an
- *   end anchor (PCRE lets it match before a final newline; compiled as \z) and '.' as a wildcard
- *   (it does not match a newline; compiled as [\s\S]).
+ * - The compiler avoids, rather than the test restricts, what FerretDB v1 does differently from
+ *   MongoDB: $ne/$nin/$not on dotted paths apply per array element (negations of dotted paths are
+ *   compiled as $nor); several operators in one object on a dotted path must hold for one element
+ *   (merged only on top-level fields); { 'a.b': null } with arrays of objects lacking `b` in part
+ *   (compiled as $exists:false OR $type:'null'); '$' as an end anchor (PCRE lets it match before a
+ *   final newline; compiled as \z); '.' as a wildcard (no newline; compiled as [\s\S]).
  */
 import fc from 'fast-check';
 import type { Collection, Db } from 'mongodb';
-import { compileQuery, type QueryPrimitive, type QueryVars } from '../libs/protocol/src/query';
+import { compileQuery, MAX_QUERY_DEPTH, type QueryPrimitive, type QueryVars } from '../libs/protocol/src/query';
 import { connectTestDb } from './support/db';
 
 type Doc = Record<string, unknown> & { _id: string };
@@ -324,6 +326,10 @@ describe('query language: the MongoDB filter and the in-memory predicate agree o
       ['TRUEPREDICATE'],
       ['FALSEPREDICATE'],
     ];
+    // the deepest nesting the parser allows, alternating AND and OR (the deepest filter)
+    let deep = 'a == 1';
+    for (let i = 0; i < MAX_QUERY_DEPTH; i++) deep = i % 2 ? `(a.b == ${i} OR ${deep})` : `(a.b != ${i} AND ${deep})`;
+    queries.push([deep]);
     let matched = 0;
     for (const [text, args] of queries) matched += await check(text, args ?? []);
     expect(matched).toBeGreaterThan(0);

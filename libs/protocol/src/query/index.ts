@@ -83,9 +83,13 @@ export function compileQuery(text: string, args?: unknown[], vars?: QueryVars): 
   return bindQuery(parseQuery(text), args, vars);
 }
 
+const EMPTY_DOC: Record<string, unknown> = Object.freeze({});
+
 function compiledFromIR(ir: IR, text: string): CompiledQuery {
   const mongo = toMongoFilter(ir);
-  const test = compilePredicate(ir);
+  const predicate = compilePredicate(ir);
+  // A missing document (a delete's data) is tested as an empty one.
+  const test = (doc: Record<string, unknown>) => predicate(doc !== null && typeof doc === 'object' ? doc : EMPTY_DOC);
   const equalities = Object.freeze(equalitiesOf(ir));
   const alwaysTrue = ir.k === 'const' && ir.v;
   const alwaysFalse = ir.k === 'const' && !ir.v;

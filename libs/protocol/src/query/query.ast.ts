@@ -108,8 +108,12 @@ export interface BetweenNode {
 
 export type QueryNode = ConstNode | AndNode | OrNode | NotNode | CompareNode | InNode | BetweenNode;
 
-/** Nesting limit of parentheses and NOT, so that hostile input cannot exhaust the stack. */
-export const MAX_QUERY_DEPTH = 64;
+/**
+ * Nesting limit of parentheses and NOT, so that hostile input cannot exhaust the stack. 32 also
+ * keeps the compiled filter (two BSON levels per alternation of AND and OR) within MongoDB's limit
+ * of 100 nested levels.
+ */
+export const MAX_QUERY_DEPTH = 32;
 
 /** Visits every node of the tree (depth-first, parents first). */
 export function walkQuery(node: QueryNode, visit: (n: QueryNode | OperandNode | ListNode) => void): void {

@@ -1,6 +1,6 @@
 import { InvalidQueryError } from '../errors';
 import { LIMITS } from '../types';
-import { bindQuery, compileQuery, parseQuery, type QueryVars } from '.';
+import { bindQuery, compileQuery, MAX_QUERY_DEPTH, parseQuery, type QueryVars } from '.';
 
 const USER: QueryVars = { user: { id: 'u1', org: 'acme', level: 3, teams: ['t1', 't2'], nested: { role: 'admin' }, empty: null } };
 
@@ -129,6 +129,16 @@ describe('compileQuery: MongoDB filter', () => {
       }
     };
     for (const t of texts) walk(compileQuery(t).mongo);
+  });
+
+  it('keeps the deepest query within MongoDB\'s 100 nested BSON levels', () => {
+    let text = 'a.b != 0';
+    for (let i = 0; i < MAX_QUERY_DEPTH; i++) text = i % 2 ? `(a.c == ${i} OR ${text})` : `(a.c != ${i} AND ${text})`;
+    const depth = (v: unknown): number =>
+      v !== null && typeof v === 'object' ? 1 + Math.max(0, ...Object.values(v).map(depth)) : 0;
+    const d = depth(compileQuery(text).mongo);
+    expect(d).toBeGreaterThan(MAX_QUERY_DEPTH);
+    expect(d).toBeLessThan(100);
   });
 
   it('returns a fresh copy of the filter on each read', () => {
@@ -380,6 +390,22 @@ describe('CompiledQuery', () => {
     expect(compileQuery('  a==1  ').text).toBe('  a==1  ');
     const manual = { kind: 'compare', op: '==', caseInsensitive: false, pos: 0, left: { kind: 'path', path: 'a', segments: ['a'], pos: 0 }, right: { kind: 'literal', value: 'x', pos: 5 } } as const;
     expect(bindQuery(manual).text).toBe('a == "x"');
+  });
+
+  it('handles fields named like Object.prototype members as plain fields', () => {
+    const doc = JSON.parse('{"__proto__": {"x": 1}, "constructor": 2}');
+    const q = compileQuery('__proto__.x == 1 AND constructor == 2 AND toString == null AND __proto__.toString == null');
+    expect(q.test(doc)).toBe(true);
+    expect(q.test({})).toBe(false);
+    expect(Object.keys(q.mongo)).toEqual(['__proto__.x', 'constructor', 'toString', '$or']);
+    const single = compileQuery('__proto__ == 1 AND b == 2').mongo;
+    expect(Object.keys(single)).toEqual(['__proto__', 'b']);
+    expect(Object.getPrototypeOf(single)).toBe(Object.prototype);
+  });
+
+  it('tests a missing document as an empty one', () => {
+    expect(compileQuery('a == null').test(undefined as unknown as Record<string, unknown>)).toBe(true);
+    expect(compileQuery('a == 1').test(null as unknown as Record<string, unknown>)).toBe(false);
   });
 
   it('is immutable', () => {

@@ -260,10 +260,9 @@ export class Lexer {
           break;
         }
         case undefined:
-          fail(`unterminated string starting`, start);
-        // eslint-disable-next-line no-fallthrough
+          return fail(`unterminated string starting`, start);
         default:
-          fail(`unknown escape '\\${e}' in string (use \\\\ \\" \\' \\n \\t \\r \\uXXXX)`, i);
+          return fail(`unknown escape '\\${e}' in string (use \\\\ \\" \\' \\n \\t \\r \\uXXXX)`, i);
       }
       chunk = i;
     }

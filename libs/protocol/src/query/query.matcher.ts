@@ -288,8 +288,3 @@ export function compileGlob(glob: Glob, ci: boolean): (s: string) => boolean {
     return true;
   };
 }
-
-/** Evaluates a bound query on a value standing for a single field (constant comparisons). */
-export function evaluateOnValue(ir: IR, key: string, value: Scalar | null): boolean {
-  return compilePredicate(ir)({ [key]: value });
-}

@@ -23,7 +23,7 @@ export function toMongoFilter(ir: IR): MongoFilter {
       const merged: MongoFilter = {};
       for (const p of parts) {
         for (const key of Object.keys(p)) {
-          if (!Object.hasOwn(merged, key)) merged[key] = p[key];
+          if (!Object.hasOwn(merged, key)) setOwn(merged, key, p[key]);
           else if (key === '$nor') merged.$nor = [...(merged.$nor as unknown[]), ...(p.$nor as unknown[])];
           else if (!key.includes('.') && isOperatorObject(merged[key]) && isOperatorObject(p[key]) && disjoint(merged[key], p[key])) {
             merged[key] = { ...merged[key], ...p[key] };
@@ -35,6 +35,12 @@ export function toMongoFilter(ir: IR): MongoFilter {
     case 'leaf':
       return leafFilter(ir);
   }
+}
+
+/** obj[key] = value, also for a field named `__proto__` (which plain assignment would not create). */
+function setOwn(obj: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__') Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+  else obj[key] = value;
 }
 
 function isOperatorObject(v: unknown): v is MongoFilter {
@@ -106,7 +112,7 @@ export function cloneFilter<T>(value: T): T {
   if (Array.isArray(value)) return value.map(cloneFilter) as T;
   if (value !== null && typeof value === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = cloneFilter(v);
+    for (const [k, v] of Object.entries(value)) setOwn(out, k, cloneFilter(v));
     return out as T;
   }
   return value;
