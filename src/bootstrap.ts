@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
@@ -25,6 +26,8 @@ export async function createApp(opts: CreateAppOptions = {}): Promise<INestAppli
   app.useLogger(app.get(PinoLogger));
   if (config.server.trustProxy) app.set('trust proxy', true);
   app.disable('x-powered-by');
+  // static files: the demo page at /demo (public/ in the source tree, dist/public once built)
+  app.useStaticAssets(join(__dirname, '..', 'public'), { index: ['index.html'], maxAge: 0 });
   app.useBodyParser('json', { limit: Math.max(config.limits.maxChangeBytes * Math.min(config.limits.maxBatchSize, 64), 1024 * 1024) });
   app.useWebSocketAdapter(new SyncIoAdapter(app, config));
   app.enableShutdownHooks();
