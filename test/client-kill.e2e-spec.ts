@@ -10,7 +10,6 @@ import { MongoClient } from 'mongodb';
 import { emitAck, joinedClient, startTestApp, TestApp } from './support/app';
 
 const ROOT = path.join(__dirname, '..');
-const TSX = path.join(ROOT, 'node_modules', '.bin', 'tsx');
 const EXAMPLE = path.join(ROOT, 'libs', 'client', 'examples', 'example.ts');
 
 interface Line {
@@ -21,7 +20,8 @@ interface Line {
 /** Runs the example in script mode; `onLine` may return true to SIGKILL the process there and then. */
 function runExample(args: string[], onLine: (l: Line) => boolean | void = () => undefined): Promise<{ lines: Line[]; signal: NodeJS.Signals | null; code: number | null; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child: ChildProcessWithoutNullStreams = spawn(TSX, [EXAMPLE, ...args], { cwd: ROOT, env: { ...process.env, NODE_ENV: 'test' } });
+    // one process (node with the tsx loader), so that SIGKILL hits the client itself, not a wrapper
+    const child: ChildProcessWithoutNullStreams = spawn(process.execPath, ['--import', 'tsx', EXAMPLE, ...args], { cwd: ROOT, env: { ...process.env, NODE_ENV: 'test' } });
     const lines: Line[] = [];
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
