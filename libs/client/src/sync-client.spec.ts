@@ -145,6 +145,17 @@ describe('SyncClient (against a fake protocol server)', () => {
     expect(server.feed).toHaveLength(1);
   });
 
+  it('splits batches the server drops for being too large (connection closed) until they fit', async () => {
+    await server.stop();
+    server = new FakeSyncServer();
+    await server.start(0, { maxHttpBufferSize: 20_000 });
+    const c = client('u', new MemoryStorage(), { ackTimeoutMs: 1_000 });
+    for (let i = 0; i < 40; i++) await c.makeChange('insert', 'tasks', `big-${i}`, { pad: 'x'.repeat(2_000) });
+    await c.connect().catch(() => undefined);
+    await c.whenSynced(20_000);
+    expect(server.feed).toHaveLength(40);
+  });
+
   it('on CONFLICT replaces the optimistic value with the server version', async () => {
     const c = client('u', new MemoryStorage(), { now: () => 1_000 });
     await c.subscribe('tasks');

@@ -1028,6 +1028,9 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       try {
         ack = await this.request<ChangeBatchAck | ChangeAckFailure>('sync:changeBatch', { changes: batch.map(toWire) });
       } catch {
+        // no answer (timeout, or the connection dropped: perhaps the message was over the server's
+        // size limit): retry smaller; the size grows back after successes
+        if (batch.length > 1) this.batchLimit = Math.max(1, Math.floor(batch.length / 2));
         if (s !== this.session) return;
         await this.sleep(backoffDelay(attempt++), s);
         continue;

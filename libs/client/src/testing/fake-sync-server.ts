@@ -38,9 +38,9 @@ export class FakeSyncServer {
   io!: Server;
   private subSeq = 0;
 
-  async start(port = 0): Promise<void> {
+  async start(port = 0, opts: { maxHttpBufferSize?: number } = {}): Promise<void> {
     this.http = createServer();
-    this.io = new Server(this.http, { path: '/socket.io' });
+    this.io = new Server(this.http, { path: '/socket.io', ...opts });
     this.io.use((socket, next) => (this.accepting ? next() : next(new Error('server refusing'))));
     this.io.on('connection', (socket) => this.onConnection(socket));
     await new Promise<void>((resolve) => this.http.listen(port, '127.0.0.1', resolve));
