@@ -343,6 +343,37 @@ describe('hostile input', () => {
     }
   });
 
+  describe('explicit limits', () => {
+    const ok = { operation: 'insert', collection: 'hostile', documentId: 'limits' };
+    const nestedData = (depth: number) => ({ n: nested(depth) });
+    const cases: [string, string, unknown, string][] = [
+      ['system collection', 'sync:change', { ...ok, collection: 'system.users' }, 'INVALID_PAYLOAD'],
+      ['_sync collection', 'sync:change', { ...ok, collection: '_sync_changes' }, 'INVALID_PAYLOAD'],
+      ['65-character collection', 'sync:change', { ...ok, collection: 'c'.repeat(65) }, 'INVALID_PAYLOAD'],
+      ['collection with a slash', 'sync:change', { ...ok, collection: 'a/b' }, 'INVALID_PAYLOAD'],
+      ['257-character documentId', 'sync:change', { ...ok, documentId: 'd'.repeat(257) }, 'INVALID_PAYLOAD'],
+      ['operator documentId', 'sync:change', { ...ok, documentId: { $ne: null } }, 'INVALID_PAYLOAD'],
+      ['$where in data', 'sync:change', { ...ok, data: { $where: 'sleep(1000)' } }, 'INVALID_PAYLOAD'],
+      ['$gt deep in data', 'sync:change', { ...ok, data: { a: { b: [{ c: { $gt: '' } }] } } }, 'INVALID_PAYLOAD'],
+      ['dotted key in data', 'sync:change', { ...ok, data: { 'a.b': 1 } }, 'INVALID_PAYLOAD'],
+      ['__proto__ key in data', 'sync:change', { ...ok, data: JSON.parse('{"x":{"__proto__":{"polluted":true}}}') }, 'INVALID_PAYLOAD'],
+      ['nesting past 32 levels', 'sync:change', { ...ok, data: nestedData(40) }, 'INVALID_PAYLOAD'],
+      ['an array of 10 001 items', 'sync:change', { ...ok, data: { a: new Array(10_001).fill(1) } }, 'INVALID_PAYLOAD'],
+      ['a change over MAX_CHANGE_BYTES', 'sync:change', { ...ok, data: { big: 'x'.repeat(300_000) } }, 'PAYLOAD_TOO_LARGE'],
+      ['a batch over MAX_BATCH_SIZE', 'sync:changeBatch', { changes: new Array(501).fill(ok) }, 'PAYLOAD_TOO_LARGE'],
+      ['get_changes of a system collection', 'sync:get_changes', { collection: '_sync_changes' }, 'INVALID_PAYLOAD'],
+      ['get_changes with an operator limit', 'sync:get_changes', { limit: { $gt: 0 } }, 'INVALID_PAYLOAD'],
+    ];
+    it.each(cases)('%s (%s) is refused', async (_name, event, payload, code) => {
+      const s = await attacker(true);
+      const ack = await emitAck(s, event, payload);
+      expect(ack).toMatchObject({ success: false, code, error: expect.any(String) });
+      expect(JSON.stringify(ack)).not.toMatch(STACK_RE);
+      expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+      s.close();
+    });
+  });
+
   describe('frames the real client would not build', () => {
     it('100 000-deep JSON, broken packets, binary and oversized frames', async () => {
       const raw = await RawSocket.connect(t.url, { token: attackerToken });
