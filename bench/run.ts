@@ -13,6 +13,7 @@ import { Ctx, makeContext, ScenarioResult } from './lib/context';
 import { formatProfileSummary } from './lib/cpuprofile';
 import { parseOptions, ScenarioName, SCENARIOS } from './lib/options';
 import { WorkerPool } from './lib/pool';
+import { WireSpy } from './lib/wire-spy';
 import { formatStdout, RunReport, writeReport } from './lib/report';
 import { ROOT } from './lib/server';
 import { runCatchup } from './scenarios/catchup';
@@ -91,25 +92,46 @@ async function main(): Promise<number> {
     log(`database: ${dbLabel}, pid ${dbPid}, ${dbBaseUri}`);
   }
 
+  let spy: WireSpy | undefined;
+  if (opts.dbSpy) {
+    const u = new URL(dbBaseUri.replace(/^mongodb(\+srv)?:/, 'http:'));
+    spy = new WireSpy(u.hostname, Number(u.port || 27017));
+    await spy.start();
+    cleanups.push(() => spy!.stop());
+    log(`database spy: the server reaches the database through 127.0.0.1:${spy.port} (timings include one extra hop)`);
+  }
+
   const pool = await WorkerPool.start(opts.workers + 1);
   cleanups.push(() => pool.stop());
   log(`load generator: ${opts.workers} client processes + 1 writer process (pids ${pool.pids.join(', ')})`);
 
-  const ctx = makeContext({ opts, pool, dbBaseUri, dbLabel, dbPid, tmpDir, runId, log, serverLogDir: tmpDir });
+  const ctx = makeContext({ opts, pool, dbBaseUri, dbLabel, dbPid, tmpDir, spy, runId, log, serverLogDir: tmpDir });
   const results: ScenarioResult[] = [];
   let failed = false;
   for (const name of SCENARIOS) {
     if (!opts.only.includes(name)) continue;
     log(`\n[${name}] ${TITLES[name]}`);
     const t0 = Date.now();
+    ctx.servers = [];
+    const crashes = () =>
+      ctx.servers
+        .filter((s) => s.crash)
+        .map((s) => `the server process died during the scenario (exit code ${s.crash!.code}, signal ${s.crash!.signal}); its log: ${s.logExcerpt()}`);
     try {
       const r = await RUNNERS[name](ctx);
-      results.push({ ...r, elapsedS: Math.round((Date.now() - t0) / 100) / 10 });
-      for (const [phase, p] of Object.entries(r.phases)) if (p.profile) log(`  profile of ${phase} (${p.profile.file}): ${formatProfileSummary(p.profile)}`);
+      const died = crashes();
+      if (died.length) failed = true;
+      results.push({ ...r, notes: [...died, ...r.notes], elapsedS: Math.round((Date.now() - t0) / 100) / 10, ...(died.length ? { error: died[0].slice(0, 200) } : {}) });
+      for (const [phase, p] of Object.entries(r.phases)) {
+        if (p.profile) log(`  profile of ${phase} (${p.profile.file}): ${formatProfileSummary(p.profile)}`);
+        if (p.db) log(`  database commands during ${phase} (count, total ms, mean ms, max ms):\n${p.db.map((c) => `    ${String(c.count).padStart(7)} ${String(c.totalMs).padStart(8)} ${String(c.meanMs).padStart(8)} ${String(c.maxMs).padStart(8)}  ${c.command}`).join('\n')}`);
+      }
     } catch (e) {
       failed = true;
       log(`  FAILED: ${(e as Error).stack ?? e}`);
-      results.push({ name, title: TITLES[name], params: {}, figures: {}, rows: [], notes: [], phases: {}, elapsedS: Math.round((Date.now() - t0) / 100) / 10, error: String((e as Error).message ?? e) });
+      const died = crashes();
+      for (const d of died) log(`  ${d}`);
+      results.push({ name, title: TITLES[name], params: {}, figures: {}, rows: [], notes: died, phases: {}, elapsedS: Math.round((Date.now() - t0) / 100) / 10, error: String((e as Error).message ?? e) });
     }
   }
   await cleanup();

@@ -121,7 +121,8 @@ const commands: Record<string, (a: any) => Promise<unknown>> = {
           await sleep(10);
         }
         const t1 = nowMs();
-        if (t0 >= a.startAt && t1 <= a.endAt) {
+        // throughput = acks completed inside the window (a request may have started before it)
+        if (t1 >= a.startAt && t1 <= a.endAt) {
           recordMs(hist, t1 - t0);
           requests++;
           acked += ok;

@@ -9,6 +9,7 @@ import { summarizeProfileFile } from './cpuprofile';
 import { LiteSocket } from './lite-client';
 import { EV, insertChange } from './protocol';
 import { ROOT, ServerProcess } from './server';
+import type { CommandStat, WireSpy } from './wire-spy';
 
 export interface Row {
   metric: string;
@@ -20,6 +21,8 @@ export interface PhaseObservation {
   /** Percent of one core used by each process group during the phase. */
   cpu: Record<string, number>;
   profile?: ProfileSummary & { file: string };
+  /** With --db-spy: the server's database commands during the phase, heaviest first. */
+  db?: CommandStat[];
 }
 
 export interface ScenarioResult {
@@ -48,10 +51,14 @@ export interface Ctx {
   dbLabel: string;
   dbPid?: number;
   tmpDir: string;
+  /** The timing proxy in front of the database (--db-spy). */
+  spy?: WireSpy;
   /** Prefix of the files written next to the results (e.g. "2026-11-24-full"). */
   runId: string;
   /** Figures a later scenario compares against. */
   shared: { write?: WriteFigures };
+  /** Servers started during the current scenario (the runner reports crashes). */
+  servers: ServerProcess[];
   log(msg: string): void;
   startServer(database: string): Promise<ServerProcess>;
   /** Whether the server implements sync:subscribe (probed once). */
@@ -85,21 +92,24 @@ const sleepUntil = async (t: number) => {
   if (d > 0) await new Promise((r) => setTimeout(r, d));
 };
 
-export function makeContext(base: Omit<Ctx, 'startServer' | 'subscriptions' | 'observe' | 'shared'> & { serverLogDir: string }): Ctx {
+export function makeContext(base: Omit<Ctx, 'startServer' | 'subscriptions' | 'observe' | 'shared' | 'servers'> & { serverLogDir: string }): Ctx {
   let subs: boolean | undefined;
   let serverCount = 0;
   const ctx: Ctx = {
     ...base,
     shared: {},
+    servers: [],
     async startServer(database: string) {
       const logFile = path.join(base.serverLogDir, `server-${++serverCount}-${database}.log`);
+      const dbUri = base.spy ? `mongodb://127.0.0.1:${base.spy.port}` : base.dbBaseUri;
       const s = await ServerProcess.start({
-        mongoUri: `${base.dbBaseUri}/${database}`,
+        mongoUri: `${dbUri}/${database}`,
         env: base.opts.serverEnv,
         logFile,
         useDist: base.opts.serverEntry === 'dist',
       });
       base.log(`  server pid ${s.pid} on ${s.url} (started in ${s.startupMs} ms, log ${logFile})`);
+      ctx.servers.push(s);
       await primeServer(s);
       return s;
     },
@@ -126,12 +136,15 @@ export function makeContext(base: Omit<Ctx, 'startServer' | 'subscriptions' | 'o
       const profileFile = path.join(base.opts.outDir, 'profiles', `${base.runId}-${phase}.cpuprofile`);
       const begin = async () => {
         meter.start();
+        base.spy?.reset();
         if (profiling) await server!.profileStart().catch((e) => base.log(`  (profiler did not start: ${(e as Error).message})`));
       };
       let cpu: Record<string, number> = {};
+      let db: CommandStat[] | undefined;
       let profiled = false;
       const end = async () => {
         cpu = meter.stop();
+        db = base.spy?.snapshot();
         if (profiling) {
           await require('node:fs').promises.mkdir(path.dirname(profileFile), { recursive: true });
           profiled = await server!.profileStop(profileFile).then(
@@ -157,12 +170,17 @@ export function makeContext(base: Omit<Ctx, 'startServer' | 'subscriptions' | 'o
           await end();
         }
       }
-      const out: { value: Awaited<ReturnType<typeof work>> } & PhaseObservation = { value, cpu };
+      const out: { value: Awaited<ReturnType<typeof work>> } & PhaseObservation = { value, cpu, ...(db ? { db } : {}) };
       if (profiled) out.profile = { file: path.relative(ROOT, profileFile), ...summarizeProfileFile(profileFile, ROOT, 15) };
       return out;
     },
   };
   return ctx;
+}
+
+/** The observation part of observe()'s answer (for ScenarioResult.phases). */
+export function phaseOf(o: PhaseObservation): PhaseObservation {
+  return { cpu: o.cpu, ...(o.profile ? { profile: o.profile } : {}), ...(o.db ? { db: o.db } : {}) };
 }
 
 /** Rounds for display: 3 significant digits at most, integers stay integers. */

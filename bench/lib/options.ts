@@ -15,6 +15,8 @@ export interface BenchOptions {
   outDir: string;
   /** V8 CPU profile of the server during each measured window (written next to the results). */
   profile: boolean;
+  /** Route the server's database traffic through a timing proxy and report the commands (adds a hop). */
+  dbSpy: boolean;
   /** Keep the temporary database folder (for inspection). */
   keepData: boolean;
   /** MONGODB_URI of an external MongoDB-wire server instead of the embedded FerretDB. */
@@ -46,37 +48,38 @@ export interface BenchOptions {
   catchup: { changes: number; limit: number; fillClients: number; batchSize: number };
 }
 
-const PRESETS: Record<Exclude<Mode, 'custom'>, Omit<BenchOptions, 'mode' | 'only' | 'outDir' | 'profile' | 'keepData' | 'mongoUri' | 'serverEnv' | 'serverEntry'>> = {
+const PRESETS: Record<Exclude<Mode, 'custom'>, Omit<BenchOptions, 'mode' | 'only' | 'outDir' | 'profile' | 'dbSpy' | 'keepData' | 'mongoUri' | 'serverEnv' | 'serverEntry'>> = {
+  // a tiny configuration for the harness's own smoke test (bench/bench.spec.ts): one writer at a time
   smoke: {
     workers: 1,
-    write: { clients: 2, durationMs: 700, warmupMs: 200, batchSize: 20, singleClients: 2 },
-    dblimit: { durationMs: 500, writers: 2, batchSize: 20 },
-    fanout: { subscribers: [3, 6], rate: 20, durationMs: 600, warmupMs: 100 },
+    write: { clients: 1, durationMs: 700, warmupMs: 200, batchSize: 20, singleClients: 1 },
+    dblimit: { durationMs: 500, writers: 1, batchSize: 20 },
+    fanout: { subscribers: [2, 4], rate: 5, durationMs: 600, warmupMs: 100 },
     connections: { steps: [10, 20], settleMs: 200, concurrency: 10 },
     catchup: { changes: 300, limit: 100, fillClients: 1, batchSize: 100 },
   },
   quick: {
     workers: 2,
-    write: { clients: 8, durationMs: 5000, warmupMs: 1000, batchSize: 100, singleClients: 8 },
-    dblimit: { durationMs: 3000, writers: 8, batchSize: 100 },
-    fanout: { subscribers: [100], rate: 200, durationMs: 5000, warmupMs: 1000 },
+    write: { clients: 4, durationMs: 5000, warmupMs: 1000, batchSize: 100, singleClients: 4 },
+    dblimit: { durationMs: 2000, writers: 4, batchSize: 100 },
+    fanout: { subscribers: [100], rate: 20, durationMs: 5000, warmupMs: 1000 },
     connections: { steps: [250, 500, 750, 1000], settleMs: 1000, concurrency: 100 },
-    catchup: { changes: 10_000, limit: 5000, fillClients: 4, batchSize: 500 },
+    catchup: { changes: 2000, limit: 5000, fillClients: 1, batchSize: 500 },
   },
   full: {
     workers: 2,
-    write: { clients: 16, durationMs: 20_000, warmupMs: 3000, batchSize: 100, singleClients: 16 },
-    dblimit: { durationMs: 10_000, writers: 16, batchSize: 100 },
-    fanout: { subscribers: [10, 100, 250, 500, 1000], rate: 500, durationMs: 15_000, warmupMs: 2000 },
+    write: { clients: 8, durationMs: 20_000, warmupMs: 3000, batchSize: 100, singleClients: 8 },
+    dblimit: { durationMs: 10_000, writers: 8, batchSize: 100 },
+    fanout: { subscribers: [10, 100, 250, 500, 1000, 2000], rate: 20, durationMs: 15_000, warmupMs: 2000 },
     connections: { steps: [1000, 2500, 5000, 7500, 10_000, 12_500, 15_000], settleMs: 3000, concurrency: 200 },
-    catchup: { changes: 100_000, limit: 5000, fillClients: 4, batchSize: 500 },
+    catchup: { changes: 10_000, limit: 5000, fillClients: 1, batchSize: 500 },
   },
 };
 
 export const USAGE = `npm run bench -- [--quick | --full | --smoke] [--only=write,fanout,...] [knobs]
 
 Scenarios: ${SCENARIOS.join(', ')}
-General:   --workers=N  --out=DIR  --profile  --keep-data  --mongodb-uri=URI  --server=src|dist  --server-env=K=V,K2=V2
+General:   --workers=N  --out=DIR  --profile  --db-spy  --keep-data  --mongodb-uri=URI  --server=src|dist  --server-env=K=V,K2=V2
 Write:     --clients=N --single-clients=N --duration=SECONDS --warmup=SECONDS --batch=N
 DB limit:  --db-writers=N --db-duration=SECONDS
 Fan-out:   --subscribers=N[,N...] --rate=CHANGES_PER_S --fanout-duration=SECONDS
@@ -135,6 +138,7 @@ export function parseOptions(argv: string[], defaultsOut: string): BenchOptions 
     workers: Math.max(1, num('workers', base.workers)),
     outDir: flags.get('out') ?? defaultsOut,
     profile: flags.has('profile'),
+    dbSpy: flags.has('db-spy'),
     keepData: flags.has('keep-data'),
     mongoUri: flags.get('mongodb-uri'),
     serverEnv,

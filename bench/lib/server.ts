@@ -33,12 +33,16 @@ export class ServerProcess {
   private nextId = 0;
   private readonly pending = new Map<number, { resolve: (v: any) => void; reject: (e: Error) => void }>();
   private exited = false;
+  private stopping = false;
+  /** Set when the process died without being asked to stop (a crash). */
+  crash?: { code: number | null; signal: string | null; at: number };
 
   private constructor(
     readonly child: ChildProcess,
     readonly url: string,
     readonly port: number,
     readonly startupMs: number,
+    readonly logFile: string,
   ) {
     child.on('message', (m: any) => {
       if (!m || m.__benchProbe !== true) return;
@@ -48,8 +52,9 @@ export class ServerProcess {
       if (m.error) p.reject(new Error(m.error));
       else p.resolve(m.result);
     });
-    child.once('exit', () => {
+    child.once('exit', (code, signal) => {
       this.exited = true;
+      if (!this.stopping) this.crash = { code, signal, at: Date.now() };
       for (const p of this.pending.values()) p.reject(new Error('server exited'));
       this.pending.clear();
     });
@@ -111,7 +116,7 @@ export class ServerProcess {
       }
       await new Promise((r) => setTimeout(r, 100));
     }
-    return new ServerProcess(child, url, port, Math.round(performance.now() - t0));
+    return new ServerProcess(child, url, port, Math.round(performance.now() - t0), o.logFile);
   }
 
   private call<T>(cmd: string, args: Record<string, unknown> = {}, timeoutMs = 60_000): Promise<T> {
@@ -149,6 +154,18 @@ export class ServerProcess {
     return this.call('profileStop', { file }, 120_000);
   }
 
+  /** The first error lines of the server's log (for a crash report). */
+  logExcerpt(maxChars = 600): string {
+    try {
+      const text = fs.readFileSync(this.logFile, 'utf8');
+      const lines = text.split('\n').filter((l) => l.trim() && !l.includes('"level":40'));
+      const i = lines.findIndex((l) => /Error|error|"level":50|"level":60/.test(l));
+      return (i >= 0 ? lines.slice(i, i + 4) : lines.slice(-4)).join(' | ').replace(/\s+/g, ' ').slice(0, maxChars);
+    } catch {
+      return '';
+    }
+  }
+
   /** GET /stats (the server's own view: connections, changes, memory without a forced GC). */
   async stats(): Promise<Record<string, any>> {
     const r = await fetch(`${this.url}/stats`);
@@ -158,6 +175,7 @@ export class ServerProcess {
 
   /** Graceful stop (SIGTERM: Nest's shutdown hooks), then SIGKILL after `timeoutMs`. */
   async stop(timeoutMs = 15_000): Promise<void> {
+    this.stopping = true;
     if (this.exited) return;
     await new Promise<void>((resolve) => {
       const t = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);

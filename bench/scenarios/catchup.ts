@@ -2,7 +2,7 @@
  * `changes` inserts are written by other clients, then comes back and pages sync:get_changes from its
  * cursor (limit 5000) until hasMore is false. Then, when the server has subscriptions, a fresh client
  * subscribes to the collection (now holding those documents) with bootstrap and receives them all. */
-import { Ctx, fmt, Row, ScenarioResult } from '../lib/context';
+import { Ctx, phaseOf, fmt, Row, ScenarioResult } from '../lib/context';
 import { mergeHistograms, summarize } from '../lib/hist';
 import { split } from '../lib/pool';
 
@@ -22,7 +22,10 @@ export async function runCatchup(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapse
     // the reader is offline: other clients write
     const clients = split(o.fillClients, ctx.pool.clients.length);
     await ctx.pool.all('connect', (i) => (clients[i] ? { url: server.url, count: clients[i], userPrefix: `filler-${i}-`, offset: 0, concurrency: 10 } : null));
-    const counts = split(o.changes, ctx.pool.clients.length);
+    // the changes are shared among the workers that hold writers
+    const writers = clients.filter((c) => c > 0).length;
+    const shares = split(o.changes, writers);
+    const counts = clients.map((c, i) => (c > 0 ? shares[clients.slice(0, i).filter((x) => x > 0).length] : 0));
     let firstDoc = 0;
     const firsts = counts.map((c) => ((firstDoc += c), firstDoc - c));
     ctx.log(`  writing ${o.changes} changes while the reader is offline`);
@@ -36,7 +39,7 @@ export async function runCatchup(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapse
     const written = f.reduce((s, r) => s + r.acked, 0);
     const fillMs = Math.max(...f.map((r) => r.elapsedMs));
     figures.fill = { written, failed: f.reduce((s, r) => s + r.failed, 0), changesPerS: Math.round(written / (fillMs / 1000)) };
-    phases['catchup-fill'] = { cpu: fill.cpu };
+    phases['catchup-fill'] = phaseOf(fill);
     rows.push({ metric: `written while offline (changeBatch×${o.batchSize}, ${o.fillClients} clients)`, value: `${fmt(written)} at ${fmt(written / (fillMs / 1000))}/s` });
 
     ctx.log(`  the reader comes back: sync:get_changes, limit ${o.limit}`);
@@ -52,7 +55,7 @@ export async function runCatchup(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapse
     const page = summarize(mergeHistograms([r.hist]));
     const perS = r.received / (r.elapsedMs / 1000);
     figures.catchup = { received: r.received, unique: r.unique, expected: written, pages: r.pages, seconds: r.elapsedMs / 1000, changesPerS: Math.round(perS), pageLatencyMs: page };
-    phases['catchup-read'] = { cpu: obs.cpu, ...(obs.profile ? { profile: obs.profile } : {}) };
+    phases['catchup-read'] = phaseOf(obs);
     rows.push({ metric: 'catch-up: changes received / written', value: `${fmt(r.received)} / ${fmt(written)}` });
     rows.push({ metric: 'catch-up: total time', value: fmt(r.elapsedMs / 1000), unit: 's' });
     rows.push({ metric: 'catch-up: changes/s', value: fmt(perS) });
@@ -65,7 +68,7 @@ export async function runCatchup(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapse
         reader.call<{ docs: number; pages: number; count: number; ackMs: number; elapsedMs: number }>('bootstrap', { url: server.url, userId: 'bootstrapper', collection: COLLECTION, timeoutMs: 600_000 }),
       );
       figures.bootstrap = { docs: b.value.docs, pages: b.value.pages, count: b.value.count, seconds: b.value.elapsedMs / 1000, ackMs: b.value.ackMs, docsPerS: Math.round(b.value.docs / (b.value.elapsedMs / 1000)) };
-      phases.bootstrap = { cpu: b.cpu, ...(b.profile ? { profile: b.profile } : {}) };
+      phases.bootstrap = phaseOf(b);
       rows.push({ metric: 'bootstrap: documents / pages', value: `${fmt(b.value.docs)} / ${fmt(b.value.pages)}` });
       rows.push({ metric: 'bootstrap: total time (subscribe → last page)', value: fmt(b.value.elapsedMs / 1000), unit: 's' });
       rows.push({ metric: 'bootstrap: documents/s', value: fmt(b.value.docs / (b.value.elapsedMs / 1000)) });

@@ -1,7 +1,7 @@
 /* Scenario 4 — connections: ramps idle sockets (connected, joined, subscribed when the server can)
  * in steps, and after each step reads the server's memory after a full GC (through the harness's
  * probe) and its /stats. Memory per connection is the least-squares slope over the steps. */
-import { Ctx, fmt, kb, mb, Row, ScenarioResult } from '../lib/context';
+import { Ctx, phaseOf, fmt, kb, mb, Row, ScenarioResult } from '../lib/context';
 import { mergeHistograms, summarize } from '../lib/hist';
 import { split } from '../lib/pool';
 
@@ -98,7 +98,7 @@ export async function runConnections(ctx: Ctx): Promise<Omit<ScenarioResult, 'el
         }
       }
     });
-    phases.connections = { cpu: obs.cpu, ...(obs.profile ? { profile: obs.profile } : {}) };
+    phases.connections = phaseOf(obs);
     const xs = [0, ...steps.map((s) => s.connections)];
     const rssSlope = slope(xs, [base.rss, ...steps.map((s) => s.rss)]);
     const heapSlope = slope(xs, [base.heapUsed, ...steps.map((s) => s.heapUsed)]);

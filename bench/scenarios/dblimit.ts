@@ -35,7 +35,8 @@ async function loop(writers: number, warmupMs: number, durationMs: number, op: (
         const t0 = nowMs();
         const n = await op(w, seq);
         const t1 = nowMs();
-        if (t0 >= startAt && t1 <= endAt) {
+        // as for the server: operations completed inside the window
+        if (t1 >= startAt && t1 <= endAt) {
           written += n;
           recordMs(hist, t1 - t0);
         }
@@ -73,10 +74,8 @@ async function writePathBatch(db: Db, p: string, coll: string, batch: Doc[]): Pr
   await feed.find({ changeId: { $in: changeIds } }, { projection: { _id: 1, changeId: 1, state: 1, timestamp: 1, documentId: 1, collection: 1 } }).toArray();
   await locks.insertMany(keys.map((k) => ({ _id: k, owner: 'bench', expiresAt: new Date(now + 10_000) })), { ordered: false });
   await Promise.all([docsColl.find({ _id: { $in: ids } }).toArray(), tombs.find({ _id: { $in: keys } }).toArray()]);
-  const res = await counters.findOneAndUpdate({ _id: 'feed' }, { $inc: { seq: batch.length } }, { upsert: true, returnDocument: 'after' });
-  const first = (res?.seq as number) - batch.length + 1;
   const entries = batch.map((d, i) => ({
-    _id: first + i,
+    _id: 0,
     changeId: changeIds[i],
     state: 'pending',
     collection: coll,
@@ -92,7 +91,25 @@ async function writePathBatch(db: Db, p: string, coll: string, batch: Doc[]): Pr
     clientAddress: '127.0.0.1',
     createdAt: new Date(now),
   }));
-  await feed.insertMany(entries, { ordered: false });
+  // positions: reserve, insert, and reserve again for the entries whose position was taken (as the
+  // server's insertPending does: FerretDB's findAndModify $inc is not atomic under concurrency)
+  let todo = entries;
+  for (let attempt = 0; todo.length; attempt++) {
+    if (attempt > 20) throw new Error('could not reserve feed positions');
+    const res = await counters.findOneAndUpdate({ _id: 'feed' }, { $inc: { seq: todo.length } }, { upsert: true, returnDocument: 'after' });
+    const first = (res?.seq as number) - todo.length + 1;
+    todo.forEach((e, i) => (e._id = first + i));
+    try {
+      await feed.insertMany(todo, { ordered: false });
+      todo = [];
+    } catch (e) {
+      const errs = ((e as { writeErrors?: { index: number; code: number }[] | { index: number; code: number } }).writeErrors ?? []) as { index: number; code: number }[] | { index: number; code: number };
+      const list = Array.isArray(errs) ? errs : [errs];
+      if (!list.length || list.some((w) => w.code !== 11000)) throw e;
+      const failed = new Set(list.map((w) => w.index));
+      todo = todo.filter((_, i) => failed.has(i));
+    }
+  }
   await docsColl.bulkWrite(batch.map((d) => ({ insertOne: { document: d } })) as AnyBulkWriteOperation<any>[], { ordered: false });
   await feed.updateMany({ _id: { $in: entries.map((e) => e._id) }, state: 'pending' }, { $set: { state: 'applied' } });
   await locks.deleteMany({ _id: { $in: keys }, owner: 'bench' });

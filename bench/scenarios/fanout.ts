@@ -3,7 +3,7 @@
  * emit time (performance.timeOrigin + performance.now(), sub-millisecond, shared by all processes of
  * the machine); each subscriber records receipt − emit. The figure includes the server's write path
  * (the change is broadcast once applied), so the writer's ack latency is reported alongside. */
-import { Ctx, fmt, Row, ScenarioResult } from '../lib/context';
+import { Ctx, phaseOf, fmt, Row, ScenarioResult } from '../lib/context';
 import { mergeHistograms, summarize, LatencySummary } from '../lib/hist';
 import { split } from '../lib/pool';
 
@@ -27,14 +27,16 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function runFanout(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapsedS'>> {
   const o = ctx.opts.fanout;
-  const server = await ctx.startServer('bench_fanout');
   const points: FanoutPoint[] = [];
   const rows: Row[] = [];
   const phases: ScenarioResult['phases'] = {};
   const notes: string[] = [];
-  try {
-    const subscribe = (await ctx.subscriptions(server)) ? { collection: FANOUT_COLLECTION } : null;
-    for (const S of o.subscribers) {
+  for (const S of o.subscribers) {
+    // a fresh server and database per point: the write path's cost grows with the feed on some
+    // databases, and each point should measure the same write path
+    const server = await ctx.startServer(`bench_fanout_${S}`);
+    try {
+      const subscribe = (await ctx.subscriptions(server)) ? { collection: FANOUT_COLLECTION } : null;
       ctx.log(`  ${S} subscribers, writer at ${o.rate} changes/s for ${o.durationMs / 1000} s`);
       const perWorker = split(S, ctx.pool.clients.length);
       const conn = await ctx.pool.all<{ connected: number; errors: Record<string, number> }>('connect', (i) =>
@@ -88,7 +90,7 @@ export async function runFanout(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapsed
         cpu: obs.cpu,
       };
       points.push(point);
-      phases[`fanout-${S}`] = { cpu: obs.cpu, ...(obs.profile ? { profile: obs.profile } : {}) };
+      phases[`fanout-${S}`] = phaseOf(obs);
       rows.push({
         metric: `S=${S}: delivery latency p50 / p99 / max`,
         value: `${fmt(latency.p50)} / ${fmt(latency.p99)} / ${fmt(latency.max)}`,
@@ -102,12 +104,11 @@ export async function runFanout(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapsed
       rows.push({ metric: `S=${S}: CPU server / database / generator`, value: `${obs.cpu.server ?? '?'} / ${obs.cpu.database ?? '?'} / ${obs.cpu.generator ?? '?'}`, unit: '% of a core' });
       if (saturated) notes.push(`S=${S}: saturated (sent ${fmt(achievedRate)}/${o.rate} changes/s, delivered ${delivered}/${expected}, p99 ${fmt(latency.p99)} ms)`);
       if (w.failed) notes.push(`S=${S}: ${w.failed} writer changes failed ${JSON.stringify(w.codes)}`);
-      await ctx.pool.all('disconnect', {}, undefined, ctx.pool.workers);
-      await sleep(500);
+    } finally {
+      await ctx.pool.all('disconnect', {}, undefined, ctx.pool.workers).catch(() => undefined);
+      await server.stop();
     }
-  } finally {
-    await ctx.pool.all('disconnect', {}, undefined, ctx.pool.workers).catch(() => undefined);
-    await server.stop();
+    if (server.crash) break;
   }
   return {
     name: 'fanout',

@@ -1,6 +1,6 @@
 /* Scenario 1 — write throughput: N clients in a closed loop (send, await the ack, send again) for a
  * fixed window, first with sync:changeBatch (batches of 100 inserts), then with single sync:change. */
-import { Ctx, fmt, Row, ScenarioResult } from '../lib/context';
+import { Ctx, phaseOf, fmt, Row, ScenarioResult } from '../lib/context';
 import { mergeHistograms, summarize } from '../lib/hist';
 import { split } from '../lib/pool';
 
@@ -46,7 +46,7 @@ export async function runWrite(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapsedS
       const lat = summarize(mergeHistograms(res.map((r) => r.hist)));
       const perS = acked / (o.durationMs / 1000);
       figures[mode] = { clients: clients.reduce((a, b) => a + b, 0), changesPerS: Math.round(perS), requestsPerS: Math.round(requests / (o.durationMs / 1000)), acked, failed, failureCodes: codes, ackLatencyMs: lat };
-      phases[`write-${mode}`] = { cpu: obs.cpu, ...(obs.profile ? { profile: obs.profile } : {}) };
+      phases[`write-${mode}`] = phaseOf(obs);
       const label = mode === 'batch' ? `changeBatch×${o.batchSize}` : 'single change';
       rows.push({ metric: `${label}: acked changes/s`, value: fmt(perS) });
       rows.push({ metric: `${label}: ack latency p50 / p95 / p99`, value: `${fmt(lat.p50)} / ${fmt(lat.p95)} / ${fmt(lat.p99)}`, unit: 'ms' });
