@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { FileStorage, MemoryStorage, SyncClient, type SyncClientOptions, type SyncDocument } from '@sync/client';
-import { startTestApp, TestApp, waitFor } from './support/app';
+import { emitAck, joinedClient, startTestApp, TestApp, waitFor } from './support/app';
 import { hs256, TEST_SECRET } from './support/jwt';
 
 const clients: SyncClient[] = [];
@@ -204,5 +204,51 @@ describe('client SDK e2e (JWT auth, token refresh)', () => {
     c.on('error', (e) => errors.push(e.message));
     await expect(c.connect()).rejects.toMatchObject({ code: 'TIMEOUT' });
     expect(errors.join('\n')).toMatch(/join refused/);
+  });
+});
+
+describe('client SDK e2e (cursor expiry)', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    // 2 seconds of change retention, swept every second
+    t = await startTestApp({ AUTH_MODE: 'dev', CHANGE_RETENTION_DAYS: String(2 / 86400), RETENTION_SWEEP_INTERVAL_MS: '1000' }, 'client_expiry');
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('offline past the retention window: bootstraps again, keeps unsent changes, drops what was deleted', async () => {
+    const storage = new MemoryStorage();
+    let b = makeClient(t, 'bob', storage);
+    const a = makeClient(t, 'alice');
+    await b.subscribe('exp');
+    await Promise.all([a.connect(), b.connect()]);
+    await a.makeChange('insert', 'exp', 'stays', { n: 1 });
+    await a.makeChange('insert', 'exp', 'goes', { n: 1 });
+    await waitFor(() => b.getDocuments('exp').length === 2, 10_000, 'both at bob');
+    await b.whenSynced();
+    const bobCursor = b.getCursor();
+    await b.close();
+
+    await a.makeChange('update', 'exp', 'stays', { n: 2 });
+    await a.makeChange('delete', 'exp', 'goes');
+    await a.whenSynced();
+    // wait until the feed entries bob would need are purged
+    const raw = await joinedClient(t.url, 'probe');
+    await waitFor(async () => (await emitAck(raw, 'sync:get_changes', { cursor: bobCursor })).code === 'CURSOR_EXPIRED', 20_000, 'cursor expiry');
+    raw.close();
+
+    b = makeClient(t, 'bob', storage);
+    const resets: string[] = [];
+    b.on('reset', (r) => resets.push(r.reason));
+    await b.initialize();
+    await b.makeChange('insert', 'exp', 'bob-offline', { n: 1 });
+    await b.connect();
+    await b.whenSynced();
+    expect(resets).toEqual(['CURSOR_EXPIRED']);
+    expect(b.getDocuments('exp').map((d) => [d._id, d.n])).toEqual([
+      ['bob-offline', 1],
+      ['stays', 2],
+    ]);
   });
 });
