@@ -64,8 +64,10 @@ async function main(): Promise<number> {
   const cleanup = async () => {
     for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
   };
+  let aborted = false;
   for (const sig of ['SIGINT', 'SIGTERM'] as const)
     process.once(sig, () => {
+      aborted = true;
       log(`\n${sig}: stopping the server, the workers and the database...`);
       void cleanup().finally(() => process.exit(130));
     });
@@ -138,6 +140,7 @@ async function main(): Promise<number> {
   if (opts.keepData || failed) log(`\nkept ${tmpDir} (database files and server logs)`);
   else fs.rmSync(tmpDir, { recursive: true, force: true });
 
+  if (aborted) return 130;
   const cmdline = ['npm run bench --', ...process.argv.slice(2).filter((a) => a !== '--')].join(' ').replace(/ --$/, '');
   const report: RunReport = {
     tool: 'sync-server-bench',

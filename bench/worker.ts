@@ -13,7 +13,17 @@ interface Held {
 }
 
 const sockets: Held[] = [];
-let listener: { tag: string; hist: ReturnType<typeof createHistogram>; received: number; foreign: number; perSocket: number[] } | undefined;
+let listener:
+  | {
+      tag: string;
+      hist: ReturnType<typeof createHistogram>;
+      received: number;
+      foreign: number;
+      perSocket: number[];
+      /** Per change (writer's sequence number): first and last receipt in this process. */
+      span: Map<number, [number, number]>;
+    }
+  | undefined;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const errText = (e: unknown) => String((e as Error)?.message ?? e).slice(0, 200);
@@ -136,7 +146,7 @@ const commands: Record<string, (a: any) => Promise<unknown>> = {
 
   /** Starts recording, on every held socket, the latency of the `sync:changes` items tagged `tag`. */
   async listen(a: { tag: string }) {
-    const l = { tag: a.tag, hist: createHistogram(), received: 0, foreign: 0, perSocket: sockets.map(() => 0) };
+    const l = { tag: a.tag, hist: createHistogram(), received: 0, foreign: 0, perSocket: sockets.map(() => 0), span: new Map<number, [number, number]>() };
     listener = l;
     sockets.forEach(({ s }, idx) => {
       s.onRawEvent((text, at) => {
@@ -145,7 +155,7 @@ const commands: Record<string, (a: any) => Promise<unknown>> = {
         const args = JSON.parse(text.slice(start)) as [string, unknown];
         if (args[0] !== EV.changes) return true;
         const list = Array.isArray(args[1]) ? args[1] : [args[1]];
-        for (const c of list as { data?: { bt?: string; bs?: number; bw?: number } }[]) {
+        for (const c of list as { data?: { bt?: string; bs?: number; bw?: number; bq?: number } }[]) {
           const d = c?.data;
           if (!d || d.bt !== l.tag) {
             l.foreign++;
@@ -153,6 +163,9 @@ const commands: Record<string, (a: any) => Promise<unknown>> = {
           }
           if (d.bw) continue; // warm-up
           recordMs(l.hist, at - d.bs!);
+          const sp = l.span.get(d.bq!);
+          if (!sp) l.span.set(d.bq!, [at, at]);
+          else if (at > sp[1]) sp[1] = at;
           l.received++;
           l.perSocket[idx]++;
         }
@@ -169,13 +182,14 @@ const commands: Record<string, (a: any) => Promise<unknown>> = {
       received: l.received,
       foreign: l.foreign,
       hist: encodeHistogram(l.hist),
+      spans: [...l.span.entries()].map(([q, [first, last]]) => [q, first, last]),
       minPerSocket: l.perSocket.length ? Math.min(...l.perSocket) : 0,
       maxPerSocket: l.perSocket.length ? Math.max(...l.perSocket) : 0,
     };
   },
 
   /** Open loop: socket 0 sends single changes at `rate` per second from startAt to endAt (warm-up first). */
-  async writeRate(a: { rate: number; warmupAt: number; startAt: number; endAt: number; collection: string; tag: string; batch: number }) {
+  async writeRate(a: { rate: number; warmupAt: number; startAt: number; endAt: number; collection: string; tag: string; batch: number; maxInFlight: number }) {
     const { s } = sockets[0];
     const hist = createHistogram();
     const codes: Record<string, number> = {};
@@ -188,7 +202,7 @@ const commands: Record<string, (a: any) => Promise<unknown>> = {
     const send = (warm: boolean) => {
       const i = sent++;
       const t0 = nowMs();
-      const c = insertChange(a.collection, `${a.tag}-${i}`, benchDoc(i, { bt: a.tag, bs: t0, bw: warm ? 1 : 0 }));
+      const c = insertChange(a.collection, `${a.tag}-${i}`, benchDoc(i, { bt: a.tag, bs: t0, bw: warm ? 1 : 0, bq: i }));
       if (!warm) measuredSent++;
       const p = s.emitWithAck<Ack>(EV.change, c, 120_000).then(
         (ack) => {
@@ -218,7 +232,15 @@ const commands: Record<string, (a: any) => Promise<unknown>> = {
       const now = nowMs();
       if (now >= a.endAt) break;
       const due = Math.floor(((now - origin) / 1000) * a.rate) + 1;
-      while (sent < due) send(now < a.startAt);
+      // behind schedule with the in-flight cap reached: wait for an ack (the rate achieved is reported)
+      if (sent < due && inflight.size >= a.maxInFlight) {
+        await Promise.race([...inflight, sleep(Math.max(1, a.endAt - now))]);
+        continue;
+      }
+      if (sent < due) {
+        send(now < a.startAt);
+        continue;
+      }
       const nextAt = origin + (sent / a.rate) * 1000;
       await sleep(Math.max(0, Math.min(a.endAt, nextAt) - nowMs() - 0.5));
     }

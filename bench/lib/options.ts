@@ -40,6 +40,12 @@ export interface BenchOptions {
     subscribers: number[];
     /** Writer rate, changes per second. */
     rate: number;
+    /**
+     * Most writer changes awaiting their ack (1 = the next change waits for the previous ack when
+     * behind schedule). Concurrent single changes crash the current server on the embedded database
+     * (see BENCHMARKS.md), so the default is 1.
+     */
+    maxInFlight: number;
     durationMs: number;
     warmupMs: number;
   };
@@ -54,25 +60,25 @@ const PRESETS: Record<Exclude<Mode, 'custom'>, Omit<BenchOptions, 'mode' | 'only
     workers: 1,
     write: { clients: 1, durationMs: 700, warmupMs: 200, batchSize: 20, singleClients: 1 },
     dblimit: { durationMs: 500, writers: 1, batchSize: 20 },
-    fanout: { subscribers: [2, 4], rate: 5, durationMs: 600, warmupMs: 100 },
+    fanout: { subscribers: [2, 4], rate: 5, maxInFlight: 1, durationMs: 600, warmupMs: 100 },
     connections: { steps: [10, 20], settleMs: 200, concurrency: 10 },
     catchup: { changes: 300, limit: 100, fillClients: 1, batchSize: 100 },
   },
   quick: {
     workers: 2,
-    write: { clients: 4, durationMs: 5000, warmupMs: 1000, batchSize: 100, singleClients: 4 },
-    dblimit: { durationMs: 2000, writers: 4, batchSize: 100 },
-    fanout: { subscribers: [100], rate: 20, durationMs: 5000, warmupMs: 1000 },
+    write: { clients: 2, durationMs: 5000, warmupMs: 1000, batchSize: 100, singleClients: 2 },
+    dblimit: { durationMs: 2000, writers: 2, batchSize: 100 },
+    fanout: { subscribers: [100], rate: 20, maxInFlight: 1, durationMs: 5000, warmupMs: 1000 },
     connections: { steps: [250, 500, 750, 1000], settleMs: 1000, concurrency: 100 },
-    catchup: { changes: 2000, limit: 5000, fillClients: 1, batchSize: 500 },
+    catchup: { changes: 1000, limit: 5000, fillClients: 1, batchSize: 500 },
   },
   full: {
     workers: 2,
-    write: { clients: 8, durationMs: 20_000, warmupMs: 3000, batchSize: 100, singleClients: 8 },
-    dblimit: { durationMs: 10_000, writers: 8, batchSize: 100 },
-    fanout: { subscribers: [10, 100, 250, 500, 1000, 2000], rate: 20, durationMs: 15_000, warmupMs: 2000 },
+    write: { clients: 4, durationMs: 20_000, warmupMs: 3000, batchSize: 100, singleClients: 2 },
+    dblimit: { durationMs: 10_000, writers: 4, batchSize: 100 },
+    fanout: { subscribers: [10, 100, 250, 500, 1000, 2000], rate: 20, maxInFlight: 1, durationMs: 15_000, warmupMs: 2000 },
     connections: { steps: [1000, 2500, 5000, 7500, 10_000, 12_500, 15_000], settleMs: 3000, concurrency: 200 },
-    catchup: { changes: 10_000, limit: 5000, fillClients: 1, batchSize: 500 },
+    catchup: { changes: 5000, limit: 5000, fillClients: 1, batchSize: 500 },
   },
 };
 
@@ -82,7 +88,7 @@ Scenarios: ${SCENARIOS.join(', ')}
 General:   --workers=N  --out=DIR  --profile  --db-spy  --keep-data  --mongodb-uri=URI  --server=src|dist  --server-env=K=V,K2=V2
 Write:     --clients=N --single-clients=N --duration=SECONDS --warmup=SECONDS --batch=N
 DB limit:  --db-writers=N --db-duration=SECONDS
-Fan-out:   --subscribers=N[,N...] --rate=CHANGES_PER_S --fanout-duration=SECONDS
+Fan-out:   --subscribers=N[,N...] --rate=CHANGES_PER_S --inflight=N --fanout-duration=SECONDS
 Connect:   --connections=N[,N...] (ramp steps; one number ramps in 4 steps) --settle=SECONDS
 Catch-up:  --changes=N --limit=N`;
 
@@ -113,7 +119,7 @@ export function parseOptions(argv: string[], defaultsOut: string): BenchOptions 
   };
   const knobs = [
     'clients', 'single-clients', 'duration', 'warmup', 'batch', 'db-writers', 'db-duration', 'subscribers', 'rate',
-    'fanout-duration', 'connections', 'settle', 'changes', 'limit', 'workers',
+    'fanout-duration', 'inflight', 'connections', 'settle', 'changes', 'limit', 'workers',
   ];
   const customised = knobs.some((k) => flags.has(k));
   const only = (flags.get('only') ?? SCENARIOS.join(','))
@@ -145,19 +151,20 @@ export function parseOptions(argv: string[], defaultsOut: string): BenchOptions 
     serverEntry: flags.get('server') === 'dist' ? 'dist' : 'src',
     write: {
       clients: Math.max(1, num('clients', base.write.clients)),
-      singleClients: Math.max(1, num('single-clients', num('clients', base.write.singleClients))),
+      singleClients: Math.max(1, num('single-clients', flags.has('clients') ? num('clients', 1) : base.write.singleClients)),
       durationMs: num('duration', base.write.durationMs, 1000),
       warmupMs: num('warmup', base.write.warmupMs, 1000),
       batchSize: Math.max(1, num('batch', base.write.batchSize)),
     },
     dblimit: {
       durationMs: num('db-duration', base.dblimit.durationMs, 1000),
-      writers: Math.max(1, num('db-writers', num('clients', base.dblimit.writers))),
+      writers: Math.max(1, num('db-writers', flags.has('clients') ? num('clients', 1) : base.dblimit.writers)),
       batchSize: Math.max(1, num('batch', base.dblimit.batchSize)),
     },
     fanout: {
       subscribers: flags.has('subscribers') ? list(flags.get('subscribers')!) : base.fanout.subscribers,
       rate: Math.max(1, num('rate', base.fanout.rate)),
+      maxInFlight: Math.max(1, num('inflight', base.fanout.maxInFlight)),
       durationMs: num('fanout-duration', base.fanout.durationMs, 1000),
       warmupMs: base.fanout.warmupMs,
     },

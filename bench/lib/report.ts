@@ -90,7 +90,7 @@ export function fanoutSvg(points: FanoutPoint[], title: string): string {
   const pw = W - L - R;
   const ph = H - T - B;
   const xs = points.map((p) => p.subscribers);
-  const ys = points.flatMap((p) => [p.latencyMs.p50, p.latencyMs.p99]).filter((v) => v > 0);
+  const ys = points.flatMap((p) => [p.latencyMs.p50, p.latencyMs.p99, p.latencyMs.max, p.spreadMs?.p99 ?? 0]).filter((v) => v > 0);
   const xLog = Math.max(...xs) / Math.max(1, Math.min(...xs)) >= 10;
   const yMin = 10 ** Math.floor(Math.log10(Math.max(0.01, Math.min(...ys, 1))));
   const yMax = 10 ** Math.ceil(Math.log10(Math.max(...ys, 1) * 1.05));
@@ -126,6 +126,7 @@ export function fanoutSvg(points: FanoutPoint[], title: string): string {
     ['p50', '#1f77b4', (p) => p.latencyMs.p50, ''],
     ['p99', '#d62728', (p) => p.latencyMs.p99, ''],
     ['max', '#999', (p) => p.latencyMs.max, ' stroke-dasharray="4 4"'],
+    ['spread p99', '#2ca02c', (p) => p.spreadMs?.p99 ?? 0, ' stroke-dasharray="2 3"'],
   ];
   series.forEach(([name, color, get, dash], i) => {
     const pts = points.map((p) => `${xPos(p.subscribers).toFixed(1)},${yPos(get(p)).toFixed(1)}`);
@@ -136,7 +137,8 @@ export function fanoutSvg(points: FanoutPoint[], title: string): string {
     parts.push(`<text x="${L + pw + 46}" y="${ly + 4}">${name}</text>`);
   });
   const sat = points.filter((p) => p.saturated);
-  if (sat.length) parts.push(`<text x="${L + pw + 15}" y="${T + 90}" fill="#a00">saturated at</text><text x="${L + pw + 15}" y="${T + 106}" fill="#a00">S = ${sat.map((p) => p.subscribers).join(', ')}</text>`);
+  parts.push(`<text x="${L + pw + 15}" y="${T + 100}" fill="#555" font-size="10">latency: writer emit →</text><text x="${L + pw + 15}" y="${T + 113}" fill="#555" font-size="10">subscriber receipt;</text><text x="${L + pw + 15}" y="${T + 126}" fill="#555" font-size="10">spread: first → last</text><text x="${L + pw + 15}" y="${T + 139}" fill="#555" font-size="10">subscriber, per change</text>`);
+  if (sat.length) parts.push(`<text x="${L + pw + 15}" y="${T + 165}" fill="#a00">saturated at</text><text x="${L + pw + 15}" y="${T + 181}" fill="#a00">S = ${sat.map((p) => p.subscribers).join(', ')}</text>`);
   parts.push('</svg>');
   return parts.join('\n');
 }

@@ -18,6 +18,10 @@ if (typeof process.send === 'function') {
       }
       return { ...process.memoryUsage(), handles: process.getActiveResourcesInfo ? process.getActiveResourcesInfo().length : undefined };
     },
+    async heapSnapshot({ file }) {
+      if (typeof global.gc === 'function') global.gc();
+      return { file: require('node:v8').writeHeapSnapshot(file) };
+    },
     async profileStart({ samplingIntervalUs }) {
       session = session || new inspector.Session();
       try {

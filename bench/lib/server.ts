@@ -146,6 +146,11 @@ export class ServerProcess {
     return this.call('memory', { gc });
   }
 
+  /** Writes a V8 heap snapshot of the server (after a GC). */
+  heapSnapshot(file: string): Promise<void> {
+    return this.call('heapSnapshot', { file }, 300_000);
+  }
+
   profileStart(): Promise<void> {
     return this.call('profileStart', { samplingIntervalUs: 500 });
   }

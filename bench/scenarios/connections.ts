@@ -1,6 +1,9 @@
 /* Scenario 4 — connections: ramps idle sockets (connected, joined, subscribed when the server can)
  * in steps, and after each step reads the server's memory after a full GC (through the harness's
  * probe) and its /stats. Memory per connection is the least-squares slope over the steps. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { heapByClass, HeapClass, heapDiffPer } from '../lib/heap';
 import { Ctx, phaseOf, fmt, kb, mb, Row, ScenarioResult } from '../lib/context';
 import { mergeHistograms, summarize } from '../lib/hist';
 import { split } from '../lib/pool';
@@ -46,6 +49,15 @@ export async function runConnections(ctx: Ctx): Promise<Omit<ScenarioResult, 'el
     await sleep(o.settleMs);
     const base = await server.memory(true);
     const baseStats = await server.stats();
+    // with --profile: heap snapshots at rest and after the first step say what a connection is made of
+    const heapDir = path.join(ctx.tmpDir, 'heap');
+    let heapBefore: Map<string, HeapClass> | undefined;
+    let heapPerConnection: ReturnType<typeof heapDiffPer> | undefined;
+    if (ctx.opts.profile) {
+      fs.mkdirSync(heapDir, { recursive: true });
+      await server.heapSnapshot(path.join(heapDir, 'rest.heapsnapshot'));
+      heapBefore = heapByClass(path.join(heapDir, 'rest.heapsnapshot'));
+    }
     let held = 0;
     const offsets = workers.map(() => 0);
     const obs = await ctx.observe(server, 'connections', null, async () => {
@@ -91,6 +103,13 @@ export async function runConnections(ctx: Ctx): Promise<Omit<ScenarioResult, 'el
           failed,
         };
         steps.push(step);
+        if (heapBefore && !heapPerConnection && held > 0) {
+          const f = path.join(heapDir, `${held}.heapsnapshot`);
+          await server.heapSnapshot(f);
+          heapPerConnection = heapDiffPer(heapBefore, heapByClass(f), held);
+          ctx.log(`    heap per connection by kind (bytes, objects): ${heapPerConnection.slice(0, 8).map((h) => `${h.name} ${h.bytesPer} B ×${h.countPer}`).join(', ')}`);
+          fs.rmSync(heapDir, { recursive: true, force: true });
+        }
         ctx.log(`    ${held} sockets (server sees ${step.active}): RSS ${mb(mem.rss)} MB, heap ${mb(mem.heapUsed)} MB, ramp ${step.rampPerS}/s, connect+join p99 ${fmt(step.connectJoinMs.p99)} ms`);
         if (failed > delta / 2) {
           notes.push(`stopped the ramp at ${held}: most sockets of the last step failed`);
@@ -122,6 +141,7 @@ export async function runConnections(ctx: Ctx): Promise<Omit<ScenarioResult, 'el
         base: { rss: base.rss, heapUsed: base.heapUsed, external: base.external, statsRss: baseStats?.memory?.rss, statsHeapUsed: baseStats?.memory?.heapUsed },
         steps,
         perConnectionBytes: { rss: Math.round(rssSlope), heapUsed: Math.round(heapSlope), external: Math.round(extSlope) },
+        ...(heapPerConnection ? { heapPerConnectionByKind: heapPerConnection } : {}),
       },
       rows,
       notes,

@@ -4,7 +4,7 @@
  * the machine); each subscriber records receipt − emit. The figure includes the server's write path
  * (the change is broadcast once applied), so the writer's ack latency is reported alongside. */
 import { Ctx, phaseOf, fmt, Row, ScenarioResult } from '../lib/context';
-import { mergeHistograms, summarize, LatencySummary } from '../lib/hist';
+import { createHistogram, mergeHistograms, recordMs, summarize, LatencySummary } from '../lib/hist';
 import { split } from '../lib/pool';
 
 export const FANOUT_COLLECTION = 'fanout';
@@ -17,6 +17,8 @@ export interface FanoutPoint {
   delivered: number;
   deliveriesPerS: number;
   latencyMs: LatencySummary;
+  /** Per change, last − first subscriber receipt. */
+  spreadMs: LatencySummary;
   writerAckMs: LatencySummary;
   writerFailed: number;
   saturated: boolean;
@@ -53,7 +55,7 @@ export async function runFanout(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapsed
       const obs = await ctx.observe(server, `fanout-${S}`, { startAt, endAt }, () =>
         ctx.pool.writer.call<{ sent: number; acked: number; failed: number; codes: Record<string, number>; hist: string; maxInFlight: number }>(
           'writeRate',
-          { rate: o.rate, warmupAt, startAt, endAt, collection: FANOUT_COLLECTION, tag, batch: 1 },
+          { rate: o.rate, warmupAt, startAt, endAt, collection: FANOUT_COLLECTION, tag, batch: 1, maxInFlight: o.maxInFlight },
         ),
       );
       const w = obs.value;
@@ -62,7 +64,7 @@ export async function runFanout(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapsed
       let delivered = 0;
       let last = -1;
       let still = 0;
-      let reports: { received: number; hist: string; minPerSocket: number; maxPerSocket: number; foreign: number }[] = [];
+      let reports: { received: number; hist: string; spans: [number, number, number][]; minPerSocket: number; maxPerSocket: number; foreign: number }[] = [];
       for (let waited = 0; waited < 60_000; waited += 250) {
         reports = (await ctx.pool.all('listenReport', (i) => (perWorker[i] ? {} : null))).filter(Boolean);
         delivered = reports.reduce((s, r) => s + r.received, 0);
@@ -73,9 +75,22 @@ export async function runFanout(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapsed
         await sleep(250);
       }
       const latency = summarize(mergeHistograms(reports.map((r) => r.hist)));
+      // broadcast spread: first to last subscriber receipt of the same change (the server's fan-out
+      // work once the change is applied, plus the generator's share of the wait)
+      const span = new Map<number, [number, number]>();
+      for (const r of reports)
+        for (const [q, first, last] of r.spans ?? []) {
+          const cur = span.get(q);
+          if (!cur) span.set(q, [first, last]);
+          else span.set(q, [Math.min(cur[0], first), Math.max(cur[1], last)]);
+        }
+      const spreadHist = createHistogram();
+      for (const [first, last] of span.values()) recordMs(spreadHist, last - first);
+      const spread = summarize(spreadHist);
       const writerAck = summarize(mergeHistograms([w.hist]));
       const achievedRate = w.acked / (o.durationMs / 1000);
-      const saturated = achievedRate < o.rate * 0.95 || delivered < expected || latency.p99 > 1000;
+      const saturated = delivered < expected || latency.p99 > 1000;
+      if (achievedRate < o.rate * 0.95) notes.push(`S=${S}: the writer reached ${fmt(achievedRate)} of ${o.rate} changes/s (at most ${o.maxInFlight} change(s) in flight: the write path is the limit)`);
       const point: FanoutPoint = {
         subscribers: S,
         targetRate: o.rate,
@@ -84,6 +99,7 @@ export async function runFanout(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapsed
         delivered,
         deliveriesPerS: Math.round(delivered / (o.durationMs / 1000)),
         latencyMs: latency,
+        spreadMs: spread,
         writerAckMs: writerAck,
         writerFailed: w.failed,
         saturated,
@@ -97,12 +113,13 @@ export async function runFanout(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapsed
         unit: 'ms',
       });
       rows.push({ metric: `S=${S}: writer ack p50 / p99`, value: `${fmt(writerAck.p50)} / ${fmt(writerAck.p99)}`, unit: 'ms' });
+      rows.push({ metric: `S=${S}: spread, first → last subscriber, p50 / p99`, value: `${fmt(spread.p50)} / ${fmt(spread.p99)}`, unit: 'ms' });
       rows.push({
         metric: `S=${S}: changes/s sent, deliveries/s, delivered`,
         value: `${fmt(achievedRate)} / ${fmt(point.deliveriesPerS)} / ${expected ? ((delivered / expected) * 100).toFixed(1) : '0'}%`,
       });
       rows.push({ metric: `S=${S}: CPU server / database / generator`, value: `${obs.cpu.server ?? '?'} / ${obs.cpu.database ?? '?'} / ${obs.cpu.generator ?? '?'}`, unit: '% of a core' });
-      if (saturated) notes.push(`S=${S}: saturated (sent ${fmt(achievedRate)}/${o.rate} changes/s, delivered ${delivered}/${expected}, p99 ${fmt(latency.p99)} ms)`);
+      if (saturated) notes.push(`S=${S}: saturated (delivered ${delivered}/${expected}, p99 ${fmt(latency.p99)} ms)`);
       if (w.failed) notes.push(`S=${S}: ${w.failed} writer changes failed ${JSON.stringify(w.codes)}`);
     } finally {
       await ctx.pool.all('disconnect', {}, undefined, ctx.pool.workers).catch(() => undefined);
