@@ -18,7 +18,7 @@
  */
 import * as path from 'node:path';
 import * as readline from 'node:readline';
-import { FileStorage, MemoryStorage, SyncClient, type SyncDocument, type SyncStorage, type ViewChange } from '../src';
+import { FileStorage, MemoryStorage, SyncClient, SyncClientError, type SyncDocument, type SyncStorage, type ViewChange } from '../src';
 
 interface Args {
   userId: string;
@@ -112,6 +112,9 @@ async function runScript(client: SyncClient, args: Args): Promise<void> {
 }
 
 async function runInteractive(client: SyncClient, args: Args): Promise<void> {
+  await client.initialize();
+  console.log(`Task list of ${args.userId} on ${args.server} (${client.storage.kind} storage). Type "help" for commands.`);
+  await client.subscribe(COLLECTION);
   const rl = readline.createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY });
   const status = () => `${client.isOnline() ? 'online' : 'offline'}, ${client.getPendingChangesCount()} pending`;
   const prompt = () => {
@@ -119,8 +122,10 @@ async function runInteractive(client: SyncClient, args: Args): Promise<void> {
     rl.prompt(true);
   };
   const say = (line: string) => {
-    readline.clearLine(process.stdout, 0);
-    readline.cursorTo(process.stdout, 0);
+    if (process.stdout.isTTY) {
+      readline.clearLine(process.stdout, 0);
+      readline.cursorTo(process.stdout, 0);
+    }
     console.log(line);
     prompt();
   };
@@ -152,10 +157,10 @@ async function runInteractive(client: SyncClient, args: Args): Promise<void> {
   client.on('online', (online) => say(online ? '● connected' : '○ disconnected (changes are kept and sent on reconnect)'));
   client.on('error', (e) => say(`! ${e.message}`));
 
-  await client.initialize();
-  console.log(`Task list of ${args.userId} on ${args.server} (${client.storage.kind} storage). Type "help" for commands.`);
-  await client.subscribe(COLLECTION);
-  await client.connect().catch((e: Error) => console.log(`○ ${e.message}`));
+  // offline-first: commands work at once; the list is shown again once the first sync is done
+  client.connect().then(list, (e: SyncClientError) => {
+    if (e.code !== 'OFFLINE') say(`○ ${e.message}`);
+  });
   list();
 
   const help = `commands:
@@ -164,8 +169,9 @@ async function runInteractive(client: SyncClient, args: Args): Promise<void> {
   rm <n|id>          delete a task              status           connection and outbox
   offline | online   disconnect / reconnect     quit             leave (pending changes are kept)`;
 
+  let queue = Promise.resolve();
   rl.on('line', (line) => {
-    void (async () => {
+    queue = queue.then(async () => {
       const [cmd, ...rest] = line.trim().split(/\s+/);
       const arg = rest.join(' ');
       try {
@@ -212,7 +218,7 @@ async function runInteractive(client: SyncClient, args: Args): Promise<void> {
             await client.disconnect();
             return say('○ disconnected on request: keep editing, then type "online"');
           case 'online':
-            await client.connect().catch((e: Error) => say(`○ ${e.message}`));
+            await client.connect().catch((e: SyncClientError) => say(`○ ${e.message}`));
             return list();
           case 'quit':
           case 'exit':
@@ -223,10 +229,10 @@ async function runInteractive(client: SyncClient, args: Args): Promise<void> {
       } catch (e) {
         say(`! ${(e as Error).message}`);
       }
-    })();
+    });
   });
   rl.on('close', () => {
-    void client.close().then(() => {
+    void queue.then(() => client.close()).then(() => {
       console.log(`bye (${client.getPendingChangesCount()} changes wait in the outbox for next time)`);
       process.exit(0);
     });
