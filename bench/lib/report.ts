@@ -70,6 +70,25 @@ export function formatMarkdown(report: RunReport): string {
       for (const r of s.rows) out.push(`| ${esc(r.metric)} | ${esc(String(r.value))}${r.unit ? ` ${r.unit}` : ''} |`);
     }
     for (const n of s.notes) out.push(`\n> ${esc(n)}`);
+    for (const [phase, p] of Object.entries(s.phases ?? {})) {
+      if (p.db?.length) {
+        out.push(`\n<details><summary>${phase}: the server's database commands (--db-spy)</summary>\n`);
+        out.push('| Command | Count | Total ms | Mean ms | Max ms |');
+        out.push('|---|---:|---:|---:|---:|');
+        for (const c of p.db) out.push(`| ${esc(c.command)} | ${c.count} | ${c.totalMs} | ${c.meanMs} | ${c.maxMs} |`);
+        out.push('\n</details>');
+      }
+      if (p.profile) {
+        out.push(`\n<details><summary>${phase}: server CPU profile (--profile): main thread busy ${p.profile.busyPct}% of ${p.profile.wallMs} ms</summary>\n`);
+        out.push('| Self time (function) | ms | % of wall |');
+        out.push('|---|---:|---:|');
+        for (const e of p.profile.topFunctions.slice(0, 10)) out.push(`| ${esc(e.name)} | ${e.ms} | ${e.pct} |`);
+        out.push('\n| Self time (origin) | ms | % of wall |');
+        out.push('|---|---:|---:|');
+        for (const e of p.profile.topOrigins.slice(0, 8)) out.push(`| ${esc(e.name)} | ${e.ms} | ${e.pct} |`);
+        out.push('\n</details>');
+      }
+    }
   }
   if (report.files.chart) {
     out.push('');
