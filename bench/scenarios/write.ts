@@ -45,11 +45,23 @@ export async function runWrite(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapsedS
       for (const r of res) for (const [k, v] of Object.entries(r.codes)) codes[k] = (codes[k] ?? 0) + v;
       const lat = summarize(mergeHistograms(res.map((r) => r.hist)));
       const perS = acked / (o.durationMs / 1000);
-      figures[mode] = { clients: clients.reduce((a, b) => a + b, 0), changesPerS: Math.round(perS), requestsPerS: Math.round(requests / (o.durationMs / 1000)), acked, failed, failureCodes: codes, ackLatencyMs: lat };
+      // the write path's cost grows with the feed on some databases: say how large it was
+      const feedAtEnd = Number((await server.stats().catch(() => undefined))?.syncedChanges ?? NaN);
+      figures[mode] = {
+        clients: clients.reduce((a, b) => a + b, 0),
+        changesPerS: Math.round(perS),
+        requestsPerS: Math.round(requests / (o.durationMs / 1000)),
+        acked,
+        failed,
+        failureCodes: codes,
+        ackLatencyMs: lat,
+        changesAppliedSinceStart: Number.isFinite(feedAtEnd) ? feedAtEnd : null,
+      };
       phases[`write-${mode}`] = phaseOf(obs);
       const label = mode === 'batch' ? `changeBatch×${o.batchSize}` : 'single change';
       rows.push({ metric: `${label}: acked changes/s`, value: fmt(perS) });
       rows.push({ metric: `${label}: ack latency p50 / p95 / p99`, value: `${fmt(lat.p50)} / ${fmt(lat.p95)} / ${fmt(lat.p99)}`, unit: 'ms' });
+      if (Number.isFinite(feedAtEnd)) rows.push({ metric: `${label}: changes in the feed at the end`, value: fmt(feedAtEnd) });
       rows.push({ metric: `${label}: CPU server / database / generator`, value: `${obs.cpu.server ?? '?'} / ${obs.cpu.database ?? '?'} / ${obs.cpu.generator ?? '?'}`, unit: '% of a core' });
       if (failed) {
         rows.push({ metric: `${label}: failed changes`, value: failed });
