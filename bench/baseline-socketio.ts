@@ -35,6 +35,7 @@ async function child() {
       process.send!({ memory: process.memoryUsage() });
     } else if (m.cmd === 'exit') process.exit(0);
   });
+  process.on('disconnect', () => process.exit(0));
 }
 
 async function main() {
