@@ -7,6 +7,7 @@ import { DatabaseModule } from './database/database.module';
 import { HealthModule } from './health/health.module';
 import { ConflictModule } from './conflict/conflict.module';
 import { LimitsModule } from './limits/limits.module';
+import { PermissionModule } from './permission/permission.module';
 import { SyncModule } from './sync/sync.module';
 import { randomUUID } from 'node:crypto';
 
@@ -40,6 +41,7 @@ export class AppModule {
         LimitsModule,
         ConflictModule,
         HealthModule,
+        PermissionModule,
         SyncModule,
       ],
     };

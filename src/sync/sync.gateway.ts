@@ -34,6 +34,7 @@ import { ChangeFeedService } from './change-feed.service';
 import { DeliveryService, JOINED_ROOM } from './delivery.service';
 import { SyncSocket, userRoom } from './socket-context';
 import { SyncService } from './sync.service';
+import { SubscriptionService } from '../subscription/subscription.service';
 
 type AnyAck = object;
 
@@ -58,6 +59,7 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
     private readonly sync: SyncService,
     private readonly feed: ChangeFeedService,
     private readonly delivery: DeliveryService,
+    private readonly subscriptions: SubscriptionService,
   ) {}
 
   afterInit(server: Server): void {
@@ -71,6 +73,7 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
 
   handleDisconnect(socket: SyncSocket): void {
     this.metrics.activeConnections.dec();
+    this.subscriptions.drop(socket.id);
     if (socket.data.user) this.metrics.userLeft(socket.data.user.id);
     this.socketAuth.onDisconnect(socket);
   }
@@ -107,16 +110,49 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
     return this.run(EVENTS.join, async () => {
       const req = asObject(body);
       const user = await this.socketAuth.join(socket, req);
+      // subscriptions given with the join: all validated before anything changes
+      const specs = req.subscriptions === undefined || req.subscriptions === null ? [] : this.subscriptions.compileAll(user, req.subscriptions, 'filter');
       const previous = socket.data.user;
       if (previous && previous.id !== user.id) {
         this.metrics.userLeft(previous.id);
         await socket.leave(userRoom(previous.id));
+        this.subscriptions.drop(socket.id); // another user's subscriptions must not carry over
       }
       if (!previous || previous.id !== user.id) this.metrics.userJoined(user.id);
       socket.data.user = user;
       await socket.join([userRoom(user.id), JOINED_ROOM]);
+      this.subscriptions.registry.joined(socket.id);
       const cursor = encodeCursor(await this.feed.head());
+      if (specs.length) this.subscriptions.scheduleBootstrap(socket, this.subscriptions.addAll(socket, user, specs));
       return { success: true as const, userId: user.id, timestamp: Date.now(), cursor };
+    });
+  }
+
+  @SubscribeMessage(EVENTS.subscribe)
+  subscribe(@ConnectedSocket() socket: SyncSocket, @MessageBody() body: unknown) {
+    return this.run(EVENTS.subscribe, async () => {
+      const user = this.requireUser(socket);
+      const { sub, count, bootstrap } = await this.subscriptions.subscribe(socket, user, body);
+      if (bootstrap) this.subscriptions.scheduleBootstrap(socket, [sub]);
+      return { success: true as const, subscriptionId: sub.id, count };
+    });
+  }
+
+  @SubscribeMessage(EVENTS.unsubscribe)
+  unsubscribe(@ConnectedSocket() socket: SyncSocket, @MessageBody() body: unknown) {
+    return this.run(EVENTS.unsubscribe, () => {
+      this.requireUser(socket);
+      return { success: true as const, count: this.subscriptions.unsubscribe(socket, body) };
+    });
+  }
+
+  @SubscribeMessage(EVENTS.updateSubscriptions)
+  updateSubscriptions(@ConnectedSocket() socket: SyncSocket, @MessageBody() body: unknown) {
+    return this.run(EVENTS.updateSubscriptions, () => {
+      const user = this.requireUser(socket);
+      const { version, added } = this.subscriptions.replace(socket, user, body);
+      this.subscriptions.scheduleBootstrap(socket, added);
+      return { success: true as const, version };
     });
   }
 

@@ -3,10 +3,12 @@ import { AuditRepository } from '../audit/audit.repository';
 import { AuthModule } from '../auth/auth.module';
 import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
-import { PermissionService } from '../permission/permission.service';
+import { SubscriptionRegistry } from '../subscription/subscription.registry';
+import { SubscriptionRouter } from '../subscription/subscription.router';
+import { SubscriptionService } from '../subscription/subscription.service';
 import { ChangeFeedRepository } from './change-feed.repository';
 import { ChangeFeedService } from './change-feed.service';
-import { AllJoinedRouter, ChangeRouter, DeliveryService } from './delivery.service';
+import { ChangeRouter, DeliveryService } from './delivery.service';
 import { DocumentRepository } from './document.repository';
 import { LockRepository } from './lock.repository';
 import { SYNC_TIMINGS, syncTimings } from './sync.constants';
@@ -17,8 +19,10 @@ import { SyncService } from './sync.service';
   imports: [AuthModule],
   providers: [
     { provide: SYNC_TIMINGS, inject: [APP_CONFIG], useFactory: (c: AppConfig) => syncTimings(c.sync.lockTtlMs) },
-    { provide: ChangeRouter, useClass: AllJoinedRouter },
-    PermissionService,
+    // subscriptions + read rules decide who receives a change (PermissionService: the global PermissionModule)
+    { provide: SubscriptionRegistry, useFactory: () => new SubscriptionRegistry() },
+    { provide: ChangeRouter, useClass: SubscriptionRouter },
+    SubscriptionService,
     AuditRepository,
     ChangeFeedRepository,
     DocumentRepository,

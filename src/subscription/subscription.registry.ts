@@ -1,0 +1,196 @@
+import { randomBytes } from 'node:crypto';
+import type { SyncDocument } from '@sync/protocol';
+import type { CompiledQuery } from '@sync/protocol/query';
+import type { AuthUser } from '../auth/auth.types';
+
+export const MAX_SUBSCRIPTIONS_PER_SOCKET = 100;
+
+export interface Subscription {
+  readonly id: string;
+  readonly socketId: string;
+  readonly collection: string;
+  /** The filter text as the client sent it ('' when none), to unsubscribe by filter. */
+  readonly filter: string;
+  /** collection + filter + args: identical subscriptions survive sync:update_subscriptions. */
+  readonly sig: string;
+  readonly query: CompiledQuery;
+  /** The equality this subscription is indexed under (null: in the collection's scan list). */
+  readonly key: { path: string; value: string } | null;
+}
+
+interface SocketEntry {
+  user: AuthUser;
+  subs: Map<string, Subscription>;
+  version: number;
+}
+
+/** Subscriptions of one collection: those with a top-level equality by (path, value), the rest in a list. */
+interface CollectionIndex {
+  scan: Set<Subscription>;
+  byPath: Map<string, Map<string, Set<Subscription>>>;
+  size: number;
+}
+
+const valueKey = (v: unknown): string => (v === null || v === undefined ? 'null' : `${typeof v}:${String(v)}`);
+
+/**
+ * Every value reachable at `path` in `doc` with MongoDB's array semantics, as index keys (always
+ * including 'null', since a missing value matches `== null`). A superset is enough: every candidate
+ * is checked with the full predicate.
+ */
+function keysAt(doc: SyncDocument, path: string, out: Set<string>): void {
+  out.add('null');
+  const segs = path.split('.');
+  const visit = (v: unknown, i: number): void => {
+    if (i === segs.length) {
+      if (Array.isArray(v)) for (const e of v) out.add(valueKey(e));
+      else if (v === null || typeof v !== 'object') out.add(valueKey(v));
+      return;
+    }
+    if (Array.isArray(v)) {
+      for (const e of v) if (e !== null && typeof e === 'object' && !Array.isArray(e)) visit(e, i);
+      return;
+    }
+    if (v === null || typeof v !== 'object') return;
+    const o = v as Record<string, unknown>;
+    if (Object.hasOwn(o, segs[i])) visit(o[segs[i]], i + 1);
+  };
+  visit(doc, 0);
+}
+
+/**
+ * Per-socket subscriptions, indexed by collection and by a top-level equality (path, value) so that
+ * routing a change only tests the subscriptions that can match it. Bounded: at most
+ * MAX_SUBSCRIPTIONS_PER_SOCKET per socket, and a socket's entries go when it disconnects.
+ */
+export class SubscriptionRegistry {
+  private readonly sockets = new Map<string, SocketEntry>();
+  private readonly collections = new Map<string, CollectionIndex>();
+  /** Joined sockets that never subscribed: they receive every change their user may read (compatibility). */
+  readonly unsubscribed = new Set<string>();
+
+  /** A socket joined: until it subscribes, it gets every readable change. */
+  joined(socketId: string): void {
+    if (!this.sockets.has(socketId)) this.unsubscribed.add(socketId);
+  }
+
+  static newId(): string {
+    return randomBytes(12).toString('base64url');
+  }
+
+  /** Whether the socket has ever subscribed (it then only receives what its subscriptions match). */
+  has(socketId: string): boolean {
+    return this.sockets.has(socketId);
+  }
+
+  user(socketId: string): AuthUser | undefined {
+    return this.sockets.get(socketId)?.user;
+  }
+
+  count(socketId: string): number {
+    return this.sockets.get(socketId)?.subs.size ?? 0;
+  }
+
+  list(socketId: string): Subscription[] {
+    return [...(this.sockets.get(socketId)?.subs.values() ?? [])];
+  }
+
+  get(socketId: string, id: string): Subscription | undefined {
+    return this.sockets.get(socketId)?.subs.get(id);
+  }
+
+  /** Marks the socket as subscription-driven (with no subscription yet) for `user`. */
+  ensure(socketId: string, user: AuthUser): SocketEntry {
+    let e = this.sockets.get(socketId);
+    this.unsubscribed.delete(socketId);
+    if (!e) this.sockets.set(socketId, (e = { user, subs: new Map(), version: 0 }));
+    else e.user = user;
+    return e;
+  }
+
+  add(socketId: string, user: AuthUser, collection: string, filter: string, query: CompiledQuery, sig = ''): Subscription {
+    const entry = this.ensure(socketId, user);
+    const eq = query.equalities[0];
+    const sub: Subscription = Object.freeze({
+      id: SubscriptionRegistry.newId(),
+      socketId,
+      collection,
+      filter,
+      sig,
+      query,
+      key: eq ? { path: eq.path, value: valueKey(eq.value) } : null,
+    });
+    entry.subs.set(sub.id, sub);
+    let idx = this.collections.get(collection);
+    if (!idx) this.collections.set(collection, (idx = { scan: new Set(), byPath: new Map(), size: 0 }));
+    idx.size++;
+    if (!sub.key) idx.scan.add(sub);
+    else {
+      let byValue = idx.byPath.get(sub.key.path);
+      if (!byValue) idx.byPath.set(sub.key.path, (byValue = new Map()));
+      let set = byValue.get(sub.key.value);
+      if (!set) byValue.set(sub.key.value, (set = new Set()));
+      set.add(sub);
+    }
+    return sub;
+  }
+
+  remove(sub: Subscription): void {
+    this.sockets.get(sub.socketId)?.subs.delete(sub.id);
+    const idx = this.collections.get(sub.collection);
+    if (!idx) return;
+    if (!sub.key) {
+      if (idx.scan.delete(sub)) idx.size--;
+    } else {
+      const byValue = idx.byPath.get(sub.key.path);
+      const set = byValue?.get(sub.key.value);
+      if (set?.delete(sub)) {
+        idx.size--;
+        if (!set.size) byValue!.delete(sub.key.value);
+        if (!byValue!.size) idx.byPath.delete(sub.key.path);
+      }
+    }
+    if (idx.size <= 0) this.collections.delete(sub.collection);
+  }
+
+  /** Removes every subscription of the socket but keeps it subscription-driven. Returns the new version. */
+  clear(socketId: string): void {
+    for (const sub of this.list(socketId)) this.remove(sub);
+  }
+
+  bumpVersion(socketId: string): number {
+    const e = this.sockets.get(socketId);
+    return e ? ++e.version : 0;
+  }
+
+  /** Forgets the socket entirely (disconnect, or a join as another user). */
+  drop(socketId: string): void {
+    this.clear(socketId);
+    this.sockets.delete(socketId);
+    this.unsubscribed.delete(socketId);
+  }
+
+  /** The subscriptions of `collection` whose query matches `doc` (indexed candidates, then the predicate). */
+  matching(collection: string, doc: SyncDocument, visit: (sub: Subscription) => void): void {
+    const idx = this.collections.get(collection);
+    if (!idx) return;
+    for (const sub of idx.scan) if (sub.query.test(doc)) visit(sub);
+    if (!idx.byPath.size) return;
+    const keys = new Set<string>();
+    for (const [path, byValue] of idx.byPath) {
+      keys.clear();
+      keysAt(doc, path, keys);
+      for (const k of keys) {
+        const set = byValue.get(k);
+        if (set) for (const sub of set) if (sub.query.test(doc)) visit(sub);
+      }
+    }
+  }
+
+  /** For tests and metrics. */
+  stats(): { sockets: number; collections: number; subscriptions: number; unsubscribed: number } {
+    let subscriptions = 0;
+    for (const e of this.sockets.values()) subscriptions += e.subs.size;
+    return { sockets: this.sockets.size, collections: this.collections.size, subscriptions, unsubscribed: this.unsubscribed.size };
+  }
+}
