@@ -19,7 +19,8 @@ class DatabaseLauncherModule {}
       inject: [DatabaseLauncher, APP_CONFIG],
       useFactory: async (launcher: DatabaseLauncher, config: AppConfig) => ({
         uri: await launcher.uri(),
-        maxPoolSize: config.mongodb.poolSize,
+        // FerretDB on SQLite serialises writers anyway: a small pool avoids SQLITE_BUSY storms
+        maxPoolSize: launcher.isEmbedded ? Math.min(4, config.mongodb.poolSize) : config.mongodb.poolSize,
         socketTimeoutMS: config.mongodb.socketTimeoutMS,
         // fail fast (UNAVAILABLE to the client) instead of queueing writes for 30 s
         serverSelectionTimeoutMS: 5000,

@@ -78,8 +78,10 @@ export class ChangeFeedRepository implements OnModuleInit {
   }
 
   async onModuleInit(): Promise<void> {
+    // idempotency used to be global per changeId; it is per author now
+    await this.feed.dropIndex('changeId_unique').catch(() => undefined);
     await this.feed.createIndexes([
-      { key: { changeId: 1 }, name: 'changeId_unique', unique: true },
+      { key: { userId: 1, changeId: 1 }, name: 'user_changeId_unique', unique: true },
       { key: { state: 1, createdAt: 1 }, name: 'state_createdAt' },
       { key: { docKey: 1 }, name: 'docKey' },
       { key: { serverTimestamp: 1 }, name: 'serverTimestamp' },
@@ -87,18 +89,10 @@ export class ChangeFeedRepository implements OnModuleInit {
     ]);
   }
 
-  /** Reserves `n` consecutive feed positions; returns the first. */
-  async reserve(n: number): Promise<number> {
-    const res = await this.counters.findOneAndUpdate({ _id: 'feed' }, { $inc: { seq: n } }, { upsert: true, returnDocument: 'after' });
-    const end = res?.seq;
-    if (typeof end !== 'number') throw new Error('feed counter missing after $inc');
-    return end - n + 1;
-  }
-
-  /** Highest position ever handed out (0 when none). */
-  async allocatedHead(): Promise<number> {
-    const c = await this.counters.findOne({ _id: 'feed' });
-    return c?.seq ?? 0;
+  /** Highest position present in the feed (0 when empty). */
+  async maxPosition(): Promise<number> {
+    const last = await this.feed.find({}, { projection: { _id: 1 } }).sort({ _id: -1 }).limit(1).toArray();
+    return last.length ? last[0]._id : 0;
   }
 
   async purgedThrough(): Promise<number> {
@@ -107,20 +101,36 @@ export class ChangeFeedRepository implements OnModuleInit {
   }
 
   /**
-   * Inserts entries; returns the indexes that failed on a duplicate `_id` (the position was taken by a
-   * gap filler) or duplicate changeId (a concurrent retry of the same change). Other errors throw.
+   * Inserts entries in order and stops at the first duplicate key (ordered insert: a prefix lands).
+   * Returns how many landed. Positions are claimed by inserting them: the unique `_id` is the only
+   * arbiter, which is atomic on MongoDB and on FerretDB alike (FerretDB v1's `$inc` is not).
    */
-  async insertEntries(entries: FeedEntry[]): Promise<Set<number>> {
-    if (entries.length === 0) return new Set();
+  async insertOrdered(entries: FeedEntry[]): Promise<number> {
+    if (entries.length === 0) return 0;
     try {
-      await this.feed.insertMany(entries, { ordered: false });
-      return new Set();
+      await this.feed.insertMany(entries, { ordered: true });
+      return entries.length;
     } catch (e) {
       const dups = duplicateKeyIndexes(e);
-      if (dups === null) return new Set([0]);
-      if (dups.has(-1)) throw e;
-      return dups;
+      if (dups === null) return 0;
+      if (dups.has(-1) || dups.size === 0) throw e;
+      return Math.min(...dups);
     }
+  }
+
+  /** Inserts entries ignoring duplicates (gap fillers). */
+  async insertEntries(entries: FeedEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    try {
+      await this.feed.insertMany(entries, { ordered: false });
+    } catch (e) {
+      const dups = duplicateKeyIndexes(e);
+      if (dups !== null && dups.has(-1)) throw e;
+    }
+  }
+
+  async findChange(userId: string, changeId: string): Promise<FeedEntry | null> {
+    return this.feed.findOne({ userId, changeId }, { projection: { _id: 1, changeId: 1, state: 1, timestamp: 1, userId: 1 } });
   }
 
   async setState(ids: number[], state: FeedEntry['state'], from: FeedEntry['state'] = 'pending'): Promise<void> {
@@ -128,10 +138,11 @@ export class ChangeFeedRepository implements OnModuleInit {
     await this.feed.updateMany({ _id: { $in: ids }, state: from }, { $set: { state } });
   }
 
-  async findByChangeIds(changeIds: string[]): Promise<FeedEntry[]> {
+  /** Changes of one author by changeId (idempotency is per user: two users may reuse an id). */
+  async findByChangeIds(userId: string, changeIds: string[]): Promise<FeedEntry[]> {
     if (changeIds.length === 0) return [];
     return this.feed
-      .find({ changeId: { $in: changeIds } }, { projection: { _id: 1, changeId: 1, state: 1, timestamp: 1, documentId: 1, collection: 1 } })
+      .find({ userId, changeId: { $in: changeIds } }, { projection: { _id: 1, changeId: 1, state: 1, timestamp: 1, documentId: 1, collection: 1 } })
       .toArray();
   }
 

@@ -143,6 +143,7 @@ export class ChangeFeedService implements OnApplicationBootstrap, OnModuleDestro
 
   /** The highest position such that every position at or before it is settled. */
   async head(): Promise<number> {
+    if (this.settled === 0) this.settled = await this.feed.purgedThrough();
     const { pos } = await this.walk(this.settled, () => 'pass', Number.MAX_SAFE_INTEGER);
     if (pos > this.settled) this.settled = pos;
     return this.settled;

@@ -121,6 +121,16 @@ export class DocumentRepository implements OnModuleInit {
           }
           opIndex.push(i);
         }
+        // FerretDB v1 can hang on large bulks of upserts: send at most 50 operations at a time
+        for (let k = 0; k < ops.length; k += 50) await this.bulk(name, ops.slice(k, k + 50), opIndex.slice(k, k + 50), failed);
+      }),
+    );
+    return failed;
+  }
+
+  private async bulk(name: string, ops: AnyBulkWriteOperation<Doc>[], opIndex: number[], failed: Set<number>): Promise<void> {
+    {
+      {
         if (!ops.length) return;
         let deletesExpected = 0;
         for (const op of ops) if ('deleteOne' in op) deletesExpected++;
@@ -134,9 +144,8 @@ export class DocumentRepository implements OnModuleInit {
           const res = (e as { result?: { deletedCount?: number } }).result;
           if (deletesExpected && res?.deletedCount !== deletesExpected) await this.markFailedDeletes(name, ops, opIndex, failed);
         }
-      }),
-    );
-    return failed;
+      }
+    }
   }
 
   /** After a bulk write deleted fewer documents than asked, finds which guarded deletes did not match. */

@@ -59,6 +59,8 @@ export class SyncService {
   private readonly mutex = new KeyedMutex();
   /** changeIds being applied by this process, so a concurrent retry waits for the first answer. */
   private readonly inFlight = new Map<string, Promise<ChangeAck>>();
+  /** Next feed position this process will try (0 = not known yet). */
+  private nextPosition = 0;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -124,13 +126,13 @@ export class SyncService {
       // 2. idempotency: retries of changes already in the feed (or being applied right now)
       let fresh = work;
       if (work.length) {
-        const known = await this.feedRepo.findByChangeIds(work.filter((w) => !w.change.generatedId).map((w) => w.change.changeId));
+        const known = await this.feedRepo.findByChangeIds(origin.user.id, work.filter((w) => !w.change.generatedId).map((w) => w.change.changeId));
         const byId = new Map(known.map((e) => [e.changeId, e]));
         const waiting: Promise<void>[] = [];
         fresh = [];
         for (const w of work) {
           const e = byId.get(w.change.changeId);
-          const running = this.inFlight.get(w.change.changeId);
+          const running = this.inFlight.get(`${origin.user.id}\u0000${w.change.changeId}`);
           if (e && e.state !== 'aborted') {
             results[w.index] = { success: true, changeId: e.changeId, timestamp: e.timestamp!, cursor: encodeCursor(e._id), duplicate: true };
             this.metrics.changesDuplicate.inc();
@@ -142,13 +144,17 @@ export class SyncService {
         if (fresh.length) {
           const batchPromise = this.applyFresh(fresh, origin, results, reject);
           for (const w of fresh) {
-            const p = batchPromise.then(() => results[w.index]!);
-            this.inFlight.set(w.change.changeId, p);
+            // a failed batch is answered below; retries waiting on it get an UNAVAILABLE, never an unhandled rejection
+            const p = batchPromise.then(
+              () => results[w.index]!,
+              () => new UnavailableError('the first attempt of this change failed: retry').toAck() as ChangeAck,
+            );
+            this.inFlight.set(`${origin.user.id}\u0000${w.change.changeId}`, p);
           }
           try {
             await batchPromise;
           } finally {
-            for (const w of fresh) this.inFlight.delete(w.change.changeId);
+            for (const w of fresh) this.inFlight.delete(`${origin.user.id}\u0000${w.change.changeId}`);
           }
         }
         await Promise.all(waiting);
@@ -207,7 +213,7 @@ export class SyncService {
 
       // resolve in order; several changes to one document fold onto each other
       const serverTimestamp = Date.now();
-      const accepted: { w: Work; entry: FeedEntry }[] = [];
+      let accepted: { w: Work; entry: FeedEntry }[] = [];
       for (const w of active) {
         const c = w.change;
         const key = docKey(c.collection, c.documentId);
@@ -253,7 +259,18 @@ export class SyncService {
       if (!accepted.length) return;
 
       // write-ahead: the feed entries exist (pending) before any document changes
-      await this.insertPending(accepted.map((a) => a.entry));
+      const dupEntries = new Set(await this.insertPending(accepted.map((a) => a.entry)));
+      if (dupEntries.size) {
+        // a retry of the same change raced us from another node: it is applied there
+        for (const a of accepted.filter((x) => dupEntries.has(x.entry))) {
+          const e = await this.feedRepo.findChange(origin.user.id, a.entry.changeId);
+          results[a.w.index] = e
+            ? { success: true, changeId: e.changeId, timestamp: e.timestamp!, cursor: encodeCursor(e._id), duplicate: true }
+            : new UnavailableError('retry').toAck() as ChangeAck;
+        }
+        accepted = accepted.filter((x) => !dupEntries.has(x.entry));
+        if (!accepted.length) return;
+      }
 
       // one compare-and-set write per document, with its final state
       const lastByKey = new Map<string, FeedEntry>();
@@ -301,16 +318,34 @@ export class SyncService {
     }
   }
 
-  /** Reserves positions and inserts the entries; positions lost to a gap filler are reserved again. */
-  private async insertPending(entries: FeedEntry[]): Promise<void> {
+  /**
+   * Gives the entries consecutive feed positions and inserts them, in order. Positions come from a
+   * local counter; the unique `_id` arbitrates between processes: on a duplicate the counter jumps
+   * past the feed's highest position and the rest is retried. Returns the entries that turned out
+   * to be retries of a change the same user already had in the feed (dropped, answered duplicate).
+   */
+  private async insertPending(entries: FeedEntry[]): Promise<FeedEntry[]> {
+    const duplicates: FeedEntry[] = [];
     let todo = entries;
     for (let attempt = 0; todo.length; attempt++) {
-      if (attempt > 5) throw new UnavailableError('could not reserve change feed positions');
-      const first = await this.feedRepo.reserve(todo.length);
+      if (attempt > 50) throw new UnavailableError('could not claim change feed positions');
+      if (this.nextPosition === 0) this.nextPosition = Math.max(await this.feedRepo.maxPosition(), await this.feedRepo.purgedThrough()) + 1;
+      const first = this.nextPosition;
+      this.nextPosition += todo.length;
       todo.forEach((e, i) => (e._id = first + i));
-      const failed = await this.feedRepo.insertEntries(todo);
-      todo = todo.filter((_, i) => failed.has(i));
+      const landed = await this.feedRepo.insertOrdered(todo);
+      if (landed === todo.length) break;
+      const clash = todo[landed];
+      const existing = await this.feedRepo.findChange(clash.userId!, clash.changeId);
+      if (existing && existing._id !== clash._id) {
+        duplicates.push(clash);
+        todo = todo.slice(landed + 1);
+      } else {
+        todo = todo.slice(landed);
+        this.nextPosition = Math.max(this.nextPosition, (await this.feedRepo.maxPosition()) + 1);
+      }
     }
+    return duplicates;
   }
 
   /** Takes the documents' leases; waits for other nodes' leases, replays expired ones. */
