@@ -1,10 +1,13 @@
 import 'reflect-metadata';
+import * as fs from 'node:fs';
 import { Logger } from '@nestjs/common';
 import { createApp } from './bootstrap';
 import { ConfigError, loadConfig } from './config/config.loader';
 import { EmbeddedDatabaseMissingError } from './database/embedded-database';
 
 async function main() {
+  // a .env file in the working directory is read (the environment wins over it)
+  if (fs.existsSync('.env')) process.loadEnvFile('.env');
   let config;
   try {
     config = loadConfig();

@@ -87,7 +87,8 @@ export function loadConfig(
   const merged: Record<string, unknown> = { ...fromFile };
   for (const key of Object.keys(envSchema.shape)) {
     const v = env[key];
-    if (v !== undefined) merged[key] = v;
+    // an empty value (as in .env.example) means "not set": the default applies
+    if (v !== undefined && v.trim() !== '') merged[key] = v;
   }
   const parsed = envSchema.safeParse(merged);
   if (!parsed.success) {
