@@ -7,7 +7,8 @@ COPY tsconfig.json tsconfig.build.json nest-cli.json ./
 COPY src ./src
 COPY libs ./libs
 COPY public ./public
-RUN npx nest build && npm prune --omit=dev
+COPY scripts ./scripts
+RUN npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production
