@@ -11,7 +11,7 @@ describe('sync engine: write path (sync:change, sync:changeBatch, compat events)
   const id = (p = 'doc') => `${p}-${++seq}-${Date.now()}`;
 
   beforeAll(async () => {
-    t = await startTestApp({ AUTH_MODE: 'dev' }, 'syncwrite');
+    t = await startTestApp({ AUTH_MODE: 'dev', AUTH_SERVICE_TOKEN: 'svc-token-for-tests-0123456789abcdef' }, 'syncwrite');
     db = await connectTestDb('unused', t.mongoUri);
     a = await joinedClient(t.url, 'alice');
     b = await joinedClient(t.url, 'bob');
@@ -215,6 +215,25 @@ describe('sync engine: write path (sync:change, sync:changeBatch, compat events)
       ['update', `p-${docId}`],
       ['delete', `pd-${docId}`],
     ]);
+  });
+
+  it('POST /api/changes ingests with the service token: same acks and broadcasts as a batch', async () => {
+    const docId = id();
+    const got = collectEvents(b, 'sync:changes', 1);
+    const res = await fetch(`${t.url}/api/changes`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: 'Bearer svc-token-for-tests-0123456789abcdef' },
+      body: JSON.stringify({ changes: [{ changeId: `rest-${docId}`, operation: 'insert', collection: 'tasks', documentId: docId, data: { via: 'rest' }, timestamp: 5 }, { operation: 'nope' }] }),
+    });
+    expect(res.status).toBe(200);
+    const body = await res.json();
+    expect(body).toMatchObject({ success: true, successCount: 1, failureCount: 1 });
+    expect(body.results[0]).toMatchObject({ success: true, changeId: `rest-${docId}` });
+    expect(body.results[1].code).toBe('INVALID_PAYLOAD');
+    const [c] = await got;
+    expect(c).toMatchObject({ documentId: docId, userId: 'service', data: { via: 'rest' } });
+    const denied = await fetch(`${t.url}/api/changes`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"changes":[]}' });
+    expect(denied.status).toBe(401);
   });
 
   it('counts changes in /stats', async () => {

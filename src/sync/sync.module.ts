@@ -13,10 +13,12 @@ import { DocumentRepository } from './document.repository';
 import { LockRepository } from './lock.repository';
 import { SYNC_TIMINGS, syncTimings } from './sync.constants';
 import { SyncGateway } from './sync.gateway';
+import { SyncController } from './sync.controller';
 import { SyncService } from './sync.service';
 
 @Module({
   imports: [AuthModule],
+  controllers: [SyncController],
   providers: [
     { provide: SYNC_TIMINGS, inject: [APP_CONFIG], useFactory: (c: AppConfig) => syncTimings(c.sync.lockTtlMs) },
     // subscriptions + read rules decide who receives a change (PermissionService: the global PermissionModule)

@@ -32,6 +32,8 @@ export interface ChangeOrigin {
   clientAddress?: string;
   /** The sending socket (it gets no echo unless BROADCAST_TO_SENDER). */
   socketId?: string;
+  /** Server-to-server ingest with the service token: write rules do not apply. */
+  trusted?: boolean;
 }
 
 /** A change as applied: what the delivery step needs to route it. */
@@ -230,7 +232,7 @@ export class SyncService {
         }
         const before = stored.doc;
         const after = outcome.after ? (outcome.fieldTimes ? { ...outcome.after, [FIELD_TS]: outcome.fieldTimes } : outcome.after) : null;
-        if (!this.permissions.canWrite(origin.user, c.collection, before ? publicDoc(before) : null, outcome.after)) {
+        if (!origin.trusted && !this.permissions.canWrite(origin.user, c.collection, before ? publicDoc(before) : null, outcome.after)) {
           reject(w.index, new ForbiddenError(`the write rule of "${c.collection}" does not allow this change`, { changeId: c.changeId }), c);
           continue;
         }

@@ -1,0 +1,53 @@
+import { Body, Controller, Get, HttpCode, Inject, NotImplementedException, Post, Req, UseGuards } from '@nestjs/common';
+import { WebPubSubServiceClient } from '@azure/web-pubsub';
+import type { Request } from 'express';
+import { InvalidPayloadError, PayloadTooLargeError } from '@sync/protocol';
+import { CurrentUser, HttpAuthGuard, ServiceAuthGuard } from '../auth/guards/http-auth.guard';
+import type { AuthUser } from '../auth/auth.types';
+import { APP_CONFIG } from '../config/config.module';
+import { AppConfig } from '../config/config.schema';
+import { toFailureAck } from '../common/ack';
+import { isPlainObject } from './change.validation';
+import { SyncService } from './sync.service';
+
+/** The REST edge: server-to-server ingest and the Azure Web PubSub negotiate endpoint. */
+@Controller('api')
+export class SyncController {
+  private pubsub?: WebPubSubServiceClient;
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly sync: SyncService,
+  ) {}
+
+  /**
+   * `POST /api/changes { changes }` with the service token (AUTH_SERVICE_TOKEN): same acks and
+   * broadcasts as sync:changeBatch. The author is "service"; write rules do not apply to it.
+   */
+  @Post('changes')
+  @HttpCode(200)
+  @UseGuards(ServiceAuthGuard)
+  async ingest(@Body() body: unknown, @Req() req: Request) {
+    try {
+      const changes = isPlainObject(body) ? body.changes : undefined;
+      if (!Array.isArray(changes)) throw new InvalidPayloadError('changes must be an array');
+      if (changes.length > this.config.limits.maxBatchSize) throw new PayloadTooLargeError(`a batch may hold at most ${this.config.limits.maxBatchSize} changes`);
+      const results = await this.sync.apply(changes, { user: { id: 'service', claims: { service: true } }, clientAddress: req.ip, trusted: true });
+      const successCount = results.filter((r) => r.success).length;
+      return { success: true, results, successCount, failureCount: results.length - successCount };
+    } catch (e) {
+      return toFailureAck(e, 'POST /api/changes');
+    }
+  }
+
+  /** `GET /api/negotiate`: a Web PubSub client URL and token for the authenticated caller (never another user). */
+  @Get('negotiate')
+  @UseGuards(HttpAuthGuard)
+  async negotiate(@CurrentUser() user: AuthUser) {
+    const conn = this.config.scale.webPubSubConnectionString;
+    if (!conn) throw new NotImplementedException('Azure Web PubSub is not configured (WEB_PUBSUB_CONNECTION_STRING)');
+    this.pubsub ??= new WebPubSubServiceClient(conn, this.config.scale.webPubSubHub);
+    const token = await this.pubsub.getClientAccessToken({ userId: user.id, expirationTimeInMinutes: 60 });
+    return { url: token.url, token: token.token };
+  }
+}
