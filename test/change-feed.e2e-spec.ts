@@ -23,7 +23,9 @@ describe('change feed: sync:get_changes', () => {
   let b: Socket;
 
   beforeAll(async () => {
-    t = await startTestApp({ AUTH_MODE: 'dev', SYNC_LOCK_TTL_MS: '300' }, 'feed');
+    // leases of 3 s: a pending entry or a hole becomes repairable after 4.5 s (long enough to observe the
+    // reader waiting at it on a loaded CI machine)
+    t = await startTestApp({ AUTH_MODE: 'dev', SYNC_LOCK_TTL_MS: '3000' }, 'feed');
     a = await joinedClient(t.url, 'alice');
     b = await joinedClient(t.url, 'bob');
   });
@@ -160,7 +162,7 @@ describe('change feed: sync:get_changes', () => {
       expect(decodeCursor(blocked.cursor)).toBeLessThan(lost);
       expect(blocked.hasMore).toBe(true);
       // once the hole is older than the lease time, it is skipped and the reader goes on
-      await waitFor(async () => (await emitAck(b, 'sync:get_changes', { cursor: head, collection: 'gaptest' })).changes.length === 1, 10_000, 'gap repair');
+      await waitFor(async () => (await emitAck(b, 'sync:get_changes', { cursor: head, collection: 'gaptest' })).changes.length === 1, 30_000, 'gap repair');
       expect(await db.db.collection('_sync_feed').findOne({ _id: lost as any })).toMatchObject({ state: 'skip' });
     } finally {
       await db.client.close();
@@ -190,10 +192,10 @@ describe('change feed: sync:get_changes', () => {
         serverTimestamp: now,
         createdAt: new Date(now),
       });
-      await db.db.collection('_sync_locks').insertOne({ _id: 'replay:r1' as any, owner: 'dead-node', expiresAt: new Date(now + 300) });
+      await db.db.collection('_sync_locks').insertOne({ _id: 'replay:r1' as any, owner: 'dead-node', expiresAt: new Date(now + 3000) });
       const blocked = await emitAck(b, 'sync:get_changes', { cursor: head, collection: 'replay' });
       expect(blocked.changes).toEqual([]);
-      await waitFor(async () => (await emitAck(b, 'sync:get_changes', { cursor: head, collection: 'replay' })).changes.length === 1, 10_000, 'replay');
+      await waitFor(async () => (await emitAck(b, 'sync:get_changes', { cursor: head, collection: 'replay' })).changes.length === 1, 30_000, 'replay');
       expect(await db.db.collection('replay').findOne({ _id: 'r1' as any })).toEqual({ _id: 'r1', v: 1, sync_updated_at: 77, _updated_by: 'alice' });
       expect(await db.db.collection('_sync_feed').findOne({ _id: pos as any })).toMatchObject({ state: 'applied' });
       // the retry of that change is answered as a duplicate, not applied again
