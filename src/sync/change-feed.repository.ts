@@ -37,7 +37,6 @@ export interface FeedEntry {
 
 interface CounterDoc {
   _id: string;
-  seq?: number;
   purgedThrough?: number;
 }
 
@@ -169,11 +168,6 @@ export class ChangeFeedRepository implements OnModuleInit {
   async firstAfterServerTime(since: number): Promise<number | null> {
     const e = await this.feed.find({ serverTimestamp: { $gt: since } }, { projection: { _id: 1 } }).sort({ serverTimestamp: 1 }).limit(1).toArray();
     return e.length ? e[0]._id : null;
-  }
-
-  async oldestServerTime(): Promise<number | null> {
-    const e = await this.feed.find({ state: 'applied' }, { projection: { serverTimestamp: 1 } }).sort({ _id: 1 }).limit(1).toArray();
-    return e.length ? (e[0].serverTimestamp ?? null) : null;
   }
 
   /**

@@ -4,7 +4,7 @@ import type { AuthUser } from '../auth/auth.types';
 import { AuditRepository } from '../audit/audit.repository';
 import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
-import { FIELD_TS, SYNC_TS } from '../conflict/conflict.types';
+import { FIELD_TS } from '../conflict/conflict.types';
 import { PermissionService } from '../permission/permission.service';
 import { ChangeFeedRepository, FeedEntry } from './change-feed.repository';
 import { DocumentRepository } from './document.repository';
@@ -99,20 +99,17 @@ export class ChangeFeedService implements OnApplicationBootstrap, OnModuleDestro
     for (;;) {
       const batch = await this.feed.scan(pos, Math.min(1000, maxScan - scanned + 1));
       if (!batch.length) return { pos, reason: 'end' };
-      let rescan = false;
       for (const e of batch) {
         if (e._id !== pos + 1) {
           if (await this.repairGap(pos + 1, e)) {
-            rescan = true;
-            break;
+            break; // repaired: scan again from pos
           }
           return { pos, reason: 'blocked' };
         }
         if (e.state === 'pending') {
           if (Date.now() - e.createdAt.getTime() > this.timings.staleAfterMs) {
             await this.recoverEntry(e).catch((err) => this.logger.warn(`recovery of #${e._id} failed: ${(err as Error).message}`));
-            rescan = true;
-            break;
+            break; // repaired: scan again from pos
           }
           return { pos, reason: 'blocked' };
         }
@@ -123,10 +120,6 @@ export class ChangeFeedService implements OnApplicationBootstrap, OnModuleDestro
         pos = e._id;
         if (pos > this.settled && pos === this.settled + 1) this.settled = pos;
         if (++scanned >= maxScan) return { pos, reason: 'scanned' };
-      }
-      if (!rescan && batch.length < Math.min(1000, maxScan - scanned + 1)) {
-        // fewer than asked: we saw the end, but one more query tells whether more arrived meanwhile
-        continue;
       }
     }
   }
@@ -274,4 +267,3 @@ export class ChangeFeedService implements OnApplicationBootstrap, OnModuleDestro
   }
 }
 
-export { SYNC_TS };

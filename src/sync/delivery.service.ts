@@ -6,7 +6,6 @@ import { AppConfig } from '../config/config.schema';
 import { MetricsService } from '../health/metrics.service';
 import type { FeedEntry } from './change-feed.repository';
 import { toDelivered } from './change-feed.service';
-import type { SyncSocket } from './socket-context';
 
 /** Local sockets that should receive one applied change. */
 export interface Recipients {
@@ -100,9 +99,5 @@ export class DeliveryService {
       delivered += ids.length * changes.length;
     }
     if (delivered) this.metrics.changesDelivered.inc(delivered);
-  }
-
-  socket(id: string): SyncSocket | undefined {
-    return this.server?.sockets.sockets.get(id) as SyncSocket | undefined;
   }
 }

@@ -74,10 +74,6 @@ export class DocumentRepository implements OnModuleInit {
     return out;
   }
 
-  async findById(collection: string, id: string): Promise<SyncDocument | null> {
-    return (await this.collection(collection).findOne({ _id: id } as Filter<Doc>)) as SyncDocument | null;
-  }
-
   /**
    * Applies writes with compare-and-set guards. Returns the indexes of the writes that did NOT take
    * effect because the document no longer had the expected state (a concurrent writer won).
@@ -128,24 +124,20 @@ export class DocumentRepository implements OnModuleInit {
     return failed;
   }
 
+  /** One bulk of guarded writes; adds the indexes of the writes whose guard did not match to `failed`. */
   private async bulk(name: string, ops: AnyBulkWriteOperation<Doc>[], opIndex: number[], failed: Set<number>): Promise<void> {
-    {
-      {
-        if (!ops.length) return;
-        let deletesExpected = 0;
-        for (const op of ops) if ('deleteOne' in op) deletesExpected++;
-        try {
-          const res = await this.collection(name).bulkWrite(ops, { ordered: false });
-          if (res.deletedCount !== deletesExpected) await this.markFailedDeletes(name, ops, opIndex, failed);
-        } catch (e) {
-          const dups = duplicateKeyIndexes(e);
-          if (dups === null || dups.has(-1)) throw e;
-          for (const k of dups) failed.add(opIndex[k]);
-          const res = (e as { result?: { deletedCount?: number } }).result;
-          if (deletesExpected && res?.deletedCount !== deletesExpected) await this.markFailedDeletes(name, ops, opIndex, failed);
-        }
-      }
+    let deletesExpected = 0;
+    for (const op of ops) if ('deleteOne' in op) deletesExpected++;
+    let deleted: number | undefined;
+    try {
+      deleted = (await this.collection(name).bulkWrite(ops, { ordered: false })).deletedCount;
+    } catch (e) {
+      const dups = duplicateKeyIndexes(e);
+      if (dups === null || dups.has(-1)) throw e;
+      for (const k of dups) failed.add(opIndex[k]);
+      deleted = (e as { result?: { deletedCount?: number } }).result?.deletedCount;
     }
+    if (deletesExpected && deleted !== deletesExpected) await this.markFailedDeletes(name, ops, opIndex, failed);
   }
 
   /** After a bulk write deleted fewer documents than asked, finds which guarded deletes did not match. */
@@ -163,10 +155,6 @@ export class DocumentRepository implements OnModuleInit {
   /** Removes tombstones older than the cutoff (retention). */
   async purgeTombstones(cutoff: Date): Promise<number> {
     return (await this.tombstones.deleteMany({ deletedAt: { $lt: cutoff } })).deletedCount;
-  }
-
-  async tombstoneFor(collection: string, documentId: string): Promise<Tombstone | null> {
-    return this.tombstones.findOne({ _id: docKey(collection, documentId) });
   }
 
   /** Paged read of live documents matching a filter, in _id order (bootstrap). */

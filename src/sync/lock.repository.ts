@@ -45,8 +45,9 @@ export class LockRepository implements OnModuleInit {
       return [];
     } catch (e) {
       const dups = duplicateKeyIndexes(e);
-      if (dups === null) return keys.length === 1 ? keys : Promise.reject(e);
-      if (dups.has(-1)) throw e;
+      // a plain duplicate-key error without per-item details can only be trusted for a single key
+      if (dups === null && keys.length === 1) return keys;
+      if (dups === null || dups.has(-1)) throw e;
       return [...dups].map((i) => keys[i]);
     }
   }

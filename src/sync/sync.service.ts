@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import {
   ChangeAck,
+  ChangeAckFailure,
   encodeCursor,
   ErrorCode,
   ForbiddenError,
@@ -87,15 +88,16 @@ export class SyncService {
     this.metrics.changesReceived.inc(n);
     this.metrics.pendingChanges.inc(n);
     const timer = this.metrics.applyDuration.startTimer({ kind: n === 1 ? 'single' : 'batch' });
-    const reject = (i: number, e: SyncError, c?: Partial<NormalizedChange>) => {
-      results[i] = e.toAck() as ChangeAck;
-      this.metrics.changesRejected.inc({ code: e.code });
+    const reject = (i: number, e: SyncError | ChangeAckFailure, c?: Partial<NormalizedChange>) => {
+      const ack = (e instanceof SyncError ? e.toAck() : e) as ChangeAckFailure;
+      results[i] = ack;
+      this.metrics.changesRejected.inc({ code: ack.code });
       auditRecords.push({
         at: new Date(),
         userId: origin.user.id,
         clientAddress: origin.clientAddress,
-        code: e.code,
-        reason: e.message,
+        code: ack.code,
+        reason: ack.error,
         changeId: c?.changeId,
         operation: c?.operation,
         collection: c?.collection,
@@ -182,7 +184,7 @@ export class SyncService {
     work: Work[],
     origin: ChangeOrigin,
     results: (ChangeAck | undefined)[],
-    reject: (i: number, e: SyncError, c?: Partial<NormalizedChange>) => void,
+    reject: (i: number, e: SyncError | ChangeAckFailure, c?: Partial<NormalizedChange>) => void,
   ): Promise<void> {
     const keys = [...new Set(work.map((w) => docKey(w.change.collection, w.change.documentId)))];
     const releaseLocal = await this.mutex.acquire(keys);
@@ -223,11 +225,7 @@ export class SyncService {
         const outcome = this.resolve(stored, { operation: c.operation, documentId: c.documentId, data: c.data, timestamp: c.timestamp, userId: origin.user.id });
         if (outcome.kind === 'conflict') {
           const current = outcome.current ? publicDoc(outcome.current) : null;
-          results[w.index] = { success: false, code: ErrorCode.CONFLICT, changeId: c.changeId, error: `conflict: ${outcome.reason}`, timestamp: outcome.timestamp ?? undefined, current };
-          this.metrics.changesRejected.inc({ code: ErrorCode.CONFLICT });
-          void this.audit
-            .record([{ at: new Date(), userId: origin.user.id, clientAddress: origin.clientAddress, code: ErrorCode.CONFLICT, reason: outcome.reason, changeId: c.changeId, operation: c.operation, collection: c.collection, documentId: c.documentId, timestamp: c.timestamp }])
-            .catch(() => undefined);
+          reject(w.index, { success: false, code: ErrorCode.CONFLICT, changeId: c.changeId, error: `conflict: ${outcome.reason}`, timestamp: outcome.timestamp ?? undefined, current }, c);
           continue;
         }
         const before = stored.doc;
@@ -378,11 +376,5 @@ export class SyncService {
       missing = got;
     }
     return [...held];
-  }
-
-  /** The latest state of one document as clients see it (for CONFLICT answers and REST). */
-  async current(collection: string, documentId: string): Promise<SyncDocument | null> {
-    const d = await this.docs.findById(collection, documentId);
-    return d ? publicDoc(d) : null;
   }
 }
