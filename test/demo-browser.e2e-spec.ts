@@ -84,6 +84,10 @@ describeIf('demo page in Chromium', () => {
     await addTask(bob.page, 'Walk the dog');
     await alice.page.waitForSelector('[data-testid=task] >> text=Walk the dog', { timeout: 15_000 });
 
+    // both outboxes are empty first: alice seeing bob's task does not mean bob has his ack yet
+    // (the ack is applied after an IndexedDB write), and a late ack would make the count below 3
+    for (const p of [alice.page, bob.page]) await p.waitForSelector('[data-testid=pending]:has-text("0 pending")', { timeout: 15_000 });
+
     // bob goes offline and edits: optimistic, pending
     await bob.context.setOffline(true);
     await bob.page.waitForSelector('[data-testid=online].offline', { timeout: 15_000 });
