@@ -72,7 +72,8 @@ if [ -z "${MONGODB_URI:-}" ] || [ "$TEST" = 1 ]; then
   install_ferretdb
 fi
 if [ "$TEST" = 1 ]; then
-  # Redis (scale-out tests) is not needed until the Redis adapter lands
+  # Redis: the scale-out (cluster bus) e2e tests start their own redis-server on a free port
+  apt_install redis-server redis-server
   apt_install chromium chromium fonts-liberation
 fi
 exit 0

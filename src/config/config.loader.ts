@@ -95,7 +95,7 @@ export function loadConfig(
     for (const issue of parsed.error.issues) {
       const key = issue.path.join('.');
       const got = merged[key];
-      const shown = /SECRET|TOKEN|PASSWORD|CONNECTION_STRING/.test(key) ? '(hidden)' : JSON.stringify(got);
+      const shown = /SECRET|TOKEN|PASSWORD|CONNECTION_STRING|REDIS_URL/.test(key) ? '(hidden)' : JSON.stringify(got);
       problems.push(`${key}: ${issue.message}${got === undefined ? '' : ` (got ${shown})`}`);
     }
     throw new ConfigError(problems);
@@ -187,6 +187,8 @@ export function loadConfig(
     },
     scale: {
       redisUrl: e.REDIS_URL,
+      redisChannelPrefix: e.REDIS_CHANNEL_PREFIX,
+      redisMaxMessageBytes: e.REDIS_MAX_MESSAGE_BYTES,
       webPubSubConnectionString: e.WEB_PUBSUB_CONNECTION_STRING,
       webPubSubHub: e.WEB_PUBSUB_HUB_NAME,
     },

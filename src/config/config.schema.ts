@@ -81,7 +81,14 @@ export const envSchema = z.object({
   SYNC_LOCK_TTL_MS: int(200, 600_000).default(10_000),
 
   // scale-out
-  REDIS_URL: optionalString,
+  REDIS_URL: optionalString.pipe(
+    z
+      .string()
+      .regex(/^rediss?:\/\/\S+$/, 'a redis:// or rediss:// URL')
+      .optional(),
+  ),
+  REDIS_CHANNEL_PREFIX: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'letters, digits, _ . : and - only (at most 64)').default('sync'),
+  REDIS_MAX_MESSAGE_BYTES: int(16 * 1024, 16 * 1024 * 1024).default(4 * 1024 * 1024),
   WEB_PUBSUB_CONNECTION_STRING: optionalString,
   WEB_PUBSUB_HUB_NAME: z.string().regex(/^[A-Za-z][A-Za-z0-9_-]{0,127}$/, 'letters, digits, _ and - only').default('Hub'),
 });
@@ -147,6 +154,10 @@ export interface AppConfig {
   };
   scale: {
     redisUrl?: string;
+    /** Channel `<prefix>:<database name>:changes` carries applied changes between nodes. */
+    redisChannelPrefix: string;
+    /** A bus message larger than this is split, or its change dropped when it is alone. */
+    redisMaxMessageBytes: number;
     webPubSubConnectionString?: string;
     webPubSubHub: string;
   };
