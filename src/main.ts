@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import { Logger } from '@nestjs/common';
 import { createApp } from './bootstrap';
 import { ConfigError, loadConfig } from './config/config.loader';
-import { EmbeddedDatabaseMissingError } from './database/embedded-database';
+import { DataDirInUseError, EmbeddedDatabaseMissingError } from './database/embedded-database';
 
 async function main() {
   // a .env file in the working directory is read (the environment wins over it)
@@ -27,6 +27,6 @@ async function main() {
 
 main().catch((e) => {
   // eslint-disable-next-line no-console
-  console.error(e instanceof EmbeddedDatabaseMissingError ? e.message : e);
+  console.error(e instanceof EmbeddedDatabaseMissingError || e instanceof DataDirInUseError ? e.message : e);
   process.exit(1);
 });

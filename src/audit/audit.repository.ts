@@ -2,6 +2,7 @@ import { Injectable, OnModuleInit } from '@nestjs/common';
 import { InjectConnection } from '@nestjs/mongoose';
 import type { Collection, Db } from 'mongodb';
 import type { Connection } from 'mongoose';
+import { ensureIndexes } from '../database/indexes';
 
 export const AUDIT_COLLECTION = '_sync_audit';
 
@@ -32,7 +33,7 @@ export class AuditRepository implements OnModuleInit {
   }
 
   async onModuleInit(): Promise<void> {
-    await this.audit.createIndexes([
+    await ensureIndexes(this.audit, [
       { key: { at: 1 }, name: 'at' },
       { key: { userId: 1, at: 1 }, name: 'userId_at' },
     ]);

@@ -77,6 +77,60 @@ function canConnect(port: number, host = '127.0.0.1'): Promise<boolean> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Written next to the data: which server process owns the database child (see reclaimDataDir). */
+export const PIDFILE = 'ferretdb.pid';
+
+export interface PidRecord {
+  /** The server process that started the child. */
+  owner: number;
+  /** The FerretDB child. */
+  child: number;
+  port: number;
+  startedAt: string;
+}
+
+export class DataDirInUseError extends Error {
+  constructor(dataDir: string, owner: number) {
+    super(`The data folder ${dataDir} is in use by another server (process ${owner}). Stop it, or give this one its own DATA_DIR.`);
+    this.name = 'DataDirInUseError';
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Alive and not a zombie (a zombie's command line is empty). */
+function isRunning(pid: number): boolean {
+  if (!isAlive(pid)) return false;
+  const cmd = commandLine(pid);
+  return cmd === undefined || cmd.length > 0;
+}
+
+/** The command line of a process (Linux /proc), or undefined where that cannot be read. */
+function commandLine(pid: number): string | undefined {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+export function readPidRecord(dataDir: string): PidRecord | undefined {
+  try {
+    const r = JSON.parse(fs.readFileSync(path.join(dataDir, PIDFILE), 'utf8')) as Partial<PidRecord>;
+    if (Number.isInteger(r.owner) && Number.isInteger(r.child) && Number.isInteger(r.port)) return r as PidRecord;
+  } catch {
+    /* missing or unreadable: nothing to reclaim */
+  }
+  return undefined;
+}
+
 /**
  * FerretDB (a MongoDB-wire server) on its SQLite backend, run as a managed child process on a
  * loopback port. Emits 'up' and 'down'; restarts the child with backoff when it dies, until stop().
@@ -113,6 +167,7 @@ export class EmbeddedDatabase extends EventEmitter {
     if (!fs.existsSync(this.binary)) throw new EmbeddedDatabaseMissingError(this.binary);
     this.stopping = false;
     fs.mkdirSync(this.opts.dataDir, { recursive: true });
+    await this.reclaimDataDir();
     let lastError: unknown;
     for (let attempt = 0; attempt < 5; attempt++) {
       this.port = this.opts.port ?? this.port ?? (await freePort());
@@ -125,6 +180,53 @@ export class EmbeddedDatabase extends EventEmitter {
       }
     }
     throw lastError;
+  }
+
+  /**
+   * A server killed without a chance to stop its database (SIGKILL, OOM killer, power cut of the
+   * parent only) leaves the FerretDB child running on the same SQLite files. Two FerretDB processes
+   * must never share them: the orphan is stopped here (gracefully, then SIGKILL). If the server that
+   * started it is still alive, the folder is in use and start-up fails with a clear message.
+   */
+  private async reclaimDataDir(): Promise<void> {
+    const dataDir = path.resolve(this.opts.dataDir);
+    const rec = readPidRecord(dataDir);
+    if (!rec || rec.owner === process.pid) return;
+    const cmd = commandLine(rec.child);
+    const isOurs = cmd !== undefined && cmd.includes('ferretdb') && cmd.includes(dataDir);
+    if (!isOurs || !isRunning(rec.child)) return;
+    if (isRunning(rec.owner)) throw new DataDirInUseError(dataDir, rec.owner);
+    this.opts.logger?.warn(`[ferretdb] stopping the database process ${rec.child} left running by server process ${rec.owner}, which is gone`);
+    try {
+      process.kill(rec.child, 'SIGTERM');
+    } catch {
+      return;
+    }
+    let deadline = Date.now() + 5000;
+    while (isRunning(rec.child) && Date.now() < deadline) await sleep(50);
+    if (isRunning(rec.child)) {
+      try {
+        process.kill(rec.child, 'SIGKILL');
+      } catch {
+        /* gone meanwhile */
+      }
+      deadline = Date.now() + 5000;
+      while (isRunning(rec.child) && Date.now() < deadline) await sleep(20);
+    }
+  }
+
+  private writePidRecord(child: number): void {
+    const rec: PidRecord = { owner: process.pid, child, port: this.port!, startedAt: new Date().toISOString() };
+    try {
+      fs.writeFileSync(path.join(path.resolve(this.opts.dataDir), PIDFILE), JSON.stringify(rec) + '\n');
+    } catch (e) {
+      this.opts.logger?.warn(`[ferretdb] could not write ${PIDFILE}: ${(e as Error).message}`);
+    }
+  }
+
+  private removePidRecord(): void {
+    const file = path.join(path.resolve(this.opts.dataDir), PIDFILE);
+    if (readPidRecord(path.resolve(this.opts.dataDir))?.owner === process.pid) fs.rmSync(file, { force: true });
   }
 
   private spawnOnce(): Promise<void> {
@@ -143,6 +245,11 @@ export class EmbeddedDatabase extends EventEmitter {
     ];
     const child = spawn(this.binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
+    if (child.pid !== undefined) this.writePidRecord(child.pid);
+    // process.exit() (a failed start-up, say) skips Nest's shutdown: the child must not outlive us
+    const onExit = () => child.kill('SIGTERM');
+    process.once('exit', onExit);
+    child.once('exit', () => process.removeListener('exit', onExit));
     const forward = (buf: Buffer) => {
       for (const line of buf.toString('utf8').split('\n')) {
         if (!line.trim()) continue;
@@ -236,7 +343,10 @@ export class EmbeddedDatabase extends EventEmitter {
     this.stopping = true;
     clearTimeout(this.restartTimer);
     const child = this.child;
-    if (!child || child.exitCode !== null) return;
+    if (!child || child.exitCode !== null) {
+      this.removePidRecord();
+      return;
+    }
     await new Promise<void>((resolve) => {
       const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
       child.once('exit', () => {
@@ -245,6 +355,7 @@ export class EmbeddedDatabase extends EventEmitter {
       });
       child.kill('SIGTERM');
     });
+    this.removePidRecord();
   }
 
   /** Starts the child again after stop() (same port, so connected drivers reconnect). */

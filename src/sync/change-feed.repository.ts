@@ -3,6 +3,7 @@ import { InjectConnection } from '@nestjs/mongoose';
 import type { Collection, Db } from 'mongodb';
 import type { Connection } from 'mongoose';
 import type { Operation, SyncDocument } from '@sync/protocol';
+import { ensureIndexes } from '../database/indexes';
 
 export const FEED_COLLECTION = '_sync_feed';
 export const COUNTERS_COLLECTION = '_sync_counters';
@@ -79,7 +80,7 @@ export class ChangeFeedRepository implements OnModuleInit {
   async onModuleInit(): Promise<void> {
     // idempotency used to be global per changeId; it is per author now
     await this.feed.dropIndex('changeId_unique').catch(() => undefined);
-    await this.feed.createIndexes([
+    await ensureIndexes(this.feed, [
       { key: { userId: 1, changeId: 1 }, name: 'user_changeId_unique', unique: true },
       { key: { state: 1, createdAt: 1 }, name: 'state_createdAt' },
       { key: { docKey: 1 }, name: 'docKey' },

@@ -5,6 +5,7 @@ import type { Connection } from 'mongoose';
 import type { SyncDocument } from '@sync/protocol';
 import { FIELD_TS, StoredState, SYNC_TS } from '../conflict/conflict.types';
 import { duplicateKeyIndexes } from './change-feed.repository';
+import { ensureIndexes } from '../database/indexes';
 
 export const TOMBSTONE_COLLECTION = '_sync_tombstones';
 
@@ -50,7 +51,7 @@ export class DocumentRepository implements OnModuleInit {
   }
 
   async onModuleInit(): Promise<void> {
-    await this.tombstones.createIndexes([{ key: { deletedAt: 1 }, name: 'deletedAt' }]);
+    await ensureIndexes(this.tombstones, [{ key: { deletedAt: 1 }, name: 'deletedAt' }]);
   }
 
   /** Loads the stored state of several documents of one collection (2 queries, in parallel). */

@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import type { Collection, Db } from 'mongodb';
 import type { Connection } from 'mongoose';
 import { duplicateKeyIndexes } from './change-feed.repository';
+import { ensureIndexes } from '../database/indexes';
 
 export const LOCK_COLLECTION = '_sync_locks';
 
@@ -30,7 +31,7 @@ export class LockRepository implements OnModuleInit {
   }
 
   async onModuleInit(): Promise<void> {
-    await this.locks.createIndexes([{ key: { expiresAt: 1 }, name: 'expiresAt' }]);
+    await ensureIndexes(this.locks, [{ key: { expiresAt: 1 }, name: 'expiresAt' }]);
   }
 
   /** Tries to take all keys; returns the keys it could NOT take (held by someone else). */
