@@ -1,6 +1,7 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { LoggerModule } from 'nestjs-pino';
 import { AuthModule } from './auth/auth.module';
+import { ClusterModule } from './cluster/cluster.module';
 import { APP_CONFIG, ConfigModule } from './config/config.module';
 import { AppConfig } from './config/config.schema';
 import { DatabaseModule } from './database/database.module';
@@ -42,6 +43,7 @@ export class AppModule {
         ConflictModule,
         HealthModule,
         PermissionModule,
+        ClusterModule,
         SyncModule,
       ],
     };

@@ -1,8 +1,12 @@
-import { Controller, Get, Header, HttpCode, Inject, Res, UseGuards } from '@nestjs/common';
+import { Controller, Get, Header, HttpCode, Inject, Optional, Res, UseGuards } from '@nestjs/common';
 import { SkipThrottle } from '@nestjs/throttler';
 import { HealthCheck, HealthCheckService, HealthIndicatorService, MongooseHealthIndicator } from '@nestjs/terminus';
 import type { Response } from 'express';
+import { ClusterBusHealth, reportsHealth } from '../cluster/redis-cluster-bus';
+import { APP_CONFIG } from '../config/config.module';
+import { AppConfig } from '../config/config.schema';
 import { DatabaseLauncher } from '../database/database-launcher.service';
+import { CLUSTER_BUS, ClusterBus } from '../sync/delivery.service';
 import { MetricsService } from './metrics.service';
 import { StatsAccessGuard } from './stats-access.guard';
 
@@ -14,17 +18,42 @@ export class HealthController {
     private readonly indicator: HealthIndicatorService,
     private readonly launcher: DatabaseLauncher,
     @Inject(MetricsService) private readonly metrics: MetricsService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Optional() @Inject(CLUSTER_BUS) private readonly bus?: ClusterBus | null,
   ) {}
 
-  /** Liveness: the process answers. Never touches the database (a DB outage must not restart pods). */
+  private clusterHealth(full: boolean): Partial<ClusterBusHealth> | undefined {
+    if (!reportsHealth(this.bus)) return undefined;
+    const h = this.bus.health();
+    if (full) return h;
+    // /health is public: in production it does not name the host, the database or the error
+    const { kind, status, publisher, subscriber, subscribed, since } = h;
+    return { kind, status, publisher, subscriber, subscribed, since };
+  }
+
+  /**
+   * Liveness: the process answers. Never touches the database (a DB outage must not restart pods).
+   * Always 200; `status` is `degraded` while the cluster bus (Redis) is down, with its state in `cluster`
+   * (node id, channel and last error too outside production; /stats always has them).
+   */
   @Get('health')
   @SkipThrottle()
   @HttpCode(200)
   liveness() {
-    return { status: 'ok', uptime: Math.round(process.uptime()), timestamp: Date.now() };
+    const cluster = this.clusterHealth(!this.config.isProduction);
+    return {
+      status: cluster && cluster.status !== 'up' ? 'degraded' : 'ok',
+      uptime: Math.round(process.uptime()),
+      timestamp: Date.now(),
+      ...(cluster ? { cluster } : {}),
+    };
   }
 
-  /** Readiness: the database answers a ping. 503 while it does not. */
+  /**
+   * Readiness: the database answers a ping. 503 while it does not. The cluster bus is deliberately
+   * not part of it (see README, "Horizontal scale"): a node without Redis still accepts and stores
+   * writes correctly, only live pushes from other nodes pause.
+   */
   @Get('ready')
   @SkipThrottle()
   @HealthCheck()
@@ -41,8 +70,9 @@ export class HealthController {
 
   @Get('stats')
   @UseGuards(StatsAccessGuard)
-  stats() {
-    return this.metrics.snapshot();
+  async stats() {
+    const cluster = this.clusterHealth(true);
+    return { ...(await this.metrics.snapshot()), ...(cluster ? { cluster } : {}) };
   }
 
   @Get('metrics')

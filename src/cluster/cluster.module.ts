@@ -1,0 +1,49 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { Global, Module } from '@nestjs/common';
+import { getConnectionToken } from '@nestjs/mongoose';
+import type { Connection } from 'mongoose';
+import { APP_CONFIG } from '../config/config.module';
+import { AppConfig } from '../config/config.schema';
+import { MetricsService } from '../health/metrics.service';
+import { CLUSTER_BUS } from '../sync/delivery.service';
+import { RedisClusterBus } from './redis-cluster-bus';
+
+/** The Redis channel of one deployment: nodes sharing a database share it. */
+export function clusterChannel(prefix: string, dbName: string): string {
+  return `${prefix}:${dbName}:changes`;
+}
+
+/** Unique per application instance (two apps in one process, as in the tests, differ). */
+export function makeNodeId(): string {
+  return `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+}
+
+/**
+ * Provides CLUSTER_BUS when REDIS_URL is set (a RedisClusterBus on the channel
+ * `<REDIS_CHANNEL_PREFIX>:<database name>:changes`), nothing otherwise: DeliveryService injects it
+ * optionally and then delivers only the changes written through this node.
+ */
+@Global()
+@Module({
+  providers: [
+    {
+      provide: CLUSTER_BUS,
+      inject: [APP_CONFIG, MetricsService, getConnectionToken()],
+      useFactory: (config: AppConfig, metrics: MetricsService, connection: Connection) => {
+        const url = config.scale.redisUrl;
+        if (!url) return null;
+        const dbName = connection.db?.databaseName ?? connection.name ?? 'default';
+        return new RedisClusterBus({
+          url,
+          channel: clusterChannel(config.scale.redisChannelPrefix, dbName),
+          nodeId: makeNodeId(),
+          maxMessageBytes: config.scale.redisMaxMessageBytes,
+          metrics,
+        });
+      },
+    },
+  ],
+  exports: [CLUSTER_BUS],
+})
+export class ClusterModule {}
