@@ -6,6 +6,7 @@ import type { Connection } from 'mongoose';
 import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
 import { MetricsService } from '../health/metrics.service';
+import { FEED_COLLECTION, FeedEntry } from '../sync/change-feed.repository';
 import { CLUSTER_BUS } from '../sync/delivery.service';
 import { RedisClusterBus } from './redis-cluster-bus';
 
@@ -40,6 +41,17 @@ export function makeNodeId(): string {
           nodeId: makeNodeId(),
           maxMessageBytes: config.scale.redisMaxMessageBytes,
           metrics,
+          replay: {
+            // a writer holds its document lease at most lockTtlMs between claiming a position and applying it
+            marginMs: config.sync.lockTtlMs,
+            since: (fromMs, limit) =>
+              connection
+                .db!.collection<FeedEntry>(FEED_COLLECTION)
+                .find({ createdAt: { $gte: new Date(fromMs) }, state: 'applied' })
+                .sort({ _id: 1 })
+                .limit(limit)
+                .toArray(),
+          },
         });
       },
     },

@@ -4,7 +4,7 @@ import { Counter, Gauge } from 'prom-client';
 import { MetricsService } from '../health/metrics.service';
 import type { FeedEntry } from '../sync/change-feed.repository';
 import { ClusterBus } from '../sync/delivery.service';
-import { ClusterCodecError, decodeMessage, encodeBatch } from './cluster.codec';
+import { ClusterCodecError, decodeMessage, encodeBatch, isDeliverableEntry } from './cluster.codec';
 
 /** What /health shows about the bus. */
 export interface ClusterBusHealth {
@@ -39,6 +39,44 @@ export interface RedisClusterBusOptions {
   /** Reconnect backoff bounds (ms): doubles from `min` up to `max`, with jitter. */
   backoff?: { min: number; max: number };
   connectTimeoutMs?: number;
+  /**
+   * Catch-up when the bus comes back: the applied feed entries created since `fromMs` (oldest
+   * position first), of which those this node has not delivered yet are delivered locally.
+   */
+  replay?: {
+    since(fromMs: number, limit: number): Promise<FeedEntry[]>;
+    /** Read from this long before the outage began (a writer may apply an entry this late). */
+    marginMs: number;
+    /** At most this many entries are replayed; beyond, clients catch up through sync:get_changes. */
+    limit?: number;
+  };
+  /** How many recent feed positions are remembered to never deliver one twice (default 50,000). */
+  rememberPositions?: number;
+}
+
+/** A set of numbers that forgets the oldest beyond `capacity`. */
+export class RecentPositions {
+  private readonly set = new Set<number>();
+  private readonly ring: number[];
+  private next = 0;
+
+  constructor(private readonly capacity: number) {
+    this.ring = new Array<number>(capacity);
+  }
+
+  /** Adds `n`; false when it was already there. */
+  add(n: number): boolean {
+    if (this.set.has(n)) return false;
+    if (this.set.size >= this.capacity) this.set.delete(this.ring[this.next]);
+    this.ring[this.next] = n;
+    this.next = (this.next + 1) % this.capacity;
+    this.set.add(n);
+    return true;
+  }
+
+  has(n: number): boolean {
+    return this.set.has(n);
+  }
 }
 
 /** The URL without its password, for logs and /health. */
@@ -78,10 +116,15 @@ export class RedisClusterBus extends ClusterBus implements OnModuleInit, OnModul
   private errorLogged = false;
   private skippedWhileDown = 0;
   private closing = false;
+  /** When the bus last stopped being up (construction counts: nothing was received before). */
+  private downSince = Date.now();
+  /** Positions delivered on this node (applied here or received), so none is delivered twice. */
+  private readonly seen: RecentPositions;
 
   private readonly connectedGauge: Gauge;
   private readonly published: Counter;
   private readonly received: Counter;
+  private readonly replayed: Counter;
   private readonly dropped: Counter<'reason'>;
 
   constructor(private readonly opts: RedisClusterBusOptions) {
@@ -92,6 +135,12 @@ export class RedisClusterBus extends ClusterBus implements OnModuleInit, OnModul
     this.connectedGauge = new Gauge({ name: 'sync_cluster_bus_connected', help: '1 while the Redis cluster bus is connected and subscribed, else 0', registers });
     this.published = new Counter({ name: 'sync_cluster_changes_published_total', help: 'Applied changes published to the other nodes', registers });
     this.received = new Counter({ name: 'sync_cluster_changes_received_total', help: 'Changes received from other nodes and handed to local delivery', registers });
+    this.replayed = new Counter({
+      name: 'sync_cluster_changes_replayed_total',
+      help: 'Changes of other nodes missed while the bus was down, read from the feed and delivered when it came back',
+      registers,
+    });
+    this.seen = new RecentPositions(opts.rememberPositions ?? 50_000);
     this.dropped = new Counter({
       name: 'sync_cluster_changes_dropped_total',
       help: 'Changes not carried by the bus, by reason (their receivers catch up through the change feed)',
@@ -155,6 +204,7 @@ export class RedisClusterBus extends ClusterBus implements OnModuleInit, OnModul
   publish(entries: FeedEntry[]): void {
     if (entries.length === 0) return;
     try {
+      for (const e of entries) this.seen.add(e._id); // delivered here by DeliveryService already
       // only the publishing connection matters here (our own subscription may be down on its own)
       if (this.pub.status !== 'ready') {
         this.skippedWhileDown += entries.length;
@@ -242,7 +292,9 @@ export class RedisClusterBus extends ClusterBus implements OnModuleInit, OnModul
     this.up = up;
     this.since = Date.now();
     this.connectedGauge.set(up ? 1 : 0);
+    if (!up) this.downSince = this.since;
     if (up) {
+      void this.replayMissed(this.downSince);
       this.errorLogged = false;
       this.lastError = undefined;
       const skipped = this.skippedWhileDown;
@@ -274,12 +326,45 @@ export class RedisClusterBus extends ClusterBus implements OnModuleInit, OnModul
       this.dropped.inc({ reason: 'received_invalid' }, decoded.invalid);
       this.logger.warn(`dropped ${decoded.invalid} malformed change(s) in a message from node ${decoded.node}`);
     }
-    if (!decoded.entries.length || !this.handler) return;
+    if (!this.handler) return;
+    const fresh = decoded.entries.filter((e) => this.seen.add(e._id)); // a replayed one is not delivered again
+    if (!fresh.length) return;
     try {
-      this.handler(decoded.entries);
-      this.received.inc(decoded.entries.length);
+      this.handler(fresh);
+      this.received.inc(fresh.length);
     } catch (e) {
-      this.logger.error(`delivery of ${decoded.entries.length} change(s) from node ${decoded.node} failed: ${(e as Error).stack}`);
+      this.logger.error(`delivery of ${fresh.length} change(s) from node ${decoded.node} failed: ${(e as Error).stack}`);
     }
+  }
+
+  /**
+   * After an outage: delivers the changes other nodes applied meanwhile (read from the feed), so that
+   * clients connected through it get them without having to reconnect. Best effort, like the bus.
+   */
+  private async replayMissed(downSince: number): Promise<void> {
+    const replay = this.opts.replay;
+    const handler = this.handler;
+    if (!replay || !handler) return;
+    const limit = replay.limit ?? 10_000;
+    let found: FeedEntry[];
+    try {
+      found = await replay.since(downSince - replay.marginMs, limit + 1);
+    } catch (e) {
+      this.logger.warn(`could not read the changes missed while the bus was down: ${(e as Error).message}; clients get them through sync:get_changes`);
+      return;
+    }
+    const missed = found.slice(0, limit).filter((e) => isDeliverableEntry(e) && this.seen.add(e._id));
+    for (let i = 0; i < missed.length && !this.closing; i += 500) {
+      const chunk = missed.slice(i, i + 500);
+      try {
+        handler(chunk);
+        this.replayed.inc(chunk.length);
+      } catch (e) {
+        this.logger.error(`delivery of ${chunk.length} replayed change(s) failed: ${(e as Error).stack}`);
+      }
+    }
+    if (missed.length) this.logger.log(`delivered ${missed.length} change(s) of other nodes missed while the bus was down`);
+    if (found.length > limit)
+      this.logger.warn(`more than ${limit} changes were applied while the bus was down: only the first ${limit} were replayed; clients get the rest through sync:get_changes`);
   }
 }
