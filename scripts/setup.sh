@@ -20,8 +20,13 @@ FERRETDB_VERSION="v1.24.2"
 BIN_DIR="$ROOT/.tools/bin"
 FERRETDB_BIN="$BIN_DIR/ferretdb"
 
+# Our patches to FerretDB (scripts/ferretdb/*.patch, each explains itself). The build stamp names the
+# version and the patches' checksum, so changing a patch rebuilds the binary.
+PATCHES=("$ROOT"/scripts/ferretdb/*.patch)
+BUILD_STAMP="$FERRETDB_VERSION $(cat "${PATCHES[@]}" | sha256sum | cut -c1-16)"
+
 install_ferretdb() {
-  if [ -x "$FERRETDB_BIN" ] && [ "$("$FERRETDB_BIN" --version 2>/dev/null | grep -c "$FERRETDB_VERSION")" -ge 1 ]; then
+  if [ -x "$FERRETDB_BIN" ] && [ "$(cat "$FERRETDB_BIN.build" 2>/dev/null)" = "$BUILD_STAMP" ]; then
     say "FerretDB $FERRETDB_VERSION present"; return 0
   fi
   if ! command -v go >/dev/null 2>&1; then
@@ -37,7 +42,7 @@ install_ferretdb() {
 MSG
     return 1
   fi
-  echo "[setup] building FerretDB $FERRETDB_VERSION (SQLite backend) into .tools/bin (first run only, ~1 min)..."
+  echo "[setup] building FerretDB $FERRETDB_VERSION (SQLite backend, with scripts/ferretdb/*.patch) into .tools/bin (first run only, ~1 min)..."
   local src
   src="$(go mod download -json "github.com/FerretDB/FerretDB@$FERRETDB_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
   if [ -z "$src" ] || [ ! -d "$src" ]; then echo "[setup] could not download the FerretDB module" >&2; return 1; fi
@@ -47,8 +52,14 @@ MSG
   chmod -R u+w "$work"
   # The module proxy copy lacks the generated version file that FerretDB's own build writes.
   echo "$FERRETDB_VERSION" > "$work/build/version/version.txt"
+  local p
+  for p in "${PATCHES[@]}"; do
+    if command -v patch >/dev/null 2>&1; then (cd "$work" && patch -s -p1 < "$p")
+    else (cd "$work" && git apply -p1 "$p"); fi
+  done
   (cd "$work" && GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -o "$FERRETDB_BIN.tmp" ./cmd/ferretdb)
   mv "$FERRETDB_BIN.tmp" "$FERRETDB_BIN"
+  echo "$BUILD_STAMP" > "$FERRETDB_BIN.build"
   rm -rf "$ROOT/.tools/src"
   say "FerretDB installed: $("$FERRETDB_BIN" --version | head -1)"
 }

@@ -74,16 +74,17 @@ interface Acked {
   operation: string;
 }
 
-/** Streams batches of 25 changes (updates and deletes over 60 documents) until the socket dies. */
-async function streamUntilKilled(url: string, server: Server, round: number, killAfterMs: number, acked: Map<string, Acked>): Promise<number> {
+/**
+ * Streams batches of 25 changes (updates and deletes over 60 documents); once `killAfter` batches are
+ * acknowledged, kills the server a few milliseconds after sending the next one, so it dies with a
+ * batch half written.
+ */
+async function streamUntilKilled(url: string, server: Server, round: number, killAfter: number, acked: Map<string, Acked>): Promise<number> {
   const socket: Socket = await connectClient(url);
   await emitAck(socket, 'sync:join', { userId: `writer${round}` });
   let killed = false;
-  const timer = setTimeout(() => {
-    killed = true;
-    server.proc.kill('SIGKILL');
-  }, killAfterMs);
   let batches = 0;
+  let spent = 0;
   try {
     for (let k = 0; !killed; k++) {
       const changes = Array.from({ length: 25 }, (_, j) => ({
@@ -94,21 +95,26 @@ async function streamUntilKilled(url: string, server: Server, round: number, kil
         data: { round, k, j },
         timestamp: round * 1_000_000 + 1_000 + k * 100 + j,
       }));
-      const res = await emitAck(socket, 'sync:changeBatch', { changes }, 10_000).catch(() => null);
+      const sent = Date.now();
+      const pending = emitAck(socket, 'sync:changeBatch', { changes }, 15_000).catch(() => null);
+      if (batches === killAfter) {
+        // somewhere inside the batch's database work: 20-90 % of a batch's usual duration
+        await new Promise((r) => setTimeout(r, (0.2 + 0.7 * Math.random()) * (spent / batches)));
+        killed = true;
+        server.proc.kill('SIGKILL');
+      }
+      const res = await pending;
       if (!res) break;
       batches++;
+      spent += Date.now() - sent;
       res.results.forEach((r: any, j: number) => {
         if (r.success) acked.set(changes[j].changeId, { documentId: changes[j].documentId, timestamp: r.timestamp, operation: changes[j].operation });
       });
     }
   } finally {
-    clearTimeout(timer);
     socket.close();
   }
-  if (!killed) {
-    killed = true;
-    server.proc.kill('SIGKILL');
-  }
+  if (!killed) server.proc.kill('SIGKILL');
   await server.exited;
   return batches;
 }
@@ -138,10 +144,11 @@ describe('crash safety: SIGKILL during a stream of batches (embedded database)',
     const acked = new Map<string, Acked>();
     const orphans: number[] = [];
 
-    // two crash rounds: the second one kills a server that itself recovered from a crash
-    for (const [round, killAfterMs] of [
-      [1, 2500],
-      [2, 1700],
+    // three crash rounds: the later ones kill a server that itself recovered from a crash
+    for (const [round, killAfter] of [
+      [1, 12],
+      [2, 7],
+      [3, 4],
     ] as const) {
       const server = startServer(port, dataDir);
       servers.push(server);
@@ -150,8 +157,8 @@ describe('crash safety: SIGKILL during a stream of batches (embedded database)',
       expect(rec?.owner).toBe(server.proc.pid);
       for (const o of orphans) expect(alive(o)).toBe(false); // the restarted server stopped it
       const before = acked.size;
-      const batches = await streamUntilKilled(url, server, round, killAfterMs, acked);
-      expect(batches).toBeGreaterThan(0);
+      const batches = await streamUntilKilled(url, server, round, killAfter, acked);
+      expect(batches).toBeGreaterThanOrEqual(killAfter);
       expect(acked.size).toBeGreaterThan(before);
       // SIGKILL gives the server no chance to stop its database; the child often dies by itself
       // (SIGPIPE on its next log line), but not always: the next start must make sure
@@ -162,6 +169,8 @@ describe('crash safety: SIGKILL during a stream of batches (embedded database)',
     servers.push(server);
     await ready(url, server);
     for (const o of orphans) expect(alive(o)).toBe(false);
+    const replays = servers.flatMap((s) => s.stderr.join('').match(/replayed \d+ change\(s\)/g) ?? []);
+    console.log(`crash test: ${acked.size} changes acked over 3 crashes; ${orphans.length} orphaned database(s) stopped; recovery: ${replays.join(', ') || 'nothing was pending'}`);
 
     const rec = readPidRecord(path.join(dataDir, 'ferretdb'))!;
     const db = await connectTestDb('crash', `mongodb://127.0.0.1:${rec.port}/${DEFAULT_DB_NAME}`);
