@@ -230,3 +230,34 @@ describeIfRedis('horizontal scale: two nodes, one database, Redis cluster bus', 
     }
   });
 });
+
+describe('without REDIS_URL: a single node, no bus', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ AUTH_MODE: 'dev' }, 'cluster_single');
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('/health is plain ok without a cluster section, no bus metric, and local delivery works', async () => {
+    const h = (await request(t.url).get('/health').expect(200)).body;
+    expect(h.status).toBe('ok');
+    expect(h).not.toHaveProperty('cluster');
+    expect((await request(t.url).get('/stats').expect(200)).body).not.toHaveProperty('cluster');
+    expect((await request(t.url).get('/metrics').expect(200)).text).not.toMatch(/sync_cluster_bus_connected/);
+    const writer = await joinedClient(t.url, 'w');
+    const reader = await joinedClient(t.url, 'r');
+    try {
+      await emitAck(reader, 'sync:subscribe', { collection: 'solo', bootstrap: false });
+      const got = recordEvents(reader, 'sync:changes');
+      expect(await emitAck(writer, 'sync:change', { operation: 'insert', collection: 'solo', documentId: 's1', data: { a: 1 } })).toMatchObject({ success: true });
+      await waitFor(() => got.length === 1, 5000, 'local delivery');
+      await sleep(200);
+      expect(got).toHaveLength(1);
+    } finally {
+      writer.close();
+      reader.close();
+    }
+  });
+});
