@@ -99,7 +99,9 @@ export function redactRedisUrl(url: string): string {
  * is in MongoDB before it is published, and a client that missed a live change gets it from the
  * change feed (sync:get_changes). So Redis being down never fails a write nor the node: publishing is
  * skipped (and counted) while it is down, both connections reconnect with a capped, jittered backoff,
- * and state changes are logged once, not per failed attempt.
+ * and state changes are logged once, not per failed attempt. When the bus is back, the changes other
+ * nodes applied meanwhile are read from the feed and delivered (`replay`); positions already delivered
+ * here are remembered, so a change reaches a socket once whether it came live, replayed, or both.
  */
 export class RedisClusterBus extends ClusterBus implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('ClusterBus');
