@@ -244,3 +244,50 @@ describe('sync engine: write path (sync:change, sync:changeBatch, compat events)
     expect(res.activeUsers).toEqual(expect.arrayContaining(['alice', 'bob']));
   });
 });
+
+describe('sync engine: a whole batch resent after its ack was lost', () => {
+  let t: TestApp;
+  let db: Awaited<ReturnType<typeof connectTestDb>>;
+  beforeAll(async () => {
+    // client-wins: the resolver accepts every retry, so the feed's unique (userId, changeId) index
+    // is what recognises them
+    t = await startTestApp({ AUTH_MODE: 'dev', CONFLICT_STRATEGY: 'client-wins' }, 'syncresend');
+    db = await connectTestDb('unused', t.mongoUri);
+  });
+  afterAll(async () => {
+    await db?.close();
+    await t?.close();
+  });
+
+  it('answers the retries duplicate, applies the new changes once, and leaves no gap for readers', async () => {
+    const a = await joinedClient(t.url, 'alice');
+    const reader = await joinedClient(t.url, 'reader');
+    const head = (await emitAck(reader, 'sync:get_changes', { limit: 1 })).cursor;
+    const first = Array.from({ length: 6 }, (_, i) => ({ changeId: `r-${i}`, operation: 'insert', collection: 'notes', documentId: `n${i}`, data: { v: i }, timestamp: 1000 + i }));
+    const acked = await emitAck(a, 'sync:changeBatch', { changes: first });
+    expect(acked.results.every((r: any) => r.success && !r.duplicate)).toBe(true);
+    // the client never saw that ack: it sends the batch again, with two new changes in between
+    const fresh = [
+      { changeId: 'r-new-1', operation: 'update', collection: 'notes', documentId: 'n1', data: { v: 100 }, timestamp: 5000 },
+      { changeId: 'r-new-2', operation: 'insert', collection: 'notes', documentId: 'n9', data: { v: 9 }, timestamp: 5001 },
+    ];
+    const resent = await emitAck(a, 'sync:changeBatch', { changes: [...first.slice(0, 3), fresh[0], ...first.slice(3), fresh[1]] });
+    const byId = new Map(resent.results.map((r: any) => [r.changeId, r]));
+    for (const [i, c] of first.entries()) expect(byId.get(c.changeId)).toEqual({ ...acked.results[i], duplicate: true });
+    for (const c of fresh) expect(byId.get(c.changeId)).toMatchObject({ success: true, changeId: c.changeId });
+    expect((byId.get('r-new-1') as any).duplicate).toBeUndefined();
+    expect(await db.db.collection('_sync_feed').countDocuments({ changeId: { $in: first.map((c) => c.changeId) } })).toBe(first.length);
+    expect(await db.db.collection('notes').findOne({ _id: 'n1' as any })).toMatchObject({ v: 100 });
+
+    // a reader gets everything at once: the retries' unused positions are filled, not gaps to wait out
+    // (a gap would stop the page short of the new changes until the stale limit, 15 s here)
+    const page = await emitAck(reader, 'sync:get_changes', { cursor: head, limit: 100 });
+    expect(page.changes.map((c: any) => c.changeId)).toEqual([...first.map((c) => c.changeId), 'r-new-1', 'r-new-2']);
+    expect(page.hasMore).toBe(false);
+    const positions = (await db.db.collection('_sync_feed').find({}, { projection: { _id: 1, state: 1 } }).sort({ _id: 1 }).toArray()) as any[];
+    expect(positions.map((e) => e._id)).toEqual(positions.map((_, i) => positions[0]._id + i));
+    expect(positions.filter((e) => e.state === 'skip').length).toBeGreaterThan(0);
+    a.close();
+    reader.close();
+  });
+});

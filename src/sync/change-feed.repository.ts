@@ -138,6 +138,20 @@ export class ChangeFeedRepository implements OnModuleInit {
     await this.feed.updateMany({ _id: { $in: ids }, state: from }, { $set: { state } });
   }
 
+  /**
+   * Marks pending entries aborted (their document write lost a race) and frees their changeIds, so
+   * a retry of the same change gets a feed entry of its own instead of this one's "duplicate".
+   */
+  async abort(entries: FeedEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    await this.feed.bulkWrite(
+      entries.map((e) => ({
+        updateOne: { filter: { _id: e._id, state: 'pending' }, update: { $set: { state: 'aborted' as const, changeId: `aborted:${e._id}:${e.changeId}` } } },
+      })),
+      { ordered: false },
+    );
+  }
+
   /** Changes of one author by changeId (idempotency is per user: two users may reuse an id). */
   async findByChangeIds(userId: string, changeIds: string[]): Promise<FeedEntry[]> {
     if (changeIds.length === 0) return [];

@@ -127,20 +127,18 @@ export class SyncService {
         }
       }
 
-      // 2. idempotency: retries of changes already in the feed (or being applied right now)
+      // 2. idempotency. A retry being applied right now by this process waits for the first answer.
+      // A retry of a change already in the feed is recognised without a query on the way in (that
+      // query is a scan of the whole feed on the embedded database): the feed's unique
+      // (userId, changeId) index refuses its write-ahead entry, and a retry the resolver or a rule
+      // would decline is looked up before it is answered (see applyFresh).
       let fresh = work;
       if (work.length) {
-        const known = await this.feedRepo.findByChangeIds(origin.user.id, work.filter((w) => !w.change.generatedId).map((w) => w.change.changeId));
-        const byId = new Map(known.map((e) => [e.changeId, e]));
         const waiting: Promise<void>[] = [];
         fresh = [];
         for (const w of work) {
-          const e = byId.get(w.change.changeId);
           const running = this.inFlight.get(`${origin.user.id}\u0000${w.change.changeId}`);
-          if (e && e.state !== 'aborted') {
-            results[w.index] = { success: true, changeId: e.changeId, timestamp: e.timestamp!, cursor: encodeCursor(e._id), duplicate: true };
-            this.metrics.changesDuplicate.inc();
-          } else if (running) {
+          if (running) {
             waiting.push(running.then((ack) => void (results[w.index] = { ...ack, duplicate: true } as ChangeAck)));
             this.metrics.changesDuplicate.inc();
           } else fresh.push(w);
@@ -218,6 +216,7 @@ export class SyncService {
       // resolve in order; several changes to one document fold onto each other
       const serverTimestamp = Date.now();
       let accepted: { w: Work; entry: FeedEntry }[] = [];
+      const declined: { w: Work; ack: SyncError | ChangeAckFailure }[] = [];
       for (const w of active) {
         const c = w.change;
         const key = docKey(c.collection, c.documentId);
@@ -225,13 +224,13 @@ export class SyncService {
         const outcome = this.resolve(stored, { operation: c.operation, documentId: c.documentId, data: c.data, timestamp: c.timestamp, userId: origin.user.id });
         if (outcome.kind === 'conflict') {
           const current = outcome.current ? publicDoc(outcome.current) : null;
-          reject(w.index, { success: false, code: ErrorCode.CONFLICT, changeId: c.changeId, error: `conflict: ${outcome.reason}`, timestamp: outcome.timestamp ?? undefined, current }, c);
+          declined.push({ w, ack: { success: false, code: ErrorCode.CONFLICT, changeId: c.changeId, error: `conflict: ${outcome.reason}`, timestamp: outcome.timestamp ?? undefined, current } });
           continue;
         }
         const before = stored.doc;
         const after = outcome.after ? (outcome.fieldTimes ? { ...outcome.after, [FIELD_TS]: outcome.fieldTimes } : outcome.after) : null;
         if (!origin.trusted && !this.permissions.canWrite(origin.user, c.collection, before ? publicDoc(before) : null, outcome.after)) {
-          reject(w.index, new ForbiddenError(`the write rule of "${c.collection}" does not allow this change`, { changeId: c.changeId }), c);
+          declined.push({ w, ack: new ForbiddenError(`the write rule of "${c.collection}" does not allow this change`, { changeId: c.changeId }) });
           continue;
         }
         states.set(key, { doc: outcome.after, timestamp: outcome.timestamp, deleted: outcome.after === null, fieldTimes: outcome.fieldTimes });
@@ -256,14 +255,16 @@ export class SyncService {
           },
         });
       }
+      if (declined.length) await this.answerDeclined(declined, origin, results, reject);
       if (!accepted.length) return;
 
       // write-ahead: the feed entries exist (pending) before any document changes
-      const dupEntries = new Set(await this.insertPending(accepted.map((a) => a.entry)));
+      const dupEntries = new Set(await this.insertPending(accepted.map((a) => a.entry), origin.user.id));
       if (dupEntries.size) {
-        // a retry of the same change raced us from another node: it is applied there
+        // retries of changes already in the feed (applied before, or racing us from another node)
         for (const a of accepted.filter((x) => dupEntries.has(x.entry))) {
           const e = await this.feedRepo.findChange(origin.user.id, a.entry.changeId);
+          if (e) this.metrics.changesDuplicate.inc();
           results[a.w.index] = e
             ? { success: true, changeId: e.changeId, timestamp: e.timestamp!, cursor: encodeCursor(e._id), duplicate: true }
             : new UnavailableError('retry').toAck() as ChangeAck;
@@ -298,10 +299,7 @@ export class SyncService {
         'applied',
       );
       if (lost.length) {
-        await this.feedRepo.setState(
-          lost.map((a) => a.entry._id),
-          'aborted',
-        );
+        await this.feedRepo.abort(lost.map((a) => a.entry));
         for (const a of lost) reject(a.w.index, new UnavailableError('the document changed concurrently on another node: retry'), a.w.change);
       }
       for (const a of ok) {
@@ -319,30 +317,64 @@ export class SyncService {
   }
 
   /**
-   * Gives the entries consecutive feed positions and inserts them, in order. Positions come from a
-   * local counter; the unique `_id` arbitrates between processes: on a duplicate the counter jumps
-   * past the feed's highest position and the rest is retried. Returns the entries that turned out
-   * to be retries of a change the same user already had in the feed (dropped, answered duplicate).
+   * A change the resolver or a write rule declines may be the retry of one applied before (its own
+   * write is what it now conflicts with): those get the first ack again, marked duplicate; the
+   * others are refused. One feed query, only for batches with something to decline.
    */
-  private async insertPending(entries: FeedEntry[]): Promise<FeedEntry[]> {
+  private async answerDeclined(
+    declined: { w: Work; ack: SyncError | ChangeAckFailure }[],
+    origin: ChangeOrigin,
+    results: (ChangeAck | undefined)[],
+    reject: (i: number, e: SyncError | ChangeAckFailure, c?: Partial<NormalizedChange>) => void,
+  ): Promise<void> {
+    const ids = declined.filter(({ w }) => !w.change.generatedId).map(({ w }) => w.change.changeId);
+    const known = new Map((await this.feedRepo.findByChangeIds(origin.user.id, ids)).filter((e) => e.state !== 'aborted').map((e) => [e.changeId, e]));
+    for (const { w, ack } of declined) {
+      const e = w.change.generatedId ? undefined : known.get(w.change.changeId);
+      if (e) {
+        results[w.index] = { success: true, changeId: e.changeId, timestamp: e.timestamp!, cursor: encodeCursor(e._id), duplicate: true };
+        this.metrics.changesDuplicate.inc();
+      } else reject(w.index, ack, w.change);
+    }
+  }
+
+  /**
+   * Gives the entries consecutive feed positions and inserts them, in order. Positions come from a
+   * local counter; the unique `_id` arbitrates between processes: on a taken position the counter
+   * jumps past the feed's highest position and the rest is retried. An entry the unique
+   * (userId, changeId) index refuses is the retry of a change already in the feed: it is dropped
+   * (returned, answered duplicate) and its position gets a `skip` entry, so readers see no gap.
+   */
+  private async insertPending(entries: FeedEntry[], userId: string): Promise<FeedEntry[]> {
     const duplicates: FeedEntry[] = [];
     let todo = entries;
+    let assign = true;
     for (let attempt = 0; todo.length; attempt++) {
       if (attempt > 50) throw new UnavailableError('could not claim change feed positions');
-      if (this.nextPosition === 0) this.nextPosition = Math.max(await this.feedRepo.maxPosition(), await this.feedRepo.purgedThrough()) + 1;
-      const first = this.nextPosition;
-      this.nextPosition += todo.length;
-      todo.forEach((e, i) => (e._id = first + i));
+      if (assign) {
+        if (this.nextPosition === 0) this.nextPosition = Math.max(await this.feedRepo.maxPosition(), await this.feedRepo.purgedThrough()) + 1;
+        const first = this.nextPosition;
+        this.nextPosition += todo.length;
+        todo.forEach((e, i) => (e._id = first + i));
+      }
       const landed = await this.feedRepo.insertOrdered(todo);
       if (landed === todo.length) break;
-      const clash = todo[landed];
-      const existing = await this.feedRepo.findChange(clash.userId!, clash.changeId);
-      if (existing && existing._id !== clash._id) {
-        duplicates.push(clash);
-        todo = todo.slice(landed + 1);
+      const rest = todo.slice(landed);
+      const real = rest.filter((e) => e.state !== 'skip');
+      const known = new Map((await this.feedRepo.findByChangeIds(userId, real.map((e) => e.changeId))).map((e) => [e.changeId, e]));
+      const isRetry = (e: FeedEntry) => e.state !== 'skip' && known.has(e.changeId) && known.get(e.changeId)!._id !== e._id;
+      if (isRetry(rest[0])) {
+        todo = rest.map((e) => {
+          if (!isRetry(e)) return e;
+          duplicates.push(e);
+          return { _id: e._id, changeId: `skip:${e._id}`, state: 'skip' as const, createdAt: e.createdAt };
+        });
+        assign = false;
       } else {
-        todo = todo.slice(landed);
+        // the position is taken (another node): new positions past the feed's head
+        todo = real;
         this.nextPosition = Math.max(this.nextPosition, (await this.feedRepo.maxPosition()) + 1);
+        assign = true;
       }
     }
     return duplicates;
