@@ -224,6 +224,9 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
   private tokenStale = false;
   private batchLimit: number;
   private nextCatchUp = 0;
+  /** Catch-ups started so far, and the number of the one the last 'synced' event reports. */
+  private catchUpsStarted = 0;
+  private syncedCatchUp = 0;
   private staleKeys?: Set<string>;
   private reconnectTimer?: ReturnType<typeof setTimeout>;
   private reconnectAttempt = 0;
@@ -481,9 +484,11 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
    * catch-up at once). Rejects on timeout.
    */
   whenSynced(timeoutMs = 30_000): Promise<void> {
+    // a catch-up already under way may have read the feed before now: wait for one that starts later
+    const startedBefore = this.catchUpsStarted;
     return new Promise((resolve, reject) => {
       const off = this.on('synced', (info) => {
-        if (info.pending > 0) return;
+        if (info.pending > 0 || this.syncedCatchUp <= startedBefore) return;
         off();
         clearTimeout(timer);
         resolve();
@@ -689,10 +694,13 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
         await this.flush(s);
         if (s !== this.session) break;
         if (this.now() >= this.nextCatchUp) {
+          const run = ++this.catchUpsStarted;
+          // set before reading: a catch-up asked for meanwhile (whenSynced, an ack) must not be lost
+          this.nextCatchUp = this.opts.catchUpIntervalMs > 0 ? this.now() + this.opts.catchUpIntervalMs : Infinity;
           const ok = await this.catchUp(s);
           if (s !== this.session) break;
-          this.nextCatchUp = this.opts.catchUpIntervalMs > 0 ? this.now() + this.opts.catchUpIntervalMs : Infinity;
           if (ok) {
+            this.syncedCatchUp = run;
             this.lastSyncTimestamp = this.now();
             void this.persist({ meta: { lastSyncTimestamp: this.lastSyncTimestamp } });
             this.emit('synced', { cursor: this.cursor, pending: this.outbox.size, timestamp: this.lastSyncTimestamp });
