@@ -164,28 +164,40 @@ export class SubscriptionService {
   }
 
   /**
-   * Pages of at most BOOTSTRAP_PAGE_SIZE documents in _id order; always at least one page (the
-   * last with done: true). `cursor` is the feed head taken before the first read: every change at
-   * or before it is in the data, later ones arrive live (or through get_changes from that cursor).
+   * Pages of at most BOOTSTRAP_PAGE_SIZE documents, read through one database cursor; always at
+   * least one page (the last with done: true). `cursor` is the feed head taken before the read:
+   * every change at or before it is in the data, later ones arrive live (or through get_changes
+   * from that cursor).
    */
   async bootstrap(socket: SyncSocket, sub: Subscription): Promise<void> {
     const size = this.config.sync.bootstrapPageSize;
     const cursor = encodeCursor(await this.feed.head());
     const alive = () => socket.connected && this.registry.get(socket.id, sub.id) === sub;
-    let afterId: string | null = null;
-    for (let page = 1; alive(); page++) {
-      const user = socket.data.user;
-      if (!user) return;
-      const filter = this.visibleFilter(user, sub);
-      const rows: SyncDocument[] = filter === null ? [] : await this.docs.page(sub.collection, filter, afterId, size + 1);
-      const done = rows.length <= size;
-      const slice = done ? rows : rows.slice(0, size);
-      if (slice.length) afterId = String(slice[slice.length - 1]._id);
-      const data = slice.filter((d) => this.permissions.canRead(user, sub.collection, d)).map(publicDoc);
-      if (!alive()) return;
-      const msg: BootstrapPage = { subscriptionId: sub.id, collection: sub.collection, data, page, done, cursor };
-      socket.emit(EVENTS.bootstrap, msg);
-      if (done) return;
+    const user = socket.data.user;
+    if (!user || !alive()) return;
+    const filter = this.visibleFilter(user, sub);
+    const rows = filter === null ? null : this.docs.stream(sub.collection, filter, size + 1);
+    try {
+      let buffered: SyncDocument[] = [];
+      for (let page = 1; ; page++) {
+        // one document beyond the page tells whether this page is the last
+        while (rows && buffered.length <= size) {
+          const next = await rows.next();
+          if (!next) break;
+          buffered.push(next);
+        }
+        const done = buffered.length <= size;
+        const slice = done ? buffered : buffered.slice(0, size);
+        buffered = done ? [] : buffered.slice(size);
+        const current = socket.data.user;
+        if (!alive() || !current) return;
+        const data = slice.filter((d) => this.permissions.canRead(current, sub.collection, d)).map(publicDoc);
+        const msg: BootstrapPage = { subscriptionId: sub.id, collection: sub.collection, data, page, done, cursor };
+        socket.emit(EVENTS.bootstrap, msg);
+        if (done) return;
+      }
+    } finally {
+      await rows?.close().catch(() => undefined);
     }
   }
 

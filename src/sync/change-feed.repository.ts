@@ -61,6 +61,9 @@ export function duplicateKeyIndexes(e: unknown): Set<number> | null {
 }
 
 /** The change feed and its counters (`_sync_feed`, `_sync_counters`). Only this class touches them. */
+/** Positions asked for at once by `scan` (FerretDB's pushdown of `$in` stops at 900 values). */
+const SCAN_WINDOW = 500;
+
 @Injectable()
 export class ChangeFeedRepository implements OnModuleInit {
   private readonly logger = new Logger('ChangeFeedRepository');
@@ -160,8 +163,20 @@ export class ChangeFeedRepository implements OnModuleInit {
       .toArray();
   }
 
-  /** Entries after `after`, in feed order. */
+  /**
+   * Entries after `after`, in feed order (at most `limit`). Positions are dense, so a run of them is
+   * asked for by `_id` (`$in`): index lookups on MongoDB, and on the embedded FerretDB (with our
+   * patch) the only shape it answers without reading the whole feed. When the very next position is
+   * missing (the end of the feed, or a hole a writer is about to fill) the range query answers: it
+   * sees what lies beyond a hole.
+   */
   async scan(after: number, limit: number): Promise<FeedEntry[]> {
+    const window = Math.max(1, Math.min(limit, SCAN_WINDOW));
+    const ids = Array.from({ length: window }, (_, i) => after + 1 + i);
+    const found = (await this.feed.find({ _id: { $in: ids } }).toArray()).sort((a, b) => a._id - b._id);
+    let run = 0;
+    while (run < found.length && found[run]._id === after + 1 + run) run++;
+    if (run > 0) return found.slice(0, run);
     return this.feed.find({ _id: { $gt: after } }).sort({ _id: 1 }).limit(limit).toArray();
   }
 

@@ -1,6 +1,6 @@
 import { Injectable, OnModuleInit } from '@nestjs/common';
 import { InjectConnection } from '@nestjs/mongoose';
-import type { AnyBulkWriteOperation, Collection, Db, Filter } from 'mongodb';
+import type { AnyBulkWriteOperation, Collection, Db, Filter, FindCursor } from 'mongodb';
 import type { Connection } from 'mongoose';
 import type { SyncDocument } from '@sync/protocol';
 import { FIELD_TS, StoredState, SYNC_TS } from '../conflict/conflict.types';
@@ -158,14 +158,15 @@ export class DocumentRepository implements OnModuleInit {
     return (await this.tombstones.deleteMany({ deletedAt: { $lt: cutoff } })).deletedCount;
   }
 
-  /** Paged read of live documents matching a filter, in _id order (bootstrap). */
-  async page(collection: string, filter: Record<string, unknown>, afterId: string | null, limit: number): Promise<SyncDocument[]> {
-    const f: Record<string, unknown> = afterId === null ? filter : { $and: [filter, { _id: { $gt: afterId } }] };
-    return (await this.collection(collection)
-      .find(f as Filter<Doc>, { projection: { [FIELD_TS]: 0 } })
-      .sort({ _id: 1 })
-      .limit(limit)
-      .toArray()) as SyncDocument[];
+  /**
+   * Every document matching `filter`, through one cursor read `batchSize` at a time. A bootstrap
+   * reads this way rather than page by page: one query (on the embedded FerretDB every query reads
+   * the whole collection, so paging with `_id > last` cost a collection read per page).
+   */
+  stream(collection: string, filter: Record<string, unknown>, batchSize: number): FindCursor<SyncDocument> {
+    return this.collection(collection)
+      .find(filter as Filter<Doc>, { projection: { [FIELD_TS]: 0 } })
+      .batchSize(batchSize) as unknown as FindCursor<SyncDocument>;
   }
 
   async count(collection: string, filter: Record<string, unknown>): Promise<number> {
