@@ -169,7 +169,7 @@ describe('crash safety: SIGKILL during a stream of batches (embedded database)',
     servers.push(server);
     await ready(url, server);
     for (const o of orphans) expect(alive(o)).toBe(false);
-    const replays = servers.flatMap((s) => s.stderr.join('').match(/replayed \d+ change\(s\)/g) ?? []);
+    const replays = servers.flatMap((s) => s.stderr.join('').match(/replayed \d+ change\(s\)|replaying change #\d+/g) ?? []);
     console.log(`crash test: ${acked.size} changes acked over 3 crashes; ${orphans.length} orphaned database(s) stopped; recovery: ${replays.join(', ') || 'nothing was pending'}`);
 
     const rec = readPidRecord(path.join(dataDir, 'ferretdb'))!;

@@ -39,6 +39,8 @@ export interface FeedEntry {
 interface CounterDoc {
   _id: string;
   purgedThrough?: number;
+  /** Highest feed position written so far (`_id: 'feed'`), raised after each write-ahead insert. */
+  highWater?: number;
 }
 
 export function isDuplicateKeyError(e: unknown): boolean {
@@ -60,10 +62,10 @@ export function duplicateKeyIndexes(e: unknown): Set<number> | null {
   return out;
 }
 
-/** The change feed and its counters (`_sync_feed`, `_sync_counters`). Only this class touches them. */
 /** Positions asked for at once by `scan` (FerretDB's pushdown of `$in` stops at 900 values). */
 const SCAN_WINDOW = 500;
 
+/** The change feed and its counters (`_sync_feed`, `_sync_counters`). Only this class touches them. */
 @Injectable()
 export class ChangeFeedRepository implements OnModuleInit {
   private readonly logger = new Logger('ChangeFeedRepository');
@@ -90,6 +92,39 @@ export class ChangeFeedRepository implements OnModuleInit {
       { key: { serverTimestamp: 1 }, name: 'serverTimestamp' },
       { key: { createdAt: 1 }, name: 'createdAt' },
     ]);
+    // the high-water mark: created once (from the feed itself when it predates the mark)
+    if (!(await this.counters.findOne({ _id: 'feed' }))) {
+      const max = await this.maxPosition();
+      await this.counters.updateOne({ _id: 'feed' }, { $max: { highWater: max } }, { upsert: true }).catch((e) => {
+        if (!isDuplicateKeyError(e)) throw e; // another node created it at the same moment
+      });
+    }
+  }
+
+  private raised = 0;
+  private raising: Promise<unknown> = Promise.resolve();
+
+  /**
+   * Raises the high-water mark to `pos` (never lowers it). This process's raises are issued one
+   * after another in increasing order: FerretDB's `$max` is a read-then-write, so two in flight
+   * could land out of order.
+   */
+  raiseHighWater(pos: number): Promise<unknown> {
+    if (pos <= this.raised) return this.raising;
+    this.raised = pos;
+    this.raising = this.raising
+      .catch(() => undefined)
+      .then(() => this.counters.updateOne({ _id: 'feed' }, { $max: { highWater: pos } }, { upsert: true }))
+      .catch((e) => {
+        if (!isDuplicateKeyError(e)) this.logger.warn(`could not raise the feed high-water mark: ${(e as Error).message}`);
+      });
+    return this.raising;
+  }
+
+  /** Highest position written to the feed, as far as the high-water mark (and this process) know. */
+  async highWater(): Promise<number> {
+    const c = await this.counters.findOne({ _id: 'feed' });
+    return Math.max(c?.highWater ?? 0, this.raised);
   }
 
   /** Highest position present in the feed (0 when empty). */
@@ -166,9 +201,8 @@ export class ChangeFeedRepository implements OnModuleInit {
   /**
    * Entries after `after`, in feed order (at most `limit`). Positions are dense, so a run of them is
    * asked for by `_id` (`$in`): index lookups on MongoDB, and on the embedded FerretDB (with our
-   * patch) the only shape it answers without reading the whole feed. When the very next position is
-   * missing (the end of the feed, or a hole a writer is about to fill) the range query answers: it
-   * sees what lies beyond a hole.
+   * patch) the only shape it answers without reading the whole feed. The end of the feed is told
+   * by the high-water mark, not by a range query (a read of the whole feed on FerretDB).
    */
   async scan(after: number, limit: number): Promise<FeedEntry[]> {
     const window = Math.max(1, Math.min(limit, SCAN_WINDOW));
@@ -177,6 +211,11 @@ export class ChangeFeedRepository implements OnModuleInit {
     let run = 0;
     while (run < found.length && found[run]._id === after + 1 + run) run++;
     if (run > 0) return found.slice(0, run);
+    // a hole right after `after`: what follows it in the window shows it to the walk
+    if (found.length) return found;
+    // nothing in the window: the end of the feed, unless the mark says more was written (a hole
+    // wider than the window: only a writer that died with many positions claimed leaves one)
+    if (after >= (await this.highWater())) return [];
     return this.feed.find({ _id: { $gt: after } }).sort({ _id: 1 }).limit(limit).toArray();
   }
 

@@ -108,8 +108,12 @@ export class ChangeFeedService implements OnApplicationBootstrap, OnModuleDestro
         }
         if (e.state === 'pending') {
           if (Date.now() - e.createdAt.getTime() > this.timings.staleAfterMs) {
-            await this.recoverEntry(e).catch((err) => this.logger.warn(`recovery of #${e._id} failed: ${(err as Error).message}`));
-            break; // repaired: scan again from pos
+            const replayed = await this.recoverEntry(e).catch((err) => {
+              this.logger.warn(`recovery of #${e._id} failed: ${(err as Error).message}`);
+              return false;
+            });
+            if (replayed) break; // repaired: scan again from pos
+            return { pos, reason: 'blocked' }; // someone else is replaying it
           }
           return { pos, reason: 'blocked' };
         }
@@ -197,28 +201,42 @@ export class ChangeFeedService implements OnApplicationBootstrap, OnModuleDestro
 
   // ---------------------------------------------------------------- repair after a crash
 
-  /** Replays pending entries older than the stale limit (all of them at start-up). */
+  /**
+   * Replays pending entries older than the stale limit. At start-up it looks for them everywhere (one
+   * query); afterwards the janitor walks the feed from the settled head, which replays stale entries
+   * and fills stale holes on its way: unsettled entries can only lie beyond it, and the walk reads
+   * positions by `_id` instead of querying the whole feed for `state: 'pending'` every few seconds.
+   */
   async recoverStale(startup: boolean): Promise<number> {
     if (this.recovering) return 0;
     this.recovering = true;
     try {
+      if (!startup) {
+        await this.head();
+        return 0;
+      }
       const olderThan = new Date(Date.now() - this.timings.staleAfterMs);
       const stale = await this.feed.stalePending(olderThan);
       for (const e of stale) await this.recoverEntry(e);
-      if (stale.length) this.logger.warn(`${startup ? 'start-up: ' : ''}replayed ${stale.length} change(s) left pending by a stopped writer`);
+      if (stale.length) this.logger.warn(`start-up: replayed ${stale.length} change(s) left pending by a stopped writer`);
       return stale.length;
     } finally {
       this.recovering = false;
     }
   }
 
-  /** Takes the document's lease (stealing it once expired) and replays its pending entries. */
-  async recoverEntry(e: FeedEntry): Promise<void> {
+  /**
+   * Takes the document's lease (stealing it once expired) and replays its pending entries. False when
+   * a live holder has the lease (a writer, or another process replaying it).
+   */
+  async recoverEntry(e: FeedEntry): Promise<boolean> {
     const key = e.docKey!;
     const missed = await this.locks.tryAcquire([key], this.timings.lockTtlMs);
-    if (missed.length && !(await this.locks.steal(key, this.timings.lockTtlMs))) return; // a live writer holds it
+    if (missed.length && !(await this.locks.steal(key, this.timings.lockTtlMs))) return false;
     try {
+      this.logger.warn(`replaying change #${e._id} on ${key}, left pending by a stopped writer`);
       await this.replayPending(key);
+      return true;
     } finally {
       await this.locks.release([key]);
     }

@@ -352,12 +352,14 @@ export class SyncService {
     for (let attempt = 0; todo.length; attempt++) {
       if (attempt > 50) throw new UnavailableError('could not claim change feed positions');
       if (assign) {
-        if (this.nextPosition === 0) this.nextPosition = Math.max(await this.feedRepo.maxPosition(), await this.feedRepo.purgedThrough()) + 1;
+        if (this.nextPosition === 0) this.nextPosition = Math.max(await this.feedRepo.highWater(), await this.feedRepo.purgedThrough()) + 1;
         const first = this.nextPosition;
         this.nextPosition += todo.length;
         todo.forEach((e, i) => (e._id = first + i));
       }
       const landed = await this.feedRepo.insertOrdered(todo);
+      // readers tell the end of the feed by this mark (see ChangeFeedRepository.scan)
+      if (landed > 0) await this.feedRepo.raiseHighWater(todo[landed - 1]._id);
       if (landed === todo.length) break;
       const rest = todo.slice(landed);
       const real = rest.filter((e) => e.state !== 'skip');
