@@ -122,6 +122,24 @@ describe('sync engine: write path (sync:change, sync:changeBatch, compat events)
     expect(next.success).toBe(true);
   });
 
+  it('keeps the order of a fast-clock device\'s own changes: insert then update of one document, both clamped', async () => {
+    const docId = id();
+    const far = Date.now() + 75_000;
+    const res = await emitAck(a, 'sync:changeBatch', {
+      changes: [
+        { operation: 'insert', collection: 'tasks', documentId: docId, data: { step: 1 }, timestamp: far },
+        { operation: 'update', collection: 'tasks', documentId: docId, data: { step: 2 }, timestamp: far + 1 },
+      ],
+    });
+    expect(res.results.map((r: any) => r.success)).toEqual([true, true]);
+    expect(res.results[1].timestamp).toBeGreaterThan(res.results[0].timestamp);
+    expect(res.results[1].timestamp).toBeLessThanOrEqual(Date.now() + 60_000);
+    // and in a later message too
+    const again = await emitAck(a, 'sync:change', { operation: 'update', collection: 'tasks', documentId: docId, data: { step: 3 }, timestamp: far + 2 });
+    expect(again.success).toBe(true);
+    expect(await db.db.collection('tasks').findOne({ _id: docId as any })).toMatchObject({ step: 3 });
+  });
+
   it('is idempotent: the same changeId sent 3 times (and twice inside a batch) is applied and broadcast once', async () => {
     const docId = id();
     const changeId = `idem-${docId}`;

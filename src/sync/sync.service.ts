@@ -221,7 +221,12 @@ export class SyncService {
         const c = w.change;
         const key = docKey(c.collection, c.documentId);
         const stored = states.get(key)!;
-        const outcome = this.resolve(stored, { operation: c.operation, documentId: c.documentId, data: c.data, timestamp: c.timestamp, userId: origin.user.id });
+        // A clamped change ("the device's clock is far ahead") is one the device made after
+        // everything it knows of: clamped to the server clock it must still come after the stored
+        // version, or a fast device would lose its own insert-then-update of one batch (both
+        // clamped to the same millisecond). Bounded: stored versions are never beyond now + skew.
+        const timestamp = c.clamped && stored.timestamp !== null && stored.timestamp >= c.timestamp ? stored.timestamp + 1 : c.timestamp;
+        const outcome = this.resolve(stored, { operation: c.operation, documentId: c.documentId, data: c.data, timestamp, userId: origin.user.id });
         if (outcome.kind === 'conflict') {
           const current = outcome.current ? publicDoc(outcome.current) : null;
           declined.push({ w, ack: { success: false, code: ErrorCode.CONFLICT, changeId: c.changeId, error: `conflict: ${outcome.reason}`, timestamp: outcome.timestamp ?? undefined, current } });
