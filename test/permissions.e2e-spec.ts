@@ -67,6 +67,23 @@ describe('permissions: the rules file', () => {
     expect(JSON.stringify(feed)).not.toContain('secret');
   });
 
+  it('a delete of a document the server does not have reaches readers only where the read rule does not need the document', async () => {
+    const carol = await join('carol');
+    const dave = await join('dave');
+    const head = (await emitAck(dave, 'sync:get_changes', { limit: 1 })).cursor;
+    const acks = [
+      await emitAck(carol, 'sync:change', { operation: 'delete', collection: 'chat', documentId: 'never-was' }),
+      await emitAck(carol, 'sync:change', { operation: 'delete', collection: 'tasks', documentId: 'never-was-either' }),
+    ];
+    // nothing to check a write rule against, nothing changes: applied (a tombstone is kept)
+    for (const a of acks) expect(a).toMatchObject({ success: true });
+    const feed = await emitAck(dave, 'sync:get_changes', { cursor: head });
+    const got = feed.changes.map((c: any) => `${c.collection}/${c.documentId}`);
+    // chat is readable by everyone: included; tasks depend on the document's userId: not
+    expect(got).toContain('chat/never-was');
+    expect(got).not.toContain('tasks/never-was-either');
+  });
+
   it('claims: %user.<claim> decides; a user without the claim sees nothing', async () => {
     const ed = await join('ed', { org: 'o1', role: 'editor' });
     const viewer = await join('vi', { org: 'o1', role: 'viewer' });

@@ -193,7 +193,12 @@ export class ChangeFeedService implements OnApplicationBootstrap, OnModuleDestro
   /** The change as `user` may see it: whole, as outOfView, or not at all. */
   visible(user: AuthUser, e: FeedEntry): DeliveredChange | null {
     const coll = e.collection!;
-    if (e.operation === 'delete') return e.before && this.permissions.canRead(user, coll, e.before) ? toDelivered(e) : null;
+    if (e.operation === 'delete') {
+      if (e.before) return this.permissions.canRead(user, coll, e.before) ? toDelivered(e) : null;
+      // a delete of a document the server did not have (never created, or deleted already): there is
+      // no before-image, so it is included where the read rule does not depend on the document
+      return this.permissions.canRead(user, coll, { _id: e.documentId }) ? toDelivered(e) : null;
+    }
     if (e.after && this.permissions.canRead(user, coll, e.after)) return toDelivered(e);
     if (e.before && this.permissions.canRead(user, coll, e.before)) return toDelivered(e, true);
     return null;
