@@ -78,7 +78,7 @@ const PRESETS: Record<Exclude<Mode, 'custom'>, Omit<BenchOptions, 'mode' | 'only
     dblimit: { durationMs: 10_000, writers: 4, batchSize: 100 },
     fanout: { subscribers: [10, 100, 250, 500, 1000, 2000], rate: 20, maxInFlight: 1, durationMs: 15_000, warmupMs: 2000 },
     connections: { steps: [1000, 2500, 5000, 7500, 10_000, 12_500, 15_000], settleMs: 3000, concurrency: 200 },
-    catchup: { changes: 5000, limit: 5000, fillClients: 1, batchSize: 500 },
+    catchup: { changes: 100_000, limit: 5000, fillClients: 2, batchSize: 500 },
   },
 };
 
