@@ -1,4 +1,4 @@
-/* The few pieces of the wire contract (/work/shared/PROTOCOL.md) the load generator speaks. Kept
+/* The few pieces of the wire contract (docs/PROTOCOL.md) the load generator speaks. Kept
  * here rather than imported from libs/protocol so the harness measures the server as a black box. */
 import { randomUUID } from 'node:crypto';
 
