@@ -3,8 +3,8 @@
  *   - bulk upsert (replaceOne by _id, upsert): what a document write costs — the fair ceiling;
  *   - raw insertMany: the cheapest possible write;
  *   - the server's write path replayed with the driver: the round trips the server makes for one
- *     batch of new documents (idempotency lookup, leases, state load, feed position, write-ahead
- *     entries, document writes, settle, lease release) with no Node.js server work in between.
+ *     batch of new documents (leases, state load, write-ahead entries claiming their positions,
+ *     high-water mark, document writes, settle, lease release) with no Node.js server work between.
  *     Server ≈ this figure means the time goes to database round trips; server ≪ it means the
  *     server's own CPU work is the limit. */
 import { randomUUID } from 'node:crypto';
@@ -47,18 +47,27 @@ async function loop(writers: number, warmupMs: number, durationMs: number, op: (
 }
 
 async function ensureWritePathIndexes(db: Db, p: string) {
-  await db.collection(`${p}_feed`).createIndexes([
-    { key: { changeId: 1 }, name: 'changeId_unique', unique: true },
-    { key: { state: 1, createdAt: 1 }, name: 'state_createdAt' },
-    { key: { docKey: 1 }, name: 'docKey' },
-    { key: { serverTimestamp: 1 }, name: 'serverTimestamp' },
-    { key: { createdAt: 1 }, name: 'createdAt' },
-  ]);
-  await db.collection(`${p}_locks`).createIndexes([{ key: { expiresAt: 1 }, name: 'expiresAt' }]);
-  await db.collection(`${p}_tombstones`).createIndexes([{ key: { deletedAt: 1 }, name: 'deletedAt' }]);
-  // the counter exists before the concurrent writers start (as it does for the primed server)
-  await db.collection<any>(`${p}_counters`).updateOne({ _id: 'feed' }, { $setOnInsert: { seq: 0 } }, { upsert: true });
+  for (const [coll, specs] of [
+    [
+      `${p}_feed`,
+      [
+        { key: { userId: 1, changeId: 1 }, name: 'user_changeId_unique', unique: true },
+        { key: { state: 1, createdAt: 1 }, name: 'state_createdAt' },
+        { key: { docKey: 1 }, name: 'docKey' },
+        { key: { serverTimestamp: 1 }, name: 'serverTimestamp' },
+        { key: { createdAt: 1 }, name: 'createdAt' },
+      ],
+    ],
+    [`${p}_locks`, [{ key: { expiresAt: 1 }, name: 'expiresAt' }]],
+    [`${p}_tombstones`, [{ key: { deletedAt: 1 }, name: 'deletedAt' }]],
+  ] as const) {
+    for (const { key, ...options } of specs) await db.collection(coll).createIndex(key, options);
+  }
+  await db.collection<any>(`${p}_counters`).updateOne({ _id: 'feed' }, { $max: { highWater: 0 } }, { upsert: true });
 }
+
+/** This process's next feed position (as SyncService keeps one per server process). */
+let nextPosition = 1;
 
 /** The database operations SyncService.applyFresh makes for one batch of inserts of new documents. */
 async function writePathBatch(db: Db, p: string, coll: string, batch: Doc[]): Promise<number> {
@@ -69,14 +78,12 @@ async function writePathBatch(db: Db, p: string, coll: string, batch: Doc[]): Pr
   const docsColl = db.collection<any>(coll);
   const ids = batch.map((d) => d._id);
   const keys = ids.map((id) => `${coll}:${id}`);
-  const changeIds = batch.map(() => randomUUID());
   const now = Date.now();
-  await feed.find({ changeId: { $in: changeIds } }, { projection: { _id: 1, changeId: 1, state: 1, timestamp: 1, documentId: 1, collection: 1 } }).toArray();
   await locks.insertMany(keys.map((k) => ({ _id: k, owner: 'bench', expiresAt: new Date(now + 10_000) })), { ordered: false });
   await Promise.all([docsColl.find({ _id: { $in: ids } }).toArray(), tombs.find({ _id: { $in: keys } }).toArray()]);
   const entries = batch.map((d, i) => ({
     _id: 0,
-    changeId: changeIds[i],
+    changeId: randomUUID(),
     state: 'pending',
     collection: coll,
     documentId: d._id,
@@ -91,25 +98,12 @@ async function writePathBatch(db: Db, p: string, coll: string, batch: Doc[]): Pr
     clientAddress: '127.0.0.1',
     createdAt: new Date(now),
   }));
-  // positions: reserve, insert, and reserve again for the entries whose position was taken (as the
-  // server's insertPending does: FerretDB's findAndModify $inc is not atomic under concurrency)
-  let todo = entries;
-  for (let attempt = 0; todo.length; attempt++) {
-    if (attempt > 20) throw new Error('could not reserve feed positions');
-    const res = await counters.findOneAndUpdate({ _id: 'feed' }, { $inc: { seq: todo.length } }, { upsert: true, returnDocument: 'after' });
-    const first = (res?.seq as number) - todo.length + 1;
-    todo.forEach((e, i) => (e._id = first + i));
-    try {
-      await feed.insertMany(todo, { ordered: false });
-      todo = [];
-    } catch (e) {
-      const errs = ((e as { writeErrors?: { index: number; code: number }[] | { index: number; code: number } }).writeErrors ?? []) as { index: number; code: number }[] | { index: number; code: number };
-      const list = Array.isArray(errs) ? errs : [errs];
-      if (!list.length || list.some((w) => w.code !== 11000)) throw e;
-      const failed = new Set(list.map((w) => w.index));
-      todo = todo.filter((_, i) => failed.has(i));
-    }
-  }
+  // write-ahead entries claim consecutive positions by an ordered insert (the unique _id arbitrates)
+  const first = nextPosition;
+  nextPosition += entries.length;
+  entries.forEach((e, i) => (e._id = first + i));
+  await feed.insertMany(entries, { ordered: true });
+  await counters.updateOne({ _id: 'feed' }, { $max: { highWater: first + entries.length - 1 } });
   await docsColl.bulkWrite(batch.map((d) => ({ insertOne: { document: d } })) as AnyBulkWriteOperation<any>[], { ordered: false });
   await feed.updateMany({ _id: { $in: entries.map((e) => e._id) }, state: 'pending' }, { $set: { state: 'applied' } });
   await locks.deleteMany({ _id: { $in: keys }, owner: 'bench' });

@@ -1,5 +1,7 @@
 import { INestApplicationContext, Logger } from '@nestjs/common';
 import { IoAdapter } from '@nestjs/platform-socket.io';
+import type { MessageMappingProperties } from '@nestjs/websockets';
+import type { Observable } from 'rxjs';
 import type { Server, ServerOptions } from 'socket.io';
 import { AppConfig } from '../config/config.schema';
 
@@ -23,6 +25,32 @@ export class SyncIoAdapter extends IoAdapter {
   /** Registers a hook run on the created server (e.g. the Redis adapter). */
   onServerCreated(fn: ServerAdapterFactory): void {
     this.extraSetup.push(fn);
+  }
+
+  /**
+   * One plain listener per message and socket. Nest's own binding builds, for every socket and every
+   * handler, an RxJS pipeline (fromEvent, mergeMap, filter, map, takeUntil and their subscribers):
+   * about 20 KB of heap per idle socket (BENCHMARKS.md). Same behaviour: the handler's result (a
+   * value, a promise or an observable) is the ack, or an emitted event when it has `event`.
+   */
+  override bindMessageHandlers(socket: Parameters<IoAdapter['bindMessageHandlers']>[0], handlers: MessageMappingProperties[], transform: (data: unknown) => Observable<unknown>): void {
+    for (const { message, callback, isAckHandledManually } of handlers) {
+      socket.on(message as string, (...args: unknown[]) => {
+        const { data, ack } = this.mapPayload(args.length === 1 ? args[0] : args);
+        transform(callback(data, ack)).subscribe({
+          next: (response) => {
+            if (response === null || response === undefined) return;
+            const r = response as { event?: string; data?: unknown };
+            if (r.event) {
+              socket.emit(r.event, r.data);
+              return;
+            }
+            if (!isAckHandledManually && typeof ack === 'function') (ack as (res: unknown) => void)(response);
+          },
+          error: (e: unknown) => this.logger.error(`handler of "${String(message)}" failed: ${(e as Error)?.stack ?? String(e)}`),
+        });
+      });
+    }
   }
 
   override createIOServer(port: number, options?: ServerOptions): Server {
