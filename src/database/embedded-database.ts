@@ -263,8 +263,9 @@ export class EmbeddedDatabase extends EventEmitter {
           /* plain text line */
         }
         const text = `[ferretdb] ${msg}`;
-        // our own readiness probes open and drop connections: FerretDB logs each one
-        if (/use of closed network connection|connection reset by peer|EOF/.test(msg)) {
+        // our own readiness probes open and drop connections: FerretDB logs each one; and it dumps
+        // the whole response of every failed command (an expected "ns not found", say) as a warning
+        if (/use of closed network connection|connection reset by peer|EOF|^Connection stopped|^(Response|Request) (header|message)/.test(msg)) {
           log?.debug?.(text);
           continue;
         }
@@ -293,7 +294,7 @@ export class EmbeddedDatabase extends EventEmitter {
           reject(new Error(`FerretDB exited during start-up (code ${code}, signal ${signal})`));
           return;
         }
-        if (wasRunning) this.emit('down', { code, signal });
+        if (wasRunning && !this.stopping) this.emit('down', { code, signal });
         if (!this.stopping && this.opts.autoRestart !== false) this.scheduleRestart();
       });
       const deadline = Date.now() + (this.opts.startTimeoutMs ?? 20_000);
