@@ -67,21 +67,21 @@ describe('permissions: the rules file', () => {
     expect(JSON.stringify(feed)).not.toContain('secret');
   });
 
-  it('a delete of a document the server does not have reaches readers only where the read rule does not need the document', async () => {
+  it('a delete of a document the server does not have is refused where the write rule depends on the document', async () => {
     const carol = await join('carol');
     const dave = await join('dave');
     const head = (await emitAck(dave, 'sync:get_changes', { limit: 1 })).cursor;
-    const acks = [
-      await emitAck(carol, 'sync:change', { operation: 'delete', collection: 'chat', documentId: 'never-was' }),
-      await emitAck(carol, 'sync:change', { operation: 'delete', collection: 'tasks', documentId: 'never-was-either' }),
-    ];
-    // nothing to check a write rule against, nothing changes: applied (a tombstone is kept)
-    for (const a of acks) expect(a).toMatchObject({ success: true });
+    // chat: anyone may read; the write rule needs senderId, which a document that is not there lacks
+    const chat = await emitAck(carol, 'sync:change', { operation: 'delete', collection: 'chat', documentId: 'never-was' });
+    expect(chat).toMatchObject({ success: false, code: 'FORBIDDEN' });
+    // posts: the write rule needs authorId: refused too, so nobody can plant a tombstone that would
+    // void the owner's older offline insert of that id
+    const post = await emitAck(carol, 'sync:change', { operation: 'delete', collection: 'posts', documentId: 'dave-post', timestamp: Date.now() + 50_000 });
+    expect(post).toMatchObject({ success: false, code: 'FORBIDDEN' });
+    const insert = await emitAck(dave, 'sync:change', { operation: 'insert', collection: 'posts', documentId: 'dave-post', data: { authorId: 'dave', public: true }, timestamp: Date.now() - 10_000 });
+    expect(insert).toMatchObject({ success: true });
     const feed = await emitAck(dave, 'sync:get_changes', { cursor: head });
-    const got = feed.changes.map((c: any) => `${c.collection}/${c.documentId}`);
-    // chat is readable by everyone: included; tasks depend on the document's userId: not
-    expect(got).toContain('chat/never-was');
-    expect(got).not.toContain('tasks/never-was-either');
+    expect(feed.changes.map((c: any) => `${c.collection}/${c.documentId}`)).toEqual(['posts/dave-post']);
   });
 
   it('claims: %user.<claim> decides; a user without the claim sees nothing', async () => {

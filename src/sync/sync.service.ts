@@ -234,7 +234,11 @@ export class SyncService {
         }
         const before = stored.doc;
         const after = outcome.after ? (outcome.fieldTimes ? { ...outcome.after, [FIELD_TS]: outcome.fieldTimes } : outcome.after) : null;
-        if (!origin.trusted && !this.permissions.canWrite(origin.user, c.collection, before ? publicDoc(before) : null, outcome.after)) {
+        // a delete of a document the server does not have is checked against a document holding only
+        // its id: allowed where the write rule does not depend on the document, refused elsewhere
+        // (its tombstone would otherwise let anyone void the owner's older offline insert)
+        const ruleBefore = before ? publicDoc(before) : c.operation === 'delete' ? ({ _id: c.documentId } as SyncDocument) : null;
+        if (!origin.trusted && !this.permissions.canWrite(origin.user, c.collection, ruleBefore, outcome.after)) {
           declined.push({ w, ack: new ForbiddenError(`the write rule of "${c.collection}" does not allow this change`, { changeId: c.changeId }) });
           continue;
         }
