@@ -227,6 +227,22 @@ describe('SyncClient (against a fake protocol server)', () => {
     expect(c.getCursor()).toBe(server.feed.at(-1)!.cursor);
   });
 
+  it('whenSynced waits for a catch-up that starts after the call, not one already under way', async () => {
+    const c = client('u');
+    await c.subscribe('tasks');
+    await c.connect();
+    await c.whenSynced();
+    server.broadcast = false;
+    server.answerDelayMs['sync:get_changes'] = 300;
+    const first = c.whenSynced(); // a catch-up whose page is computed now and answered 300 ms later
+    await new Promise((r) => setTimeout(r, 50));
+    server.applyExternal({ operation: 'insert', collection: 'tasks', documentId: 'late', data: { n: 1 }, timestamp: 100 });
+    await c.whenSynced(); // called after the write: must not settle on the first catch-up's answer
+    expect(c.getDocument('tasks', 'late')).toMatchObject({ n: 1 });
+    expect(c.getCursor()).toBe(server.feed.at(-1)!.cursor);
+    await first;
+  });
+
   it('never moves the stored cursor on live changes', async () => {
     const a = client('a');
     const b = client('b', new MemoryStorage(), { catchUpIntervalMs: 0 });

@@ -32,6 +32,8 @@ export class FakeSyncServer {
   interceptors: Interceptor[] = [];
   /** Send live sync:changes to subscribers (false: they only learn through get_changes). */
   broadcast = true;
+  /** Answers of these events are sent this many ms after they were computed (a slow server). */
+  answerDelayMs: Partial<Record<string, number>> = {};
   /** An interceptor returning this swallows the request: no ack is sent. */
   static readonly NO_ACK = Symbol('no-ack');
   private http!: HttpServer;
@@ -84,7 +86,10 @@ export class FakeSyncServer {
           if (r !== undefined) return ack?.(r);
         }
         if (event !== 'sync:join' && !socket.data.userId) return ack?.({ success: false, code: 'UNAUTHENTICATED', error: 'join first' });
-        ack?.(await fn(payload ?? {}));
+        const answer = await fn(payload ?? {});
+        const delay = this.answerDelayMs[event];
+        if (delay) await new Promise((r) => setTimeout(r, delay));
+        ack?.(answer);
       });
     socket.data.subs = new Map<string, string>();
     on('sync:join', (p) => {
