@@ -72,7 +72,12 @@ interface Acked {
   documentId: string;
   timestamp: number;
   operation: string;
+  cursor: string;
+  round: number;
 }
+
+/** Every batch sent, by round (the last one of a round was in flight when the server died). */
+const sentBatches = new Map<number, any[][]>();
 
 /**
  * Streams batches of 25 changes (updates and deletes over 60 documents); once `killAfter` batches are
@@ -96,6 +101,7 @@ async function streamUntilKilled(url: string, server: Server, round: number, kil
         timestamp: round * 1_000_000 + 1_000 + k * 100 + j,
       }));
       const sent = Date.now();
+      sentBatches.set(round, [...(sentBatches.get(round) ?? []), changes]);
       const pending = emitAck(socket, 'sync:changeBatch', { changes }, 15_000).catch(() => null);
       if (batches === killAfter) {
         // somewhere inside the batch's database work: 20-90 % of a batch's usual duration
@@ -108,7 +114,7 @@ async function streamUntilKilled(url: string, server: Server, round: number, kil
       batches++;
       spent += Date.now() - sent;
       res.results.forEach((r: any, j: number) => {
-        if (r.success) acked.set(changes[j].changeId, { documentId: changes[j].documentId, timestamp: r.timestamp, operation: changes[j].operation });
+        if (r.success) acked.set(changes[j].changeId, { documentId: changes[j].documentId, timestamp: r.timestamp, operation: changes[j].operation, cursor: r.cursor, round });
       });
     }
   } finally {
@@ -198,6 +204,26 @@ describe('crash safety: SIGKILL during a stream of batches (embedded database)',
         const ts = doc ? (doc.sync_updated_at as number) : (tomb?.timestamp as number);
         expect(ts).toBeGreaterThanOrEqual(timestamp);
       }
+
+      // the writer of the last round comes back and sends its last batches again (the acked one
+      // before the crash, and the one in flight): the acked changes get their first ack again,
+      // marked duplicate; nothing is applied twice
+      const writer = await connectClient(url);
+      await emitAck(writer, 'sync:join', { userId: 'writer3' });
+      for (const changes of (sentBatches.get(3) ?? []).slice(-2)) {
+        const res = await emitAck(writer, 'sync:changeBatch', { changes });
+        res.results.forEach((r: any, j: number) => {
+          const first = acked.get(changes[j].changeId);
+          if (first) expect(r).toMatchObject({ success: true, duplicate: true, timestamp: first.timestamp, cursor: first.cursor });
+          else expect(r.success).toBe(true); // in flight at the crash: applied now, or found written ahead
+        });
+      }
+      writer.close();
+      const feedAfter = await db.db.collection('_sync_feed').find({ state: 'applied' }).toArray();
+      const counts = new Map<string, number>();
+      for (const e of feedAfter) counts.set(e.changeId, (counts.get(e.changeId) ?? 0) + 1);
+      expect([...counts.values()].every((n) => n === 1)).toBe(true);
+      feed.splice(0, feed.length, ...feedAfter.sort((x: any, y: any) => x._id - y._id));
 
       // a client reading the feed from the start sees every acked change, each once
       const reader = await connectClient(url);

@@ -7,6 +7,17 @@ import { ensureIndexes } from '../database/indexes';
 
 export const FEED_COLLECTION = '_sync_feed';
 export const COUNTERS_COLLECTION = '_sync_counters';
+/** Where each (author, changeId) went in the feed: `_id` lookups, cheap on every database. */
+export const CHANGES_COLLECTION = '_sync_changes';
+
+interface ChangeRecord {
+  /** `${userId}\u0000${changeId}` */
+  _id: string;
+  pos: number;
+  createdAt: Date;
+}
+
+const changeKey = (userId: string, changeId: string) => `${userId}\u0000${changeId}`;
 
 /**
  * One entry of the change feed. `_id` is the feed position (a number handed out by an atomic counter).
@@ -78,6 +89,9 @@ export class ChangeFeedRepository implements OnModuleInit {
   get feed(): Collection<FeedEntry> {
     return this.db.collection<FeedEntry>(FEED_COLLECTION);
   }
+  private get changes(): Collection<ChangeRecord> {
+    return this.db.collection<ChangeRecord>(CHANGES_COLLECTION);
+  }
   private get counters(): Collection<CounterDoc> {
     return this.db.collection<CounterDoc>(COUNTERS_COLLECTION);
   }
@@ -92,6 +106,7 @@ export class ChangeFeedRepository implements OnModuleInit {
       { key: { serverTimestamp: 1 }, name: 'serverTimestamp' },
       { key: { createdAt: 1 }, name: 'createdAt' },
     ]);
+    await ensureIndexes(this.changes, [{ key: { createdAt: 1 }, name: 'createdAt' }]);
     // the high-water mark: created once (from the feed itself when it predates the mark)
     if (!(await this.counters.findOne({ _id: 'feed' }))) {
       const max = await this.maxPosition();
@@ -188,6 +203,38 @@ export class ChangeFeedRepository implements OnModuleInit {
       })),
       { ordered: false },
     );
+    await this.changes.deleteMany({ _id: { $in: entries.filter((e) => e.userId !== undefined).map((e) => changeKey(e.userId!, e.changeId)) } });
+  }
+
+  /** Records where the entries went (after they landed in the feed); an existing record is kept. */
+  async recordChanges(entries: FeedEntry[]): Promise<void> {
+    const real = entries.filter((e) => e.state !== 'skip' && e.userId !== undefined);
+    if (!real.length) return;
+    try {
+      await this.changes.insertMany(
+        real.map((e) => ({ _id: changeKey(e.userId!, e.changeId), pos: e._id, createdAt: e.createdAt })),
+        { ordered: false },
+      );
+    } catch (e) {
+      const dups = duplicateKeyIndexes(e);
+      if (dups === null || dups.has(-1)) throw e;
+    }
+  }
+
+  /**
+   * The feed entries of one author's changes, found through their records (two `_id` lookups).
+   * A change whose record is missing (its writer died between the two inserts) is not found here;
+   * `findByChangeIds` is the exact, slow way.
+   */
+  async findRecorded(userId: string, changeIds: string[]): Promise<FeedEntry[]> {
+    if (changeIds.length === 0) return [];
+    const recs = await this.changes.find({ _id: { $in: changeIds.map((c) => changeKey(userId, c)) } }).toArray();
+    if (!recs.length) return [];
+    const wanted = new Set(changeIds);
+    const entries = await this.feed
+      .find({ _id: { $in: recs.map((r) => r.pos) } }, { projection: { _id: 1, changeId: 1, state: 1, timestamp: 1, userId: 1, documentId: 1, collection: 1 } })
+      .toArray();
+    return entries.filter((e) => e.userId === userId && wanted.has(e.changeId));
   }
 
   /** Changes of one author by changeId (idempotency is per user: two users may reuse an id). */
@@ -252,6 +299,7 @@ export class ChangeFeedRepository implements OnModuleInit {
     if (through <= 0) return 0;
     await this.counters.updateOne({ _id: 'retention' }, { $max: { purgedThrough: through } }, { upsert: true });
     const res = await this.feed.deleteMany({ _id: { $lte: through } });
+    await this.changes.deleteMany({ pos: { $lte: through } });
     return res.deletedCount;
   }
 }

@@ -253,6 +253,8 @@ export class ChangeFeedService implements OnApplicationBootstrap, OnModuleDestro
    */
   async replayPending(key: string): Promise<void> {
     const entries = await this.feed.pendingForDoc(key);
+    // the dead writer may have gone before recording them: a retry must still be recognised
+    await this.feed.recordChanges(entries);
     for (const e of entries) {
       const coll = e.collection!;
       const id = e.documentId!;

@@ -328,7 +328,9 @@ export class SyncService {
   /**
    * A change the resolver or a write rule declines may be the retry of one applied before (its own
    * write is what it now conflicts with): those get the first ack again, marked duplicate; the
-   * others are refused. One feed query, only for batches with something to decline.
+   * others are refused. Two `_id` lookups, only for batches with something to decline. (A retry
+   * whose record was lost with a writer that died between inserting its entry and its record gets
+   * the decline instead: its change is in the feed, so the client settles on the same state.)
    */
   private async answerDeclined(
     declined: { w: Work; ack: SyncError | ChangeAckFailure }[],
@@ -337,7 +339,7 @@ export class SyncService {
     reject: (i: number, e: SyncError | ChangeAckFailure, c?: Partial<NormalizedChange>) => void,
   ): Promise<void> {
     const ids = declined.filter(({ w }) => !w.change.generatedId).map(({ w }) => w.change.changeId);
-    const known = new Map((await this.feedRepo.findByChangeIds(origin.user.id, ids)).filter((e) => e.state !== 'aborted').map((e) => [e.changeId, e]));
+    const known = new Map((await this.feedRepo.findRecorded(origin.user.id, ids)).filter((e) => e.state !== 'aborted').map((e) => [e.changeId, e]));
     for (const { w, ack } of declined) {
       const e = w.change.generatedId ? undefined : known.get(w.change.changeId);
       if (e) {
@@ -367,12 +369,18 @@ export class SyncService {
         todo.forEach((e, i) => (e._id = first + i));
       }
       const landed = await this.feedRepo.insertOrdered(todo);
-      // readers tell the end of the feed by this mark (see ChangeFeedRepository.scan)
-      if (landed > 0) await this.feedRepo.raiseHighWater(todo[landed - 1]._id);
+      if (landed > 0) {
+        // readers tell the end of the feed by this mark (see ChangeFeedRepository.scan); retries are
+        // recognised through the records
+        await Promise.all([this.feedRepo.raiseHighWater(todo[landed - 1]._id), this.feedRepo.recordChanges(todo.slice(0, landed))]);
+      }
       if (landed === todo.length) break;
       const rest = todo.slice(landed);
       const real = rest.filter((e) => e.state !== 'skip');
-      const known = new Map((await this.feedRepo.findByChangeIds(userId, real.map((e) => e.changeId))).map((e) => [e.changeId, e]));
+      let found = await this.feedRepo.findRecorded(userId, real.map((e) => e.changeId));
+      // the refused entry is not recorded: its record was lost in a crash, or its position was taken
+      if (rest[0].state !== 'skip' && !found.some((e) => e.changeId === rest[0].changeId)) found = await this.feedRepo.findByChangeIds(userId, real.map((e) => e.changeId));
+      const known = new Map(found.map((e) => [e.changeId, e]));
       const isRetry = (e: FeedEntry) => e.state !== 'skip' && known.has(e.changeId) && known.get(e.changeId)!._id !== e._id;
       if (isRetry(rest[0])) {
         todo = rest.map((e) => {
