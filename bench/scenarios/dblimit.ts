@@ -4,7 +4,7 @@
  *   - raw insertMany: the cheapest possible write;
  *   - the server's write path replayed with the driver: the round trips the server makes for one
  *     batch of new documents (leases, state load, write-ahead entries claiming their positions,
- *     high-water mark, document writes, settle, lease release) with no Node.js server work between.
+ *     high-water mark and idempotency records, document writes, settle, lease release) with no Node.js server work between.
  *     Server ≈ this figure means the time goes to database round trips; server ≪ it means the
  *     server's own CPU work is the limit. */
 import { randomUUID } from 'node:crypto';
@@ -103,7 +103,14 @@ async function writePathBatch(db: Db, p: string, coll: string, batch: Doc[]): Pr
   nextPosition += entries.length;
   entries.forEach((e, i) => (e._id = first + i));
   await feed.insertMany(entries, { ordered: true });
-  await counters.updateOne({ _id: 'feed' }, { $max: { highWater: first + entries.length - 1 } });
+  // the high-water mark and the idempotency records, together (as insertPending does)
+  await Promise.all([
+    counters.updateOne({ _id: 'feed' }, { $max: { highWater: first + entries.length - 1 } }),
+    db.collection<any>(`${p}_changes`).insertMany(
+      entries.map((e) => ({ _id: `${e.userId}\u0000${e.changeId}`, pos: e._id, createdAt: e.createdAt })),
+      { ordered: false },
+    ),
+  ]);
   await docsColl.bulkWrite(batch.map((d) => ({ insertOne: { document: d } })) as AnyBulkWriteOperation<any>[], { ordered: false });
   await feed.updateMany({ _id: { $in: entries.map((e) => e._id) }, state: 'pending' }, { $set: { state: 'applied' } });
   await locks.deleteMany({ _id: { $in: keys }, owner: 'bench' });
