@@ -75,6 +75,19 @@ function describeChange(c: ViewChange): string {
   return `${by} changed "${title}"`;
 }
 
+/** Equal but for the sync bookkeeping fields (author, timestamp). */
+function sameContent(a: ViewChange['doc'], b: ViewChange['previous']): boolean {
+  const content = (d: ViewChange['doc']) =>
+    d &&
+    JSON.stringify(
+      Object.keys(d)
+        .filter((k) => k !== '_updated_by' && k !== 'sync_updated_at')
+        .sort()
+        .map((k) => [k, d[k]]),
+    );
+  return !!a && !!b && content(a) === content(b);
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const storage: SyncStorage = args.memory ? new MemoryStorage() : new FileStorage(args.data ?? path.join('data', 'clients', args.userId.replace(/[^A-Za-z0-9_.-]/g, '_')));
@@ -150,6 +163,8 @@ async function runInteractive(client: SyncClient, args: Args): Promise<void> {
   };
 
   client.on('change', (c) => {
+    // the server's confirmation of our own change only adds bookkeeping fields: nothing to tell
+    if (c.source === 'remote' && sameContent(c.doc, c.previous)) return;
     if (c.source === 'remote') say(`← ${describeChange(c)}`);
     else if (c.source === 'conflict') say(`⚠ your change to "${(c.previous?.title as string) ?? c.documentId}" lost to a newer one`);
     else if (c.source === 'rollback') say(`⚠ the server refused your change to ${c.documentId}: rolled back`);
