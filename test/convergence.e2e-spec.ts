@@ -10,8 +10,8 @@
  *   3. reading the feed from scratch with sync:get_changes yields each applied change exactly once
  *      (deletes included), and replaying it gives the stored documents.
  *
- * CONVERGENCE_RUNS=200 npx jest test/convergence --selectProjects e2e   runs more cases (default 30,
- * about a minute on 2 cores).
+ * CONVERGENCE_RUNS=200 npx jest test/convergence --selectProjects e2e   runs more cases (default 80,
+ * about a minute on 2 cores now that the write path is fast).
  * On failure fast-check prints the seed and path: CONVERGENCE_SEED=<seed> CONVERGENCE_PATH=<path>
  * replays the same scenario (the network interleaving is real, so a timing-dependent failure may
  * need a few tries). CONVERGENCE_SHRINK=1 lets fast-check shrink a failure (slow: seconds a case).
@@ -24,7 +24,7 @@ import { decodeCursor } from '@sync/protocol';
 import { emitAck, joinedClient, startTestApp, TestApp } from './support/app';
 import { connectTestDb } from './support/db';
 
-const RUNS = Number(process.env.CONVERGENCE_RUNS ?? 30);
+const RUNS = Number(process.env.CONVERGENCE_RUNS ?? 80);
 const SEED = process.env.CONVERGENCE_SEED !== undefined ? Number(process.env.CONVERGENCE_SEED) : undefined;
 const PATH = process.env.CONVERGENCE_PATH;
 const SHRINK = !!process.env.CONVERGENCE_SHRINK;
