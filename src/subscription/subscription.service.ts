@@ -31,7 +31,7 @@ export interface SubscriptionSpec {
 
 /**
  * Subscriptions of sockets: validation and compilation of filters, the registry the router reads,
- * counts and paged bootstrap (keyset on _id, with the feed position the snapshot reflects).
+ * counts and paged bootstrap (one database cursor, with the feed position the snapshot reflects).
  */
 @Injectable()
 export class SubscriptionService {

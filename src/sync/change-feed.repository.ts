@@ -182,10 +182,6 @@ export class ChangeFeedRepository implements OnModuleInit {
     }
   }
 
-  async findChange(userId: string, changeId: string): Promise<FeedEntry | null> {
-    return this.feed.findOne({ userId, changeId }, { projection: { _id: 1, changeId: 1, state: 1, timestamp: 1, userId: 1 } });
-  }
-
   async setState(ids: number[], state: FeedEntry['state'], from: FeedEntry['state'] = 'pending'): Promise<void> {
     if (ids.length === 0) return;
     await this.feed.updateMany({ _id: { $in: ids }, state: from }, { $set: { state } });

@@ -268,17 +268,14 @@ export class SyncService {
       if (!accepted.length) return;
 
       // write-ahead: the feed entries exist (pending) before any document changes
-      const dupEntries = new Set(await this.insertPending(accepted.map((a) => a.entry), origin.user.id));
-      if (dupEntries.size) {
+      const retries = await this.insertPending(accepted.map((a) => a.entry), origin.user.id);
+      if (retries.size) {
         // retries of changes already in the feed (applied before, or racing us from another node)
-        for (const a of accepted.filter((x) => dupEntries.has(x.entry))) {
-          const e = await this.feedRepo.findChange(origin.user.id, a.entry.changeId);
-          if (e) this.metrics.changesDuplicate.inc();
-          results[a.w.index] = e
-            ? { success: true, changeId: e.changeId, timestamp: e.timestamp!, cursor: encodeCursor(e._id), duplicate: true }
-            : new UnavailableError('retry').toAck() as ChangeAck;
+        for (const a of accepted) {
+          const first = retries.get(a.entry);
+          if (first) results[a.w.index] = this.duplicateAck(first);
         }
-        accepted = accepted.filter((x) => !dupEntries.has(x.entry));
+        accepted = accepted.filter((x) => !retries.has(x.entry));
         if (!accepted.length) return;
       }
 
@@ -342,11 +339,15 @@ export class SyncService {
     const known = new Map((await this.feedRepo.findRecorded(origin.user.id, ids)).filter((e) => e.state !== 'aborted').map((e) => [e.changeId, e]));
     for (const { w, ack } of declined) {
       const e = w.change.generatedId ? undefined : known.get(w.change.changeId);
-      if (e) {
-        results[w.index] = { success: true, changeId: e.changeId, timestamp: e.timestamp!, cursor: encodeCursor(e._id), duplicate: true };
-        this.metrics.changesDuplicate.inc();
-      } else reject(w.index, ack, w.change);
+      if (e) results[w.index] = this.duplicateAck(e);
+      else reject(w.index, ack, w.change);
     }
+  }
+
+  /** The first ack of a change already in the feed, given again to its retry. */
+  private duplicateAck(first: FeedEntry): ChangeAck {
+    this.metrics.changesDuplicate.inc();
+    return { success: true, changeId: first.changeId, timestamp: first.timestamp!, cursor: encodeCursor(first._id), duplicate: true };
   }
 
   /**
@@ -354,10 +355,11 @@ export class SyncService {
    * local counter; the unique `_id` arbitrates between processes: on a taken position the counter
    * jumps past the feed's highest position and the rest is retried. An entry the unique
    * (userId, changeId) index refuses is the retry of a change already in the feed: it is dropped
-   * (returned, answered duplicate) and its position gets a `skip` entry, so readers see no gap.
+   * (returned with the entry of its first attempt, to answer duplicate) and its position gets a
+   * `skip` entry, so readers see no gap.
    */
-  private async insertPending(entries: FeedEntry[], userId: string): Promise<FeedEntry[]> {
-    const duplicates: FeedEntry[] = [];
+  private async insertPending(entries: FeedEntry[], userId: string): Promise<Map<FeedEntry, FeedEntry>> {
+    const retries = new Map<FeedEntry, FeedEntry>();
     let todo = entries;
     let assign = true;
     for (let attempt = 0; todo.length; attempt++) {
@@ -385,7 +387,7 @@ export class SyncService {
       if (isRetry(rest[0])) {
         todo = rest.map((e) => {
           if (!isRetry(e)) return e;
-          duplicates.push(e);
+          retries.set(e, known.get(e.changeId)!);
           return { _id: e._id, changeId: `skip:${e._id}`, state: 'skip' as const, createdAt: e.createdAt };
         });
         assign = false;
@@ -396,7 +398,7 @@ export class SyncService {
         assign = true;
       }
     }
-    return duplicates;
+    return retries;
   }
 
   /** Takes the documents' leases; waits for other nodes' leases, replays expired ones. */
