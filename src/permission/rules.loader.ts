@@ -7,7 +7,14 @@ export interface CollectionRule {
   readonly name: string;
   readonly read: QueryNode;
   readonly write: QueryNode;
+  /** How the collection's `_id`s are stored (see src/sync/document-id.ts); default `auto`. */
+  readonly idType: IdType;
 }
+
+/** How a collection's `_id`s are stored: strings, ObjectIds, or whichever a document already has. */
+export type IdType = 'string' | 'objectId' | 'auto';
+export const ID_TYPES: readonly IdType[] = ['string', 'objectId', 'auto'];
+export const DEFAULT_ID_TYPE: IdType = 'auto';
 
 export interface Rules {
   readonly default: CollectionRule;
@@ -25,6 +32,7 @@ export class RulesFileError extends Error {
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 const KINDS = ['read', 'write'] as const;
+const ENTRY_KEYS: readonly string[] = [...KINDS, 'idType'];
 
 function parseRule(where: string, text: unknown): QueryNode {
   if (typeof text !== 'string') throw new RulesFileError(`${where}: must be a string (a filter in the query language), got ${text === null ? 'null' : typeof text}`);
@@ -45,16 +53,21 @@ function parseRule(where: string, text: unknown): QueryNode {
 
 function parseEntry(where: string, name: string, v: unknown, fallback?: CollectionRule): CollectionRule {
   if (!isObject(v)) throw new RulesFileError(`${where}: must be an object { "read": "...", "write": "..." }`);
-  for (const k of Object.keys(v)) if (!(KINDS as readonly string[]).includes(k)) throw new RulesFileError(`${where}: unknown key "${k}" (expected "read" and "write")`);
+  for (const k of Object.keys(v)) if (!ENTRY_KEYS.includes(k)) throw new RulesFileError(`${where}: unknown key "${k}" (expected "read", "write" and "idType")`);
   const pick = (k: 'read' | 'write'): QueryNode => {
     if (Object.hasOwn(v, k)) return parseRule(`${where}.${k}`, v[k]);
     if (fallback) return fallback[k];
     throw new RulesFileError(`${where}.${k}: missing`);
   };
-  return Object.freeze({ name, read: pick('read'), write: pick('write') });
+  let idType = fallback?.idType ?? DEFAULT_ID_TYPE;
+  if (Object.hasOwn(v, 'idType')) {
+    if (!ID_TYPES.includes(v.idType as IdType)) throw new RulesFileError(`${where}.idType: must be "objectId", "string" or "auto"`);
+    idType = v.idType as IdType;
+  }
+  return Object.freeze({ name, read: pick('read'), write: pick('write'), idType });
 }
 
-const CLOSED: CollectionRule = Object.freeze({ name: '(default)', read: parseQuery('FALSEPREDICATE'), write: parseQuery('FALSEPREDICATE') });
+const CLOSED: CollectionRule = Object.freeze({ name: '(default)', read: parseQuery('FALSEPREDICATE'), write: parseQuery('FALSEPREDICATE'), idType: DEFAULT_ID_TYPE });
 
 /**
  * Parses the rules (already JSON-decoded): `{ default?: {read, write}, collections?: { name: {read, write} } }`.
