@@ -122,6 +122,9 @@ describe('existing data (Atlas Device Sync collections)', () => {
     await a.makeChange('delete', 'tasks', { $oid: hex(1) });
     await a.makeChange('update', 'tasks', 'legacy-str-1', { title: 'string edited' });
     await a.makeChange('update', 'tasks', HEX_STRING_ID, { title: 'hex string edited' });
+    // the whole document sent back (references and dates in their JSON form): they keep their BSON types
+    const d4 = a.getDocument('tasks', hex(4))!;
+    await a.makeChange('update', 'tasks', hex(4), { ...d4, title: 'whole document sent back', owner_id: seed.owner.toHexString() });
     await a.whenSynced();
     expect(a.getPendingChangesCount()).toBe(0);
 
@@ -134,6 +137,12 @@ describe('existing data (Atlas Device Sync collections)', () => {
     const d0 = await db.collection('tasks').findOne({ _id: seed.tasks[0]._id });
     expect(d0).toMatchObject({ title: 'edited online', _updated_by: 'alice', owner_id: seed.owner, createdAt: seed.tasks[0].createdAt, tags: ['imported', 'n0'] });
     expect(typeof d0!.sync_updated_at).toBe('number');
+    const d4After = await db.collection('tasks').findOne({ _id: seed.tasks[4]._id });
+    expect(d4After).toMatchObject({ title: 'whole document sent back', checklist: [{ name: 'step', done: true }], meta: { source: { app: 'realm', version: 12 } } });
+    expect(d4After!.owner_id).toBeInstanceOf(ObjectId);
+    expect(d4After!.owner_id).toEqual(seed.owner);
+    expect(d4After!.createdAt).toBeInstanceOf(Date);
+    expect(d4After!.createdAt).toEqual(seed.tasks[4].createdAt);
     expect(await idsOf('tasks', hex(1))).toEqual([]);
     const tomb = await db.collection('_sync_tombstones').findOne({ _id: `tasks:${hex(1)}` as never });
     expect(tomb).toMatchObject({ documentId: hex(1), idType: 'objectId', userId: 'alice' });

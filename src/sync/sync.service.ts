@@ -26,6 +26,7 @@ import { normalizeChange, NormalizedChange } from './change.validation';
 import { DeliveryService } from './delivery.service';
 import { DocumentRepository, DocumentWrite, docKey } from './document.repository';
 import { documentIdProblem, IdHint, readIdHint, wireIdType } from './document-id';
+import { keepStoredTypes } from './stored-types';
 import { LockRepository } from './lock.repository';
 import { SYNC_TIMINGS, SyncTimings } from './sync.constants';
 
@@ -252,6 +253,8 @@ export class SyncService {
           declined.push({ w, ack: { success: false, code: ErrorCode.CONFLICT, changeId: c.changeId, error: `conflict: ${outcome.reason}`, timestamp: outcome.timestamp ?? undefined, current } });
           continue;
         }
+        // a stored ObjectId or Date the client sends back as its JSON form stays an ObjectId or a Date
+        if (outcome.after && stored.doc) outcome.after = keepStoredTypes(stored.doc, outcome.after);
         const before = stored.doc;
         const after = outcome.after ? (outcome.fieldTimes ? { ...outcome.after, [FIELD_TS]: outcome.fieldTimes } : outcome.after) : null;
         // a delete of a document the server does not have is checked against a document holding only
