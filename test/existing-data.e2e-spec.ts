@@ -57,7 +57,11 @@ function writeRules(): string {
     file,
     JSON.stringify({
       default: { read: 'TRUEPREDICATE', write: 'TRUEPREDICATE' },
-      collections: { items: { idType: 'objectId' }, notes: { idType: 'string' } },
+      collections: {
+        tasks: { fieldTypes: { owner_id: 'objectId', createdAt: 'date' } },
+        items: { idType: 'objectId' },
+        notes: { idType: 'string' },
+      },
     }),
   );
   return file;
@@ -166,7 +170,7 @@ describe('existing data (Atlas Device Sync collections)', () => {
     const plainHex = newObjectId(); // a 24-hex string without the ObjectId flag: auto keeps it a string
     await a.makeChange('update', 'tasks', hex(2), { title: 'edited offline', tags: ['imported', 'n2', 'offline'] });
     await a.makeChange('delete', 'tasks', hex(3));
-    await a.makeChange('insert', 'tasks', { $oid: fresh }, { title: 'created offline with an ObjectId' });
+    await a.makeChange('insert', 'tasks', { $oid: fresh }, { title: 'created offline with an ObjectId', owner_id: seed.owner.toHexString(), createdAt: '2024-05-06T07:08:09.010Z' });
     await a.makeChange('insert', 'tasks', plainHex, { title: 'created offline with a string id' });
     await a.makeChange('insert', 'items', freshItem, { name: 'new item', qty: 9 }); // objectId collection: no flag needed
     await a.makeChange('update', 'items', seed.items[0]._id.toHexString(), { qty: 100 });
@@ -181,6 +185,11 @@ describe('existing data (Atlas Device Sync collections)', () => {
     expect(await db.collection('tasks').findOne({ _id: seed.tasks[2]._id })).toMatchObject({ title: 'edited offline', tags: ['imported', 'n2', 'offline'], createdAt: seed.tasks[2].createdAt });
     expect(await idsOf('tasks', hex(3))).toEqual([]);
     expect(await idsOf('tasks', fresh)).toEqual([new ObjectId(fresh)]);
+    // a new document: the rules file's fieldTypes store its reference and date as BSON, like the imported ones
+    const created = await db.collection('tasks').findOne({ _id: new ObjectId(fresh) });
+    expect(created!.owner_id).toBeInstanceOf(ObjectId);
+    expect(created!.owner_id).toEqual(seed.owner);
+    expect(created!.createdAt).toEqual(new Date('2024-05-06T07:08:09.010Z'));
     expect(await idsOf('tasks', plainHex)).toEqual([plainHex]);
     expect(await idsOf('items', freshItem)).toEqual([new ObjectId(freshItem)]);
     expect(await idsOf('items', seed.items[0]._id.toHexString())).toEqual([seed.items[0]._id]);

@@ -1,5 +1,5 @@
 import { ObjectId } from 'mongodb';
-import { keepStoredTypes } from './stored-types';
+import { fieldTypesTemplate, keepStoredTypes } from './stored-types';
 
 const A = new ObjectId('65a1f0c2e4b0a1b2c3d4e5f6');
 const B = new ObjectId('65a1f0c2e4b0a1b2c3d4e5f7');
@@ -29,5 +29,30 @@ describe('keepStoredTypes', () => {
   it('a document without BSON values is returned as is', () => {
     const after = { a: '65a1f0c2e4b0a1b2c3d4e5f6' };
     expect(keepStoredTypes({ a: 'x' }, after)).toBe(after);
+  });
+});
+
+describe('fieldTypesTemplate: the rules file names fields stored as ObjectIds or Dates', () => {
+  const template = fieldTypesTemplate({ owner_id: 'objectId', 'meta.createdAt': 'date', tagIds: 'objectId[]', 'meta.seen': 'date[]' });
+
+  it('converts them in a new document', () => {
+    const out = keepStoredTypes(template, {
+      title: 't',
+      owner_id: A.toHexString(),
+      tagIds: [A.toHexString(), B.toHexString()],
+      meta: { createdAt: WHEN.toISOString(), seen: [WHEN.toISOString()], note: WHEN.toISOString() },
+    });
+    expect(out).toEqual({ title: 't', owner_id: A, tagIds: [A, B], meta: { createdAt: WHEN, seen: [WHEN], note: WHEN.toISOString() } });
+  });
+
+  it('leaves values that are not of that form, and values converted already', () => {
+    expect(keepStoredTypes(template, { owner_id: 'someone', tagIds: 'x', meta: 'y' })).toEqual({ owner_id: 'someone', tagIds: 'x', meta: 'y' });
+    const once = keepStoredTypes(template, { owner_id: A.toHexString() });
+    expect(keepStoredTypes({ owner_id: 'a string before' }, once)).toEqual({ owner_id: A });
+  });
+
+  it('is built once per rule', () => {
+    const types = { x: 'date' as const };
+    expect(fieldTypesTemplate(types)).toBe(fieldTypesTemplate(types));
   });
 });

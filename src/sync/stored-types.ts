@@ -1,5 +1,6 @@
 import { ObjectId } from 'mongodb';
 import type { SyncDocument } from '@sync/protocol';
+import type { FieldType } from '../permission/rules.loader';
 import { isObjectIdHex } from './document-id';
 
 /**
@@ -10,8 +11,9 @@ import { isObjectIdHex } from './document-id';
  * an ISO-8601 string as JSON writes it (`2023-01-01T00:00:00.000Z`). Nothing else is converted, and
  * only where the stored document has an ObjectId or a Date at that place (an array element: at the
  * same index, or any index of an array holding only ObjectIds or only Dates), so a string field
- * stays a string. New documents have nothing to compare with: their values are stored as sent
- * (docs/PROTOCOL.md "Document ids").
+ * stays a string. New documents have nothing to compare with: their values are stored as sent,
+ * unless the rules file's `fieldTypes` of the collection names the field (fieldTypesTemplate),
+ * which then applies to every write (docs/PROTOCOL.md "Document ids").
  */
 export function keepStoredTypes(stored: SyncDocument, after: SyncDocument): SyncDocument {
   if (!hasBsonValue(stored, 0)) return after;
@@ -25,6 +27,7 @@ const MAX_DEPTH = 40;
 
 function keepType(stored: unknown, incoming: unknown, depth: number): unknown {
   if (stored === undefined || stored === null || depth > MAX_DEPTH) return incoming;
+  if (incoming instanceof ObjectId || incoming instanceof Date) return incoming; // converted already
   if (typeof incoming === 'string') {
     if (stored instanceof ObjectId) return isObjectIdHex(incoming) ? new ObjectId(incoming) : incoming;
     if (stored instanceof Date && ISO.test(incoming)) {
@@ -56,4 +59,31 @@ function hasBsonValue(v: unknown, depth: number): boolean {
   if (depth > MAX_DEPTH || !v || typeof v !== 'object') return false;
   for (const x of Array.isArray(v) ? v : Object.values(v)) if (hasBsonValue(x, depth + 1)) return true;
   return false;
+}
+
+const templates = new WeakMap<object, SyncDocument>();
+const SOME_OBJECT_ID = new ObjectId('000000000000000000000000');
+const SOME_DATE = new Date(0);
+
+/**
+ * A stand-in stored document holding an ObjectId or a Date wherever the rules file's `fieldTypes`
+ * says (`{ "owner_id": "objectId", "meta.createdAt": "date", "tagIds": "objectId[]" }`), for
+ * keepStoredTypes: so the same conversion applies to new documents and new fields. Built once per rule.
+ */
+export function fieldTypesTemplate(types: Readonly<Record<string, FieldType>>): SyncDocument {
+  let t = templates.get(types);
+  if (t) return t;
+  t = {};
+  for (const [path, type] of Object.entries(types)) {
+    const parts = path.split('.');
+    let node: Record<string, unknown> = t;
+    for (const p of parts.slice(0, -1)) {
+      const next = node[p];
+      node = (next && typeof next === 'object' && !Array.isArray(next) ? next : (node[p] = {})) as Record<string, unknown>;
+    }
+    const value = type.startsWith('objectId') ? SOME_OBJECT_ID : SOME_DATE;
+    node[parts[parts.length - 1]] = type.endsWith('[]') ? [value] : value;
+  }
+  templates.set(types, t);
+  return t;
 }

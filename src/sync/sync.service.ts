@@ -26,7 +26,7 @@ import { normalizeChange, NormalizedChange } from './change.validation';
 import { DeliveryService } from './delivery.service';
 import { DocumentRepository, DocumentWrite, docKey } from './document.repository';
 import { documentIdProblem, IdHint, readIdHint, wireIdType } from './document-id';
-import { keepStoredTypes } from './stored-types';
+import { fieldTypesTemplate, keepStoredTypes } from './stored-types';
 import { LockRepository } from './lock.repository';
 import { SYNC_TIMINGS, SyncTimings } from './sync.constants';
 
@@ -194,6 +194,14 @@ export class SyncService {
     return hint as IdHint | undefined;
   }
 
+  /** See stored-types.ts: BSON types of the stored document and of the collection's fieldTypes survive the JSON wire. */
+  private keepTypes(collection: string, stored: SyncDocument | null, after: SyncDocument): SyncDocument {
+    const types = this.permissions.fieldTypes(collection);
+    let out = types ? keepStoredTypes(fieldTypesTemplate(types), after) : after;
+    if (stored) out = keepStoredTypes(stored, out);
+    return out;
+  }
+
   /** Leases the documents, resolves, writes and delivers. Fills `results` for every item of `work`. */
   private async applyFresh(
     work: Work[],
@@ -254,7 +262,8 @@ export class SyncService {
           continue;
         }
         // a stored ObjectId or Date the client sends back as its JSON form stays an ObjectId or a Date
-        if (outcome.after && stored.doc) outcome.after = keepStoredTypes(stored.doc, outcome.after);
+        // (and so do the fields the rules file's fieldTypes names, in new documents too)
+        if (outcome.after) outcome.after = this.keepTypes(c.collection, stored.doc, outcome.after);
         const before = stored.doc;
         const after = outcome.after ? (outcome.fieldTimes ? { ...outcome.after, [FIELD_TS]: outcome.fieldTimes } : outcome.after) : null;
         // a delete of a document the server does not have is checked against a document holding only
