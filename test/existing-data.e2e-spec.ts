@@ -8,6 +8,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Db, MongoClient, ObjectId } from 'mongodb';
 import { MemoryStorage, newObjectId, SyncClient } from '@sync/client';
+import { ChangeFeedRepository, FeedEntry } from '../src/sync/change-feed.repository';
+import { ChangeFeedService } from '../src/sync/change-feed.service';
 import { DocumentRepository } from '../src/sync/document.repository';
 import { emitAck, joinedClient, startTestApp, TestApp, waitFor } from './support/app';
 
@@ -344,5 +346,41 @@ describe('existing data with CONFLICT_STRATEGY=field', () => {
     expect(doc!._sync_field_ts).toEqual({ a: 10, b: 3, when: -1 });
     expect(await db.collection('tasks').countDocuments({ _id: { $in: [id.toHexString(), gone.toHexString(), gone] } } as never)).toBe(0);
     expect(await db.collection('_sync_tombstones').findOne({ _id: `tasks:${gone.toHexString()}` as never })).toMatchObject({ idType: 'objectId', timestamp: 1 });
+  });
+
+  it('the replay of a crashed write (a pending feed entry) writes to the ObjectId document, and creates new ones as ObjectIds', async () => {
+    const db = mongo.db();
+    const existing = new ObjectId();
+    const created = new ObjectId();
+    await db.collection('tasks').insertOne({ _id: existing, a: 'before the crash' } as never);
+    // what a writer that died after its write-ahead leaves: pending entries, documents untouched
+    const feedRepo = t.app.get(ChangeFeedRepository);
+    const first = (await feedRepo.maxPosition()) + 1;
+    const entry = (pos: number, id: ObjectId, after: Record<string, unknown>, prev: number | null): FeedEntry => ({
+      _id: pos,
+      changeId: `crashed-${pos}`,
+      state: 'pending',
+      collection: 'tasks',
+      documentId: id.toHexString(),
+      docKey: `tasks:${id.toHexString()}`,
+      idType: 'objectId',
+      operation: 'update',
+      after: { _id: id.toHexString(), ...after, sync_updated_at: 50, _updated_by: 'gina' },
+      before: null,
+      timestamp: 50,
+      prevTimestamp: prev,
+      userId: 'gina',
+      serverTimestamp: Date.now(),
+      createdAt: new Date(),
+    });
+    expect(await feedRepo.insertOrdered([entry(first, existing, { a: 'replayed' }, null), entry(first + 1, created, { a: 'new' }, null)])).toBe(2);
+    await feedRepo.raiseHighWater(first + 1);
+    const feed = t.app.get(ChangeFeedService);
+    await feed.replayPending(`tasks:${existing.toHexString()}`);
+    await feed.replayPending(`tasks:${created.toHexString()}`);
+    expect(await db.collection('tasks').find({ _id: { $in: [existing, existing.toHexString()] } } as never).toArray()).toEqual([
+      expect.objectContaining({ _id: existing, a: 'replayed', sync_updated_at: 50 }),
+    ]);
+    expect(await db.collection('tasks').find({ _id: { $in: [created, created.toHexString()] } } as never).toArray()).toEqual([expect.objectContaining({ _id: created, a: 'new' })]);
   });
 });
