@@ -1,4 +1,4 @@
-import { ObjectId } from 'mongodb';
+import { Binary, Decimal128, ObjectId } from 'mongodb';
 import { fieldTypesTemplate, keepStoredTypes } from './stored-types';
 
 const A = new ObjectId('65a1f0c2e4b0a1b2c3d4e5f6');
@@ -54,5 +54,14 @@ describe('fieldTypesTemplate: the rules file names fields stored as ObjectIds or
   it('is built once per rule', () => {
     const types = { x: 'date' as const };
     expect(fieldTypesTemplate(types)).toBe(fieldTypesTemplate(types));
+  });
+});
+
+describe('keepStoredTypes and other BSON values', () => {
+  it('does not walk into binary or decimal values, and leaves them alone', () => {
+    const bin = new Binary(Buffer.alloc(100_000));
+    const stored = { blob: bin, price: Decimal128.fromString('1.50'), owner: A };
+    expect(keepStoredTypes(stored, { blob: 'AAAA', price: '2', owner: B.toHexString() })).toEqual({ blob: 'AAAA', price: '2', owner: B });
+    expect(keepStoredTypes({ blob: bin }, { x: 1 })).toEqual({ x: 1 });
   });
 });

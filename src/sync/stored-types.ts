@@ -49,15 +49,19 @@ function keepType(stored: unknown, incoming: unknown, depth: number): unknown {
   return incoming;
 }
 
+/** A plain object (not an array, nor a BSON value such as ObjectId, Binary or Decimal128). */
 function isPlainRecord(v: unknown): v is Record<string, unknown> {
-  return !!v && typeof v === 'object' && !Array.isArray(v) && !(v instanceof ObjectId) && !(v instanceof Date);
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return false;
+  const proto = Object.getPrototypeOf(v) as unknown;
+  return proto === Object.prototype || proto === null;
 }
 
 /** Whether a stored value holds an ObjectId or a Date anywhere (most documents do not: nothing to do). */
 function hasBsonValue(v: unknown, depth: number): boolean {
   if (v instanceof ObjectId || v instanceof Date) return true;
-  if (depth > MAX_DEPTH || !v || typeof v !== 'object') return false;
-  for (const x of Array.isArray(v) ? v : Object.values(v)) if (hasBsonValue(x, depth + 1)) return true;
+  if (depth > MAX_DEPTH) return false;
+  if (Array.isArray(v)) return v.some((x) => hasBsonValue(x, depth + 1));
+  if (isPlainRecord(v)) for (const x of Object.values(v)) if (hasBsonValue(x, depth + 1)) return true;
   return false;
 }
 
