@@ -7,15 +7,15 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Db, MongoClient, ObjectId } from 'mongodb';
-import { MemoryStorage, newObjectId, SyncClient } from '@sync/client';
+import { FileStorage, MemoryStorage, newObjectId, SyncClient } from '@sync/client';
 import { ChangeFeedRepository, FeedEntry } from '../src/sync/change-feed.repository';
 import { ChangeFeedService } from '../src/sync/change-feed.service';
 import { DocumentRepository } from '../src/sync/document.repository';
 import { emitAck, joinedClient, startTestApp, TestApp, waitFor } from './support/app';
 
 const clients: SyncClient[] = [];
-function makeClient(t: TestApp, userId: string): SyncClient {
-  const c = new SyncClient(t.url, userId, new MemoryStorage(), {
+function makeClient(t: TestApp, userId: string, storage: MemoryStorage | FileStorage = new MemoryStorage()): SyncClient {
+  const c = new SyncClient(t.url, userId, storage, {
     logger: null,
     transports: ['websocket'],
     connectTimeoutMs: 20_000,
@@ -115,6 +115,21 @@ describe('existing data (Atlas Device Sync collections)', () => {
     expect(a.idTypeOf('tasks', HEX_STRING_ID)).toBe('string');
     expect(a.getDocuments('items')).toHaveLength(3);
     expect(a.idTypeOf('items', seed.items[0]._id.toHexString())).toBe('objectId');
+  });
+
+  it('the SDK remembers which ids are ObjectIds across a restart (file storage, offline)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'existing-sdk-'));
+    const a = makeClient(t, 'alice', new FileStorage(dir));
+    await a.subscribe('items');
+    await a.connect();
+    await a.close();
+    const again = makeClient(t, 'alice', new FileStorage(dir));
+    await again.initialize(); // not connected: everything comes from the storage
+    expect(again.getDocuments('items').length).toBeGreaterThanOrEqual(3);
+    expect(again.idTypeOf('items', seed.items[1]._id.toHexString())).toBe('objectId');
+    expect(again.idTypeOf('items', 'unknown')).toBeUndefined();
+    await again.close();
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('online edits and deletes keep ObjectId _ids; a second client follows live; string ids stay strings', async () => {
