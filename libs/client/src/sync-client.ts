@@ -1136,6 +1136,8 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
         const current: SyncDocument | null = fail.current && typeof fail.current === 'object' ? { ...fail.current, _id: e.documentId } : null;
         const ts = numberOr(fail.timestamp, numberOr(current?.sync_updated_at, 0));
         const base: DocRecord = { collection: e.collection, id: e.documentId, state: current ? 'live' : 'deleted', doc: current, ts };
+        const known = this.view.getBase(e.collection, e.documentId)?.idType;
+        if (known) base.idType = known;
         if (this.view.settle(e, 'conflict', base)) putDocs.push(base);
         removed.push(e.changeId);
         anyApplied = true;
