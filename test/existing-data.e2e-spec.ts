@@ -115,6 +115,15 @@ describe('existing data (Atlas Device Sync collections)', () => {
     expect(a.idTypeOf('tasks', HEX_STRING_ID)).toBe('string');
     expect(a.getDocuments('items')).toHaveLength(3);
     expect(a.idTypeOf('items', seed.items[0]._id.toHexString())).toBe('objectId');
+    // local queries see them too
+    expect(a.getDocuments('tasks', 'checklist.done == true AND meta.source.app == "realm"').map((d) => d._id).sort()).toEqual([hex(0), hex(2), hex(4)].sort());
+
+    // a filtered subscription (the database evaluates it) over documents without sync metadata
+    const b = makeClient(t, 'bob');
+    await b.subscribe('tasks', 'checklist.done == true AND tags == $0', ['imported']);
+    await b.connect();
+    expect(b.getDocuments('tasks').map((d) => d._id).sort()).toEqual([hex(0), hex(2), hex(4)].sort());
+    expect(b.idTypeOf('tasks', hex(2))).toBe('objectId');
   });
 
   it('the SDK remembers which ids are ObjectIds across a restart (file storage, offline)', async () => {
