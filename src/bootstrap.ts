@@ -4,6 +4,7 @@ import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { Logger as PinoLogger } from 'nestjs-pino';
 import { AppModule } from './app.module';
+import type { AppExtension } from './app.extensions';
 import { SyncIoAdapter } from './common/io.adapter';
 import { AppConfig } from './config/config.schema';
 import { loadConfig } from './config/config.loader';
@@ -12,13 +13,15 @@ export interface CreateAppOptions {
   config?: AppConfig;
   /** Buffer logs until the pino logger is ready (default true). */
   bufferLogs?: boolean;
+  /** Your own Nest modules: a conflict resolver, a change router, a cluster bus (docs/EXTENDING.md). */
+  extensions?: AppExtension[];
 }
 
 /** Builds the Nest application (used by main.ts, the tests and the benchmark). */
 export async function createApp(opts: CreateAppOptions = {}): Promise<INestApplication> {
   const config = opts.config ?? loadConfig();
   const silent = config.server.logLevel === 'silent';
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, opts.extensions), {
     bufferLogs: opts.bufferLogs ?? true,
     ...(silent ? { logger: false } : {}),
     cors: { origin: config.server.corsOrigins === '*' ? true : config.server.corsOrigins, credentials: config.server.corsOrigins !== '*' },
