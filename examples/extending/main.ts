@@ -12,12 +12,10 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const app = await createApp({ config, extensions: [ExtendingModule.forRoot({ hub: new InProcessHub(), node: 'example' })] });
   await app.listen(config.server.port, config.server.host);
-  // eslint-disable-next-line no-console
   console.log(`sync server with the example extensions on ${await app.getUrl()}`);
 }
 
 main().catch((e: unknown) => {
-  // eslint-disable-next-line no-console
   console.error(e);
   process.exit(1);
 });
