@@ -36,12 +36,27 @@ describe('extending: a user module provides the conflict resolver, the change ro
     const alice = await join(a, 'red.alice');
     const locked = id('locked');
     const open = id('open');
-    for (const [docId, isLocked] of [[locked, true], [open, false]] as const) {
-      const ack = await emitAck(alice, 'sync:change', { operation: 'insert', collection: 'notes', documentId: docId, data: { title: 'v1', locked: isLocked }, timestamp: 100 });
+    for (const [docId, isLocked] of [
+      [locked, true],
+      [open, false],
+    ] as const) {
+      const ack = await emitAck(alice, 'sync:change', {
+        operation: 'insert',
+        collection: 'notes',
+        documentId: docId,
+        data: { title: 'v1', locked: isLocked },
+        timestamp: 100,
+      });
       expect(ack).toMatchObject({ success: true, timestamp: 100 });
     }
     // under the built-in last-write-wins a newer timestamp always applies
-    const refused = await emitAck(alice, 'sync:change', { operation: 'update', collection: 'notes', documentId: locked, data: { title: 'v2' }, timestamp: 200 });
+    const refused = await emitAck(alice, 'sync:change', {
+      operation: 'update',
+      collection: 'notes',
+      documentId: locked,
+      data: { title: 'v2' },
+      timestamp: 200,
+    });
     expect(refused).toMatchObject({ success: false, code: 'CONFLICT', timestamp: 100 });
     expect(refused.current).toMatchObject({ _id: locked, title: 'v1', locked: true });
     const applied = await emitAck(alice, 'sync:change', { operation: 'update', collection: 'notes', documentId: open, data: { title: 'v2' }, timestamp: 200 });
@@ -67,12 +82,24 @@ describe('extending: a user module provides the conflict resolver, the change ro
     const toCarol = collectEvents(carol, 'sync:changes', 1, 20_000);
     const toFrank = collectEvents(frank, 'sync:changes', 1, 20_000);
 
-    const redAck = await emitAck(alice, 'sync:change', { operation: 'insert', collection: 'notes', documentId: redDoc, data: { title: 'red' }, timestamp: 1000 });
+    const redAck = await emitAck(alice, 'sync:change', {
+      operation: 'insert',
+      collection: 'notes',
+      documentId: redDoc,
+      data: { title: 'red' },
+      timestamp: 1000,
+    });
     expect(redAck).toMatchObject({ success: true });
     expect((await toBob)[0]).toMatchObject({ documentId: redDoc, userId: 'red.alice' });
     expect((await toErin)[0]).toMatchObject({ documentId: redDoc, userId: 'red.alice' });
 
-    const blueAck = await emitAck(dave, 'sync:change', { operation: 'insert', collection: 'notes', documentId: blueDoc, data: { title: 'blue' }, timestamp: 1000 });
+    const blueAck = await emitAck(dave, 'sync:change', {
+      operation: 'insert',
+      collection: 'notes',
+      documentId: blueDoc,
+      data: { title: 'blue' },
+      timestamp: 1000,
+    });
     expect(blueAck).toMatchObject({ success: true });
     expect((await toFrank)[0]).toMatchObject({ documentId: blueDoc, userId: 'blue.dave' });
     expect((await toCarol)[0]).toMatchObject({ documentId: blueDoc, userId: 'blue.dave' });
