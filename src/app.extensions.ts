@@ -12,7 +12,7 @@ import { CHANGE_ROUTER } from './sync/sync.module';
 export type AppExtension = Type | DynamicModule;
 
 /** The tokens users may provide; each must come from a global module so the app's modules see it. */
-export const EXTENSION_TOKENS = [CONFLICT_RESOLVER, CHANGE_ROUTER, CLUSTER_BUS] as const;
+const EXTENSION_TOKENS = [CONFLICT_RESOLVER, CHANGE_ROUTER, CLUSTER_BUS] as const;
 
 const tokenName = (token: unknown) => (typeof token === 'symbol' ? (token.description ?? 'symbol') : String(token));
 

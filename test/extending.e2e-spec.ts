@@ -58,6 +58,7 @@ describe('extending: a user module provides the conflict resolver, the change ro
       timestamp: 200,
     });
     expect(refused).toMatchObject({ success: false, code: 'CONFLICT', timestamp: 100 });
+    expect(refused.error).toBe('conflict: the document is locked');
     expect(refused.current).toMatchObject({ _id: locked, title: 'v1', locked: true });
     const applied = await emitAck(alice, 'sync:change', { operation: 'update', collection: 'notes', documentId: open, data: { title: 'v2' }, timestamp: 200 });
     expect(applied).toMatchObject({ success: true, timestamp: 200 });
