@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { INestApplication } from '@nestjs/common';
+import { INestApplication, Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { Logger as PinoLogger } from 'nestjs-pino';
@@ -7,11 +7,17 @@ import { AppModule } from './app.module';
 import { SyncIoAdapter } from './common/io.adapter';
 import { AppConfig } from './config/config.schema';
 import { loadConfig } from './config/config.loader';
+import { DrainService } from './health/drain.service';
 
 export interface CreateAppOptions {
   config?: AppConfig;
   /** Buffer logs until the pino logger is ready (default true). */
   bufferLogs?: boolean;
+  /**
+   * Nest's own SIGTERM/SIGINT handling (app.close(), then the signal re-raised). Default true;
+   * main.ts passes false and drains first (installGracefulShutdown).
+   */
+  shutdownHooks?: boolean;
 }
 
 /** Builds the Nest application (used by main.ts, the tests and the benchmark). */
@@ -30,6 +36,41 @@ export async function createApp(opts: CreateAppOptions = {}): Promise<INestAppli
   app.useStaticAssets(join(__dirname, '..', 'public'), { index: ['index.html'], maxAge: 0 });
   app.useBodyParser('json', { limit: Math.max(config.limits.maxChangeBytes * Math.min(config.limits.maxBatchSize, 64), 1024 * 1024) });
   app.useWebSocketAdapter(new SyncIoAdapter(app, config));
-  app.enableShutdownHooks();
+  if (opts.shutdownHooks ?? true) app.enableShutdownHooks();
   return app;
+}
+
+/**
+ * SIGTERM/SIGINT: drain (DrainService: /ready 503, no new sockets or messages, in-flight messages
+ * finish, sockets get `sync:shutdown` and are disconnected), close the application (bus, HTTP
+ * server, database), exit 0. Whatever still runs after `shutdownGraceMs` makes the process exit 1.
+ */
+export function installGracefulShutdown(app: INestApplication, config: AppConfig, exit: (code: number) => void = (c) => process.exit(c)): void {
+  const logger = new Logger('Shutdown');
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    const started = Date.now();
+    logger.log(`${signal}: shutting down (grace ${config.server.shutdownGraceMs} ms)`);
+    const deadline = setTimeout(() => {
+      logger.error(`still not closed after ${config.server.shutdownGraceMs} ms (SHUTDOWN_GRACE_MS): exiting`);
+      exit(1);
+    }, config.server.shutdownGraceMs);
+    deadline.unref();
+    void (async () => {
+      try {
+        await app.get(DrainService).drain();
+        await app.close();
+        logger.log(`closed in ${Date.now() - started} ms`);
+        clearTimeout(deadline);
+        exit(0);
+      } catch (e) {
+        logger.error(`shutdown failed: ${(e as Error)?.stack ?? String(e)}`);
+        exit(1);
+      }
+    })();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
 }

@@ -4,6 +4,7 @@ import type { MessageMappingProperties } from '@nestjs/websockets';
 import type { Observable } from 'rxjs';
 import type { Server, ServerOptions } from 'socket.io';
 import { AppConfig } from '../config/config.schema';
+import { DrainService } from '../health/drain.service';
 
 export type ServerAdapterFactory = (server: Server) => Promise<void> | void;
 
@@ -14,12 +15,13 @@ export type ServerAdapterFactory = (server: Server) => Promise<void> | void;
 export class SyncIoAdapter extends IoAdapter {
   private readonly logger = new Logger('SocketIO');
   private readonly extraSetup: ServerAdapterFactory[] = [];
+  private drainService?: DrainService | null;
 
   constructor(
-    app: INestApplicationContext,
+    private readonly appContext: INestApplicationContext,
     private readonly config: AppConfig,
   ) {
-    super(app);
+    super(appContext);
   }
 
   /** Registers a hook run on the created server (e.g. the Redis adapter). */
@@ -33,11 +35,39 @@ export class SyncIoAdapter extends IoAdapter {
    * about 20 KB of heap per idle socket (BENCHMARKS.md). Same behaviour: the handler's result (a
    * value, a promise or an observable) is the ack, or an emitted event when it has `event`.
    */
+  /** Graceful shutdown state (absent in an application context without the health module). */
+  private get drain(): DrainService | null {
+    if (this.drainService === undefined) {
+      try {
+        this.drainService = this.appContext.get(DrainService, { strict: false });
+      } catch {
+        this.drainService = null;
+      }
+    }
+    return this.drainService;
+  }
+
   override bindMessageHandlers(socket: Parameters<IoAdapter['bindMessageHandlers']>[0], handlers: MessageMappingProperties[], transform: (data: unknown) => Observable<unknown>): void {
     for (const { message, callback, isAckHandledManually } of handlers) {
       socket.on(message as string, (...args: unknown[]) => {
         const { data, ack } = this.mapPayload(args.length === 1 ? args[0] : args);
-        transform(callback(data, ack)).subscribe({
+        const drain = this.drain;
+        if (drain?.draining) {
+          // shutting down: nothing new starts here; the client retries after reconnecting elsewhere
+          if (typeof ack === 'function') (ack as (res: unknown) => void)(drain.refusal());
+          return;
+        }
+        const done = drain?.begin();
+        let result: Observable<unknown>;
+        try {
+          result = transform(callback(data, ack));
+        } catch (e) {
+          done?.();
+          this.logger.error(`handler of "${String(message)}" failed: ${(e as Error)?.stack ?? String(e)}`);
+          return;
+        }
+        result.subscribe({
+          complete: done,
           next: (response) => {
             if (response === null || response === undefined) return;
             const r = response as { event?: string; data?: unknown };
@@ -47,7 +77,10 @@ export class SyncIoAdapter extends IoAdapter {
             }
             if (!isAckHandledManually && typeof ack === 'function') (ack as (res: unknown) => void)(response);
           },
-          error: (e: unknown) => this.logger.error(`handler of "${String(message)}" failed: ${(e as Error)?.stack ?? String(e)}`),
+          error: (e: unknown) => {
+            done?.();
+            this.logger.error(`handler of "${String(message)}" failed: ${(e as Error)?.stack ?? String(e)}`);
+          },
         });
       });
     }
@@ -65,11 +98,13 @@ export class SyncIoAdapter extends IoAdapter {
       connectTimeout: 15_000,
       cors: { origin: cors === '*' ? true : cors, credentials: cors !== '*' },
       allowRequest: (req, cb) => {
+        if (this.drain?.draining) return cb('server shutting down', false);
         // refuse new sockets once the global cap is reached (per-user / per-IP limits come later)
         const count = (server?.engine as { clientsCount?: number } | undefined)?.clientsCount ?? 0;
         cb(count >= this.config.limits.maxConnections ? 'server full' : null, count < this.config.limits.maxConnections);
       },
     } as Partial<ServerOptions>);
+    this.drain?.attach(server);
     for (const fn of this.extraSetup) {
       Promise.resolve(fn(server)).catch((e) => this.logger.error(`socket.io server setup failed: ${(e as Error).message}`));
     }

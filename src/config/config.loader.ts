@@ -141,6 +141,7 @@ export function loadConfig(
       trustedProxies: e.TRUSTED_PROXIES ?? [],
       logLevel: e.LOG_LEVEL,
       logPretty: e.LOG_PRETTY ?? false,
+      shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     },
     mongodb: {
       uri: e.MONGODB_URI,
