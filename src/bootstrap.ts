@@ -8,6 +8,7 @@ import { SyncIoAdapter } from './common/io.adapter';
 import { AppConfig } from './config/config.schema';
 import { loadConfig } from './config/config.loader';
 import { DrainService } from './health/drain.service';
+import { useAzureWebPubSub } from './integrations/azure/azure-web-pubsub';
 
 export interface CreateAppOptions {
   config?: AppConfig;
@@ -35,7 +36,11 @@ export async function createApp(opts: CreateAppOptions = {}): Promise<INestAppli
   // static files: the demo page at /demo (public/ in the source tree, dist/public once built)
   app.useStaticAssets(join(__dirname, '..', 'public'), { index: ['index.html'], maxAge: 0 });
   app.useBodyParser('json', { limit: Math.max(config.limits.maxChangeBytes * Math.min(config.limits.maxBatchSize, 64), 1024 * 1024) });
-  app.useWebSocketAdapter(new SyncIoAdapter(app, config));
+  const io = new SyncIoAdapter(app, config);
+  const { webPubSubConnectionString: connectionString, webPubSubHub: hub } = config.scale;
+  // Azure Web PubSub for Socket.IO holds the client connections when configured (src/integrations/azure)
+  if (connectionString) io.onServerCreated((server) => useAzureWebPubSub(server, { connectionString, hub }));
+  app.useWebSocketAdapter(io);
   if (opts.shutdownHooks ?? true) app.enableShutdownHooks();
   return app;
 }
