@@ -147,6 +147,12 @@ describe('deployment files, validated offline', () => {
       expect(monitor.spec.selector.matchLabels).toEqual(service.spec.selector);
     });
 
+    it('mounts the rules given as a file (--set-file rules.json=...) as they are', () => {
+      const file = path.join(root, 'config/rules.example.json');
+      const docs = parseYamlDocs(template('--set-file', `rules.json=${file}`));
+      expect(JSON.parse(docs.find((d) => d.kind === 'ConfigMap').data['rules.json'])).toEqual(JSON.parse(fs.readFileSync(file, 'utf8')));
+    });
+
     it('refuses unsafe values (values.schema.json and template checks)', () => {
       const bad = (args: string[]) => run(HELM, ['template', 'sync', chart, '--kube-version', KUBE_VERSION, ...args]);
       expect(bad(['--set', 'allowedOrigins={*}']).code).not.toBe(0); // production refuses "*"
