@@ -851,9 +851,9 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     });
   }
 
-  /** Jittered exponential backoff for transient failures, up to maxRetryDelayMs. */
+  /** Jittered exponential backoff for transient failures (from reconnectDelayMs / 2), up to maxRetryDelayMs. */
   private retryDelay(attempt: number): number {
-    return backoffDelay(attempt, 500, this.opts.maxRetryDelayMs);
+    return backoffDelay(attempt, this.opts.reconnectDelayMs / 2, this.opts.maxRetryDelayMs);
   }
 
   private requestCatchUp(): void {
@@ -874,6 +874,9 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       this.joined = true;
       this.emit('online', true);
       await Promise.all([...this.subs.values()].map((sub) => this.sendSubscribe(s, sub, false)));
+      // a reset that may discard unsent changes must be found before they are sent: read first
+      const resetMode = this.options.clientResetMode;
+      if (resetMode && resetMode !== 'recoverUnsyncedChanges' && this.outbox.size) await this.catchUp(s);
       this.nextCatchUp = 0;
       while (s === this.session) {
         await this.flush(s);
