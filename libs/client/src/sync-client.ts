@@ -19,6 +19,7 @@ import {
   type SyncDocument,
 } from '../../protocol/src/types';
 import { TypedEmitter } from './emitter';
+import { idOf, withId } from './ids';
 import { LocalView, type ViewChange, type ViewFilter } from './local-view';
 import { compileFilter } from './matcher';
 import { Outbox, toWire } from './outbox';
@@ -1059,8 +1060,8 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     const collection = page.collection ?? sub.collection;
     const puts: DocRecord[] = [];
     for (const doc of Array.isArray(page.data) ? page.data : []) {
-      if (!doc || typeof doc !== 'object' || doc._id === undefined || doc._id === null) continue;
-      const id = String(doc._id);
+      const id = doc && typeof doc === 'object' ? idOf(doc._id) : undefined;
+      if (id === undefined) continue;
       const rec: DocRecord = { collection, id, state: 'live', doc, ts: numberOr(doc.sync_updated_at, 0), cursor: page.cursor || undefined };
       this.staleKeys?.delete(docKey(collection, id));
       if (this.view.offer(rec, 'bootstrap')) puts.push(rec);
@@ -1102,15 +1103,15 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
 
   /** The base record a delivered change leads to, or null when it is of no interest here. */
   private recordOf(c: DeliveredChange, fromFeed: boolean): DocRecord | null {
-    if (!c || typeof c !== 'object' || typeof c.collection !== 'string' || c.documentId === undefined) return null;
-    const id = String(c.documentId);
+    const id = c && typeof c === 'object' && typeof c.collection === 'string' ? idOf(c.documentId) : undefined;
+    if (id === undefined) return null;
     const known = !!this.view.getBase(c.collection, id) || this.view.isPending(c.collection, id);
     if (!known && !this.isSubscribed(c.collection)) return null;
     const ts = numberOr(c.timestamp, 0);
     const cursor = typeof c.cursor === 'string' && c.cursor ? c.cursor : undefined;
     if (c.operation === 'delete') return { collection: c.collection, id, state: 'deleted', doc: null, ts, cursor };
     if (c.outOfView) return known ? { collection: c.collection, id, state: 'hidden', doc: null, ts, cursor } : null;
-    const doc: SyncDocument = { ...(c.data ?? {}), _id: id };
+    const doc: SyncDocument = withId(c.data, id);
     if (fromFeed && this.isSubscribed(c.collection) && !this.matchesSubscriptions(c.collection, doc)) {
       return known ? { collection: c.collection, id, state: 'hidden', doc: null, ts, cursor } : null;
     }
@@ -1316,7 +1317,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       const code = r?.code;
       if (code === ErrorCode.CONFLICT) {
         const fail = r as ChangeAckFailure;
-        const current: SyncDocument | null = fail.current && typeof fail.current === 'object' ? { ...fail.current, _id: e.documentId } : null;
+        const current: SyncDocument | null = fail.current && typeof fail.current === 'object' ? withId(fail.current, e.documentId) : null;
         const ts = numberOr(fail.timestamp, numberOr(current?.sync_updated_at, 0));
         const base: DocRecord = { collection: e.collection, id: e.documentId, state: current ? 'live' : 'deleted', doc: current, ts };
         if (this.view.settle(e, 'conflict', base)) putDocs.push(base);
@@ -1374,7 +1375,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     if (e.operation === 'delete') return { collection: e.collection, id: e.documentId, state: 'deleted', doc: null, ts, cursor };
     const cur = this.view.getBase(e.collection, e.documentId);
     const prior = e.operation === 'update' && cur?.state === 'live' && cur.doc ? cur.doc : {};
-    const doc = { ...prior, ...(e.data ?? {}), _id: e.documentId, sync_updated_at: ts };
+    const doc = { ...withId({ ...prior, ...(e.data ?? {}) }, e.documentId), sync_updated_at: ts };
     return { collection: e.collection, id: e.documentId, state: 'live', doc, ts, cursor };
   }
 }
