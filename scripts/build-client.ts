@@ -39,10 +39,9 @@ export const REACT_OUTFILE = path.join(ROOT, 'public', 'demo', 'react', 'app.js'
  * Resolves the package's name the way an installed copy would be: to the built package in
  * libs/client/dist (browser entry), never to the sources.
  */
-const builtPackage: Plugin = {
+const builtPackage = (dist: string): Plugin => ({
   name: 'built-sdk-package',
   setup(b) {
-    const dist = path.join(ROOT, 'libs', 'client', 'dist');
     const files: Record<string, string> = { '@realm-sync/client': 'browser.mjs', '@realm-sync/client/react': 'react.mjs' };
     b.onResolve({ filter: /^@realm-sync\/client(\/react)?$/ }, (args) => {
       const file = path.join(dist, files[args.path]);
@@ -50,10 +49,10 @@ const builtPackage: Plugin = {
       return { path: file };
     });
   },
-};
+});
 
 /** Bundles the React example app (React included) for /demo/react/. */
-export async function buildReactExample(opts: { outfile?: string; minify?: boolean } = {}): Promise<string> {
+export async function buildReactExample(opts: { outfile?: string; minify?: boolean; packageDir?: string } = {}): Promise<string> {
   const outfile = opts.outfile ?? REACT_OUTFILE;
   await build({
     entryPoints: [path.join(ROOT, 'libs', 'client', 'examples', 'react', 'main.tsx')],
@@ -68,7 +67,9 @@ export async function buildReactExample(opts: { outfile?: string; minify?: boole
     legalComments: 'none',
     logLevel: 'warning',
     define: { 'process.env.NODE_ENV': JSON.stringify(opts.minify === false ? 'development' : 'production') },
-    plugins: [builtPackage],
+    // the app's own dependencies (react, socket.io-client) come from this repository's node_modules
+    nodePaths: [path.join(ROOT, 'node_modules')],
+    plugins: [builtPackage(path.join(opts.packageDir ?? path.join(ROOT, 'libs', 'client'), 'dist'))],
     tsconfig: path.join(ROOT, 'tsconfig.json'),
   });
   return outfile;

@@ -11,7 +11,10 @@
  * The protocol library (libs/protocol) is bundled in; socket.io-client (a dependency) and react (a
  * peer dependency) are not.
  *
- *   tsx scripts/build-sdk.ts [--no-types]
+ * With `packageDir`, the package (package.json, README.md, dist/) is assembled there instead, so
+ * tests running in parallel never share a dist directory.
+ *
+ *   tsx scripts/build-sdk.ts [--no-types] [--package-dir DIR]
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -22,10 +25,16 @@ import { buildClient } from './build-client';
 export const ROOT = path.resolve(__dirname, '..');
 export const SDK_DIR = path.join(ROOT, 'libs', 'client');
 const SRC = path.join(SDK_DIR, 'src');
-const DIST = path.join(SDK_DIR, 'dist');
 
-export async function buildSdk(opts: { types?: boolean } = {}): Promise<string> {
+/** Builds the package; returns its directory (libs/client, or `packageDir`). */
+export async function buildSdk(opts: { types?: boolean; packageDir?: string } = {}): Promise<string> {
+  const pkgDir = opts.packageDir ? path.resolve(opts.packageDir) : SDK_DIR;
+  const DIST = path.join(pkgDir, 'dist');
   fs.rmSync(DIST, { recursive: true, force: true });
+  if (pkgDir !== SDK_DIR) {
+    fs.mkdirSync(pkgDir, { recursive: true });
+    for (const f of ['package.json', 'README.md']) fs.copyFileSync(path.join(SDK_DIR, f), path.join(pkgDir, f));
+  }
   const common: BuildOptions = {
     bundle: true,
     target: ['es2020', 'node18'],
@@ -57,14 +66,15 @@ export async function buildSdk(opts: { types?: boolean } = {}): Promise<string> 
   await buildClient({ outfile: path.join(DIST, 'sync-client.global.js'), minify: true });
   if (opts.types !== false) {
     const tsc = require.resolve('typescript/bin/tsc', { paths: [ROOT] });
-    execFileSync(process.execPath, [tsc, '-p', path.join(SDK_DIR, 'tsconfig.build.json')], { stdio: 'inherit' });
+    execFileSync(process.execPath, [tsc, '-p', path.join(SDK_DIR, 'tsconfig.build.json'), '--outDir', path.join(DIST, 'types')], { stdio: 'inherit' });
   }
-  return DIST;
+  return pkgDir;
 }
 
 if (require.main === module) {
-  buildSdk({ types: !process.argv.includes('--no-types') })
-    .then((d) => console.log(`SDK package built in ${path.relative(process.cwd(), d)}`))
+  const i = process.argv.indexOf('--package-dir');
+  buildSdk({ types: !process.argv.includes('--no-types'), packageDir: i > 0 ? process.argv[i + 1] : undefined })
+    .then((d) => console.log(`SDK package built in ${path.relative(process.cwd(), d) || '.'}/dist`))
     .catch((e) => {
       console.error(e);
       process.exit(1);

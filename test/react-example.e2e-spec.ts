@@ -3,6 +3,7 @@
  * (context.setOffline), edits while the other edits online, comes back, and both end equal. The
  * inspector panel shows the offline outbox. Screenshots go to test-artifacts/. */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { buildReactExample } from '../scripts/build-client';
@@ -38,11 +39,14 @@ describeIf('React example in Chromium', () => {
   let t: TestApp;
   let browser: Browser;
   const contexts: BrowserContext[] = [];
+  let pkgDir: string | undefined;
 
   beforeAll(async () => {
     fs.mkdirSync(ARTIFACTS, { recursive: true });
-    await buildSdk({ types: false });
-    await buildReactExample({ minify: false });
+    // the package is built in a directory of its own (other suites may be building libs/client/dist)
+    pkgDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sdk-react-'));
+    await buildSdk({ types: false, packageDir: pkgDir });
+    await buildReactExample({ minify: false, packageDir: pkgDir });
     t = await startTestApp({ AUTH_MODE: 'dev' }, 'react_example');
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -53,6 +57,7 @@ describeIf('React example in Chromium', () => {
     for (const c of contexts) await c.close().catch(() => undefined);
     await browser?.close();
     await t?.close();
+    if (pkgDir) fs.rmSync(pkgDir, { recursive: true, force: true });
   });
 
   async function open(user: string): Promise<{ context: BrowserContext; page: Page; errors: string[] }> {

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { buildSdk, SDK_DIR } from '../scripts/build-sdk';
+import { buildSdk } from '../scripts/build-sdk';
 import { startTestApp, TestApp } from './support/app';
 
 const run = promisify(execFile);
@@ -100,9 +100,10 @@ describe('the SDK as an npm package', () => {
   let tarball: string;
 
   beforeAll(async () => {
-    await buildSdk();
     scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'sdk-app-'));
-    const { stdout } = await npm(['pack', SDK_DIR, '--pack-destination', scratch, '--json'], ROOT);
+    // built in a directory of its own (other suites may be building libs/client/dist meanwhile)
+    const pkgDir = await buildSdk({ packageDir: path.join(scratch, 'package') });
+    const { stdout } = await npm(['pack', pkgDir, '--pack-destination', scratch, '--json'], ROOT);
     tarball = path.join(scratch, JSON.parse(stdout)[0].filename);
     fs.writeFileSync(path.join(scratch, 'package.json'), JSON.stringify({ name: 'scratch-app', private: true, version: '1.0.0' }));
     // react & co. come from the npm cache the repository's install filled (the registry otherwise)
