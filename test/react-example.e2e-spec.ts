@@ -150,6 +150,17 @@ describeIf('React example in Chromium', () => {
     const after = await carol.page.evaluate(() => ({ ...(window as unknown as Demo).reactDemo.renders }));
     expect(after.tasks).toBe(before.tasks);
     expect(after.status).toBeGreaterThan(before.status); // the pending count did change
+
+    // unmounting the list removes its listener from the client; mounting it again adds one back
+    type Counting = { reactDemo: { client: { listenerCount(e: string): number } } };
+    const listeners = () => carol.page.evaluate(() => (window as unknown as Counting).reactDemo.client.listenerCount('change'));
+    const mounted = await listeners();
+    await carol.page.click('[data-testid=hide-tasks]');
+    await carol.page.waitForSelector('[data-testid=tasks]', { state: 'detached' });
+    expect(await listeners()).toBe(mounted - 1);
+    await carol.page.click('[data-testid=hide-tasks]');
+    await carol.page.waitForSelector('[data-testid=tasks]');
+    expect(await listeners()).toBe(mounted);
     expect(carol.errors).toEqual([]);
   });
 });

@@ -152,6 +152,7 @@ function Inspector() {
 function App() {
   const c = useSyncClient();
   const [offline, setOffline] = useState(false);
+  const [showTasks, setShowTasks] = useState(true);
   return (
     <main>
       <header>
@@ -162,7 +163,7 @@ function App() {
         Signed in as <strong data-testid="user">{userId}</strong> <span className="hint">(open this page in another window to watch changes sync)</span>
       </p>
       <AddTask />
-      <Tasks />
+      {showTasks ? <Tasks /> : <p className="hint">(list hidden)</p>}
       <footer>
         <label>
           <input
@@ -176,6 +177,9 @@ function App() {
             }}
           />{' '}
           work offline
+        </label>
+        <label>
+          <input type="checkbox" data-testid="hide-tasks" checked={!showTasks} onChange={(e) => setShowTasks(!e.target.checked)} /> hide the list
         </label>
       </footer>
       <Inspector />
