@@ -117,7 +117,7 @@ export interface SyncClientEvents {
   /** A local change lost its conflict: the view now shows the server's `current` (null: deleted). */
   conflict: (info: { change: PendingChange; current: SyncDocument | null; timestamp?: number }) => void;
   /** The server refused a local change for good (FORBIDDEN, INVALID_PAYLOAD, ...): it was rolled back. */
-  rejected: (info: { change: PendingChange; code: string; error: string }) => void;
+  rejected: (info: { change: PendingChange; code: SyncErrorCode; error: string }) => void;
   /** A bootstrap page was applied. */
   bootstrap: (info: { collection: string; subscriptionId: string; page: number; count: number; done: boolean }) => void;
   /**
@@ -178,10 +178,26 @@ export interface InspectReport {
   lastError: { code: string; message: string; at: number } | null;
 }
 
-/** An error of the client (codes of the protocol, plus OFFLINE and TIMEOUT). */
+/**
+ * The codes a SyncClientError (and a `rejected` event) carries: the protocol's, those of server
+ * notices and optional protocol extensions, and the client's own (OFFLINE, TIMEOUT, CLOSED). A code
+ * a newer server sends that this list does not know still comes through as a string.
+ */
+export type SyncErrorCode =
+  | ErrorCode
+  | 'SCHEMA_VIOLATION'
+  | 'SLOW_CONSUMER'
+  | 'SHUTDOWN'
+  | 'OFFLINE'
+  | 'TIMEOUT'
+  | 'CLOSED'
+  // eslint-disable-next-line @typescript-eslint/ban-types
+  | (string & {});
+
+/** An error of the client, with a protocol code (see SyncErrorCode). */
 export class SyncClientError extends Error {
   constructor(
-    readonly code: ErrorCode | 'OFFLINE' | 'TIMEOUT' | 'CLOSED',
+    readonly code: SyncErrorCode,
     message: string,
   ) {
     super(message);
@@ -750,7 +766,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     socket.on('sync:error', (info?: { code?: unknown; error?: unknown; message?: unknown; retryAfterMs?: unknown }) => {
       const code = typeof info?.code === 'string' ? info.code.slice(0, 64) : 'INTERNAL';
       const message = String(info?.error ?? info?.message ?? code).slice(0, 500);
-      this.emit('error', new SyncClientError(code as ErrorCode, `server: ${message}`));
+      this.emit('error', new SyncClientError(code, `server: ${message}`));
       if (code === 'SLOW_CONSUMER' || code === 'SHUTDOWN') {
         // live changes may have been dropped: reconnect after a backoff and catch up from the cursor
         this.serverCloseHint = { reason: code === 'SHUTDOWN' ? 'shutdown' : 'slow-consumer', code, retryAfterMs: validHint(info?.retryAfterMs) };
