@@ -92,6 +92,24 @@ describe('an outbox that never sticks', () => {
     expect(c.inspect().lastError).toMatchObject({ code: 'SOMETHING_NEW' });
   });
 
+  it('a big change the server never answers (its connection closes: over the message limit) is refused after 5 tries alone; the rest go through', async () => {
+    await server.stop();
+    server = new FakeSyncServer();
+    await server.start(0, { maxHttpBufferSize: 100_000 });
+    const c = client('u', new MemoryStorage(), { ackTimeoutMs: 2_000, maxChangeBytes: 300_000 });
+    const rejected: string[] = [];
+    c.on('rejected', (r) => rejected.push(`${r.change.documentId}:${r.code}`));
+    await c.makeChange('insert', 'tasks', 'a', { n: 1 });
+    await c.makeChange('insert', 'tasks', 'huge', { pad: 'x'.repeat(150_000) });
+    await c.makeChange('insert', 'tasks', 'b', { n: 1 });
+    await c.connect().catch(() => undefined);
+    await until(() => c.getPendingChangesCount() === 0, 'outbox empty', 30_000);
+    expect(rejected).toEqual(['huge:PAYLOAD_TOO_LARGE']);
+    expect(c.getDocument('tasks', 'huge')).toBeUndefined();
+    expect(server.get('tasks', 'a')).toMatchObject({ n: 1 });
+    expect(server.get('tasks', 'b')).toMatchObject({ n: 1 });
+  });
+
   it('honours retryAfterMs from a RATE_LIMITED ack (waits at least that long, same changeId)', async () => {
     const c = client('u');
     await c.connect();

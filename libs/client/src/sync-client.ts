@@ -244,6 +244,9 @@ const FINAL_CODES = new Set<string>([
 const TRANSIENT_CODES = new Set<string>([ErrorCode.RATE_LIMITED, ErrorCode.UNAVAILABLE, ErrorCode.UNAUTHENTICATED, 'TIMEOUT', 'SLOW_CONSUMER']);
 /** INTERNAL and codes this client does not know are retried this often, then taken as refused. */
 const MAX_INTERNAL_ATTEMPTS = 5;
+/** A change of more than this many bytes sent alone without an answer this often is refused. */
+const UNANSWERABLE_MIN_BYTES = 64 * 1024;
+const MAX_UNANSWERED_ALONE = 5;
 
 class Wakeup {
   private flag = false;
@@ -311,6 +314,8 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
   /** Per outbox entry: sends without a final answer, the last error (for inspect()). */
   private readonly entryInfo = new Map<string, { attempts: number; lastError: InspectReport['lastError'] }>();
   private readonly inFlight = new Set<string>();
+  /** Big changes sent alone without an answer, and how often (see refuseIfUnanswerable). */
+  private readonly unansweredAlone = new Map<string, number>();
   private lastError: InspectReport['lastError'] = null;
   private reconnectAt: number | null = null;
 
@@ -1273,10 +1278,12 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
           this.noteAttempt(e.changeId, (err as SyncClientError).code ?? 'TIMEOUT', (err as Error).message);
         }
         if (batch.length > 1) this.batchLimit = Math.max(1, Math.floor(batch.length / 2));
+        else if (await this.refuseIfUnanswerable(batch[0])) continue;
         if (s !== this.session) return;
         await this.sleep(this.retryDelay(attempt++), s);
         continue;
       }
+      this.unansweredAlone.delete(batch[0].changeId);
       for (const e of batch) this.inFlight.delete(e.changeId);
       if (s !== this.session) return;
       let results: (ChangeAck | undefined)[];
@@ -1375,6 +1382,30 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       this.nextCatchUp = Math.min(this.nextCatchUp, this.now() + 200);
     }
     return { retryAfterMs, rejoin };
+  }
+
+  /**
+   * A big change sent alone that never gets an answer (the server closes the connection: over its
+   * message size limit) would block the outbox forever: after MAX_UNANSWERED_ALONE tries it is
+   * refused as PAYLOAD_TOO_LARGE. Small changes are never refused this way (a flaky network only
+   * delays them).
+   */
+  private async refuseIfUnanswerable(e: OutboxEntry): Promise<boolean> {
+    if (JSON.stringify(toWire(e)).length <= UNANSWERABLE_MIN_BYTES) return false;
+    const n = (this.unansweredAlone.get(e.changeId) ?? 0) + 1;
+    this.unansweredAlone.set(e.changeId, n);
+    if (n < MAX_UNANSWERED_ALONE) return false;
+    this.unansweredAlone.delete(e.changeId);
+    this.entryInfo.delete(e.changeId);
+    this.internalAttempts.delete(e.changeId);
+    this.outbox.remove([e.changeId]);
+    this.view.settle(e, 'rollback');
+    await this.persist({ deleteOutbox: [e.changeId] });
+    this.emit('pending', this.outbox.size);
+    const error = `no answer to this change sent alone ${n} times: over the server's message size limit?`;
+    this.emit('rejected', { change: publicChange(e), code: ErrorCode.PAYLOAD_TOO_LARGE, error });
+    this.log?.warn(`sync-client: ${e.operation} ${e.collection}/${e.documentId} refused (PAYLOAD_TOO_LARGE): ${error}; rolled back`);
+    return true;
   }
 
   private noteAttempt(changeId: string, code: string, message: string): void {
