@@ -950,7 +950,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       const code = (ack as ChangeAckFailure | undefined)?.code;
       if (code === ErrorCode.UNAUTHENTICATED && this.options.getToken && attempt === 0) continue;
       if (code === ErrorCode.RATE_LIMITED || code === ErrorCode.UNAVAILABLE) {
-        await this.sleep((ack as ChangeAckFailure).retryAfterMs ?? this.retryDelay(attempt), s);
+        await this.sleep(validHint((ack as ChangeAckFailure).retryAfterMs) ?? this.retryDelay(attempt), s);
         if (s !== this.session) return ack as unknown as JoinAck;
         continue;
       }
@@ -1041,7 +1041,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       if (ack?.success === true) break;
       const code = (ack as ChangeAckFailure | undefined)?.code;
       if (code === ErrorCode.RATE_LIMITED || code === ErrorCode.UNAVAILABLE) {
-        await this.sleep((ack as ChangeAckFailure).retryAfterMs ?? this.retryDelay(attempt), s);
+        await this.sleep(validHint((ack as ChangeAckFailure).retryAfterMs) ?? this.retryDelay(attempt), s);
         if (s !== this.session) return;
         continue;
       }
@@ -1187,7 +1187,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
           continue;
         }
         if (code === ErrorCode.RATE_LIMITED || code === ErrorCode.UNAVAILABLE || code === ErrorCode.INTERNAL) {
-          await this.sleep((ack as ChangeAckFailure).retryAfterMs ?? this.retryDelay(attempt++), s);
+          await this.sleep(validHint((ack as ChangeAckFailure).retryAfterMs) ?? this.retryDelay(attempt++), s);
           continue;
         }
         this.emit('error', new SyncClientError(code ?? ErrorCode.INTERNAL, `get_changes refused: ${(ack as ChangeAckFailure | undefined)?.error ?? 'no answer'}`));
