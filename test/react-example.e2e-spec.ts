@@ -47,7 +47,7 @@ describeIf('React example in Chromium', () => {
     pkgDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sdk-react-'));
     await buildSdk({ types: false, packageDir: pkgDir });
     await buildReactExample({ minify: false, packageDir: pkgDir });
-    t = await startTestApp({ AUTH_MODE: 'dev' }, 'react_example');
+    t = await startTestApp({ AUTH_MODE: 'dev', MAX_CHANGE_BYTES: '8192' }, 'react_example');
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
@@ -162,5 +162,26 @@ describeIf('React example in Chromium', () => {
     await carol.page.waitForSelector('[data-testid=tasks]');
     expect(await listeners()).toBe(mounted);
     expect(carol.errors).toEqual([]);
+  });
+
+  it('a change the server refuses is rolled back and useSyncStatus shows the typed error', async () => {
+    const dave = await open('dave');
+    await addTask(dave.page, 'Fine');
+    await dave.page.waitForSelector('[data-testid=task] >> text=Fine', { timeout: 20_000 });
+    // bigger than the server's MAX_CHANGE_BYTES (8 KiB), smaller than the client's own limit
+    await dave.page.evaluate(async () => {
+      const { client } = (window as unknown as { reactDemo: { client: { makeChange(o: string, c: string, id: string, d?: object): Promise<unknown> } } }).reactDemo;
+      await client.makeChange('insert', 'tasks', 'too-big', { title: 'Too big', pad: 'x'.repeat(20_000) });
+    });
+    await dave.page.waitForSelector('[data-testid=last-error]:has-text("PAYLOAD_TOO_LARGE")', { timeout: 20_000 });
+    await dave.page.waitForSelector('[data-testid=task] >> text=Too big', { state: 'detached', timeout: 20_000 });
+    await dave.page.waitForSelector('[data-testid=pending]:has-text("0 pending")', { timeout: 20_000 });
+    // the outbox goes on: the next change syncs
+    await addTask(dave.page, 'After the refusal');
+    await dave.page.waitForSelector('[data-testid=pending]:has-text("0 pending")', { timeout: 20_000 });
+    const other = await open('erin');
+    await other.page.waitForSelector('[data-testid=task] >> text=After the refusal', { timeout: 20_000 });
+    expect((await tasks(other.page)).map((r) => r.title)).not.toContain('Too big');
+    expect(dave.errors).toEqual([]);
   });
 });

@@ -122,7 +122,7 @@ export interface SyncStatus {
   pending: number;
   /** When (UTC ms) the client last finished reading the feed or had changes acknowledged; 0: never. */
   lastSync: number;
-  /** The last error or refused change (with its protocol code), until the next successful sync. */
+  /** The last error or refused change, with its protocol code and time (compare `at` with lastSync). */
   lastError: { code: string; message: string; at: number } | null;
 }
 
@@ -149,10 +149,7 @@ function statusStore(client: SyncClient): Store<SyncStatus> {
           client.on('online', refresh),
           client.on('pending', refresh),
           client.on('acked', refresh),
-          client.on('synced', () => {
-            lastError = null;
-            refresh();
-          }),
+          client.on('synced', refresh),
           client.on('error', (e) => {
             lastError = { code: (e as { code?: string }).code ?? 'ERROR', message: e.message, at: Date.now() };
             refresh();
