@@ -14,7 +14,7 @@ import { build, type Plugin } from 'esbuild';
 export const ROOT = path.resolve(__dirname, '..');
 export const DEFAULT_OUTFILE = path.join(ROOT, 'public', 'demo', 'sync-client.js');
 
-export async function buildClient(opts: { outfile?: string; minify?: boolean } = {}): Promise<string> {
+export async function buildClient(opts: { outfile?: string; minify?: boolean; sourcemap?: boolean } = {}): Promise<string> {
   const outfile = opts.outfile ?? DEFAULT_OUTFILE;
   await build({
     entryPoints: [path.join(ROOT, 'libs', 'client', 'src', 'browser.ts')],
@@ -25,7 +25,7 @@ export async function buildClient(opts: { outfile?: string; minify?: boolean } =
     platform: 'browser',
     target: ['es2020'],
     minify: opts.minify ?? true,
-    sourcemap: true,
+    sourcemap: opts.sourcemap ?? true,
     legalComments: 'none',
     logLevel: 'warning',
     tsconfig: path.join(ROOT, 'tsconfig.json'),

@@ -38,7 +38,8 @@ export async function buildSdk(opts: { types?: boolean; packageDir?: string } = 
   const common: BuildOptions = {
     bundle: true,
     target: ['es2020', 'node18'],
-    sourcemap: true,
+    // readable, unminified output: no source maps (they would triple the tarball)
+    sourcemap: false,
     legalComments: 'none',
     logLevel: 'warning',
     external: ['socket.io-client', 'react', 'react/*'],
@@ -63,7 +64,7 @@ export async function buildSdk(opts: { types?: boolean; packageDir?: string } = 
       ),
     ),
   );
-  await buildClient({ outfile: path.join(DIST, 'sync-client.global.js'), minify: true });
+  await buildClient({ outfile: path.join(DIST, 'sync-client.global.js'), minify: true, sourcemap: false });
   if (opts.types !== false) {
     const tsc = require.resolve('typescript/bin/tsc', { paths: [ROOT] });
     execFileSync(process.execPath, [tsc, '-p', path.join(SDK_DIR, 'tsconfig.build.json'), '--outDir', path.join(DIST, 'types')], { stdio: 'inherit' });
