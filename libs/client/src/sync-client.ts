@@ -19,7 +19,7 @@ import {
   type SyncDocument,
 } from '../../protocol/src/types';
 import { TypedEmitter } from './emitter';
-import { idOf, withId } from './ids';
+import { idOf, isValidDocumentId, withId } from './ids';
 import { LocalView, type ViewChange, type ViewFilter } from './local-view';
 import { compileFilter } from './matcher';
 import { Outbox, toWire } from './outbox';
@@ -1452,7 +1452,7 @@ export function validateChange(operation: unknown, collection: unknown, document
   const bad = (msg: string) => new SyncClientError(ErrorCode.INVALID_PAYLOAD, msg);
   if (!OPERATIONS.includes(operation as Operation)) throw bad(`operation must be insert, update or delete, not "${String(operation)}"`);
   if (!isUserCollectionName(collection)) throw bad(`invalid collection name "${String(collection)}"`);
-  if (typeof documentId !== 'string' || !documentId || documentId.length > LIMITS.documentIdMax) {
+  if (!isValidDocumentId(documentId)) {
     throw bad(`documentId must be a non-empty string of at most ${LIMITS.documentIdMax} characters`);
   }
   if (operation === 'delete') return;
