@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { INestApplication, Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
+import type { NextFunction, Request, Response } from 'express';
 import { Logger as PinoLogger } from 'nestjs-pino';
 import { AppModule } from './app.module';
 import { SyncIoAdapter } from './common/io.adapter';
@@ -35,6 +36,18 @@ export async function createApp(opts: CreateAppOptions = {}): Promise<INestAppli
   app.disable('x-powered-by');
   // static files: the demo page at /demo (public/ in the source tree, dist/public once built)
   app.useStaticAssets(join(__dirname, '..', 'public'), { index: ['index.html'], maxAge: 0 });
+  // graceful shutdown: HTTP requests being handled are waited for; writes arriving while draining are refused
+  const drain = app.get(DrainService);
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    if (drain.draining && req.method !== 'GET' && req.method !== 'HEAD') {
+      res.status(503).set('Retry-After', '1').json(drain.refusal());
+      return;
+    }
+    const done = drain.begin();
+    res.once('finish', done);
+    res.once('close', done);
+    next();
+  });
   app.useBodyParser('json', { limit: Math.max(config.limits.maxChangeBytes * Math.min(config.limits.maxBatchSize, 64), 1024 * 1024) });
   const io = new SyncIoAdapter(app, config);
   const { webPubSubConnectionString: connectionString, webPubSubHub: hub } = config.scale;

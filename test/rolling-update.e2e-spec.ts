@@ -23,6 +23,7 @@ import { haveRedisServer, REDIS_SERVER_BIN, TestRedis } from './support/redis';
 
 const root = path.join(__dirname, '..');
 const GRACE_MS = 20_000;
+const SERVICE_TOKEN = 'svc-token-0123456789-abcdefghijklmnopqrstuvwxyz';
 
 describe('graceful shutdown, step by step (in process)', () => {
   let t: TestApp;
@@ -69,7 +70,7 @@ describe('graceful shutdown, step by step (in process)', () => {
 
   it('a message that arrives while draining is answered UNAVAILABLE and nothing is written', async () => {
     // a fresh app: the previous one is draining for good
-    const u = await startTestApp({ AUTH_MODE: 'dev' }, 'drain2');
+    const u = await startTestApp({ AUTH_MODE: 'dev', AUTH_SERVICE_TOKEN: SERVICE_TOKEN }, 'drain2');
     try {
       const s = await joinedClient(u.url, 'carol');
       const drain = u.app.get(DrainService);
@@ -77,9 +78,18 @@ describe('graceful shutdown, step by step (in process)', () => {
       const ack = await emitAck(s, 'sync:change', { changeId: 'late', operation: 'insert', collection: 'drain', documentId: 'late', data: {} });
       expect(ack).toMatchObject({ success: false, code: 'UNAVAILABLE' });
       expect(await emitAck(s, 'ping', {})).toMatchObject({ success: false, code: 'UNAVAILABLE' });
+      // the REST ingest too (a write); reads and probes still answer
+      const rest = await request(u.url)
+        .post('/api/changes')
+        .set('Authorization', `Bearer ${SERVICE_TOKEN}`)
+        .send({ changes: [{ changeId: 'late-rest', operation: 'insert', collection: 'drain', documentId: 'late-rest', data: {} }] });
+      expect(rest.status).toBe(503);
+      expect(rest.body).toMatchObject({ success: false, code: 'UNAVAILABLE' });
+      await request(u.url).get('/ready').expect(503);
+      await request(u.url).get('/health').expect(200);
       const db = await connectTestDb('drain2', u.mongoUri);
       try {
-        expect(await db.db.collection('_sync_feed').countDocuments({ changeId: 'late' })).toBe(0);
+        expect(await db.db.collection('_sync_feed').countDocuments({ changeId: { $in: ['late', 'late-rest'] } })).toBe(0);
       } finally {
         await db.client.close();
       }
@@ -146,6 +156,8 @@ class SimClient {
   readonly disconnects: string[] = [];
   cursor = '';
   reconnects = 0;
+  /** Batches answered UNAVAILABLE (the node was draining) or not answered (its socket closed). */
+  refusals = 0;
   private connecting?: Promise<void>;
 
   constructor(
@@ -215,6 +227,7 @@ class SimClient {
         return;
       }
       if (ack && ack.code !== 'UNAVAILABLE') throw new Error(`batch failed: ${JSON.stringify(ack)}`);
+      this.refusals++;
       // refused while the node drains, or the socket closed: wait for the disconnect, then go on
       await waitFor(() => !this.socket.connected, 15_000, `${this.user}: the draining node disconnects`).catch(() => undefined);
     }
@@ -288,20 +301,27 @@ describeIfRedis('rolling update: SIGTERM one of two nodes during write streams (
         return { changeId: `${w}-${n}`, documentId: `${w}-doc${n % 25}`, data: { n, w }, timestamp: base + ++seq };
       });
     let sigtermAt = 0;
+    let spent = 0;
     const stream = async (c: SimClient, w: string, onBatch?: (k: number) => void) => {
       for (let k = 0; k < BATCHES; k++) {
         onBatch?.(k);
+        const t0 = Date.now();
         await c.send(batch(w, k));
+        if (c === writerA && k < 8) spent += Date.now() - t0;
       }
     };
-    // SIGTERM to A while writerA's 9th batch is being sent (and writerB streams through B)
+    // SIGTERM to A while writerA's 9th batch is being handled, most of the time (a third of a batch's
+    // usual round trip after sending it); writerB streams through B all along
     await Promise.all([
       stream(writerA, 'wa', (k) => {
         if (k === 8)
-          setTimeout(() => {
-            sigtermAt = Date.now();
-            A.proc.kill('SIGTERM');
-          }, 5);
+          setTimeout(
+            () => {
+              sigtermAt = Date.now();
+              A.proc.kill('SIGTERM');
+            },
+            Math.max(5, spent / 8 / 3),
+          );
       }),
       stream(writerB, 'wb'),
     ]);
@@ -357,7 +377,7 @@ describeIfRedis('rolling update: SIGTERM one of two nodes during write streams (
       // eslint-disable-next-line no-console
       console.log(
         `rolling update: ${acked.size} changes acked, A exited 0 ${exit.at - sigtermAt} ms after SIGTERM (grace ${GRACE_MS} ms), ` +
-          `${feed.length} feed entries, ${server.size} documents, 4 clients equal to the server`,
+          `${feed.length} feed entries, ${server.size} documents, 4 clients equal to the server; writer on A resent ${writerA.refusals} refused batch(es)`,
       );
     } finally {
       await db.client.close();
