@@ -36,10 +36,11 @@ export async function createApp(opts: CreateAppOptions = {}): Promise<INestAppli
   app.disable('x-powered-by');
   // static files: the demo page at /demo (public/ in the source tree, dist/public once built)
   app.useStaticAssets(join(__dirname, '..', 'public'), { index: ['index.html'], maxAge: 0 });
-  // graceful shutdown: HTTP requests being handled are waited for; writes arriving while draining are refused
+  // graceful shutdown: HTTP writes being handled are waited for; writes arriving while draining are refused
   const drain = app.get(DrainService);
   app.use((req: Request, res: Response, next: NextFunction) => {
-    if (drain.draining && req.method !== 'GET' && req.method !== 'HEAD') {
+    if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return next();
+    if (drain.draining) {
       res.status(503).set('Retry-After', '1').json(drain.refusal());
       return;
     }

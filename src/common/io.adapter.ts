@@ -3,8 +3,12 @@ import { IoAdapter } from '@nestjs/platform-socket.io';
 import type { MessageMappingProperties } from '@nestjs/websockets';
 import type { Observable } from 'rxjs';
 import type { Server, ServerOptions } from 'socket.io';
+import { EVENTS } from '@sync/protocol';
 import { AppConfig } from '../config/config.schema';
 import { DrainService } from '../health/drain.service';
+
+/** Messages that write: a graceful shutdown waits for these (DrainService). */
+const WRITE_EVENTS = new Set<string>([EVENTS.change, EVENTS.changeBatch, EVENTS.mongoUpsert, EVENTS.mongoDelete]);
 
 export type ServerAdapterFactory = (server: Server) => Promise<void> | void;
 
@@ -57,7 +61,8 @@ export class SyncIoAdapter extends IoAdapter {
           if (typeof ack === 'function') (ack as (res: unknown) => void)(drain.refusal());
           return;
         }
-        const done = drain?.begin();
+        // writes are waited for before the sockets are closed; a read cut short is asked again elsewhere
+        const done = WRITE_EVENTS.has(message as string) ? drain?.begin() : undefined;
         let result: Observable<unknown>;
         try {
           result = transform(callback(data, ack));

@@ -30,7 +30,7 @@ export class DrainService {
     return this.drainingSince !== undefined;
   }
 
-  /** Messages being handled right now (writes, reads, joins). */
+  /** Writes being handled right now (socket messages and HTTP requests). */
   get pending(): number {
     return this.inFlight;
   }
@@ -45,7 +45,7 @@ export class DrainService {
     return { success: false, code: ErrorCode.UNAVAILABLE, error: 'This server is shutting down: nothing was done, retry on another one', retryAfterMs: 0 };
   }
 
-  /** Counts a message from its arrival until its ack is ready (or it failed). */
+  /** Counts a write from its arrival until its ack is ready (or it failed). */
   begin(): () => void {
     this.inFlight++;
     let done = false;
@@ -79,7 +79,8 @@ export class DrainService {
    *    clients move to other nodes);
    * 2. messages arriving from now on are answered `UNAVAILABLE` (retryable: the client keeps them in
    *    its outbox and sends them again after reconnecting elsewhere);
-   * 3. the messages already being handled finish (their acks go out, their changes are delivered);
+   * 3. the writes already being handled finish (their acks go out, their changes are delivered; a
+ *    read cut short is simply asked again on another node);
    * 4. every socket gets `sync:shutdown { reason: 'server_shutdown', retryAfterMs }` and is
    *    disconnected; the client reconnects (to another node) and catches up from its cursor.
    * Bounded by `budgetMs` (a part of SHUTDOWN_GRACE_MS): what is still running then is left to the
@@ -88,9 +89,9 @@ export class DrainService {
   async drain(budgetMs = this.config.server.shutdownGraceMs * 0.6): Promise<{ waitedMs: number; finished: boolean; sockets: number }> {
     this.stopAccepting();
     const started = Date.now();
-    this.logger.log(`draining: /ready is 503, new sockets refused, ${this.inFlight} message(s) in flight`);
+    this.logger.log(`draining: /ready is 503, new sockets refused, ${this.inFlight} write(s) in flight`);
     const finished = await this.idle(budgetMs);
-    if (!finished) this.logger.warn(`drain: ${this.inFlight} message(s) still running after ${budgetMs} ms; disconnecting anyway`);
+    if (!finished) this.logger.warn(`drain: ${this.inFlight} write(s) still running after ${budgetMs} ms; disconnecting anyway`);
     let sockets = 0;
     if (this.server) {
       for (const socket of this.server.of('/').sockets.values()) {
