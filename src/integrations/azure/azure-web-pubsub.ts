@@ -5,7 +5,8 @@ import { parseWebPubSubConnectionString } from '../../config/web-pubsub-connecti
 
 /**
  * Azure Web PubSub for Socket.IO (chosen by config: WEB_PUBSUB_CONNECTION_STRING). The service holds
- * the clients' connections and forwards their events to our nodes; the Socket.IO server of each node
+ * the clients' connections and forwards their events to our nodes through a tunnel each node opens;
+ * the Socket.IO server of each node
  * gets the extension's engine and adapter (`useAzureSocketIO`). Changes still travel between nodes on
  * our own bus (REDIS_URL): each node delivers to the sockets it serves, through the service.
  *
@@ -57,10 +58,11 @@ export class AzureWebPubSubNegotiator {
 }
 
 /**
- * Hands the node's Socket.IO server to the service. The extension pins socket.io ~4.7; package.json's
- * `overrides` give it our socket.io (one copy in the tree: `npm ls socket.io`). No connection to Azure
- * is opened here (REST mode): the service calls our node, and our node calls the service's REST API
- * when it emits.
+ * Hands the node's Socket.IO server to the service: the extension's engine (connections held by the
+ * service) and adapter (emits go through the service), installed synchronously; the returned promise
+ * resolves once the tunnel (a WebSocket the node opens to the service, signed with the AccessKey) is
+ * up. The extension pins socket.io ~4.7; package.json's `overrides` give it our socket.io (one copy
+ * in the tree: `npm ls socket.io`).
  */
 export async function useAzureWebPubSub(server: Server, options: AzureWebPubSubOptions): Promise<void> {
   const parsed = parseWebPubSubConnectionString(options.connectionString);
@@ -68,6 +70,9 @@ export async function useAzureWebPubSub(server: Server, options: AzureWebPubSubO
   // loaded only when configured: the extension patches socket.io's Server prototype when imported
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { useAzureSocketIO } = require('@azure/web-pubsub-socket.io') as typeof import('@azure/web-pubsub-socket.io');
+  const logger = new Logger('AzureWebPubSub');
+  logger.log(`Socket.IO is handed to Azure Web PubSub ${parsed.endpoint} (hub ${options.hub}): opening the tunnel`);
+  // resolves once the tunnel is connected (the extension retries until then)
   await useAzureSocketIO(server, { connectionString: options.connectionString, hub: options.hub });
-  new Logger('AzureWebPubSub').log(`Socket.IO connections are served through Azure Web PubSub ${parsed.endpoint} (hub ${options.hub})`);
+  logger.log(`tunnel to Azure Web PubSub ${parsed.endpoint} connected: clients are served through it`);
 }
