@@ -33,12 +33,6 @@ export class SyncIoAdapter extends IoAdapter {
     this.extraSetup.push(fn);
   }
 
-  /**
-   * One plain listener per message and socket. Nest's own binding builds, for every socket and every
-   * handler, an RxJS pipeline (fromEvent, mergeMap, filter, map, takeUntil and their subscribers):
-   * about 20 KB of heap per idle socket (BENCHMARKS.md). Same behaviour: the handler's result (a
-   * value, a promise or an observable) is the ack, or an emitted event when it has `event`.
-   */
   /** Graceful shutdown state (absent in an application context without the health module). */
   private get drain(): DrainService | null {
     if (this.drainService === undefined) {
@@ -51,6 +45,12 @@ export class SyncIoAdapter extends IoAdapter {
     return this.drainService;
   }
 
+  /**
+   * One plain listener per message and socket. Nest's own binding builds, for every socket and every
+   * handler, an RxJS pipeline (fromEvent, mergeMap, filter, map, takeUntil and their subscribers):
+   * about 20 KB of heap per idle socket (BENCHMARKS.md). Same behaviour: the handler's result (a
+   * value, a promise or an observable) is the ack, or an emitted event when it has `event`.
+   */
   override bindMessageHandlers(socket: Parameters<IoAdapter['bindMessageHandlers']>[0], handlers: MessageMappingProperties[], transform: (data: unknown) => Observable<unknown>): void {
     for (const { message, callback, isAckHandledManually } of handlers) {
       socket.on(message as string, (...args: unknown[]) => {
