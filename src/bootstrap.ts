@@ -60,8 +60,8 @@ export async function createApp(opts: CreateAppOptions = {}): Promise<INestAppli
 }
 
 /**
- * SIGTERM/SIGINT: drain (DrainService: /ready 503, no new sockets or messages, in-flight messages
- * finish, sockets get `sync:shutdown` and are disconnected), close the application (bus, HTTP
+ * SIGTERM/SIGINT: drain (DrainService: /ready 503, no new sockets or messages, the writes being
+ * handled finish, sockets get `sync:shutdown` and are disconnected), close the application (bus, HTTP
  * server, database), exit 0. Whatever still runs after `shutdownGraceMs` makes the process exit 1.
  */
 export function installGracefulShutdown(app: INestApplication, config: AppConfig, exit: (code: number) => void = (c) => process.exit(c)): void {
