@@ -10,6 +10,18 @@ export interface StoredState {
   deleted: boolean;
   /** Per-field timestamps (CONFLICT_STRATEGY=field); absent fields fall back to `timestamp`. */
   fieldTimes?: Record<string, number>;
+  /**
+   * Who wrote the stored version (`_updated_by`, or the tombstone's author); null or absent when
+   * unknown. On a timestamp tie the later-arriving change of the same author wins.
+   */
+  author?: string | null;
+  /**
+   * A deleted document's last version, kept with its tombstone (absent for tombstones written before
+   * it was kept, or for deletes of a document the server never had). Write rules are checked against
+   * it, so a deleted document's id stays its owner's, and a probe of it is answered like one of a
+   * live document.
+   */
+  lastDoc?: SyncDocument | null;
 }
 
 /** A validated change, with its timestamp already clamped against clock skew. */

@@ -3,7 +3,7 @@ import { InjectConnection } from '@nestjs/mongoose';
 import type { AnyBulkWriteOperation, Collection, Db, Filter, FindCursor } from 'mongodb';
 import type { Connection } from 'mongoose';
 import type { SyncDocument } from '@sync/protocol';
-import { FIELD_TS, StoredState, SYNC_TS } from '../conflict/conflict.types';
+import { FIELD_TS, StoredState, SYNC_TS, UPDATED_BY } from '../conflict/conflict.types';
 import { duplicateKeyIndexes } from './change-feed.repository';
 import { ensureIndexes } from '../database/indexes';
 
@@ -17,6 +17,8 @@ export interface Tombstone {
   changeId: string;
   userId: string;
   deletedAt: Date;
+  /** The document's last version (server-only fields stripped), for write rules on its id; absent in older tombstones. */
+  lastDoc?: SyncDocument | null;
 }
 
 /** One document write, guarded by the state it was resolved against (compare-and-set). */
@@ -65,12 +67,13 @@ export class DocumentRepository implements OnModuleInit {
     for (const id of ids) out.set(id, { doc: null, timestamp: null, deleted: false });
     for (const id of ids) {
       const t = tombById.get(id);
-      if (t) out.set(id, { doc: null, timestamp: t.timestamp, deleted: true });
+      if (t) out.set(id, { doc: null, timestamp: t.timestamp, deleted: true, author: t.userId ?? null, lastDoc: t.lastDoc ?? null });
     }
     for (const d of docs) {
       const { [FIELD_TS]: fieldTimes, ...doc } = d as SyncDocument;
       const ts = typeof doc[SYNC_TS] === 'number' ? (doc[SYNC_TS] as number) : null;
-      out.set(String(d._id), { doc, timestamp: ts, deleted: false, fieldTimes: fieldTimes as Record<string, number> | undefined });
+      const author = typeof doc[UPDATED_BY] === 'string' ? (doc[UPDATED_BY] as string) : null;
+      out.set(String(d._id), { doc, timestamp: ts, deleted: false, fieldTimes: fieldTimes as Record<string, number> | undefined, author });
     }
     return out;
   }

@@ -16,7 +16,8 @@ import { KeyedMutex } from '../common/keyed-mutex';
 import { isUnavailableError, toFailureAck } from '../common/ack';
 import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
-import { CONFLICT_RESOLVER, ConflictStrategy, FIELD_TS, StoredState } from '../conflict/conflict.types';
+import { afterIfApplied } from '../conflict/conflict.strategies';
+import { CONFLICT_RESOLVER, ConflictStrategy, FIELD_TS, IncomingChange, Outcome, StoredState } from '../conflict/conflict.types';
 import { MetricsService } from '../health/metrics.service';
 import { PermissionService } from '../permission/permission.service';
 import { ChangeFeedRepository, FeedEntry } from './change-feed.repository';
@@ -215,36 +216,48 @@ export class SyncService {
 
       // resolve in order; several changes to one document fold onto each other
       const serverTimestamp = Date.now();
-      let accepted: { w: Work; entry: FeedEntry }[] = [];
+      let accepted: { w: Work; entry: FeedEntry; lastDoc: SyncDocument | null }[] = [];
       const declined: { w: Work; ack: SyncError | ChangeAckFailure }[] = [];
       for (const w of active) {
         const c = w.change;
         const key = docKey(c.collection, c.documentId);
         const stored = states.get(key)!;
-        // A clamped change ("the device's clock is far ahead") is one the device made after
-        // everything it knows of: clamped to the server clock it must still come after the stored
-        // version, or a fast device would lose its own insert-then-update of one batch (both
-        // clamped to the same millisecond). Bounded: stored versions are never beyond now + skew.
-        const timestamp = c.clamped && stored.timestamp !== null && stored.timestamp >= c.timestamp ? stored.timestamp + 1 : c.timestamp;
-        const outcome = this.resolve(stored, { operation: c.operation, documentId: c.documentId, data: c.data, timestamp, userId: origin.user.id });
-        if (outcome.kind === 'conflict') {
-          const current = outcome.current ? publicDoc(outcome.current) : null;
-          declined.push({ w, ack: { success: false, code: ErrorCode.CONFLICT, changeId: c.changeId, error: `conflict: ${outcome.reason}`, timestamp: outcome.timestamp ?? undefined, current } });
-          continue;
-        }
+        // A change whose timestamp the server chose (none was sent) or clamped ("the device's clock
+        // is far ahead") is one the device made after everything it knows of: it must come after the
+        // stored version, or a device would lose its own rapid edits (several in one millisecond of
+        // the server's clock) or its insert-then-update of one batch (both clamped to the same
+        // millisecond). Bounded: stored versions are never beyond now + skew.
+        const timestamp = (c.clamped || c.serverTime) && stored.timestamp !== null && stored.timestamp >= c.timestamp ? stored.timestamp + 1 : c.timestamp;
+        const incoming: IncomingChange = { operation: c.operation, documentId: c.documentId, data: c.data, timestamp, userId: origin.user.id };
         const before = stored.doc;
-        const after = outcome.after ? (outcome.fieldTimes ? { ...outcome.after, [FIELD_TS]: outcome.fieldTimes } : outcome.after) : null;
-        // a delete of a document the server does not have is checked against a document holding only
-        // its id: allowed where the write rule does not depend on the document, refused elsewhere
-        // (its tombstone would otherwise let anyone void the owner's older offline insert)
-        const ruleBefore = before ? publicDoc(before) : c.operation === 'delete' ? ({ _id: c.documentId } as SyncDocument) : null;
-        if (!origin.trusted && !this.permissions.canWrite(origin.user, c.collection, ruleBefore, outcome.after)) {
-          declined.push({ w, ack: new ForbiddenError(`the write rule of "${c.collection}" does not allow this change`, { changeId: c.changeId }) });
+        // The write rule first, before the conflict is resolved, against the stored document (a
+        // deleted one's last version) and the document the change would produce: a change the user
+        // may not make is FORBIDDEN, answered the same whether the id exists, is deleted or is free,
+        // and whether the change would win or lose. A delete of a document the server never had is
+        // checked against a document holding only its id: allowed where the write rule does not
+        // depend on the document, refused elsewhere (its tombstone would otherwise let anyone void
+        // the owner's older offline insert).
+        const ruleBefore = before ? publicDoc(before) : (stored.lastDoc ?? (c.operation === 'delete' ? ({ _id: c.documentId } as SyncDocument) : null));
+        if (!origin.trusted && !this.permissions.canWrite(origin.user, c.collection, ruleBefore, afterIfApplied(stored, incoming))) {
+          declined.push({ w, ack: this.forbidden(c) });
           continue;
         }
-        states.set(key, { doc: outcome.after, timestamp: outcome.timestamp, deleted: outcome.after === null, fieldTimes: outcome.fieldTimes });
+        const outcome = this.resolve(stored, incoming);
+        if (outcome.kind === 'conflict') {
+          declined.push({ w, ack: this.conflictAck(origin, c, stored, outcome) });
+          continue;
+        }
+        const after = outcome.after ? (outcome.fieldTimes ? { ...outcome.after, [FIELD_TS]: outcome.fieldTimes } : outcome.after) : null;
+        // and the document the strategy really produced (a custom strategy may produce another one)
+        if (!origin.trusted && !this.permissions.canWrite(origin.user, c.collection, ruleBefore, outcome.after)) {
+          declined.push({ w, ack: this.forbidden(c) });
+          continue;
+        }
+        const lastDoc = outcome.after === null ? (before ? publicDoc(before) : (stored.lastDoc ?? null)) : null;
+        states.set(key, { doc: outcome.after, timestamp: outcome.timestamp, deleted: outcome.after === null, fieldTimes: outcome.fieldTimes, author: origin.user.id, lastDoc });
         accepted.push({
           w,
+          lastDoc,
           entry: {
             _id: 0,
             changeId: c.changeId,
@@ -280,18 +293,18 @@ export class SyncService {
       }
 
       // one compare-and-set write per document, with its final state
-      const lastByKey = new Map<string, FeedEntry>();
-      for (const a of accepted) lastByKey.set(a.entry.docKey!, a.entry);
+      const lastByKey = new Map<string, (typeof accepted)[number]>();
+      for (const a of accepted) lastByKey.set(a.entry.docKey!, a);
       const writes: DocumentWrite[] = [];
       const writeKeys: string[] = [];
-      for (const [key, e] of lastByKey) {
+      for (const [key, { entry: e, lastDoc }] of lastByKey) {
         const init = initial.get(key)!;
         writes.push({
           collection: e.collection!,
           documentId: e.documentId!,
           expected: { exists: init.doc !== null, timestamp: init.doc ? init.timestamp : null },
           after: e.operation === 'delete' ? null : e.after!,
-          tombstone: e.operation === 'delete' ? { timestamp: e.timestamp!, changeId: e.changeId, userId: e.userId!, deletedAt: new Date(serverTimestamp) } : undefined,
+          tombstone: e.operation === 'delete' ? { timestamp: e.timestamp!, changeId: e.changeId, userId: e.userId!, deletedAt: new Date(serverTimestamp), lastDoc } : undefined,
         });
         writeKeys.push(key);
       }
@@ -342,6 +355,29 @@ export class SyncService {
       if (e) results[w.index] = this.duplicateAck(e);
       else reject(w.index, ack, w.change);
     }
+  }
+
+  /**
+   * The refusal of a change the write rule does not allow: one text and one set of fields, whatever
+   * the document's state, so that it tells nothing about other users' documents.
+   */
+  private forbidden(c: NormalizedChange): ForbiddenError {
+    return new ForbiddenError(`the write rule of "${c.collection}" does not allow this change`, { changeId: c.changeId });
+  }
+
+  /**
+   * The answer to a change that lost its conflict. The winning version (`current`, its timestamp and
+   * the reason) goes only to a user whose read rule matches it (for a deleted document: its last
+   * version, or a document holding only its id); anyone else gets `current: null` and a fixed text,
+   * which an honest client handles as "drop it locally" (it may not see that document anyway).
+   */
+  private conflictAck(origin: ChangeOrigin, c: NormalizedChange, stored: StoredState, outcome: Extract<Outcome, { kind: 'conflict' }>): ChangeAckFailure {
+    const current = outcome.current ? publicDoc(outcome.current) : null;
+    const seen = current ?? stored.lastDoc ?? ({ _id: c.documentId } as SyncDocument);
+    if (origin.trusted || this.permissions.canRead(origin.user, c.collection, seen)) {
+      return { success: false, code: ErrorCode.CONFLICT, changeId: c.changeId, error: `conflict: ${outcome.reason}`, timestamp: outcome.timestamp ?? undefined, current };
+    }
+    return { success: false, code: ErrorCode.CONFLICT, changeId: c.changeId, error: 'conflict: a newer version of this document is stored', current: null };
   }
 
   /** The first ack of a change already in the feed, given again to its retry. */
