@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import {
   ChangeAck,
   ChangeAckFailure,
@@ -58,11 +58,13 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * at any point from losing an acknowledged change (see docs/ARCHITECTURE.md).
  */
 @Injectable()
-export class SyncService {
+export class SyncService implements OnModuleDestroy {
   private readonly logger = new Logger('SyncService');
   private readonly mutex = new KeyedMutex();
   /** changeIds being applied by this process, so a concurrent retry waits for the first answer. */
   private readonly inFlight = new Map<string, Promise<ChangeAck>>();
+  /** Lease releases in flight (awaited at shutdown, so a clean stop leaves no lease behind). */
+  private readonly releasing = new Set<Promise<void>>();
   /** Next feed position this process will try (0 = not known yet). */
   private nextPosition = 0;
 
@@ -79,6 +81,10 @@ export class SyncService {
     private readonly delivery: DeliveryService,
     private readonly metrics: MetricsService,
   ) {}
+
+  async onModuleDestroy(): Promise<void> {
+    await Promise.allSettled([...this.releasing]);
+  }
 
   /** Applies changes in order, each on its own merits; one ack per change. */
   async apply(rawChanges: unknown[], origin: ChangeOrigin): Promise<ChangeAck[]> {
@@ -281,7 +287,7 @@ export class SyncService {
       if (!accepted.length) return;
 
       // write-ahead: the feed entries exist (pending) before any document changes
-      const retries = await this.insertPending(accepted.map((a) => a.entry), origin.user.id);
+      const { retries, bookkeeping } = await this.insertPending(accepted.map((a) => a.entry), origin.user.id);
       if (retries.size) {
         // retries of changes already in the feed (applied before, or racing us from another node)
         for (const a of accepted) {
@@ -289,7 +295,10 @@ export class SyncService {
           if (first) results[a.w.index] = this.duplicateAck(first);
         }
         accepted = accepted.filter((x) => !retries.has(x.entry));
-        if (!accepted.length) return;
+        if (!accepted.length) {
+          await bookkeeping;
+          return;
+        }
       }
 
       // one compare-and-set write per document, with its final state
@@ -308,7 +317,10 @@ export class SyncService {
         });
         writeKeys.push(key);
       }
-      const failedWrites = await this.docs.applyWrites(writes);
+      // the documents are written while the high-water mark and the idempotency records land (one round
+      // trip less): neither is needed before the settle, and a crash in between is repaired by the
+      // replay, which writes the records of the entries it replays
+      const [failedWrites] = await Promise.all([this.docs.applyWrites(writes), bookkeeping]);
       const failedKeys = new Set([...failedWrites].map((i) => writeKeys[i]));
 
       const ok = accepted.filter((a) => !failedKeys.has(a.entry.docKey!));
@@ -330,8 +342,18 @@ export class SyncService {
       if (!isUnavailableError(e) && !isSyncError(e)) this.logger.error(`apply failed: ${(e as Error).stack}`);
       throw e;
     } finally {
-      if (leased.length) await this.locks.release(leased).catch(() => undefined);
-      releaseLocal();
+      // The acks go out without waiting for the leases' release (one round trip less); this process's
+      // next writer of these documents waits for it (the in-process lock is held until it is done)
+      if (leased.length) {
+        const released: Promise<void> = this.locks
+          .release(leased)
+          .catch((e) => this.logger.warn(`lease release failed (they expire): ${(e as Error).message}`))
+          .finally(() => {
+            releaseLocal();
+            this.releasing.delete(released);
+          });
+        this.releasing.add(released);
+      } else releaseLocal();
     }
   }
 
@@ -394,8 +416,9 @@ export class SyncService {
    * (returned with the entry of its first attempt, to answer duplicate) and its position gets a
    * `skip` entry, so readers see no gap.
    */
-  private async insertPending(entries: FeedEntry[], userId: string): Promise<Map<FeedEntry, FeedEntry>> {
+  private async insertPending(entries: FeedEntry[], userId: string): Promise<{ retries: Map<FeedEntry, FeedEntry>; bookkeeping: Promise<unknown> }> {
     const retries = new Map<FeedEntry, FeedEntry>();
+    const side: Promise<unknown>[] = [];
     let todo = entries;
     let assign = true;
     for (let attempt = 0; todo.length; attempt++) {
@@ -409,8 +432,10 @@ export class SyncService {
       const landed = await this.feedRepo.insertOrdered(todo);
       if (landed > 0) {
         // readers tell the end of the feed by this mark (see ChangeFeedRepository.scan); retries are
-        // recognised through the records
-        await Promise.all([this.feedRepo.raiseHighWater(todo[landed - 1]._id), this.feedRepo.recordChanges(todo.slice(0, landed))]);
+        // recognised through the records. Not awaited here: the caller writes the documents meanwhile
+        const p = Promise.all([this.feedRepo.raiseHighWater(todo[landed - 1]._id), this.feedRepo.recordChanges(todo.slice(0, landed))]);
+        p.catch(() => undefined); // awaited by the caller; never an unhandled rejection meanwhile
+        side.push(p);
       }
       if (landed === todo.length) break;
       const rest = todo.slice(landed);
@@ -434,7 +459,9 @@ export class SyncService {
         assign = true;
       }
     }
-    return retries;
+    const bookkeeping = Promise.all(side);
+    bookkeeping.catch(() => undefined);
+    return { retries, bookkeeping };
   }
 
   /** Takes the documents' leases; waits for other nodes' leases, replays expired ones. */
