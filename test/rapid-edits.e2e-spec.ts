@@ -5,7 +5,7 @@
  * timestamps (per document and per field). */
 import { Socket } from 'socket.io-client';
 import { connectTestDb } from './support/db';
-import { emitAck, joinedClient, startTestApp, TestApp } from './support/app';
+import { emitAck, joinedClient, startTestApp, TestApp, waitFor } from './support/app';
 
 const BURST = 5;
 
@@ -142,5 +142,58 @@ describe.each([
       expect({ mode, acks }).toEqual({ mode, acks: Array(BURST).fill('ok') });
       await expectAllApplied(docId, BURST);
     }
+  });
+});
+
+/* A writer that dies between its write-ahead entry and the document write leaves a pending entry,
+ * replayed once stale. With same-author ties, the stored version may share the entry's timestamp:
+ * the replay must tell the versions apart (by content), not take an equal timestamp for "in place". */
+describe('replay of a version that shares its timestamp with the stored one', () => {
+  let t: TestApp;
+  let a: Socket;
+  let db: Awaited<ReturnType<typeof connectTestDb>>;
+
+  beforeAll(async () => {
+    t = await startTestApp({ AUTH_MODE: 'dev', SYNC_LOCK_TTL_MS: '1000' }, 'rapid_replay');
+    db = await connectTestDb('unused', t.mongoUri);
+    a = await joinedClient(t.url, 'alice');
+  });
+  afterAll(async () => {
+    a?.close();
+    await db?.close();
+    await t?.close();
+  });
+
+  it('writes the pending version (update, and delete) whose writer died, though the document is at that timestamp', async () => {
+    const ts = 4242;
+    expect(await emitAck(a, 'sync:change', { operation: 'insert', collection: 'replay', documentId: 'r1', data: { v: 1 }, timestamp: ts })).toMatchObject({ success: true });
+    expect(await emitAck(a, 'sync:change', { operation: 'insert', collection: 'replay', documentId: 'r2', data: { v: 1 }, timestamp: ts })).toMatchObject({ success: true });
+    const head = (await emitAck(a, 'sync:join', { userId: 'alice' })).cursor;
+    const max = (await db.db.collection('_sync_feed').find({}).sort({ _id: -1 }).limit(1).toArray())[0]._id as unknown as number;
+    const now = Date.now();
+    const entry = (pos: number, documentId: string, operation: string, after: Record<string, unknown> | null) => ({
+      _id: pos as never,
+      changeId: `crashed-${documentId}`,
+      state: 'pending',
+      collection: 'replay',
+      documentId,
+      docKey: `replay:${documentId}`,
+      operation,
+      after,
+      before: { _id: documentId, v: 1, sync_updated_at: ts, _updated_by: 'alice' },
+      timestamp: ts,
+      prevTimestamp: ts,
+      userId: 'alice',
+      serverTimestamp: now,
+      createdAt: new Date(now),
+    });
+    await db.db.collection('_sync_feed').insertMany([
+      entry(max + 1, 'r1', 'update', { _id: 'r1', v: 2, sync_updated_at: ts, _updated_by: 'alice' }),
+      entry(max + 2, 'r2', 'delete', null),
+    ]);
+    await waitFor(async () => (await emitAck(a, 'sync:get_changes', { cursor: head, collection: 'replay' })).changes.length === 2, 30_000, 'replay');
+    expect(await db.db.collection('replay').findOne({ _id: 'r1' as never })).toEqual({ _id: 'r1', v: 2, sync_updated_at: ts, _updated_by: 'alice' });
+    expect(await db.db.collection('replay').findOne({ _id: 'r2' as never })).toBeNull();
+    expect(await db.db.collection('_sync_tombstones').findOne({ _id: 'replay:r2' as never })).toMatchObject({ timestamp: ts, userId: 'alice', lastDoc: { v: 1 } });
   });
 });
