@@ -44,10 +44,23 @@ export interface AppliedChange {
   originSocketId?: string;
 }
 
+/** One change to apply and who sent it (a group may hold changes of many senders). */
+interface Item {
+  raw: unknown;
+  origin: ChangeOrigin;
+}
+
 interface Work {
   index: number;
   change: NormalizedChange;
+  origin: ChangeOrigin;
 }
+
+type Reject = (i: number, e: SyncError | ChangeAckFailure, c?: Partial<NormalizedChange>) => void;
+
+/** Groups of single changes applied at once (group commit): while one is in flight the next fills. */
+const GROUPS_IN_FLIGHT = 2;
+const idemKey = (userId: string, changeId: string) => `${userId}\u0000${changeId}`;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -86,17 +99,65 @@ export class SyncService implements OnModuleDestroy {
     await Promise.allSettled([...this.releasing]);
   }
 
-  /** Applies changes in order, each on its own merits; one ack per change. */
+  /**
+   * Applies changes in order, each on its own merits; one ack per change. A single change joins the
+   * next group commit: the single changes of every socket that arrive while earlier ones are being
+   * applied go through the batch path together (one lease, one load, one feed insert, one bulk of
+   * document writes for all), each answered on its own ack.
+   */
   async apply(rawChanges: unknown[], origin: ChangeOrigin): Promise<ChangeAck[]> {
-    const n = rawChanges.length;
+    if (rawChanges.length === 1) return [await this.enqueue({ raw: rawChanges[0], origin })];
+    return this.applyItems(rawChanges.map((raw) => ({ raw, origin })), 'batch');
+  }
+
+  private readonly queue: { item: Item; resolve: (ack: ChangeAck) => void }[] = [];
+  private groupsInFlight = 0;
+
+  private enqueue(item: Item): Promise<ChangeAck> {
+    return new Promise((resolve) => {
+      this.queue.push({ item, resolve });
+      this.drain();
+    });
+  }
+
+  /** Starts groups while fewer than GROUPS_IN_FLIGHT are being applied (at once when idle). */
+  private drain(): void {
+    while (this.groupsInFlight < GROUPS_IN_FLIGHT && this.queue.length) {
+      const group = this.queue.splice(0, this.config.limits.maxBatchSize);
+      this.groupsInFlight++;
+      void this.applyItems(
+        group.map((g) => g.item),
+        group.length === 1 ? 'single' : 'group',
+      )
+        .then(async (acks) => {
+          // an unexpected error fails a whole group: each of its changes is tried again on its own, so
+          // that one sender's change that breaks something never costs the others theirs
+          if (group.length > 1 && acks.some((a) => !a.success && a.code === ErrorCode.INTERNAL)) acks = await Promise.all(group.map(async (g) => (await this.applyItems([g.item], 'single'))[0]));
+          group.forEach((g, i) => g.resolve(acks[i]));
+        })
+        .catch((e) => {
+          const ack = toFailureAck(e, 'apply') as ChangeAck;
+          for (const g of group) g.resolve(ack);
+        })
+        .finally(() => {
+          this.groupsInFlight--;
+          this.drain();
+        });
+    }
+  }
+
+  /** Applies items in order, each on its own merits (and with its own sender); one ack per item. */
+  private async applyItems(items: Item[], kind: 'single' | 'group' | 'batch'): Promise<ChangeAck[]> {
+    const n = items.length;
     const results: (ChangeAck | undefined)[] = new Array(n);
     const auditRecords: AuditRecord[] = [];
     const now = Date.now();
     this.metrics.changesReceived.inc(n);
     this.metrics.pendingChanges.inc(n);
-    const timer = this.metrics.applyDuration.startTimer({ kind: n === 1 ? 'single' : 'batch' });
-    const reject = (i: number, e: SyncError | ChangeAckFailure, c?: Partial<NormalizedChange>) => {
+    const timer = this.metrics.applyDuration.startTimer({ kind });
+    const reject: Reject = (i, e, c) => {
       const ack = (e instanceof SyncError ? e.toAck() : e) as ChangeAckFailure;
+      const origin = items[i].origin;
       results[i] = ack;
       this.metrics.changesRejected.inc({ code: ack.code });
       auditRecords.push({
@@ -120,16 +181,18 @@ export class SyncService implements OnModuleDestroy {
       const dupOf = new Map<number, number>();
       for (let i = 0; i < n; i++) {
         try {
-          const c = normalizeChange(rawChanges[i], { maxChangeBytes: this.config.limits.maxChangeBytes, maxClockSkewMs: this.config.sync.maxClockSkewMs, now });
-          const first = firstIndexOf.get(c.changeId);
+          const { raw, origin } = items[i];
+          const c = normalizeChange(raw, { maxChangeBytes: this.config.limits.maxChangeBytes, maxClockSkewMs: this.config.sync.maxClockSkewMs, now });
+          const key = idemKey(origin.user.id, c.changeId);
+          const first = firstIndexOf.get(key);
           if (first !== undefined) dupOf.set(i, first);
           else {
-            firstIndexOf.set(c.changeId, i);
-            work.push({ index: i, change: c });
+            firstIndexOf.set(key, i);
+            work.push({ index: i, change: c, origin });
           }
         } catch (e) {
           if (!isSyncError(e)) throw e;
-          const raw = rawChanges[i] as Record<string, unknown> | null;
+          const raw = items[i].raw as Record<string, unknown> | null;
           reject(i, e, raw && typeof raw === 'object' ? { changeId: typeof raw.changeId === 'string' ? raw.changeId.slice(0, 128) : undefined, documentId: typeof raw.documentId === 'string' ? raw.documentId.slice(0, 256) : undefined } : {});
         }
       }
@@ -144,26 +207,26 @@ export class SyncService implements OnModuleDestroy {
         const waiting: Promise<void>[] = [];
         fresh = [];
         for (const w of work) {
-          const running = this.inFlight.get(`${origin.user.id}\u0000${w.change.changeId}`);
+          const running = this.inFlight.get(idemKey(w.origin.user.id, w.change.changeId));
           if (running) {
             waiting.push(running.then((ack) => void (results[w.index] = { ...ack, duplicate: true } as ChangeAck)));
             this.metrics.changesDuplicate.inc();
           } else fresh.push(w);
         }
         if (fresh.length) {
-          const batchPromise = this.applyFresh(fresh, origin, results, reject);
+          const batchPromise = this.applyFresh(fresh, results, reject);
           for (const w of fresh) {
             // a failed batch is answered below; retries waiting on it get an UNAVAILABLE, never an unhandled rejection
             const p = batchPromise.then(
               () => results[w.index]!,
               () => new UnavailableError('the first attempt of this change failed: retry').toAck() as ChangeAck,
             );
-            this.inFlight.set(`${origin.user.id}\u0000${w.change.changeId}`, p);
+            this.inFlight.set(idemKey(w.origin.user.id, w.change.changeId), p);
           }
           try {
             await batchPromise;
           } finally {
-            for (const w of fresh) this.inFlight.delete(`${origin.user.id}\u0000${w.change.changeId}`);
+            for (const w of fresh) this.inFlight.delete(idemKey(w.origin.user.id, w.change.changeId));
           }
         }
         await Promise.all(waiting);
@@ -185,12 +248,7 @@ export class SyncService implements OnModuleDestroy {
   }
 
   /** Leases the documents, resolves, writes and delivers. Fills `results` for every item of `work`. */
-  private async applyFresh(
-    work: Work[],
-    origin: ChangeOrigin,
-    results: (ChangeAck | undefined)[],
-    reject: (i: number, e: SyncError | ChangeAckFailure, c?: Partial<NormalizedChange>) => void,
-  ): Promise<void> {
+  private async applyFresh(work: Work[], results: (ChangeAck | undefined)[], reject: Reject): Promise<void> {
     const keys = [...new Set(work.map((w) => docKey(w.change.collection, w.change.documentId)))];
     const releaseLocal = await this.mutex.acquire(keys);
     let leased: string[] = [];
@@ -225,7 +283,7 @@ export class SyncService implements OnModuleDestroy {
       let accepted: { w: Work; entry: FeedEntry; lastDoc: SyncDocument | null }[] = [];
       const declined: { w: Work; ack: SyncError | ChangeAckFailure }[] = [];
       for (const w of active) {
-        const c = w.change;
+        const { change: c, origin } = w;
         const key = docKey(c.collection, c.documentId);
         const stored = states.get(key)!;
         // A change whose timestamp the server chose (none was sent) or clamped ("the device's clock
@@ -278,16 +336,16 @@ export class SyncService implements OnModuleDestroy {
             prevTimestamp: stored.timestamp,
             userId: origin.user.id,
             serverTimestamp,
-            clientAddress: origin.clientAddress,
+            clientAddress: w.origin.clientAddress,
             createdAt: new Date(serverTimestamp),
           },
         });
       }
-      if (declined.length) await this.answerDeclined(declined, origin, results, reject);
+      if (declined.length) await this.answerDeclined(declined, results, reject);
       if (!accepted.length) return;
 
       // write-ahead: the feed entries exist (pending) before any document changes
-      const { retries, bookkeeping } = await this.insertPending(accepted.map((a) => a.entry), origin.user.id);
+      const { retries, bookkeeping } = await this.insertPending(accepted.map((a) => a.entry));
       if (retries.size) {
         // retries of changes already in the feed (applied before, or racing us from another node)
         for (const a of accepted) {
@@ -337,7 +395,7 @@ export class SyncService implements OnModuleDestroy {
         results[a.w.index] = { success: true, changeId: a.entry.changeId, timestamp: a.entry.timestamp!, cursor: encodeCursor(a.entry._id) };
       }
       this.metrics.changesApplied.inc(ok.length);
-      if (ok.length) this.delivery.publish(ok.map((a) => ({ entry: a.entry, originSocketId: origin.socketId })));
+      if (ok.length) this.delivery.publish(ok.map((a) => ({ entry: a.entry, originSocketId: a.w.origin.socketId })));
     } catch (e) {
       if (!isUnavailableError(e) && !isSyncError(e)) this.logger.error(`apply failed: ${(e as Error).stack}`);
       throw e;
@@ -364,16 +422,11 @@ export class SyncService implements OnModuleDestroy {
    * whose record was lost with a writer that died between inserting its entry and its record gets
    * the decline instead: its change is in the feed, so the client settles on the same state.)
    */
-  private async answerDeclined(
-    declined: { w: Work; ack: SyncError | ChangeAckFailure }[],
-    origin: ChangeOrigin,
-    results: (ChangeAck | undefined)[],
-    reject: (i: number, e: SyncError | ChangeAckFailure, c?: Partial<NormalizedChange>) => void,
-  ): Promise<void> {
-    const ids = declined.filter(({ w }) => !w.change.generatedId).map(({ w }) => w.change.changeId);
-    const known = new Map((await this.feedRepo.findRecorded(origin.user.id, ids)).filter((e) => e.state !== 'aborted').map((e) => [e.changeId, e]));
+  private async answerDeclined(declined: { w: Work; ack: SyncError | ChangeAckFailure }[], results: (ChangeAck | undefined)[], reject: Reject): Promise<void> {
+    const asked = declined.filter(({ w }) => !w.change.generatedId).map(({ w }) => ({ userId: w.origin.user.id, changeId: w.change.changeId }));
+    const known = await this.findRecorded(asked, false);
     for (const { w, ack } of declined) {
-      const e = w.change.generatedId ? undefined : known.get(w.change.changeId);
+      const e = w.change.generatedId ? undefined : known.get(idemKey(w.origin.user.id, w.change.changeId));
       if (e) results[w.index] = this.duplicateAck(e);
       else reject(w.index, ack, w.change);
     }
@@ -416,7 +469,7 @@ export class SyncService implements OnModuleDestroy {
    * (returned with the entry of its first attempt, to answer duplicate) and its position gets a
    * `skip` entry, so readers see no gap.
    */
-  private async insertPending(entries: FeedEntry[], userId: string): Promise<{ retries: Map<FeedEntry, FeedEntry>; bookkeeping: Promise<unknown> }> {
+  private async insertPending(entries: FeedEntry[]): Promise<{ retries: Map<FeedEntry, FeedEntry>; bookkeeping: Promise<unknown> }> {
     const retries = new Map<FeedEntry, FeedEntry>();
     const side: Promise<unknown>[] = [];
     let todo = entries;
@@ -440,15 +493,19 @@ export class SyncService implements OnModuleDestroy {
       if (landed === todo.length) break;
       const rest = todo.slice(landed);
       const real = rest.filter((e) => e.state !== 'skip');
-      let found = await this.feedRepo.findRecorded(userId, real.map((e) => e.changeId));
+      const asked = real.map((e) => ({ userId: e.userId!, changeId: e.changeId }));
+      let known = await this.findRecorded(asked, true);
       // the refused entry is not recorded: its record was lost in a crash, or its position was taken
-      if (rest[0].state !== 'skip' && !found.some((e) => e.changeId === rest[0].changeId)) found = await this.feedRepo.findByChangeIds(userId, real.map((e) => e.changeId));
-      const known = new Map(found.map((e) => [e.changeId, e]));
-      const isRetry = (e: FeedEntry) => e.state !== 'skip' && known.has(e.changeId) && known.get(e.changeId)!._id !== e._id;
+      if (rest[0].state !== 'skip' && !known.has(idemKey(rest[0].userId!, rest[0].changeId))) known = await this.findRecorded(asked, true, true);
+      const firstOf = (e: FeedEntry) => (e.state === 'skip' ? undefined : known.get(idemKey(e.userId!, e.changeId)));
+      const isRetry = (e: FeedEntry) => {
+        const first = firstOf(e);
+        return first !== undefined && first._id !== e._id;
+      };
       if (isRetry(rest[0])) {
         todo = rest.map((e) => {
           if (!isRetry(e)) return e;
-          retries.set(e, known.get(e.changeId)!);
+          retries.set(e, firstOf(e)!);
           return { _id: e._id, changeId: `skip:${e._id}`, state: 'skip' as const, createdAt: e.createdAt };
         });
         assign = false;
@@ -462,6 +519,29 @@ export class SyncService implements OnModuleDestroy {
     const bookkeeping = Promise.all(side);
     bookkeeping.catch(() => undefined);
     return { retries, bookkeeping };
+  }
+
+  /**
+   * The feed entries of changes already recorded, by author and changeId (keyed by idemKey), one
+   * lookup per author. `aborted` entries are left out unless asked for; `exact` reads the feed itself
+   * (a change whose record was lost with its writer).
+   */
+  private async findRecorded(asked: { userId: string; changeId: string }[], withAborted: boolean, exact = false): Promise<Map<string, FeedEntry>> {
+    const byUser = new Map<string, string[]>();
+    for (const { userId, changeId } of asked) {
+      const ids = byUser.get(userId) ?? [];
+      ids.push(changeId);
+      byUser.set(userId, ids);
+    }
+    const found = await Promise.all(
+      [...byUser].map(async ([userId, ids]) => {
+        const entries = exact ? await this.feedRepo.findByChangeIds(userId, ids) : await this.feedRepo.findRecorded(userId, ids);
+        return entries.map((e) => ({ ...e, userId }));
+      }),
+    );
+    const out = new Map<string, FeedEntry>();
+    for (const e of found.flat()) if (withAborted || e.state !== 'aborted') out.set(idemKey(e.userId, e.changeId), e);
+    return out;
   }
 
   /** Takes the documents' leases; waits for other nodes' leases, replays expired ones. */
