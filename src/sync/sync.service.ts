@@ -5,6 +5,7 @@ import {
   encodeCursor,
   ErrorCode,
   ForbiddenError,
+  InvalidPayloadError,
   isSyncError,
   SyncDocument,
   SyncError,
@@ -25,6 +26,8 @@ import { ChangeFeedService, publicDoc } from './change-feed.service';
 import { normalizeChange, NormalizedChange } from './change.validation';
 import { DeliveryService } from './delivery.service';
 import { DocumentRepository, DocumentWrite, docKey } from './document.repository';
+import { documentIdProblem, IdHint, readIdHint, wireIdType } from './document-id';
+import { fieldTypesTemplate, keepStoredTypes } from './stored-types';
 import { LockRepository } from './lock.repository';
 import { SYNC_TIMINGS, SyncTimings } from './sync.constants';
 
@@ -54,6 +57,8 @@ interface Work {
   index: number;
   change: NormalizedChange;
   origin: ChangeOrigin;
+  /** The change's optional `idType` (how a new document of an `auto` collection stores its `_id`). */
+  idHint?: IdHint;
 }
 
 type Reject = (i: number, e: SyncError | ChangeAckFailure, c?: Partial<NormalizedChange>) => void;
@@ -183,12 +188,13 @@ export class SyncService implements OnModuleDestroy {
         try {
           const { raw, origin } = items[i];
           const c = normalizeChange(raw, { maxChangeBytes: this.config.limits.maxChangeBytes, maxClockSkewMs: this.config.sync.maxClockSkewMs, now });
+          const idHint = this.checkDocumentId(raw, c);
           const key = idemKey(origin.user.id, c.changeId);
           const first = firstIndexOf.get(key);
           if (first !== undefined) dupOf.set(i, first);
           else {
             firstIndexOf.set(key, i);
-            work.push({ index: i, change: c, origin });
+            work.push({ index: i, change: c, origin, idHint });
           }
         } catch (e) {
           if (!isSyncError(e)) throw e;
@@ -247,6 +253,25 @@ export class SyncService implements OnModuleDestroy {
     return results as ChangeAck[];
   }
 
+  /**
+   * The change's optional `idType` hint, after checking that its documentId fits the collection's
+   * id type (an `objectId` collection takes only 24-hex ids): INVALID_PAYLOAD otherwise.
+   */
+  private checkDocumentId(raw: unknown, c: NormalizedChange): IdHint | undefined {
+    const hint = readIdHint(raw);
+    const problem = typeof hint === 'object' ? hint.error : documentIdProblem(this.permissions.idType(c.collection), c.documentId, hint);
+    if (problem) throw new InvalidPayloadError(problem, { changeId: c.changeId });
+    return hint as IdHint | undefined;
+  }
+
+  /** See stored-types.ts: BSON types of the stored document and of the collection's fieldTypes survive the JSON wire. */
+  private keepTypes(collection: string, stored: SyncDocument | null, after: SyncDocument): SyncDocument {
+    const types = this.permissions.fieldTypes(collection);
+    let out = types ? keepStoredTypes(fieldTypesTemplate(types), after) : after;
+    if (stored) out = keepStoredTypes(stored, out);
+    return out;
+  }
+
   /** Leases the documents, resolves, writes and delivers. Fills `results` for every item of `work`. */
   private async applyFresh(work: Work[], results: (ChangeAck | undefined)[], reject: Reject): Promise<void> {
     const keys = [...new Set(work.map((w) => docKey(w.change.collection, w.change.documentId)))];
@@ -265,14 +290,18 @@ export class SyncService implements OnModuleDestroy {
       // load the stored state of every document, per collection
       const states = new Map<string, StoredState>();
       const byCollection = new Map<string, string[]>();
+      const idHints = new Map<string, Map<string, IdHint>>();
       for (const w of active) {
         const ids = byCollection.get(w.change.collection) ?? [];
         ids.push(w.change.documentId);
         byCollection.set(w.change.collection, ids);
+        if (w.idHint && !idHints.get(w.change.collection)?.has(w.change.documentId)) {
+          idHints.set(w.change.collection, (idHints.get(w.change.collection) ?? new Map<string, IdHint>()).set(w.change.documentId, w.idHint));
+        }
       }
       await Promise.all(
         [...byCollection.entries()].map(async ([coll, ids]) => {
-          const m = await this.docs.loadStates(coll, [...new Set(ids)]);
+          const m = await this.docs.loadStates(coll, [...new Set(ids)], idHints.get(coll));
           for (const [id, s] of m) states.set(docKey(coll, id), s);
         }),
       );
@@ -302,7 +331,8 @@ export class SyncService implements OnModuleDestroy {
         // depend on the document, refused elsewhere (its tombstone would otherwise let anyone void
         // the owner's older offline insert).
         const ruleBefore = before ? publicDoc(before) : (stored.lastDoc ?? (c.operation === 'delete' ? ({ _id: c.documentId } as SyncDocument) : null));
-        if (!origin.trusted && !this.permissions.canWrite(origin.user, c.collection, ruleBefore, afterIfApplied(stored, incoming))) {
+        const candidate = afterIfApplied(stored, incoming);
+        if (!origin.trusted && !this.permissions.canWrite(origin.user, c.collection, ruleBefore, candidate && this.keepTypes(c.collection, stored.doc, candidate))) {
           declined.push({ w, ack: this.forbidden(c) });
           continue;
         }
@@ -311,6 +341,9 @@ export class SyncService implements OnModuleDestroy {
           declined.push({ w, ack: this.conflictAck(origin, c, stored, outcome) });
           continue;
         }
+        // a stored ObjectId or Date the client sends back as its JSON form stays an ObjectId or a Date
+        // (and so do the fields the rules file's fieldTypes names, in new documents too)
+        if (outcome.after) outcome.after = this.keepTypes(c.collection, stored.doc, outcome.after);
         const after = outcome.after ? (outcome.fieldTimes ? { ...outcome.after, [FIELD_TS]: outcome.fieldTimes } : outcome.after) : null;
         // and the document the strategy really produced (a custom strategy may produce another one)
         if (!origin.trusted && !this.permissions.canWrite(origin.user, c.collection, ruleBefore, outcome.after)) {
@@ -318,7 +351,7 @@ export class SyncService implements OnModuleDestroy {
           continue;
         }
         const lastDoc = outcome.after === null ? (before ? publicDoc(before) : (stored.lastDoc ?? null)) : null;
-        states.set(key, { doc: outcome.after, timestamp: outcome.timestamp, deleted: outcome.after === null, fieldTimes: outcome.fieldTimes, author: origin.user.id, lastDoc });
+        states.set(key, { doc: outcome.after, timestamp: outcome.timestamp, deleted: outcome.after === null, fieldTimes: outcome.fieldTimes, author: origin.user.id, lastDoc, dbId: stored.dbId });
         accepted.push({
           w,
           lastDoc,
@@ -329,6 +362,7 @@ export class SyncService implements OnModuleDestroy {
             collection: c.collection,
             documentId: c.documentId,
             docKey: key,
+            ...(wireIdType(initial.get(key)!.dbId) ? { idType: 'objectId' as const } : {}),
             operation: c.operation,
             after,
             before: before ? publicDoc(before) : null,
@@ -370,6 +404,7 @@ export class SyncService implements OnModuleDestroy {
           collection: e.collection!,
           documentId: e.documentId!,
           expected: { exists: init.doc !== null, timestamp: init.doc ? init.timestamp : null },
+          dbId: init.dbId,
           after: e.operation === 'delete' ? null : e.after!,
           tombstone: e.operation === 'delete' ? { timestamp: e.timestamp!, changeId: e.changeId, userId: e.userId!, deletedAt: new Date(serverTimestamp), lastDoc } : undefined,
         });
