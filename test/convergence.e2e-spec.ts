@@ -16,7 +16,7 @@
  * version of another author at that time or later, or to a newer one (and a batch is all or nothing).
  *
  * CONVERGENCE_RUNS=200 npx jest test/convergence --selectProjects e2e   runs more cases (default 80,
- * about a minute on 2 cores now that the write path is fast).
+ * about 1.5 minutes on 2 cores with the bursts; 85 s measured while other suites shared the machine).
  * On failure fast-check prints the seed and path: CONVERGENCE_SEED=<seed> CONVERGENCE_PATH=<path>
  * replays the same scenario (the network interleaving is real, so a timing-dependent failure may
  * need a few tries). CONVERGENCE_SHRINK=1 lets fast-check shrink a failure (slow: seconds a case).
