@@ -3,6 +3,7 @@
 // result is ignored; a switch over a union handles every member. Formatting is Prettier's job
 // (npm run lint:format), the folder rule dependency-cruiser's (npm run lint:deps).
 import js from '@eslint/js';
+import reactHooks from 'eslint-plugin-react-hooks';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
@@ -29,6 +30,12 @@ export default tseslint.config(
       // the validators refuse control characters on purpose (ids, names, claims)
       'no-control-regex': 'off',
     },
+  },
+  {
+    // the SDK's React bindings and their examples: the rules of hooks
+    files: ['libs/client/src/react/**', '**/*.tsx'],
+    plugins: { 'react-hooks': reactHooks },
+    rules: { 'react-hooks/rules-of-hooks': 'error', 'react-hooks/exhaustive-deps': 'warn' },
   },
   {
     // the benchmark, the scripts and the examples talk to people on the console
