@@ -9,7 +9,7 @@ import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   {
-    ignores: ['node_modules/', 'dist/', '.tools/', 'coverage/', 'bench/results/', 'public/demo/sync-client.js', '**/*.d.ts'],
+    ignores: ['node_modules/', 'dist/', 'libs/client/dist/', '.tools/', 'coverage/', 'bench/results/', 'public/demo/sync-client.js', '**/*.d.ts'],
   },
   js.configs.recommended,
   ...tseslint.configs.recommended,
