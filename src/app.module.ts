@@ -7,6 +7,7 @@ import { AppConfig } from './config/config.schema';
 import { DatabaseModule } from './database/database.module';
 import { HealthModule } from './health/health.module';
 import { ConflictModule } from './conflict/conflict.module';
+import { ConsoleModule } from './console/console.module';
 import { LimitsModule } from './limits/limits.module';
 import { PermissionModule } from './permission/permission.module';
 import { SyncModule } from './sync/sync.module';
@@ -45,6 +46,7 @@ export class AppModule {
         PermissionModule,
         ClusterModule,
         SyncModule,
+        ConsoleModule,
       ],
     };
   }

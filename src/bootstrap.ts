@@ -7,6 +7,7 @@ import { AppModule } from './app.module';
 import { SyncIoAdapter } from './common/io.adapter';
 import { AppConfig } from './config/config.schema';
 import { loadConfig } from './config/config.loader';
+import { setupOpenApi } from './console/openapi';
 
 export interface CreateAppOptions {
   config?: AppConfig;
@@ -30,6 +31,8 @@ export async function createApp(opts: CreateAppOptions = {}): Promise<INestAppli
   app.useStaticAssets(join(__dirname, '..', 'public'), { index: ['index.html'], maxAge: 0 });
   app.useBodyParser('json', { limit: Math.max(config.limits.maxChangeBytes * Math.min(config.limits.maxBatchSize, 64), 1024 * 1024) });
   app.useWebSocketAdapter(new SyncIoAdapter(app, config));
+  // OpenAPI at /docs and /docs-json (no data in it; API_DOCS=false turns it off)
+  if (config.server.apiDocs) setupOpenApi(app);
   app.enableShutdownHooks();
   return app;
 }

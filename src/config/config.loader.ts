@@ -141,6 +141,7 @@ export function loadConfig(
       trustedProxies: e.TRUSTED_PROXIES ?? [],
       logLevel: e.LOG_LEVEL,
       logPretty: e.LOG_PRETTY ?? false,
+      apiDocs: e.API_DOCS,
     },
     mongodb: {
       uri: e.MONGODB_URI,
@@ -183,6 +184,7 @@ export function loadConfig(
       changeRetentionDays: e.CHANGE_RETENTION_DAYS,
       retentionSweepIntervalMs: e.RETENTION_SWEEP_INTERVAL_MS,
       rulesFile: e.SYNC_RULES_FILE,
+      schemasFile: e.SYNC_SCHEMAS_FILE,
       lockTtlMs: e.SYNC_LOCK_TTL_MS,
     },
     scale: {
