@@ -10,6 +10,7 @@ import { ConflictModule } from './conflict/conflict.module';
 import { ConsoleModule } from './console/console.module';
 import { LimitsModule } from './limits/limits.module';
 import { PermissionModule } from './permission/permission.module';
+import { SchemasModule } from './schemas/schemas.module';
 import { SyncModule } from './sync/sync.module';
 import { randomUUID } from 'node:crypto';
 
@@ -44,6 +45,7 @@ export class AppModule {
         ConflictModule,
         HealthModule,
         PermissionModule,
+        SchemasModule,
         ClusterModule,
         SyncModule,
         ConsoleModule,

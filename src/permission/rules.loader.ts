@@ -45,7 +45,8 @@ function parseRule(where: string, text: unknown): QueryNode {
 
 function parseEntry(where: string, name: string, v: unknown, fallback?: CollectionRule): CollectionRule {
   if (!isObject(v)) throw new RulesFileError(`${where}: must be an object { "read": "...", "write": "..." }`);
-  for (const k of Object.keys(v)) if (!(KINDS as readonly string[]).includes(k)) throw new RulesFileError(`${where}: unknown key "${k}" (expected "read" and "write")`);
+  // "schema": the collection's JSON Schema, read by CollectionSchemaService (src/schemas)
+  for (const k of Object.keys(v)) if (!(KINDS as readonly string[]).includes(k) && k !== 'schema') throw new RulesFileError(`${where}: unknown key "${k}" (expected "read", "write" and "schema")`);
   const pick = (k: 'read' | 'write'): QueryNode => {
     if (Object.hasOwn(v, k)) return parseRule(`${where}.${k}`, v[k]);
     if (fallback) return fallback[k];

@@ -19,6 +19,7 @@ import { AppConfig } from '../config/config.schema';
 import { CONFLICT_RESOLVER, ConflictStrategy, FIELD_TS, StoredState } from '../conflict/conflict.types';
 import { MetricsService } from '../health/metrics.service';
 import { PermissionService } from '../permission/permission.service';
+import { CollectionSchemaService } from '../schemas/collection-schema.service';
 import { ChangeFeedRepository, FeedEntry } from './change-feed.repository';
 import { ChangeFeedService, publicDoc } from './change-feed.service';
 import { normalizeChange, NormalizedChange } from './change.validation';
@@ -77,6 +78,7 @@ export class SyncService {
     private readonly permissions: PermissionService,
     private readonly delivery: DeliveryService,
     private readonly metrics: MetricsService,
+    private readonly schemas: CollectionSchemaService,
   ) {}
 
   /** Applies changes in order, each on its own merits; one ack per change. */
@@ -240,6 +242,11 @@ export class SyncService {
         const ruleBefore = before ? publicDoc(before) : c.operation === 'delete' ? ({ _id: c.documentId } as SyncDocument) : null;
         if (!origin.trusted && !this.permissions.canWrite(origin.user, c.collection, ruleBefore, outcome.after)) {
           declined.push({ w, ack: new ForbiddenError(`the write rule of "${c.collection}" does not allow this change`, { changeId: c.changeId }) });
+          continue;
+        }
+        const violation = this.schemas.check(c.collection, outcome.after, c.changeId);
+        if (violation) {
+          declined.push({ w, ack: violation });
           continue;
         }
         states.set(key, { doc: outcome.after, timestamp: outcome.timestamp, deleted: outcome.after === null, fieldTimes: outcome.fieldTimes });
