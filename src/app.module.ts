@@ -12,6 +12,7 @@ import { LimitsModule } from './limits/limits.module';
 import { PermissionModule } from './permission/permission.module';
 import { SchemasModule } from './schemas/schemas.module';
 import { SyncModule } from './sync/sync.module';
+import { TelemetryModule } from './telemetry/telemetry.module';
 import { randomUUID } from 'node:crypto';
 
 const QUIET_PATHS = new Set(['/health', '/ready', '/metrics']);
@@ -49,6 +50,7 @@ export class AppModule {
         ClusterModule,
         SyncModule,
         ConsoleModule,
+        TelemetryModule,
       ],
     };
   }

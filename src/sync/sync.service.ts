@@ -20,6 +20,7 @@ import { CONFLICT_RESOLVER, ConflictStrategy, FIELD_TS, StoredState } from '../c
 import { MetricsService } from '../health/metrics.service';
 import { PermissionService } from '../permission/permission.service';
 import { CollectionSchemaService } from '../schemas/collection-schema.service';
+import { Traced } from '../telemetry/traced';
 import { ChangeFeedRepository, FeedEntry } from './change-feed.repository';
 import { ChangeFeedService, publicDoc } from './change-feed.service';
 import { normalizeChange, NormalizedChange } from './change.validation';
@@ -82,6 +83,7 @@ export class SyncService {
   ) {}
 
   /** Applies changes in order, each on its own merits; one ack per change. */
+  @Traced('sync.apply', (changes: unknown[]) => ({ 'sync.changes': changes.length }))
   async apply(rawChanges: unknown[], origin: ChangeOrigin): Promise<ChangeAck[]> {
     const n = rawChanges.length;
     const results: (ChangeAck | undefined)[] = new Array(n);
