@@ -110,12 +110,27 @@ describe('API documents: AsyncAPI (Socket.IO) and OpenAPI (REST)', () => {
       }
     });
 
-    it('agrees with the gateway on sync:changeBatch and sync:get_changes envelopes', async () => {
+    it('agrees with the gateway on the other events (batch, subscriptions, get_changes)', async () => {
       const batch = validator('ChangeBatchRequest');
       for (const body of [{ changes: [] }, { changes: 'x' }, {}, { changes: { 0: 1 } }]) {
         const ack = await emitAck(s, 'sync:changeBatch', body);
         expect({ body, success: ack.success }).toEqual({ body, success: batch(body) as boolean });
         if (!ack.success) expect(ack.code).toBe('INVALID_PAYLOAD');
+      }
+      const subscribe = validator('SubscribeRequest');
+      for (const body of [{ collection: 'agree' }, { collection: 'agree', filter: 'title == $0', args: ['x'], bootstrap: false }, { collection: 5 }, { collection: '_sync_feed' }, { collection: 'agree', filter: 5 }, { collection: 'agree', args: 'x' }, { collection: 'agree', bootstrap: 'yes' }, {}]) {
+        const ack = await emitAck(s, 'sync:subscribe', body);
+        expect({ body, ok: ack.success || ack.code !== 'INVALID_PAYLOAD' }).toEqual({ body, ok: subscribe(body) as boolean });
+      }
+      const unsubscribe = validator('UnsubscribeRequest');
+      for (const body of [{ subscriptionId: 'nope' }, { collection: 'agree' }, { collection: 'agree', filter: 'x == 1' }, {}, { subscriptionId: 5 }, { collection: '_sync' }, { collection: 'agree', filter: 3 }]) {
+        const ack = await emitAck(s, 'sync:unsubscribe', body);
+        expect({ body, ok: ack.success || ack.code !== 'INVALID_PAYLOAD' }).toEqual({ body, ok: unsubscribe(body) as boolean });
+      }
+      const update = validator('UpdateSubscriptionsRequest');
+      for (const body of [{ subscriptions: [] }, { subscriptions: [{ collection: 'agree', query: 'TRUEPREDICATE' }] }, {}, { subscriptions: 'x' }, { subscriptions: [{ collection: 'agree', query: 1 }] }, { subscriptions: [5] }]) {
+        const ack = await emitAck(s, 'sync:update_subscriptions', body);
+        expect({ body, ok: ack.success || ack.code !== 'INVALID_PAYLOAD' }).toEqual({ body, ok: update(body) as boolean });
       }
       const get = validator('GetChangesRequest');
       for (const body of [{}, { limit: 10 }, { limit: 0 }, { limit: 1.5 }, { limit: 'x' }, { collection: '_sync_feed' }, { collection: 'agree' }, { since: -1 }, { since: 'x' }, { cursor: 5 }]) {

@@ -20,7 +20,15 @@ import {
   PingAck,
   UnauthenticatedError,
 } from '@sync/protocol';
-import { ChangeBatchRequestSchema, GetChangesRequestSchema, PingRequestSchema, parsePayload } from '@sync/protocol/schemas';
+import {
+  ChangeBatchRequestSchema,
+  GetChangesRequestSchema,
+  PingRequestSchema,
+  parsePayload,
+  SubscribeRequestSchema,
+  UnsubscribeRequestSchema,
+  UpdateSubscriptionsRequestSchema,
+} from '@sync/protocol/schemas';
 import { SocketAuthService } from '../auth/socket-auth.service';
 import type { AuthUser } from '../auth/auth.types';
 import { APP_CONFIG } from '../config/config.module';
@@ -133,6 +141,7 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
   subscribe(@ConnectedSocket() socket: SyncSocket, @MessageBody() body: unknown) {
     return this.run(EVENTS.subscribe, async () => {
       const user = this.requireUser(socket);
+      parsePayload(SubscribeRequestSchema, body);
       const { sub, count, bootstrap } = await this.subscriptions.subscribe(socket, user, body);
       if (bootstrap) this.subscriptions.scheduleBootstrap(socket, [sub]);
       return { success: true as const, subscriptionId: sub.id, count };
@@ -143,6 +152,7 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
   unsubscribe(@ConnectedSocket() socket: SyncSocket, @MessageBody() body: unknown) {
     return this.run(EVENTS.unsubscribe, () => {
       this.requireUser(socket);
+      parsePayload(UnsubscribeRequestSchema, body);
       return { success: true as const, count: this.subscriptions.unsubscribe(socket, body) };
     });
   }
@@ -151,6 +161,7 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
   updateSubscriptions(@ConnectedSocket() socket: SyncSocket, @MessageBody() body: unknown) {
     return this.run(EVENTS.updateSubscriptions, () => {
       const user = this.requireUser(socket);
+      parsePayload(UpdateSubscriptionsRequestSchema, body);
       const { version, added } = this.subscriptions.replace(socket, user, body);
       this.subscriptions.scheduleBootstrap(socket, added);
       return { success: true as const, version };

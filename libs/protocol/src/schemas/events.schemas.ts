@@ -15,11 +15,14 @@ import {
 import { collectionName, documentData, FailureAckSchema } from './primitives';
 
 const COLLECTION_NAME_MESSAGE = 'collection is not a valid collection name';
-const args = z.array(z.unknown(), 'args must be an array').max(LIMITS.maxArgs).meta({ description: 'values of $0…$n' });
-const filter = z.string('filter must be a string').max(LIMITS.filterMaxLength).meta({ description: 'a Realm Query Language filter' });
+// lengths are checked by the subscription service (a longer filter is PAYLOAD_TOO_LARGE, not INVALID_PAYLOAD)
+const args = z.array(z.unknown(), 'args must be an array').meta({ description: `values of $0…$n (at most ${LIMITS.maxArgs})` });
+const filter = (message = 'filter must be a string') =>
+  z.string(message).meta({ description: `a Realm Query Language filter (at most ${LIMITS.filterMaxLength} characters, else PAYLOAD_TOO_LARGE)` });
 
+const SPEC_MESSAGE = 'a subscription must be an object { collection, filter?, args? }';
 export const SubscriptionSpecSchema = z
-  .object({ collection: collectionName(COLLECTION_NAME_MESSAGE), filter: filter.nullish(), args: args.nullish() })
+  .object({ collection: collectionName(COLLECTION_NAME_MESSAGE), filter: filter().nullish(), args: args.nullish() }, SPEC_MESSAGE)
   .meta({ id: 'SubscriptionSpec' });
 
 export const JoinRequestSchema = z
@@ -33,19 +36,43 @@ export const JoinAckSchema = z
   .object({ success: z.literal(true), userId: z.string(), timestamp: z.number(), cursor: z.string().meta({ description: 'the head of the change feed' }) })
   .meta({ id: 'JoinAck' });
 
-export const SubscribeRequestSchema = SubscriptionSpecSchema.extend({
+export const SubscribeRequestSchema = z.object({
+  ...SubscriptionSpecSchema.shape,
   bootstrap: z.boolean('bootstrap must be a boolean').nullish().meta({ description: 'default true: sync:bootstrap pages follow' }),
-}).meta({ id: 'SubscribeRequest' });
+}, SPEC_MESSAGE).meta({ id: 'SubscribeRequest' });
 export const SubscribeAckSchema = z
   .object({ success: z.literal(true), subscriptionId: z.string(), count: z.number().int().meta({ description: 'visible matching documents' }) })
   .meta({ id: 'SubscribeAck' });
 
+const COLLECTION_JSON = (() => {
+  const j = z.toJSONSchema(collectionName(), { target: 'draft-7' }) as Record<string, unknown>;
+  delete j.$schema;
+  return j;
+})();
+const UNSUBSCRIBE_MESSAGE = 'expected { subscriptionId } or { collection, filter? }';
+/** `{ subscriptionId }` or `{ collection, filter? }` (with both, the id wins). */
 export const UnsubscribeRequestSchema = z
-  .union([
-    z.object({ subscriptionId: z.string('subscriptionId must be a string') }),
-    z.object({ collection: collectionName(COLLECTION_NAME_MESSAGE), filter: filter.nullish() }),
-  ])
-  .meta({ id: 'UnsubscribeRequest' });
+  .object(
+    {
+      subscriptionId: z.string('subscriptionId must be a string').nullish(),
+      collection: z.unknown().optional().meta({ type: 'string', description: 'a collection name (checked when there is no subscriptionId)' } as Record<string, unknown>),
+      filter: z.unknown().optional().meta({ type: 'string' } as Record<string, unknown>),
+    },
+    UNSUBSCRIBE_MESSAGE,
+  )
+  .superRefine((v, ctx) => {
+    if (v.subscriptionId != null) return;
+    if (v.collection == null) return void ctx.addIssue({ code: 'custom', message: UNSUBSCRIBE_MESSAGE });
+    const r = z.object({ collection: collectionName(COLLECTION_NAME_MESSAGE), filter: filter().nullish() }).safeParse(v);
+    if (!r.success) ctx.addIssue({ code: 'custom', message: r.error.issues[0]?.message ?? UNSUBSCRIBE_MESSAGE });
+  })
+  .meta({
+    id: 'UnsubscribeRequest',
+    anyOf: [
+      { required: ['subscriptionId'], properties: { subscriptionId: { type: 'string' } } },
+      { required: ['collection'], properties: { collection: COLLECTION_JSON, filter: { type: ['string', 'null'] } } },
+    ],
+  } as Record<string, unknown>);
 export const UnsubscribeAckSchema = z
   .object({ success: z.literal(true), count: z.number().int().meta({ description: 'subscriptions left' }) })
   .meta({ id: 'UnsubscribeAck' });
@@ -53,10 +80,10 @@ export const UnsubscribeAckSchema = z
 export const UpdateSubscriptionsRequestSchema = z
   .object({
     subscriptions: z.array(
-      z.object({ collection: collectionName(COLLECTION_NAME_MESSAGE), query: filter.nullish(), args: args.nullish() }),
+      z.object({ collection: collectionName(COLLECTION_NAME_MESSAGE), query: filter('query must be a string').nullish(), args: args.nullish() }, SPEC_MESSAGE),
       'subscriptions must be an array',
     ),
-  })
+  }, 'expected { subscriptions: [...] }')
   .meta({ id: 'UpdateSubscriptionsRequest' });
 export const UpdateSubscriptionsAckSchema = z.object({ success: z.literal(true), version: z.number().int() }).meta({ id: 'UpdateSubscriptionsAck' });
 
