@@ -1,6 +1,16 @@
 import { buildAsyncApi } from '@sync/protocol/schemas/asyncapi';
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const pkg = require('../../package.json') as { version: string };
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/** The project's package.json, from src/console (sources) or dist/src/console (the build). */
+function readPackage(): { version: string } {
+  for (let dir = __dirname, i = 0; i < 5; i++, dir = path.dirname(dir)) {
+    const file = path.join(dir, 'package.json');
+    if (fs.existsSync(file)) return JSON.parse(fs.readFileSync(file, 'utf8')) as { version: string };
+  }
+  return { version: '0.0.0' };
+}
+const pkg = readPackage();
 
 export const PACKAGE_VERSION = pkg.version;
 
