@@ -17,6 +17,8 @@ import { ConsoleRepository } from './console.repository';
 import { ConsoleSampler } from './console.sampler';
 
 export const AUDIT_PAGE_MAX = 200;
+/** Feed counters and collection counts are re-read at most this often. */
+export const DATABASE_FIGURES_TTL_MS = 5000;
 const CURSOR_RE = /^(\d{1,15})\.([0-9a-f]{24})$/;
 
 const when = z.union([
@@ -55,6 +57,8 @@ export function decodeAuditCursor(cursor: string): { at: Date; id: ObjectId } | 
 @ApiTags('console')
 @Controller()
 export class ConsoleController {
+  private figures?: { at: number; value: Promise<{ counters: { highWater: number; purgedThrough: number }; head: number; collections: { name: string; count: number }[] }> };
+
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly metrics: MetricsService,
@@ -63,6 +67,17 @@ export class ConsoleController {
     private readonly feed: ChangeFeedService,
     @Optional() @Inject(CLUSTER_BUS) private readonly bus?: ClusterBus | null,
   ) {}
+
+  /** The figures that cost queries, shared by every caller for DATABASE_FIGURES_TTL_MS (one query set, however many consoles poll). */
+  private databaseFigures() {
+    const now = Date.now();
+    if (!this.figures || now - this.figures.at > DATABASE_FIGURES_TTL_MS) {
+      const p = Promise.all([this.repo.feedCounters(), this.feed.head(), this.repo.collectionCounts()]).then(([counters, head, collections]) => ({ counters, head, collections }));
+      this.figures = { at: now, value: p };
+      p.catch(() => (this.figures = undefined));
+    }
+    return this.figures.value;
+  }
 
   @Get('api/admin/overview')
   @UseGuards(AdminGuard)
@@ -75,7 +90,7 @@ export class ConsoleController {
   @Header('Cache-Control', 'no-store')
   async overview() {
     const snap = await this.metrics.snapshot();
-    const [counters, head, collections] = await Promise.all([this.repo.feedCounters(), this.feed.head(), this.repo.collectionCounts()]);
+    const { counters, head, collections } = await this.databaseFigures();
     const history = this.sampler.history();
     const latest = history[history.length - 1];
     const applied = snap.syncedChanges;
