@@ -6,7 +6,7 @@ import Ajv, { ValidateFunction } from 'ajv';
 import { Socket } from 'socket.io-client';
 import request from 'supertest';
 import { asyncApiJson } from '../src/console/api-docs';
-import { emitAck, joinedClient, startTestApp, TestApp } from './support/app';
+import { collectEvents, emitAck, joinedClient, startTestApp, TestApp } from './support/app';
 
 /** The routes Express has registered (method + OpenAPI-style path), without the docs' own. */
 function registeredRoutes(t: TestApp): string[] {
@@ -41,12 +41,14 @@ describe('API documents: AsyncAPI (Socket.IO) and OpenAPI (REST)', () => {
     let doc: Record<string, any>;
     let ajv: Ajv;
     const validator = (id: string): ValidateFunction => ajv.getSchema(`asyncapi#/components/schemas/${id}`)!;
+    /** The payload schema of an ack message, e.g. `sync.change.ack`. */
+    const ackValidator = (key: string): ValidateFunction => ajv.getSchema(`asyncapi#/components/messages/${key}/payload`)!;
 
     beforeAll(async () => {
       const res = await request(t.url).get('/asyncapi.json').expect(200);
       doc = JSON.parse(res.text);
       ajv = new Ajv({ strict: false, allErrors: false });
-      ajv.addSchema({ $id: 'asyncapi', components: { schemas: doc.components.schemas } });
+      ajv.addSchema({ $id: 'asyncapi', components: { schemas: doc.components.schemas, messages: doc.components.messages } });
     });
 
     it('is served at /asyncapi.json, equals the committed docs/asyncapi.json and a fresh generation', async () => {
@@ -101,10 +103,12 @@ describe('API documents: AsyncAPI (Socket.IO) and OpenAPI (REST)', () => {
         { ...ok(), timestamp: '12' },
       ];
       const validate = validator('ClientChange');
+      const validAck = ackValidator('sync.change.ack');
       for (const c of cases) {
         const json = JSON.parse(JSON.stringify(c));
         const valid = validate(json) as boolean;
         const ack = await emitAck(s, 'sync:change', json);
+        expect({ ack, errors: validAck(ack) ? null : validAck.errors }).toEqual({ ack, errors: null });
         if (valid) expect({ c: json, ack }).toMatchObject({ ack: { success: true } });
         else expect({ c: json, ack }).toMatchObject({ ack: { success: false, code: 'INVALID_PAYLOAD' } });
       }
@@ -114,6 +118,7 @@ describe('API documents: AsyncAPI (Socket.IO) and OpenAPI (REST)', () => {
       const batch = validator('ChangeBatchRequest');
       for (const body of [{ changes: [] }, { changes: 'x' }, {}, { changes: { 0: 1 } }]) {
         const ack = await emitAck(s, 'sync:changeBatch', body);
+        expect(ackValidator('sync.changeBatch.ack')(ack)).toBe(true);
         expect({ body, success: ack.success }).toEqual({ body, success: batch(body) as boolean });
         if (!ack.success) expect(ack.code).toBe('INVALID_PAYLOAD');
       }
@@ -135,10 +140,37 @@ describe('API documents: AsyncAPI (Socket.IO) and OpenAPI (REST)', () => {
       const get = validator('GetChangesRequest');
       for (const body of [{}, { limit: 10 }, { limit: 0 }, { limit: 1.5 }, { limit: 'x' }, { collection: '_sync_feed' }, { collection: 'agree' }, { since: -1 }, { since: 'x' }, { cursor: 5 }]) {
         const ack = await emitAck(s, 'sync:get_changes', body);
+        expect(ackValidator('sync.get_changes.ack')(ack)).toBe(true);
         expect({ body, success: ack.success }).toEqual({ body, success: get(body) as boolean });
         if (!ack.success) expect(ack.code).toBe('INVALID_PAYLOAD');
       }
     });
+  });
+
+  it('the server\'s own events fit the document: sync:changes, sync:bootstrap, join and ping acks', async () => {
+    const res = await request(t.url).get('/asyncapi.json').expect(200);
+    const doc = JSON.parse(res.text);
+    const ajv = new Ajv({ strict: false });
+    ajv.addSchema({ $id: 'asyncapi', components: { schemas: doc.components.schemas, messages: doc.components.messages } });
+    const payload = (key: string) => ajv.getSchema(`asyncapi#/components/messages/${key}/payload`)!;
+    const reader = await joinedClient(t.url, 'doc-reader');
+    try {
+      const docId = `live-${Date.now()}`;
+      await emitAck(s, 'sync:change', { operation: 'insert', collection: 'events', documentId: `${docId}-0`, data: { n: 0 } });
+      const page = collectEvents(reader, 'sync:bootstrap', 1);
+      expect(payload('sync.subscribe.ack')(await emitAck(reader, 'sync:subscribe', { collection: 'events' }))).toBe(true);
+      const [boot] = await page;
+      expect({ boot, ok: payload('sync.bootstrap')(boot) }).toEqual({ boot, ok: true });
+      const live = new Promise<unknown>((resolve) => reader.once('sync:changes', resolve));
+      await emitAck(s, 'sync:change', { operation: 'insert', collection: 'events', documentId: docId, data: { n: 1 } });
+      const changes = await live;
+      expect({ changes, ok: payload('sync.changes')(changes) }).toEqual({ changes, ok: true });
+      expect(payload('ping.ack')(await emitAck(reader, 'ping', { t: 1 }))).toBe(true);
+      expect(payload('sync.join.ack')(await emitAck(reader, 'sync:join', { userId: 'doc-reader' }))).toBe(true);
+      expect(payload('sync.unsubscribe.ack')(await emitAck(reader, 'sync:unsubscribe', { collection: 'events' }))).toBe(true);
+    } finally {
+      reader.close();
+    }
   });
 
   describe('OpenAPI', () => {

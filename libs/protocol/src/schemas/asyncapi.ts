@@ -82,7 +82,7 @@ export function buildAsyncApi(version = '1.0.0'): Record<string, unknown> {
           ? `Failures are \`{ success: false, code, error }\` with code one of: ${codes.map((c) => `\`${c}\``).join(', ')}.`
           : 'This event never fails.',
         payload: codes.length
-          ? { oneOf: [{ $ref: `#/components/schemas/${idOf(spec.ack)}` }, { $ref: '#/components/schemas/FailureAck' }] }
+          ? { anyOf: [{ $ref: `#/components/schemas/${idOf(spec.ack)}` }, { $ref: '#/components/schemas/FailureAck' }] }
           : { $ref: `#/components/schemas/${idOf(spec.ack)}` },
         'x-error-codes': codes,
       };
