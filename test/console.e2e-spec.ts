@@ -137,7 +137,7 @@ describe('operator console', () => {
       await page.waitForFunction((before) => Number((document.getElementById('figure-applied')?.textContent ?? '0').replace(/[^0-9.]/g, '')) > before, appliedBefore, { timeout: 20_000 });
       expect(await num('#figure-connections')).toBeGreaterThanOrEqual(1);
       // document counts are re-read every 5 s at most
-      await page.waitForFunction(() => [...document.querySelectorAll('#collections tbody tr')].some((r) => (r.textContent ?? '').startsWith('loaded')), undefined, { timeout: 20_000 });
+      await page.waitForFunction(() => Array.from(document.querySelectorAll('#collections tbody tr')).some((r) => (r.textContent ?? '').startsWith('loaded')), undefined, { timeout: 20_000 });
       expect(await page.$$eval('#audit tbody tr', (rows) => rows.length)).toBeGreaterThanOrEqual(7);
       expect(await page.$$eval('#acks tbody tr', (rows) => rows.map((r) => r.textContent))).toEqual(expect.arrayContaining([expect.stringContaining('CONFLICT')]));
       expect(await page.$$eval('.uplot', (els) => els.length)).toBe(3);
