@@ -31,7 +31,8 @@ export class CollectionSchemaService {
   check(collection: string, after: SyncDocument | null, changeId?: string): InvalidPayloadError | null {
     const validate = this.validators.get(collection);
     if (!validate || after === null) return null;
-    const doc: SyncDocument = { ...after };
+    // the document as clients see it: stored BSON values (ObjectId, Date) in their JSON form
+    const doc = JSON.parse(JSON.stringify(after)) as SyncDocument;
     for (const f of SERVER_FIELDS) delete doc[f];
     if (validate(doc)) return null;
     const details = describeViolation(validate.errors![0]);

@@ -9,6 +9,7 @@ import { setStringStorageResolver } from './sync-client';
 export * from './sync-client';
 export * from './local-view';
 export * from './emitter';
+export * from './object-id';
 export { setQueryCompiler } from './matcher';
 export { MemoryStorage } from './storage/memory-storage';
 export { IndexedDbStorage } from './storage/indexeddb-storage';

@@ -10,6 +10,7 @@ export * from './sync-client';
 export * from './local-view';
 export * from './outbox';
 export * from './emitter';
+export * from './object-id';
 export { setQueryCompiler, compileFilter } from './matcher';
 export * from './storage/storage.types';
 export { MemoryStorage } from './storage/memory-storage';

@@ -11,6 +11,7 @@ export function toWire(e: OutboxEntry): ClientChange {
     timestamp: e.timestamp,
   };
   if (e.operation !== 'delete' && e.data) c.data = e.data;
+  if (e.idType) c.idType = e.idType;
   return c;
 }
 

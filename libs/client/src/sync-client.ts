@@ -32,6 +32,7 @@ import {
   type SyncStorage,
 } from './storage/storage.types';
 import { backoffDelay, isPlainObject, uuid } from './util';
+import { type DocumentIdInput, toDocumentId } from './object-id';
 
 /** Supplies a JWT; called at connect, and with `forceRefresh` after the server refused or expired one. */
 export type TokenProvider = (opts: { forceRefresh: boolean }) => string | undefined | null | Promise<string | undefined | null>;
@@ -319,8 +320,9 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
    * storage) before this resolves, then sent. The client sets `sync_updated_at` (and the change's
    * timestamp) to the current time, never lower than its previous one nor than the document's.
    */
-  async makeChange(operation: Operation, collection: string, documentId: string, data?: SyncDocument): Promise<PendingChange> {
+  async makeChange(operation: Operation, collection: string, id: DocumentIdInput, data?: SyncDocument): Promise<PendingChange> {
     if (this.closed) throw new SyncClientError('CLOSED', 'this client was closed');
+    const { documentId, idType } = this.documentIdOf(id);
     validateChange(operation, collection, documentId, data, this.opts.maxChangeBytes);
     await this.initialize();
     const now = this.now();
@@ -344,6 +346,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       ...(body ? { data: body } : {}),
       timestamp: ts,
       createdAt: now,
+      ...(idType ? { idType } : {}),
     };
     this.outbox.add(entry);
     this.view.addPending(entry);
@@ -441,8 +444,34 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
   }
 
   /** A visible document (synced state with pending local changes applied). */
-  getDocument(collection: string, documentId: string): SyncDocument | undefined {
-    return this.view.get(collection, documentId);
+  getDocument(collection: string, id: DocumentIdInput): SyncDocument | undefined {
+    return this.view.get(collection, this.documentIdOf(id).documentId);
+  }
+
+  /**
+   * Whether the server stores a document's `_id` as an ObjectId (`objectId`; its documentId and
+   * `_id` here are the 24-hex form: `new BSON.ObjectId(doc._id)` gives the BSON value) or as the
+   * string itself (`string`); undefined when this client knows nothing of it.
+   */
+  idTypeOf(collection: string, id: DocumentIdInput): 'objectId' | 'string' | undefined {
+    const { documentId } = this.documentIdOf(id);
+    const rec = this.view.getBase(collection, documentId);
+    if (rec) return rec.idType ?? 'string';
+    // not confirmed by the server yet: what the pending changes asked for
+    const pending = this.outbox.all().filter((e) => e.collection === collection && e.documentId === documentId);
+    if (!pending.length) return undefined;
+    return pending.some((e) => e.idType) ? 'objectId' : 'string';
+  }
+
+  /** A documentId the app gave (a string, or an ObjectId-like value: see object-id.ts) as the wire's string. */
+  private documentIdOf(id: DocumentIdInput): { documentId: string; idType?: 'objectId' } {
+    if (typeof id === 'string') return { documentId: id };
+    try {
+      const { id: documentId, idType } = toDocumentId(id);
+      return { documentId, idType };
+    } catch (e) {
+      throw new SyncClientError(ErrorCode.INVALID_PAYLOAD, (e as Error).message);
+    }
   }
 
   /** The visible documents of a collection, optionally filtered (a predicate, or a query string). */
@@ -873,6 +902,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       if (!doc || typeof doc !== 'object' || doc._id === undefined || doc._id === null) continue;
       const id = String(doc._id);
       const rec: DocRecord = { collection, id, state: 'live', doc, ts: numberOr(doc.sync_updated_at, 0), cursor: page.cursor || undefined };
+      if (Array.isArray(page.objectIds) && page.objectIds.includes(id)) rec.idType = 'objectId';
       this.staleKeys?.delete(docKey(collection, id));
       if (this.view.offer(rec, 'bootstrap')) puts.push(rec);
     }
@@ -919,6 +949,12 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     if (!known && !this.isSubscribed(c.collection)) return null;
     const ts = numberOr(c.timestamp, 0);
     const cursor = typeof c.cursor === 'string' && c.cursor ? c.cursor : undefined;
+    const rec = this.recordOfChange(c, id, known, fromFeed, ts, cursor);
+    if (rec && c.idType === 'objectId') rec.idType = 'objectId';
+    return rec;
+  }
+
+  private recordOfChange(c: DeliveredChange, id: string, known: boolean, fromFeed: boolean, ts: number, cursor: string | undefined): DocRecord | null {
     if (c.operation === 'delete') return { collection: c.collection, id, state: 'deleted', doc: null, ts, cursor };
     if (c.outOfView) return known ? { collection: c.collection, id, state: 'hidden', doc: null, ts, cursor } : null;
     const doc: SyncDocument = { ...(c.data ?? {}), _id: id };
@@ -1100,6 +1136,8 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
         const current: SyncDocument | null = fail.current && typeof fail.current === 'object' ? { ...fail.current, _id: e.documentId } : null;
         const ts = numberOr(fail.timestamp, numberOr(current?.sync_updated_at, 0));
         const base: DocRecord = { collection: e.collection, id: e.documentId, state: current ? 'live' : 'deleted', doc: current, ts };
+        const known = this.view.getBase(e.collection, e.documentId)?.idType;
+        if (known) base.idType = known;
         if (this.view.settle(e, 'conflict', base)) putDocs.push(base);
         removed.push(e.changeId);
         anyApplied = true;
@@ -1142,7 +1180,8 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     const cur = this.view.getBase(e.collection, e.documentId);
     const prior = e.operation === 'update' && cur?.state === 'live' && cur.doc ? cur.doc : {};
     const doc = { ...prior, ...(e.data ?? {}), _id: e.documentId, sync_updated_at: ts };
-    return { collection: e.collection, id: e.documentId, state: 'live', doc, ts, cursor };
+    const idType = cur?.idType ?? e.idType;
+    return { collection: e.collection, id: e.documentId, state: 'live', doc, ts, cursor, ...(idType ? { idType } : {}) };
   }
 }
 

@@ -39,6 +39,10 @@ export const ClientChangeSchema = z
       .nonnegative(TIMESTAMP_MESSAGE)
       .nullish()
       .meta({ description: 'UTC ms when the change was made; falls back to data.sync_updated_at, then the server clock' }),
+    idType: z
+      .enum(['objectId', 'string'], 'idType must be "objectId" or "string"')
+      .nullish()
+      .meta({ description: 'how a NEW document of an "auto" collection stores its _id ("objectId" needs a 24-hex documentId)' }),
   })
   .superRefine((c, ctx) => {
     if ((c.collection ?? c.collectionName) == null) ctx.addIssue({ code: 'custom', message: COLLECTION_MESSAGE, path: ['collection'] });
@@ -67,6 +71,7 @@ export const DeliveredChangeSchema = z
     serverTimestamp: TimestampSchema,
     cursor: z.string().meta({ description: 'its place in the change feed: opaque, totally ordered' }),
     outOfView: z.literal(true).optional().meta({ description: "no longer matches the receiver's subscriptions or read rule: drop it locally" }),
+    idType: z.literal('objectId').optional().meta({ description: "the document's _id is an ObjectId in the database (documentId is its hex form)" }),
   })
   .meta({ id: 'DeliveredChange' });
 

@@ -142,6 +142,7 @@ export const BootstrapPageSchema = z
     page: z.number().int(),
     done: z.boolean(),
     cursor: z.string().meta({ description: 'the feed position the snapshot reflects' }),
+    objectIds: z.array(z.string()).optional().meta({ description: "the ids (hex) of this page's documents whose _id is an ObjectId in the database" }),
   })
   .meta({ id: 'BootstrapPage' });
 export const ChangesEventSchema = z.array(DeliveredChangeSchema).meta({ id: 'ChangesEvent' });
