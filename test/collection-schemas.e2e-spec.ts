@@ -1,3 +1,5 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { Socket } from 'socket.io-client';
 import { connectTestDb } from './support/db';
@@ -126,6 +128,52 @@ describe('collection schemas: enforced on the resulting document on every write 
       // a merged document that would violate it is refused and nothing changes
       expect(await up({ age: -5 }, 40)).toMatchObject({ code: 'INVALID_PAYLOAD', details: { pointer: '/age' } });
       expect(await fdb.db.collection('people').findOne({ _id: docId as never })).toMatchObject({ name: 'C', age: 2 });
+    });
+  });
+
+  describe('a schema in the rules file, with stored BSON types (fieldTypes)', () => {
+    let r: TestApp;
+    let s: Socket;
+    let rdb: Awaited<ReturnType<typeof connectTestDb>>;
+    let dir: string;
+    beforeAll(async () => {
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'schemas-rules-'));
+      const rules = path.join(dir, 'rules.json');
+      fs.writeFileSync(
+        rules,
+        JSON.stringify({
+          default: { read: 'TRUEPREDICATE', write: 'TRUEPREDICATE' },
+          collections: {
+            notes: {
+              read: 'TRUEPREDICATE',
+              write: 'TRUEPREDICATE',
+              fieldTypes: { owner_id: 'objectId' },
+              schema: { type: 'object', required: ['owner_id'], properties: { owner_id: { type: 'string', pattern: '^[0-9a-f]{24}$' }, text: { type: 'string' } }, additionalProperties: false },
+            },
+          },
+        }),
+      );
+      r = await startTestApp({ AUTH_MODE: 'dev', SYNC_RULES_FILE: rules }, 'schemas_rules');
+      rdb = await connectTestDb('unused', r.mongoUri);
+      s = await joinedClient(r.url, 'ann');
+    });
+    afterAll(async () => {
+      s?.close();
+      await rdb?.close();
+      await r?.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('validates the document as clients see it (an ObjectId field in its hex form)', async () => {
+      const owner = '64b7f0c2a1b2c3d4e5f60718';
+      const docId = id('note');
+      expect(await emitAck(s, 'sync:change', { operation: 'insert', collection: 'notes', documentId: docId, data: { owner_id: owner, text: 'a' } })).toMatchObject({ success: true });
+      const stored = await rdb.db.collection('notes').findOne({ _id: docId as never });
+      expect(stored?.owner_id?.constructor?.name).toBe('ObjectId');
+      // an update of another field: the merged document still has the (stored) ObjectId, which fits
+      expect(await emitAck(s, 'sync:change', { operation: 'update', collection: 'notes', documentId: docId, data: { text: 'b' } })).toMatchObject({ success: true });
+      expect(await emitAck(s, 'sync:change', { operation: 'insert', collection: 'notes', documentId: id('note'), data: { text: 'no owner' } })).toMatchObject({ code: 'INVALID_PAYLOAD', details: { pointer: '/owner_id' } });
+      expect(await emitAck(s, 'sync:change', { operation: 'insert', collection: 'notes', documentId: id('note'), data: { owner_id: 'not-hex' } })).toMatchObject({ code: 'INVALID_PAYLOAD', details: { pointer: '/owner_id' } });
     });
   });
 });
