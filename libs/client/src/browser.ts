@@ -13,6 +13,7 @@ export * from './object-id';
 export { setQueryCompiler } from './matcher';
 export { MemoryStorage } from './storage/memory-storage';
 export { IndexedDbStorage } from './storage/indexeddb-storage';
+export { KeyValueStorage, type KeyValueStore, type KeyValueStorageOptions } from './storage/key-value-storage';
 export { ErrorCode } from '../../protocol/src/errors';
 
 setStringStorageResolver((spec, userId, logger) => {

@@ -50,6 +50,11 @@ export class Outbox {
     }
   }
 
+  /** Entries stored durably (sendable), in order. */
+  durableEntries(): OutboxEntry[] {
+    return this.entries.filter((e) => this.durable.has(e.changeId));
+  }
+
   get size(): number {
     return this.entries.length;
   }
