@@ -6,7 +6,7 @@ import { chromium, type Browser } from 'playwright-core';
 import { Socket } from 'socket.io-client';
 import request from 'supertest';
 import { emitAck, joinedClient, startTestApp, TestApp, waitFor } from './support/app';
-import { hs256 } from './support/jwt';
+import { hs256, unsigned } from './support/jwt';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARTIFACTS = path.join(__dirname, '..', 'test-artifacts');
@@ -46,6 +46,21 @@ describe('operator console', () => {
         await request(t.url).get(p).set('Authorization', 'Bearer not-a-jwt').expect(401);
         await request(t.url).get(p).set('X-User-Id', 'root').expect(401); // dev mode's bare user id is not enough
         await request(t.url).get(p).set('Authorization', `Bearer ${userToken}`).expect(403);
+      }
+    });
+
+    it('refuses forged admin tokens: unsigned, wrong secret, and unverifiable ones in dev mode without a secret', async () => {
+      const forged = [unsigned({ sub: 'root', admin: true }), await hs256({ sub: 'root', admin: true }, { secret: 'another-secret-0123456789-abcdefghijklmnop' })];
+      for (const tok of forged) await request(t.url).get('/api/admin/overview').set('Authorization', `Bearer ${tok}`).expect(401);
+      // dev mode without a secret decodes tokens without checking them: none of them is an admin here
+      const dev = await startTestApp({ AUTH_MODE: 'dev', ADMIN_USER_IDS: 'root' }, 'console_dev');
+      try {
+        for (const tok of [...forged, await hs256({ sub: 'root' })]) {
+          const res = await request(dev.url).get('/api/audit').set('Authorization', `Bearer ${tok}`);
+          expect(res.status).toBe(401);
+        }
+      } finally {
+        await dev.close();
       }
     });
 
