@@ -84,7 +84,26 @@ export class ConsoleController {
   @ApiBearerAuth('admin')
   @ApiBearerAuth('service')
   @ApiOperation({ summary: 'Everything the operator console shows: connections, rates, acks by code, latency, cluster, feed, collections, the last ten minutes' })
-  @ApiOkResponse({ description: 'the overview' })
+  @ApiOkResponse({
+    description: 'the overview',
+    schema: {
+      type: 'object',
+      properties: {
+        at: { type: 'number', description: 'UTC ms' },
+        connections: { type: 'integer' },
+        users: { type: 'object', properties: { count: { type: 'integer' }, ids: { type: 'array', items: { type: 'string' }, maxItems: 100 } } },
+        totals: { type: 'object', additionalProperties: { type: 'number' } },
+        acksByCode: { type: 'object', additionalProperties: { type: 'number' }, description: 'OK, DUPLICATE and every refusal code' },
+        rates: { type: 'object', properties: { changesPerSecond: { type: 'number' }, deliveriesPerSecond: { type: 'number' } } },
+        ackLatencyMs: { type: 'object', properties: { p50: { type: 'number', nullable: true }, p99: { type: 'number', nullable: true } } },
+        cluster: { type: 'object', additionalProperties: true },
+        feed: { type: 'object', properties: { head: { type: 'integer' }, highWater: { type: 'integer' }, purgedThrough: { type: 'integer' }, retentionDays: { type: 'number' } } },
+        collections: { type: 'array', items: { type: 'object', properties: { name: { type: 'string' }, count: { type: 'integer' } } } },
+        node: { type: 'object', additionalProperties: true },
+        history: { type: 'array', description: 'the last ten minutes, one sample every 2 s', items: { type: 'object', additionalProperties: { type: 'number', nullable: true } } },
+      },
+    },
+  })
   @ApiUnauthorizedResponse({ description: 'no or invalid token' })
   @ApiForbiddenResponse({ description: 'not an admin' })
   @Header('Cache-Control', 'no-store')
@@ -122,7 +141,34 @@ export class ConsoleController {
   @ApiQuery({ name: 'to', required: false, type: String, description: 'UTC ms or an ISO 8601 date-time (inclusive)' })
   @ApiQuery({ name: 'limit', required: false, type: Number, description: `1-${AUDIT_PAGE_MAX}, default 50` })
   @ApiQuery({ name: 'cursor', required: false, type: String })
-  @ApiOkResponse({ description: '{ items, nextCursor }' })
+  @ApiOkResponse({
+    description: 'a page of refused changes, newest first',
+    schema: {
+      type: 'object',
+      properties: {
+        items: {
+          type: 'array',
+          items: {
+            type: 'object',
+            properties: {
+              id: { type: 'string' },
+              at: { type: 'string', format: 'date-time' },
+              userId: { type: 'string' },
+              code: { type: 'string', enum: Object.values(ErrorCode) },
+              reason: { type: 'string' },
+              clientAddress: { type: 'string' },
+              changeId: { type: 'string' },
+              operation: { type: 'string' },
+              collection: { type: 'string' },
+              documentId: { type: 'string' },
+              timestamp: { type: 'number' },
+            },
+          },
+        },
+        nextCursor: { type: 'string', nullable: true, description: 'pass as cursor for the next (older) page; null on the last page' },
+      },
+    },
+  })
   @ApiBadRequestResponse({ description: 'a parameter is invalid' })
   @ApiUnauthorizedResponse({ description: 'no or invalid token' })
   @ApiForbiddenResponse({ description: 'not an admin' })
