@@ -7,6 +7,7 @@ import { AppModule } from './app.module';
 import { SyncIoAdapter } from './common/io.adapter';
 import { AppConfig } from './config/config.schema';
 import { loadConfig } from './config/config.loader';
+import { staticHeaders } from './console/console.headers';
 import { setupOpenApi } from './console/openapi';
 
 export interface CreateAppOptions {
@@ -28,7 +29,7 @@ export async function createApp(opts: CreateAppOptions = {}): Promise<INestAppli
   if (config.server.trustProxy) app.set('trust proxy', true);
   app.disable('x-powered-by');
   // static files: the demo page at /demo (public/ in the source tree, dist/public once built)
-  app.useStaticAssets(join(__dirname, '..', 'public'), { index: ['index.html'], maxAge: 0 });
+  app.useStaticAssets(join(__dirname, '..', 'public'), { index: ['index.html'], maxAge: 0, setHeaders: staticHeaders(join(__dirname, '..', 'public')) });
   app.useBodyParser('json', { limit: Math.max(config.limits.maxChangeBytes * Math.min(config.limits.maxBatchSize, 64), 1024 * 1024) });
   app.useWebSocketAdapter(new SyncIoAdapter(app, config));
   // OpenAPI at /docs and /docs-json (no data in it; API_DOCS=false turns it off)

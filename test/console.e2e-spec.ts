@@ -130,7 +130,11 @@ describe('operator console', () => {
       const page = await context.newPage();
       const errors: string[] = [];
       page.on('pageerror', (e) => errors.push(e.message));
-      await page.goto(`${t.url}/console/`);
+      page.on('console', (m) => {
+        if (m.type() === 'error') errors.push(m.text()); // CSP violations among them
+      });
+      const response = await page.goto(`${t.url}/console/`);
+      expect(response?.headers()['content-security-policy']).toContain("script-src 'self'");
       await page.fill('#token', adminToken);
       await page.click('#login button[type=submit]');
       await page.waitForSelector('#dashboard:not([hidden])', { timeout: 20_000 });
