@@ -42,12 +42,14 @@ describe('OpenTelemetry traces', () => {
 
     it('a change batch is one span with its database round trips as children', async () => {
       exporter.reset();
-      const changes = Array.from({ length: 5 }, (_, i) => ({ operation: 'insert', collection: 'traced', documentId: `t-${i}-${Date.now()}`, data: { i } }));
+      const changes: Record<string, unknown>[] = Array.from({ length: 4 }, (_, i) => ({ operation: 'insert', collection: 'traced', documentId: `t-${i}-${Date.now()}`, data: { i } }));
+      changes.push({ operation: 'insert', collection: '_sync_feed', documentId: 'refused' });
       const ack = await emitAck(s, 'sync:changeBatch', { changes });
-      expect(ack).toMatchObject({ success: true, successCount: 5 });
+      expect(ack).toMatchObject({ success: true, successCount: 4, failureCount: 1 });
       const applySpan = () => exporter.getFinishedSpans().find((sp) => sp.name === 'sync.apply' && sp.attributes['sync.changes'] === 5);
       await waitFor(() => !!applySpan(), 10_000, 'the sync.apply span');
       const apply = applySpan()!;
+      expect(apply.attributes['sync.refused']).toBe(1);
       const parentOf = (sp: ReadableSpan) => sp.parentSpanContext?.spanId;
       const children = exporter.getFinishedSpans().filter((sp) => parentOf(sp) === apply.spanContext().spanId);
       const names = children.map((c) => c.name);

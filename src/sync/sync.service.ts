@@ -88,7 +88,11 @@ export class SyncService {
   ) {}
 
   /** Applies changes in order, each on its own merits; one ack per change. */
-  @Traced('sync.apply', (changes: unknown[]) => ({ 'sync.changes': changes.length }))
+  @Traced(
+    'sync.apply',
+    (changes: unknown[]) => ({ 'sync.changes': changes.length }),
+    (acks: ChangeAck[]) => ({ 'sync.refused': acks.filter((a) => !a.success).length }),
+  )
   async apply(rawChanges: unknown[], origin: ChangeOrigin): Promise<ChangeAck[]> {
     const n = rawChanges.length;
     const results: (ChangeAck | undefined)[] = new Array(n);
