@@ -15,6 +15,8 @@ export interface NormalizedChange {
   timestamp: number;
   /** True when the timestamp was more than MAX_CLOCK_SKEW_MS ahead and was clamped. */
   clamped: boolean;
+  /** True when the change carried no timestamp and got the server's clock. */
+  serverTime: boolean;
 }
 
 export interface ValidationOptions {
@@ -70,10 +72,16 @@ export function normalizeChange(raw: unknown, opts: ValidationOptions): Normaliz
   }
 
   let ts: number;
+  let serverTime = false;
   const t = raw.timestamp;
   const dataTs = data?.sync_updated_at;
-  if (typeof t === 'number') ts = t; else if (typeof dataTs === 'number' && Number.isFinite(dataTs) && dataTs >= 0) ts = dataTs;
-  else ts = opts.now;
+  // the schema checked the timestamp: a number here is a non-negative finite one
+  if (typeof t === 'number') ts = t;
+  else if (typeof dataTs === 'number' && Number.isFinite(dataTs) && dataTs >= 0) ts = dataTs;
+  else {
+    ts = opts.now;
+    serverTime = true;
+  }
   ts = Math.floor(ts);
   const clamped = clampTimestamp(ts, opts.now, opts.maxClockSkewMs);
   return {
@@ -85,5 +93,6 @@ export function normalizeChange(raw: unknown, opts: ValidationOptions): Normaliz
     data,
     timestamp: clamped,
     clamped: clamped !== ts,
+    serverTime,
   };
 }
