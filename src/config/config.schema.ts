@@ -36,6 +36,7 @@ export const envSchema = z.object({
   ALLOWED_ORIGINS: csv,
   TRUST_PROXY: bool.default(false),
   TRUSTED_PROXIES: csv,
+  SHUTDOWN_GRACE_MS: int(1000, 3_600_000).default(25_000),
   API_DOCS: bool.default(true),
 
   // database
@@ -110,6 +111,8 @@ export interface AppConfig {
     trustedProxies: string[];
     logLevel: Env['LOG_LEVEL'];
     logPretty: boolean;
+    /** SIGTERM: drain, close and exit within this (Helm's terminationGracePeriodSeconds is above it). */
+    shutdownGraceMs: number;
     /** Serve the OpenAPI document and UI at /docs and /docs-json (API_DOCS, default true). */
     apiDocs: boolean;
   };
