@@ -7,9 +7,12 @@ import { AppConfig } from './config/config.schema';
 import { DatabaseModule } from './database/database.module';
 import { HealthModule } from './health/health.module';
 import { ConflictModule } from './conflict/conflict.module';
+import { ConsoleModule } from './console/console.module';
 import { LimitsModule } from './limits/limits.module';
 import { PermissionModule } from './permission/permission.module';
+import { SchemasModule } from './schemas/schemas.module';
 import { SyncModule } from './sync/sync.module';
+import { TelemetryModule } from './telemetry/telemetry.module';
 import { AppExtension, extensionTokens } from './app.extensions';
 import { CONFLICT_RESOLVER } from './conflict/conflict.types';
 import { CLUSTER_BUS } from './sync/delivery.service';
@@ -52,8 +55,11 @@ export class AppModule {
         ...(replaced.has(CONFLICT_RESOLVER) ? [] : [ConflictModule]),
         HealthModule,
         PermissionModule,
+        SchemasModule,
         ...(replaced.has(CLUSTER_BUS) ? [] : [ClusterModule]),
         SyncModule,
+        ConsoleModule,
+        TelemetryModule,
       ],
     };
   }

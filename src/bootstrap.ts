@@ -11,6 +11,8 @@ import { AppConfig } from './config/config.schema';
 import { loadConfig } from './config/config.loader';
 import { DrainService } from './health/drain.service';
 import { useAzureWebPubSub } from './integrations/azure/azure-web-pubsub';
+import { staticHeaders } from './console/console.headers';
+import { setupOpenApi } from './console/openapi';
 
 export interface CreateAppOptions {
   config?: AppConfig;
@@ -38,7 +40,7 @@ export async function createApp(opts: CreateAppOptions = {}): Promise<INestAppli
   if (config.server.trustProxy) app.set('trust proxy', true);
   app.disable('x-powered-by');
   // static files: the demo page at /demo (public/ in the source tree, dist/public once built)
-  app.useStaticAssets(join(__dirname, '..', 'public'), { index: ['index.html'], maxAge: 0 });
+  app.useStaticAssets(join(__dirname, '..', 'public'), { index: ['index.html'], maxAge: 0, setHeaders: staticHeaders(join(__dirname, '..', 'public')) });
   // graceful shutdown: HTTP writes being handled are waited for; writes arriving while draining are refused
   const drain = app.get(DrainService);
   app.use((req: Request, res: Response, next: NextFunction) => {
@@ -58,6 +60,8 @@ export async function createApp(opts: CreateAppOptions = {}): Promise<INestAppli
   // Azure Web PubSub for Socket.IO holds the client connections when configured (src/integrations/azure)
   if (connectionString) io.onServerCreated((server) => useAzureWebPubSub(server, { connectionString, hub }));
   app.useWebSocketAdapter(io);
+  // OpenAPI at /docs and /docs-json (no data in it; API_DOCS=false turns it off)
+  if (config.server.apiDocs) setupOpenApi(app);
   if (opts.shutdownHooks ?? true) app.enableShutdownHooks();
   return app;
 }
