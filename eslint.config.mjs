@@ -17,8 +17,11 @@ export default tseslint.config(
     files: ['**/*.ts', '**/*.tsx'],
     languageOptions: {
       globals: { ...globals.node },
-      // client/example.ts is outside tsconfig.json's include: linted with the default project
-      parserOptions: { projectService: { allowDefaultProject: ['client/*.ts'] }, tsconfigRootDir: import.meta.dirname },
+      // client/example.ts and the scripts are outside tsconfig.json's include: linted with the default project
+      parserOptions: {
+        projectService: { allowDefaultProject: ['client/*.ts', 'scripts/asyncapi.ts', 'scripts/schema-types.ts'] },
+        tsconfigRootDir: import.meta.dirname,
+      },
     },
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
@@ -56,7 +59,12 @@ export default tseslint.config(
   },
   {
     // the demo page: a browser module that gets the SDK bundle as a global
-    files: ['public/**/*.js'],
+    files: ['public/demo/**/*.js'],
     languageOptions: { sourceType: 'module', globals: { ...globals.browser, SyncSdk: 'readonly' } },
+  },
+  {
+    // the operator console: a classic browser script, uPlot loaded before it
+    files: ['public/console/**/*.js'],
+    languageOptions: { sourceType: 'script', globals: { ...globals.browser, uPlot: 'readonly' } },
   },
 );
