@@ -1,21 +1,22 @@
 /*
- * The dependency rule of docs (../shared STYLE.md "Layout"), checked by `npm run lint:deps`.
+ * The dependency rule of ../shared STYLE.md ("Layout"), checked by `npm run lint:deps`.
  *
- * Layers of src/, a change's road from top to bottom; a folder imports only its own layer's
- * folders listed as allowed below, or lower layers:
+ * Layers of src/, a change's road from top to bottom; a folder imports lower layers (and, without a
+ * cycle, folders of its own layer):
  *   gateway                                              (the socket and REST edge)
  *   sync, subscription, auth, limits                     (application)
- *   feed, delivery, conflict, permission, audit          (domain)
- *   database, metrics, config                            (infrastructure, leaves)
- * Beside them: cluster and integrations implement ports of delivery (only the root and health
- * import them), health is the top and may import anything, src/*.ts (main, bootstrap, the app
- * module) assemble everything. common/ is a leaf until the restructuring empties it.
- * libs/protocol is shared with the client: no Nest, no MongoDB; nothing in libs/ imports src/.
+ *   feed, delivery, conflict, permission, audit, schemas (domain)
+ *   database, metrics, config, telemetry                 (infrastructure, leaves)
+ * Beside them: cluster and integrations implement ports of delivery (only the app assembly and the
+ * top folders import them); health and console are the top and may import anything; src/*.ts (main,
+ * bootstrap, the app module) assemble everything. common/ counts as a leaf until the restructuring
+ * empties it. libs/protocol is shared with the client: no Nest, no MongoDB; libs/ never imports src/.
  */
 const APP = 'sync|subscription|auth|limits';
-const DOMAIN = 'feed|delivery|conflict|permission|audit';
-const INFRA = 'database|metrics|config|common';
-const SIDE = 'cluster|integrations|health';
+const DOMAIN = 'feed|delivery|conflict|permission|audit|schemas';
+const INFRA = 'database|metrics|config|telemetry|common';
+const TOP = 'health|console';
+const SIDE = `cluster|integrations|${TOP}`;
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
@@ -101,8 +102,8 @@ module.exports = {
     {
       name: 'adapters-from-the-top-only',
       severity: 'error',
-      comment: 'cluster and integrations (vendor adapters chosen by config) are imported only by the app assembly and health.',
-      from: { path: '^src/', pathNot: '^src/([^/]+\\.ts$|health/|cluster/|integrations/)' },
+      comment: 'cluster and integrations (vendor adapters chosen by config) are imported only by the app assembly and the top folders.',
+      from: { path: '^src/', pathNot: `^src/([^/]+\\.ts$|${TOP}/|cluster/|integrations/)` },
       to: { path: '^src/(cluster|integrations)/' },
     },
     {
