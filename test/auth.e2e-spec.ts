@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Socket } from 'socket.io-client';
 import request from 'supertest';
-import { SocketAuthService } from '../src/auth/socket-auth.service';
+import { SocketAuthService } from '../src/gateway/socket-auth.service';
 import { ConnectionLimitService } from '../src/limits/connection-limit.service';
 import { hs256, JwksServer, makeKey, signWith, startJwksServer, TEST_SECRET, TestKey, unsigned } from './support/jwt';
 import { connectClient, emitAck, startTestApp, TestApp, waitFor } from './support/app';

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { jwtVerify } from 'jose';
 import request from 'supertest';
 import { ConfigError, loadConfig } from '../src/config/config.loader';
-import { SyncGateway } from '../src/sync/sync.gateway';
+import { SyncGateway } from '../src/gateway/sync.gateway';
 import { hs256, TEST_SECRET } from './support/jwt';
 import { startTestApp, TestApp, waitFor } from './support/app';
 

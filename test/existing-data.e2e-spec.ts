@@ -8,9 +8,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Db, MongoClient, ObjectId } from 'mongodb';
 import { FileStorage, MemoryStorage, newObjectId, SyncClient } from '@sync/client';
-import { ChangeFeedRepository, FeedEntry } from '../src/sync/change-feed.repository';
-import { ChangeFeedService } from '../src/sync/change-feed.service';
-import { DocumentRepository } from '../src/sync/document.repository';
+import { ChangeFeedRepository, FeedEntry } from '../src/feed/change-feed.repository';
+import { ChangeFeedService } from '../src/feed/change-feed.service';
+import { DocumentRepository } from '../src/feed/document.repository';
 import { emitAck, joinedClient, startTestApp, TestApp, waitFor } from './support/app';
 
 const clients: SyncClient[] = [];

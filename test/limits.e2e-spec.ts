@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { MongoClient } from 'mongodb';
 import { Socket } from 'socket.io-client';
 import request from 'supertest';
-import { SocketAuthService } from '../src/auth/socket-auth.service';
+import { SocketAuthService } from '../src/gateway/socket-auth.service';
 import { ConnectionLimitService } from '../src/limits/connection-limit.service';
 import { RateLimitService } from '../src/limits/rate-limit.service';
 import { hs256, TEST_SECRET } from './support/jwt';

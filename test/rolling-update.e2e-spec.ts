@@ -16,7 +16,7 @@ import * as path from 'node:path';
 import request from 'supertest';
 import { io, Socket } from 'socket.io-client';
 import { freePort } from '../src/database/embedded-database';
-import { DrainService } from '../src/health/drain.service';
+import { DrainService } from '../src/lifecycle/drain.service';
 import { connectTestDb, testMongoUri } from './support/db';
 import { connectClient, emitAck, joinedClient, startTestApp, TestApp, waitFor } from './support/app';
 import { haveRedisServer, REDIS_SERVER_BIN, TestRedis } from './support/redis';

@@ -7,9 +7,9 @@ import { DynamicModule, Module } from '@nestjs/common';
 import type { Server } from 'socket.io';
 import { lastWriteWins } from '../../src/conflict/conflict.strategies';
 import { CONFLICT_RESOLVER, ConflictStrategy } from '../../src/conflict/conflict.types';
-import type { FeedEntry } from '../../src/sync/change-feed.repository';
+import type { FeedEntry } from '../../src/feed/change-feed.repository';
 import { CLUSTER_BUS, ChangeRouter, ClusterBus, Recipients } from '../../src/sync/delivery.service';
-import type { SocketData } from '../../src/sync/socket-context';
+import type { SocketData } from '../../src/common/socket-context';
 import { CHANGE_ROUTER } from '../../src/sync/sync.module';
 
 /**

@@ -2,7 +2,7 @@ import { Module } from '@nestjs/common';
 import { JwtModule } from '@nestjs/jwt';
 import { AuthService } from './auth.service';
 import { HttpAuthGuard, ServiceAuthGuard } from './guards/http-auth.guard';
-import { SocketAuthService } from './socket-auth.service';
+import { SocketAuthService } from '../gateway/socket-auth.service';
 
 @Module({
   imports: [JwtModule.register({})],

@@ -5,8 +5,8 @@ import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, decodeProtectedHeader
 import { ErrorCode, SyncError, UnauthenticatedError } from '@sync/protocol';
 import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
-import { MetricsService } from '../health/metrics.service';
-import { AuthUser } from './auth.types';
+import { MetricsService } from '../metrics/metrics.service';
+import { AuthUser } from '../common/user';
 
 /**
  * Why an authentication failed: the `reason` label of sync_auth_failures_total and the log line. A

@@ -1,5 +1,5 @@
 import { BSON } from 'mongodb';
-import type { FeedEntry } from '../sync/change-feed.repository';
+import type { FeedEntry } from '../feed/change-feed.repository';
 
 /**
  * Wire format of the cluster bus: one BSON document per message,

@@ -5,8 +5,8 @@ import { getConnectionToken } from '@nestjs/mongoose';
 import type { Connection } from 'mongoose';
 import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
-import { MetricsService } from '../health/metrics.service';
-import { FEED_COLLECTION, FeedEntry } from '../sync/change-feed.repository';
+import { MetricsService } from '../metrics/metrics.service';
+import { FEED_COLLECTION, FeedEntry } from '../feed/change-feed.repository';
 import { CLUSTER_BUS } from '../sync/delivery.service';
 import { RedisClusterBus } from './redis-cluster-bus';
 

@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
-import { MetricsService } from '../health/metrics.service';
-import type { FeedEntry } from '../sync/change-feed.repository';
+import { MetricsService } from '../metrics/metrics.service';
+import type { FeedEntry } from '../feed/change-feed.repository';
 import { encodeBatch } from './cluster.codec';
 import { RecentPositions, redactRedisUrl, RedisClusterBus } from './redis-cluster-bus';
 

@@ -1,8 +1,8 @@
 import { Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import Redis, { RedisOptions } from 'ioredis';
 import { Counter, Gauge } from 'prom-client';
-import { MetricsService } from '../health/metrics.service';
-import type { FeedEntry } from '../sync/change-feed.repository';
+import { MetricsService } from '../metrics/metrics.service';
+import type { FeedEntry } from '../feed/change-feed.repository';
 import { ClusterBus } from '../sync/delivery.service';
 import { ClusterCodecError, decodeMessage, encodeBatch, isDeliverableEntry } from './cluster.codec';
 

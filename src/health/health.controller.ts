@@ -7,8 +7,8 @@ import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
 import { DatabaseLauncher } from '../database/database-launcher.service';
 import { CLUSTER_BUS, ClusterBus } from '../sync/delivery.service';
-import { DrainService } from './drain.service';
-import { MetricsService } from './metrics.service';
+import { DrainService } from '../lifecycle/drain.service';
+import { MetricsService } from '../metrics/metrics.service';
 import { StatsAccessGuard } from './stats-access.guard';
 
 @Controller()

@@ -1,9 +1,9 @@
 import { Global, Module } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
 import { AuthModule } from '../auth/auth.module';
-import { DrainService } from './drain.service';
+import { DrainService } from '../lifecycle/drain.service';
 import { HealthController } from './health.controller';
-import { MetricsService } from './metrics.service';
+import { MetricsService } from '../metrics/metrics.service';
 import { StatsAccessGuard } from './stats-access.guard';
 
 @Global()

@@ -1,6 +1,6 @@
 import { ErrorCode } from '@sync/protocol';
 import { loadConfig } from '../config/config.loader';
-import { MetricsService } from '../health/metrics.service';
+import { MetricsService } from '../metrics/metrics.service';
 import { ConnectionLimitError, ConnectionLimitService } from './connection-limit.service';
 
 function service(perUser = '2', perIp = '3') {

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import type { SyncDocument } from '@sync/protocol';
 import { bindQuery, parseQuery, usesUserVars, type CompiledQuery, type QueryNode, type QueryVars } from '@sync/protocol/query';
-import type { AuthUser } from '../auth/auth.types';
+import type { AuthUser } from '../common/user';
 import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
 import { CollectionRule, DEFAULT_ID_TYPE, FieldType, IdType, loadRulesFile, ruleFor, Rules } from './rules.loader';

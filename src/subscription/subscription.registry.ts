@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { SyncDocument } from '@sync/protocol';
 import type { CompiledQuery } from '@sync/protocol/query';
-import type { AuthUser } from '../auth/auth.types';
+import type { AuthUser } from '../common/user';
 
 export const MAX_SUBSCRIPTIONS_PER_SOCKET = 100;
 

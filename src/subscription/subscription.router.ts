@@ -1,11 +1,11 @@
 import { Injectable } from '@nestjs/common';
 import type { Server } from 'socket.io';
 import type { SyncDocument } from '@sync/protocol';
-import type { AuthUser } from '../auth/auth.types';
+import type { AuthUser } from '../common/user';
 import { PermissionService } from '../permission/permission.service';
-import type { FeedEntry } from '../sync/change-feed.repository';
+import type { FeedEntry } from '../feed/change-feed.repository';
 import { ChangeRouter, Recipients } from '../sync/delivery.service';
-import type { SyncSocket } from '../sync/socket-context';
+import type { SyncSocket } from '../common/socket-context';
 import { SubscriptionRegistry } from './subscription.registry';
 
 /**

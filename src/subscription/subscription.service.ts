@@ -10,14 +10,14 @@ import {
   SyncDocument,
 } from '@sync/protocol';
 import { compileQuery, type CompiledQuery } from '@sync/protocol/query';
-import type { AuthUser } from '../auth/auth.types';
+import type { AuthUser } from '../common/user';
 import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
 import { PermissionService, userVars } from '../permission/permission.service';
-import { ChangeFeedService, publicDoc } from '../sync/change-feed.service';
-import { documentIdOf, isObjectId } from '../sync/document-id';
-import { DocumentRepository } from '../sync/document.repository';
-import type { SyncSocket } from '../sync/socket-context';
+import { ChangeFeedService, publicDoc } from '../feed/change-feed.service';
+import { documentIdOf, isObjectId } from '../feed/document-id';
+import { DocumentRepository } from '../feed/document.repository';
+import type { SyncSocket } from '../common/socket-context';
 import { MAX_SUBSCRIPTIONS_PER_SOCKET, Subscription, SubscriptionRegistry } from './subscription.registry';
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);

@@ -3,9 +3,9 @@ import type { Server } from 'socket.io';
 import { DeliveredChange, EVENTS } from '@sync/protocol';
 import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
-import { MetricsService } from '../health/metrics.service';
-import type { FeedEntry } from './change-feed.repository';
-import { toDelivered } from './change-feed.service';
+import { MetricsService } from '../metrics/metrics.service';
+import type { FeedEntry } from '../feed/change-feed.repository';
+import { toDelivered } from '../feed/change-feed.service';
 
 /** Local sockets that should receive one applied change. */
 export interface Recipients {

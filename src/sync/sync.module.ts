@@ -6,14 +6,14 @@ import { AppConfig } from '../config/config.schema';
 import { SubscriptionRegistry } from '../subscription/subscription.registry';
 import { SubscriptionRouter } from '../subscription/subscription.router';
 import { SubscriptionService } from '../subscription/subscription.service';
-import { ChangeFeedRepository } from './change-feed.repository';
-import { ChangeFeedService } from './change-feed.service';
+import { ChangeFeedRepository } from '../feed/change-feed.repository';
+import { ChangeFeedService } from '../feed/change-feed.service';
 import { ChangeRouter, DeliveryService } from './delivery.service';
-import { DocumentRepository } from './document.repository';
-import { LockRepository } from './lock.repository';
-import { SYNC_TIMINGS, syncTimings } from './sync.constants';
-import { SyncGateway } from './sync.gateway';
-import { SyncController } from './sync.controller';
+import { DocumentRepository } from '../feed/document.repository';
+import { LockRepository } from '../feed/lock.repository';
+import { SYNC_TIMINGS, syncTimings } from '../feed/sync.constants';
+import { SyncGateway } from '../gateway/sync.gateway';
+import { SyncController } from '../gateway/sync.controller';
 import { SyncService } from './sync.service';
 
 /**

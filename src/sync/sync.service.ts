@@ -11,7 +11,7 @@ import {
   SyncError,
   UnavailableError,
 } from '@sync/protocol';
-import type { AuthUser } from '../auth/auth.types';
+import type { AuthUser } from '../common/user';
 import { AuditRecord, AuditRepository } from '../audit/audit.repository';
 import { KeyedMutex } from '../common/keyed-mutex';
 import { isUnavailableError, toFailureAck } from '../common/ack';
@@ -19,19 +19,19 @@ import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
 import { afterIfApplied } from '../conflict/conflict.strategies';
 import { CONFLICT_RESOLVER, ConflictStrategy, FIELD_TS, IncomingChange, Outcome, StoredState } from '../conflict/conflict.types';
-import { MetricsService } from '../health/metrics.service';
+import { MetricsService } from '../metrics/metrics.service';
 import { PermissionService } from '../permission/permission.service';
 import { CollectionSchemaService } from '../schemas/collection-schema.service';
 import { Traced } from '../telemetry/traced';
-import { ChangeFeedRepository, FeedEntry } from './change-feed.repository';
-import { ChangeFeedService, publicDoc } from './change-feed.service';
+import { ChangeFeedRepository, FeedEntry } from '../feed/change-feed.repository';
+import { ChangeFeedService, publicDoc } from '../feed/change-feed.service';
 import { normalizeChange, NormalizedChange } from './change.validation';
 import { DeliveryService } from './delivery.service';
-import { DocumentRepository, DocumentWrite, docKey } from './document.repository';
-import { documentIdProblem, IdHint, readIdHint, wireIdType } from './document-id';
-import { fieldTypesTemplate, keepStoredTypes } from './stored-types';
-import { LockRepository } from './lock.repository';
-import { SYNC_TIMINGS, SyncTimings } from './sync.constants';
+import { DocumentRepository, DocumentWrite, docKey } from '../feed/document.repository';
+import { documentIdProblem, IdHint, readIdHint, wireIdType } from '../feed/document-id';
+import { fieldTypesTemplate, keepStoredTypes } from '../feed/stored-types';
+import { LockRepository } from '../feed/lock.repository';
+import { SYNC_TIMINGS, SyncTimings } from '../feed/sync.constants';
 
 /** Who sent a set of changes, and from where. */
 export interface ChangeOrigin {

@@ -1,7 +1,7 @@
 import { ExecutionContext, ForbiddenException, Logger, UnauthorizedException } from '@nestjs/common';
 import { JwtService } from '@nestjs/jwt';
 import { loadConfig } from '../../config/config.loader';
-import { MetricsService } from '../../health/metrics.service';
+import { MetricsService } from '../../metrics/metrics.service';
 import { hs256, TEST_SECRET } from '../../../test/support/jwt';
 import { AuthService } from '../auth.service';
 import { AuthenticatedRequest, HttpAuthGuard, ServiceAuthGuard } from './http-auth.guard';

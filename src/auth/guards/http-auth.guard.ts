@@ -2,7 +2,7 @@ import { CanActivate, createParamDecorator, ExecutionContext, ForbiddenException
 import type { Request } from 'express';
 import { ErrorCode } from '@sync/protocol';
 import { AuthError, AuthService } from '../auth.service';
-import { AuthUser } from '../auth.types';
+import { AuthUser } from '../../common/user';
 
 /** The user a guard authenticated, on the request. */
 export type AuthenticatedRequest = Request & { user?: AuthUser };

@@ -29,18 +29,18 @@ import {
   UnsubscribeRequestSchema,
   UpdateSubscriptionsRequestSchema,
 } from '@sync/protocol/schemas';
-import { SocketAuthService } from '../auth/socket-auth.service';
-import type { AuthUser } from '../auth/auth.types';
+import { SocketAuthService } from './socket-auth.service';
+import type { AuthUser } from '../common/user';
 import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
-import { MetricsService } from '../health/metrics.service';
+import { MetricsService } from '../metrics/metrics.service';
 import { RateLimitService } from '../limits/rate-limit.service';
 import { toFailureAck } from '../common/ack';
-import { isPlainObject } from './change.validation';
-import { ChangeFeedService } from './change-feed.service';
-import { DeliveryService, JOINED_ROOM } from './delivery.service';
-import { SyncSocket, userRoom } from './socket-context';
-import { SyncService } from './sync.service';
+import { isPlainObject } from '../sync/change.validation';
+import { ChangeFeedService } from '../feed/change-feed.service';
+import { DeliveryService, JOINED_ROOM } from '../sync/delivery.service';
+import { SyncSocket, userRoom } from '../common/socket-context';
+import { SyncService } from '../sync/sync.service';
 import { SubscriptionService } from '../subscription/subscription.service';
 
 type AnyAck = object;

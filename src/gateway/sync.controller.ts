@@ -3,12 +3,12 @@ import type { Request } from 'express';
 import { PayloadTooLargeError } from '@sync/protocol';
 import { ChangeBatchRequestSchema, parsePayload } from '@sync/protocol/schemas';
 import { CurrentUser, HttpAuthGuard, ServiceAuthGuard } from '../auth/guards/http-auth.guard';
-import type { AuthUser } from '../auth/auth.types';
+import type { AuthUser } from '../common/user';
 import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
 import { toFailureAck } from '../common/ack';
-import { isPlainObject } from './change.validation';
-import { SyncService } from './sync.service';
+import { isPlainObject } from '../sync/change.validation';
+import { SyncService } from '../sync/sync.service';
 import { AzureWebPubSubNegotiator } from '../integrations/azure/azure-web-pubsub';
 
 /** The REST edge: server-to-server ingest and the Azure Web PubSub negotiate endpoint. */

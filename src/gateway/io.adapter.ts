@@ -5,7 +5,7 @@ import type { Observable } from 'rxjs';
 import type { Server, ServerOptions } from 'socket.io';
 import { EVENTS } from '@sync/protocol';
 import { AppConfig } from '../config/config.schema';
-import { DrainService } from '../health/drain.service';
+import { DrainService } from '../lifecycle/drain.service';
 
 /** Messages that write: a graceful shutdown waits for these (DrainService). */
 const WRITE_EVENTS = new Set<string>([EVENTS.change, EVENTS.changeBatch, EVENTS.mongoUpsert, EVENTS.mongoDelete]);

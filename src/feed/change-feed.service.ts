@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { CursorExpiredError, decodeCursor, DeliveredChange, encodeCursor, InvalidPayloadError, SyncDocument } from '@sync/protocol';
-import type { AuthUser } from '../auth/auth.types';
+import type { AuthUser } from '../common/user';
 import { AuditRepository } from '../audit/audit.repository';
 import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';

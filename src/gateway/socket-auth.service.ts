@@ -3,12 +3,12 @@ import type { Server } from 'socket.io';
 import { EVENTS, ForbiddenError, InvalidPayloadError, SyncError, UnauthenticatedError } from '@sync/protocol';
 import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
-import { MetricsService } from '../health/metrics.service';
+import { MetricsService } from '../metrics/metrics.service';
 import { addressKey, proxyMatcher, resolveClientAddress } from '../limits/client-address';
 import { ConnectionLimitError, ConnectionLimitService } from '../limits/connection-limit.service';
-import type { SyncSocket } from '../sync/socket-context';
-import { AuthContext, AuthError, AuthService } from './auth.service';
-import { AuthUser } from './auth.types';
+import type { SyncSocket } from '../common/socket-context';
+import { AuthContext, AuthError, AuthService } from '../auth/auth.service';
+import { AuthUser } from '../common/user';
 
 /** setTimeout fires at once for delays above 2^31-1 ms: longer waits are done in steps. */
 const MAX_TIMER_MS = 2_147_483_647;

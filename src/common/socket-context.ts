@@ -1,6 +1,6 @@
 import type { Socket } from 'socket.io';
 import type { ClientToServerEvents, ServerToClientEvents } from '@sync/protocol';
-import type { AuthUser } from '../auth/auth.types';
+import type { AuthUser } from './user';
 
 /** What the server keeps on each socket (socket.data). */
 export interface SocketData {
