@@ -3,7 +3,7 @@ import { Global, Module } from '@nestjs/common';
 import { extensionTokens } from './app.extensions';
 import { CONFLICT_RESOLVER } from './conflict/conflict.types';
 import { CLUSTER_BUS } from './sync/delivery.service';
-import { CHANGE_ROUTER } from './sync/sync.module';
+import { CHANGE_ROUTER } from './subscription/subscription.module';
 
 const resolver = { provide: CONFLICT_RESOLVER, useValue: () => ({ kind: 'conflict', current: null, timestamp: null, reason: 'no' }) };
 

@@ -1,16 +1,22 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { LoggerModule } from 'nestjs-pino';
+import { AuditModule } from './audit/audit.module';
 import { AuthModule } from './auth/auth.module';
 import { ClusterModule } from './cluster/cluster.module';
 import { APP_CONFIG, ConfigModule } from './config/config.module';
 import { AppConfig } from './config/config.schema';
 import { DatabaseModule } from './database/database.module';
+import { FeedModule } from './feed/feed.module';
+import { GatewayModule } from './gateway/gateway.module';
 import { HealthModule } from './health/health.module';
 import { ConflictModule } from './conflict/conflict.module';
 import { ConsoleModule } from './console/console.module';
+import { LifecycleModule } from './lifecycle/lifecycle.module';
 import { LimitsModule } from './limits/limits.module';
+import { MetricsModule } from './metrics/metrics.module';
 import { PermissionModule } from './permission/permission.module';
 import { SchemasModule } from './schemas/schemas.module';
+import { SubscriptionModule } from './subscription/subscription.module';
 import { SyncModule } from './sync/sync.module';
 import { TelemetryModule } from './telemetry/telemetry.module';
 import { AppExtension, extensionTokens } from './app.extensions';
@@ -50,6 +56,8 @@ export class AppModule {
           }),
         }),
         DatabaseModule,
+        MetricsModule,
+        LifecycleModule,
         AuthModule,
         LimitsModule,
         ...(replaced.has(CONFLICT_RESOLVER) ? [] : [ConflictModule]),
@@ -57,7 +65,11 @@ export class AppModule {
         PermissionModule,
         SchemasModule,
         ...(replaced.has(CLUSTER_BUS) ? [] : [ClusterModule]),
+        AuditModule,
+        FeedModule,
         SyncModule,
+        SubscriptionModule,
+        GatewayModule,
         ConsoleModule,
         TelemetryModule,
       ],

@@ -10,7 +10,7 @@ import { CONFLICT_RESOLVER, ConflictStrategy } from '../../src/conflict/conflict
 import type { FeedEntry } from '../../src/feed/change-feed.repository';
 import { CLUSTER_BUS, ChangeRouter, ClusterBus, Recipients } from '../../src/sync/delivery.service';
 import type { SocketData } from '../../src/common/socket-context';
-import { CHANGE_ROUTER } from '../../src/sync/sync.module';
+import { CHANGE_ROUTER } from '../../src/subscription/subscription.module';
 
 /**
  * A conflict resolver: pure, deterministic, no I/O. A stored document with `locked: true` refuses

@@ -1,6 +1,6 @@
 import { Module } from '@nestjs/common';
 import { AuthModule } from '../auth/auth.module';
-import { SyncModule } from '../sync/sync.module';
+import { FeedModule } from '../feed/feed.module';
 import { AdminGuard } from './admin.guard';
 import { ConsoleController } from './console.controller';
 import { ConsoleRepository } from './console.repository';
@@ -8,7 +8,7 @@ import { ConsoleSampler } from './console.sampler';
 
 /** The operator console (/console, /api/admin/overview, /api/audit) and /asyncapi.json. */
 @Module({
-  imports: [AuthModule, SyncModule],
+  imports: [AuthModule, FeedModule],
   controllers: [ConsoleController],
   providers: [AdminGuard, ConsoleRepository, ConsoleSampler],
 })

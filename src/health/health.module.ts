@@ -1,16 +1,13 @@
-import { Global, Module } from '@nestjs/common';
+import { Module } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
 import { AuthModule } from '../auth/auth.module';
-import { DrainService } from '../lifecycle/drain.service';
 import { HealthController } from './health.controller';
-import { MetricsService } from '../metrics/metrics.service';
 import { StatsAccessGuard } from './stats-access.guard';
 
-@Global()
+/** `/health`, `/ready`, `/stats`, `/metrics`: the top of the graph, it may read every module. */
 @Module({
   imports: [TerminusModule.forRoot({ logger: false }), AuthModule],
   controllers: [HealthController],
-  providers: [MetricsService, StatsAccessGuard, DrainService],
-  exports: [MetricsService, DrainService],
+  providers: [StatsAccessGuard],
 })
 export class HealthModule {}

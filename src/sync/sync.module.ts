@@ -1,50 +1,17 @@
 import { Module } from '@nestjs/common';
-import { AuditRepository } from '../audit/audit.repository';
-import { AuthModule } from '../auth/auth.module';
-import { APP_CONFIG } from '../config/config.module';
-import { AppConfig } from '../config/config.schema';
-import { SubscriptionRegistry } from '../subscription/subscription.registry';
-import { SubscriptionRouter } from '../subscription/subscription.router';
-import { SubscriptionService } from '../subscription/subscription.service';
-import { ChangeFeedRepository } from '../feed/change-feed.repository';
-import { ChangeFeedService } from '../feed/change-feed.service';
-import { ChangeRouter, DeliveryService } from './delivery.service';
-import { DocumentRepository } from '../feed/document.repository';
-import { LockRepository } from '../feed/lock.repository';
-import { SYNC_TIMINGS, syncTimings } from '../feed/sync.constants';
-import { SyncGateway } from '../gateway/sync.gateway';
-import { SyncController } from '../gateway/sync.controller';
+import { AuditModule } from '../audit/audit.module';
+import { FeedModule } from '../feed/feed.module';
+import { DeliveryService } from './delivery.service';
 import { SyncService } from './sync.service';
 
 /**
- * Provide your own ChangeRouter under this token (in a global module passed to createApp's
- * `extensions`) to replace the subscription router (docs/EXTENDING.md).
+ * The write pipeline (SyncService: validate → deduplicate → resolve → authorize → commit →
+ * deliver) and, until it moves to src/delivery, the live delivery of applied changes.
+ * ConflictModule, PermissionModule, SchemasModule and the router (SubscriptionModule) are global.
  */
-export const CHANGE_ROUTER = Symbol('CHANGE_ROUTER');
-
 @Module({
-  imports: [AuthModule],
-  controllers: [SyncController],
-  providers: [
-    { provide: SYNC_TIMINGS, inject: [APP_CONFIG], useFactory: (c: AppConfig) => syncTimings(c.sync.lockTtlMs) },
-    // subscriptions + read rules decide who receives a change (PermissionService: the global PermissionModule)
-    { provide: SubscriptionRegistry, useFactory: () => new SubscriptionRegistry() },
-    SubscriptionRouter,
-    {
-      provide: ChangeRouter,
-      inject: [SubscriptionRouter, { token: CHANGE_ROUTER, optional: true }],
-      useFactory: (subscriptions: SubscriptionRouter, custom?: ChangeRouter) => custom ?? subscriptions,
-    },
-    SubscriptionService,
-    AuditRepository,
-    ChangeFeedRepository,
-    DocumentRepository,
-    LockRepository,
-    ChangeFeedService,
-    DeliveryService,
-    SyncService,
-    SyncGateway,
-  ],
-  exports: [SyncService, ChangeFeedService, DocumentRepository, DeliveryService],
+  imports: [FeedModule, AuditModule],
+  providers: [DeliveryService, SyncService],
+  exports: [SyncService, DeliveryService],
 })
 export class SyncModule {}

@@ -1,0 +1,28 @@
+import { Module } from '@nestjs/common';
+import { AuditModule } from '../audit/audit.module';
+import { APP_CONFIG } from '../config/config.module';
+import { AppConfig } from '../config/config.schema';
+import { ChangeFeedRepository } from './change-feed.repository';
+import { ChangeFeedService } from './change-feed.service';
+import { DocumentRepository } from './document.repository';
+import { LockRepository } from './lock.repository';
+import { SYNC_TIMINGS, syncTimings } from './sync.constants';
+
+/**
+ * The change feed and the documents behind it: feed positions, reads and repair (replay of stale
+ * entries, holes), document writes (compare-and-set), leases, retention, and the mappers between
+ * stored and wire shapes. The only module that touches `_sync_feed`, `_sync_changes`,
+ * `_sync_locks`, `_sync_tombstones` and the user collections.
+ */
+@Module({
+  imports: [AuditModule],
+  providers: [
+    { provide: SYNC_TIMINGS, inject: [APP_CONFIG], useFactory: (c: AppConfig) => syncTimings(c.sync.lockTtlMs) },
+    ChangeFeedRepository,
+    DocumentRepository,
+    LockRepository,
+    ChangeFeedService,
+  ],
+  exports: [SYNC_TIMINGS, ChangeFeedRepository, DocumentRepository, LockRepository, ChangeFeedService],
+})
+export class FeedModule {}

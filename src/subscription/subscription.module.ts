@@ -1,0 +1,36 @@
+import { Global, Module } from '@nestjs/common';
+import { FeedModule } from '../feed/feed.module';
+import { ChangeRouter } from '../sync/delivery.service';
+import { SubscriptionRegistry } from './subscription.registry';
+import { SubscriptionRouter } from './subscription.router';
+import { SubscriptionService } from './subscription.service';
+
+/**
+ * Provide your own ChangeRouter under this token (in a global module passed to createApp's
+ * `extensions`) to replace the subscription router (docs/EXTENDING.md).
+ */
+export const CHANGE_ROUTER = Symbol('CHANGE_ROUTER');
+
+/**
+ * Subscriptions: the registry of each socket's queries, their bootstrap (first page, then the feed
+ * from its cursor), and the router that decides which sockets receive a live change (the
+ * `ChangeRouter` port of delivery; a user's CHANGE_ROUTER replaces it). Global, so delivery finds
+ * its router without importing this module.
+ */
+@Global()
+@Module({
+  imports: [FeedModule],
+  providers: [
+    // subscriptions + read rules decide who receives a change (PermissionService: the global PermissionModule)
+    { provide: SubscriptionRegistry, useFactory: () => new SubscriptionRegistry() },
+    SubscriptionRouter,
+    {
+      provide: ChangeRouter,
+      inject: [SubscriptionRouter, { token: CHANGE_ROUTER, optional: true }],
+      useFactory: (subscriptions: SubscriptionRouter, custom?: ChangeRouter) => custom ?? subscriptions,
+    },
+    SubscriptionService,
+  ],
+  exports: [SubscriptionService, ChangeRouter],
+})
+export class SubscriptionModule {}
