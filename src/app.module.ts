@@ -9,6 +9,7 @@ import { DatabaseModule } from './database/database.module';
 import { FeedModule } from './feed/feed.module';
 import { GatewayModule } from './gateway/gateway.module';
 import { HealthModule } from './health/health.module';
+import { AzureModule } from './integrations/azure/azure.module';
 import { ConflictModule } from './conflict/conflict.module';
 import { ConsoleModule } from './console/console.module';
 import { LifecycleModule } from './lifecycle/lifecycle.module';
@@ -70,6 +71,7 @@ export class AppModule {
         SyncModule,
         SubscriptionModule,
         GatewayModule,
+        AzureModule,
         ConsoleModule,
         TelemetryModule,
       ],

@@ -1,21 +1,17 @@
-import { Body, Controller, Get, HttpCode, Inject, NotImplementedException, Post, Req, UseGuards } from '@nestjs/common';
+import { Body, Controller, HttpCode, Inject, Post, Req, UseGuards } from '@nestjs/common';
 import type { Request } from 'express';
 import { PayloadTooLargeError } from '@sync/protocol';
 import { ChangeBatchRequestSchema, parsePayload } from '@sync/protocol/schemas';
-import { CurrentUser, HttpAuthGuard, ServiceAuthGuard } from '../auth/guards/http-auth.guard';
-import type { AuthUser } from '../common/user';
+import { ServiceAuthGuard } from '../auth/guards/http-auth.guard';
 import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
 import { toFailureAck } from '../common/ack';
 import { isPlainObject } from '../sync/change.validation';
 import { SyncService } from '../sync/sync.service';
-import { AzureWebPubSubNegotiator } from '../integrations/azure/azure-web-pubsub';
 
-/** The REST edge: server-to-server ingest and the Azure Web PubSub negotiate endpoint. */
+/** The REST edge: server-to-server ingest (the Azure negotiate endpoint is src/integrations/azure). */
 @Controller('api')
 export class SyncController {
-  private negotiator?: AzureWebPubSubNegotiator;
-
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly sync: SyncService,
@@ -38,18 +34,5 @@ export class SyncController {
     } catch (e) {
       return toFailureAck(e, 'POST /api/changes');
     }
-  }
-
-  /**
-   * `GET /api/negotiate`: for the authenticated caller (never another user), what a Socket.IO client
-   * needs to connect through Azure Web PubSub for Socket.IO: `{ url, token, endpoint, path, expiresAt }`.
-   */
-  @Get('negotiate')
-  @UseGuards(HttpAuthGuard)
-  async negotiate(@CurrentUser() user: AuthUser) {
-    const connectionString = this.config.scale.webPubSubConnectionString;
-    if (!connectionString) throw new NotImplementedException('Azure Web PubSub is not configured (WEB_PUBSUB_CONNECTION_STRING)');
-    this.negotiator ??= new AzureWebPubSubNegotiator({ connectionString, hub: this.config.scale.webPubSubHub });
-    return this.negotiator.negotiate(user.id);
   }
 }
