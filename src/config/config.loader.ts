@@ -174,6 +174,7 @@ export function loadConfig(
       maxChangeBytes: e.MAX_CHANGE_BYTES,
       maxBatchSize: e.MAX_BATCH_SIZE,
       maxHttpBufferSize: e.SOCKET_MAX_HTTP_BUFFER_SIZE ?? Math.max(1024 * 1024, e.MAX_CHANGE_BYTES * 4 + 64 * 1024),
+      queryMatchBudget: e.QUERY_MATCH_BUDGET,
     },
     sync: {
       conflictStrategy: e.CONFLICT_STRATEGY,

@@ -69,6 +69,7 @@ export const envSchema = z.object({
   MAX_CHANGE_BYTES: int(256, 64 * 1024 * 1024).default(256 * 1024),
   MAX_BATCH_SIZE: int(1, 10_000).default(500),
   SOCKET_MAX_HTTP_BUFFER_SIZE: int(1024, 512 * 1024 * 1024).optional(),
+  QUERY_MATCH_BUDGET: int(10_000, 1_000_000_000).default(8_000_000),
 
   // sync
   CONFLICT_STRATEGY: z.enum(['lww', 'field', 'server-wins', 'client-wins']).default('lww'),
@@ -141,6 +142,8 @@ export interface AppConfig {
     maxChangeBytes: number;
     maxBatchSize: number;
     maxHttpBufferSize: number;
+    /** Work units (≈ characters compared) one user's subscriptions may spend matching one change. */
+    queryMatchBudget: number;
   };
   sync: {
     conflictStrategy: Env['CONFLICT_STRATEGY'];

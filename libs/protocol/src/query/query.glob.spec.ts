@@ -117,3 +117,21 @@ describe('arguments count in the size limits', () => {
     expect(() => compileQuery('a IN $0', [new Array(LIMITS.maxArrayLength).fill(1)])).not.toThrow();
   });
 });
+
+describe('long needles', () => {
+  it('CONTAINS with a long needle agrees with indexOf, and costs linear work', () => {
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom('a', 'b', 'ab'), { minLength: 9, maxLength: 30 }), fc.array(fc.constantFrom('a', 'b', 'ba', 'aab'), { maxLength: 200 }), (n, h) => {
+        const needle = n.join('');
+        const hay = h.join('');
+        expect(compileQuery('a CONTAINS $0', [needle]).test({ a: hay })).toBe(hay.includes(needle));
+        expect(compileQuery('a LIKE $0', [`*${needle}*${needle}*`]).test({ a: hay })).toBe(hay.includes(needle) && hay.indexOf(needle, hay.indexOf(needle) + needle.length) >= 0);
+      }),
+      { numRuns: 2000 },
+    );
+    const hostile = 'a'.repeat(2000) + 'b' + 'a'.repeat(2000);
+    const budget: MatchBudget = { left: 1e9 };
+    expect(compileQuery('t CONTAINS[c] $0', [hostile]).test({ t: 'a'.repeat(200_000) }, budget)).toBe(false);
+    expect(1e9 - budget.left).toBeLessThan(1_000_000);
+  });
+});
