@@ -28,6 +28,7 @@ import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
 import { MetricsService } from '../health/metrics.service';
 import { RateLimitService } from '../limits/rate-limit.service';
+import { READ_COST, ReadBudgetService } from '../limits/read-budget.service';
 import { toFailureAck } from '../common/ack';
 import { isPlainObject } from './change.validation';
 import { ChangeFeedService } from './change-feed.service';
@@ -60,6 +61,7 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
     private readonly feed: ChangeFeedService,
     private readonly delivery: DeliveryService,
     private readonly subscriptions: SubscriptionService,
+    private readonly readBudget: ReadBudgetService,
   ) {}
 
   afterInit(server: Server): void {
@@ -93,6 +95,14 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
     return user;
   }
 
+  /** requireUser for reads: charges `cost` to the user's read budget (1 to the address when not joined). */
+  private readUser(socket: SyncSocket, cost: number): AuthUser {
+    const user = socket.data.user;
+    this.readBudget.charge({ userId: user?.id, address: socket.data.clientIp }, user ? cost : READ_COST.anonymous);
+    if (!user) throw new UnauthenticatedError();
+    return user;
+  }
+
   private origin(socket: SyncSocket, user: AuthUser) {
     return { user, clientAddress: socket.data.clientIp, socketId: socket.id };
   }
@@ -112,6 +122,7 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
       const user = await this.socketAuth.join(socket, req);
       // subscriptions given with the join: all validated before anything changes
       const specs = req.subscriptions === undefined || req.subscriptions === null ? [] : this.subscriptions.compileAll(user, req.subscriptions, 'filter');
+      if (specs.length) this.readBudget.charge({ userId: user.id }, specs.length * (READ_COST.subscribe + READ_COST.bootstrap));
       const previous = socket.data.user;
       if (previous && previous.id !== user.id) {
         this.metrics.userLeft(previous.id);
@@ -131,7 +142,7 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
   @SubscribeMessage(EVENTS.subscribe)
   subscribe(@ConnectedSocket() socket: SyncSocket, @MessageBody() body: unknown) {
     return this.run(EVENTS.subscribe, async () => {
-      const user = this.requireUser(socket);
+      const user = this.readUser(socket, READ_COST.subscribe + (asObject(body).bootstrap === false ? 0 : READ_COST.bootstrap));
       const { sub, count, bootstrap } = await this.subscriptions.subscribe(socket, user, body);
       if (bootstrap) this.subscriptions.scheduleBootstrap(socket, [sub]);
       return { success: true as const, subscriptionId: sub.id, count };
@@ -141,7 +152,7 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
   @SubscribeMessage(EVENTS.unsubscribe)
   unsubscribe(@ConnectedSocket() socket: SyncSocket, @MessageBody() body: unknown) {
     return this.run(EVENTS.unsubscribe, () => {
-      this.requireUser(socket);
+      this.readUser(socket, READ_COST.unsubscribe);
       return { success: true as const, count: this.subscriptions.unsubscribe(socket, body) };
     });
   }
@@ -149,8 +160,9 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
   @SubscribeMessage(EVENTS.updateSubscriptions)
   updateSubscriptions(@ConnectedSocket() socket: SyncSocket, @MessageBody() body: unknown) {
     return this.run(EVENTS.updateSubscriptions, () => {
-      const user = this.requireUser(socket);
-      const { version, added } = this.subscriptions.replace(socket, user, body);
+      const user = this.readUser(socket, READ_COST.subscribe);
+      // the new subscriptions (those that bootstrap) are paid for before anything changes
+      const { version, added } = this.subscriptions.replace(socket, user, body, (n) => this.readBudget.charge({ userId: user.id }, n * READ_COST.bootstrap));
       this.subscriptions.scheduleBootstrap(socket, added);
       return { success: true as const, version };
     });
@@ -185,9 +197,9 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
   @SubscribeMessage(EVENTS.getChanges)
   getChanges(@ConnectedSocket() socket: SyncSocket, @MessageBody() body: unknown) {
     return this.run(EVENTS.getChanges, async () => {
-      const user = this.requireUser(socket);
       const req = asObject(body);
       const { collection, limit } = req;
+      const user = this.readUser(socket, ReadBudgetService.getChangesCost(typeof limit === 'number' && limit >= 1 ? Math.ceil(limit) : undefined));
       if (collection !== undefined && collection !== null && !isUserCollectionName(collection))
         throw new InvalidPayloadError('collection is not a valid collection name');
       let lim: number = LIMITS.defaultGetChangesLimit;
@@ -195,8 +207,10 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
         if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1) throw new InvalidPayloadError('limit must be a positive integer');
         lim = Math.min(limit, LIMITS.maxGetChangesLimit);
       }
-      const start = await this.feed.startPosition(req.cursor, req.since);
-      const page = await this.feed.read(user, start, lim, (collection as string | undefined) ?? undefined);
+      const page = await this.readBudget.exclusive(socket.id, async () => {
+        const start = await this.feed.startPosition(req.cursor, req.since);
+        return this.feed.read(user, start, lim, (collection as string | undefined) ?? undefined);
+      });
       const since = typeof req.since === 'number' ? req.since : 0;
       return {
         success: true as const,

@@ -6,6 +6,7 @@ import { AppConfig } from '../config/config.schema';
 import { SubscriptionRegistry } from '../subscription/subscription.registry';
 import { SubscriptionRouter } from '../subscription/subscription.router';
 import { SubscriptionService } from '../subscription/subscription.service';
+import { BootstrapScheduler } from '../subscription/bootstrap.scheduler';
 import { ChangeFeedRepository } from './change-feed.repository';
 import { ChangeFeedService } from './change-feed.service';
 import { ChangeRouter, DeliveryService } from './delivery.service';
@@ -25,6 +26,7 @@ import { SyncService } from './sync.service';
     { provide: SubscriptionRegistry, useFactory: () => new SubscriptionRegistry() },
     { provide: ChangeRouter, useClass: SubscriptionRouter },
     SubscriptionService,
+    BootstrapScheduler,
     AuditRepository,
     ChangeFeedRepository,
     DocumentRepository,
