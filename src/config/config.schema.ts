@@ -73,7 +73,7 @@ export const envSchema = z.object({
   READ_RATE_LIMIT_MAX: int(1, 100_000_000).default(2000),
   READ_RATE_LIMIT_WINDOW_MS: int(100, 86_400_000).default(10_000),
   MAX_SUBSCRIPTIONS_PER_SOCKET: int(1, 10_000).default(100),
-  MAX_CONCURRENT_BOOTSTRAPS: int(1, 10_000).default(8),
+  MAX_CONCURRENT_BOOTSTRAPS: int(1, 10_000).default(4),
   BOOTSTRAP_BUFFER_BYTES: int(16 * 1024, 512 * 1024 * 1024).default(1024 * 1024),
   BOOTSTRAP_DRAIN_TIMEOUT_MS: int(1000, 3_600_000).default(60_000),
   QUERY_MAX_TIME_MS: int(0, 3_600_000).default(30_000),
@@ -157,7 +157,7 @@ export interface AppConfig {
     readRateLimitMax: number;
     readRateLimitWindowMs: number;
     maxSubscriptionsPerSocket: number;
-    /** Bootstraps running at once on this node (each socket runs its own one at a time). */
+    /** Subscription reads (bootstrap pages, counts) running at once on this node, handed out fairly per user. */
     maxConcurrentBootstraps: number;
     /** A bootstrap sends its next page only once the socket has less than this queued. */
     bootstrapBufferBytes: number;

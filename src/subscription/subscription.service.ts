@@ -88,9 +88,10 @@ export class SubscriptionService {
     return { $and: [mine, read] };
   }
 
+  /** The number of visible matching documents (a database read: in a fair node slot, see BootstrapScheduler). */
   async count(user: AuthUser, sub: { collection: string; query: CompiledQuery }): Promise<number> {
     const f = this.visibleFilter(user, sub);
-    return f === null ? 0 : this.docs.count(sub.collection, f);
+    return f === null ? 0 : this.scheduler.withSlot(user.id, () => this.docs.count(sub.collection, f));
   }
 
   private checkRoom(socketId: string, adding: number): void {
@@ -198,9 +199,9 @@ export class SubscriptionService {
     const size = this.config.sync.bootstrapPageSize;
     const alive = () => socket.connected && this.registry.get(socket.id, sub.id) === sub;
     if (!alive() || !socket.data.user) return;
-    const cursor = encodeCursor(await this.scheduler.withSlot(() => this.feed.head()));
     const user = socket.data.user;
-    if (!user || !alive()) return;
+    const cursor = encodeCursor(await this.scheduler.withSlot(user.id, () => this.feed.head()));
+    if (!alive() || socket.data.user !== user) return;
     const filter = this.visibleFilter(user, sub);
     const rows = filter === null ? null : this.docs.stream(sub.collection, filter, size + 1);
     try {
@@ -210,7 +211,7 @@ export class SubscriptionService {
         if (!alive()) return;
         // one document beyond the page tells whether this page is the last
         if (rows && buffered.length <= size) {
-          await this.scheduler.withSlot(async () => {
+          await this.scheduler.withSlot(user.id, async () => {
             while (buffered.length <= size) {
               const next = await rows.next();
               if (!next) break;
