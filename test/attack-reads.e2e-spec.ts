@@ -165,9 +165,9 @@ describe('attack on reads: read churn against the read budget', () => {
   it('subscribe / get_changes / unsubscribe / update_subscriptions churn is RATE_LIMITED for the attacker only', async () => {
     const m1 = await joined('mallory');
     const seed = await emitAck(m1, 'sync:changeBatch', {
-      changes: Array.from({ length: 300 }, (_, i) => ({ operation: 'insert', collection: 'notes', documentId: `n${i}`, data: { owner: 'mallory', text: 'x'.repeat(200) } })),
+      changes: Array.from({ length: 100 }, (_, i) => ({ operation: 'insert', collection: 'notes', documentId: `n${i}`, data: { owner: 'mallory', text: 'x'.repeat(200) } })),
     });
-    expect(seed).toMatchObject({ success: true, successCount: 300 });
+    expect(seed).toMatchObject({ success: true, successCount: 100 });
     const attackers = [m1, await joined('mallory'), await joined('mallory')];
     const bob = await joined('bob');
     const alice = await joined('alice');
@@ -180,7 +180,7 @@ describe('attack on reads: read churn against the read budget', () => {
       else if (ack?.success === false) other.push(ack);
     };
     const churn = async (s: Socket) => {
-      for (let i = 0; i < 40 && limited.length < 30; i++) {
+      for (let i = 0; i < 40 && limited.length < 6; i++) {
         const sub = await emitAck(s, 'sync:subscribe', { collection: 'notes' });
         note(sub);
         note(await emitAck(s, 'sync:get_changes', { limit: 5000 }));

@@ -70,7 +70,7 @@ export const envSchema = z.object({
   MAX_BATCH_SIZE: int(1, 10_000).default(500),
   SOCKET_MAX_HTTP_BUFFER_SIZE: int(1024, 512 * 1024 * 1024).optional(),
   QUERY_MATCH_BUDGET: int(10_000, 1_000_000_000).default(8_000_000),
-  READ_RATE_LIMIT_MAX: int(1, 100_000_000).default(2000),
+  READ_RATE_LIMIT_MAX: int(1, 100_000_000).default(1000),
   READ_RATE_LIMIT_WINDOW_MS: int(100, 86_400_000).default(10_000),
   MAX_SUBSCRIPTIONS_PER_SOCKET: int(1, 10_000).default(100),
   MAX_CONCURRENT_BOOTSTRAPS: int(1, 10_000).default(4),
