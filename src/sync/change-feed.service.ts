@@ -23,9 +23,6 @@ type Visit = 'take' | 'pass' | 'stop';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A window of at least this many consecutive entries makes a walk read the next window ahead. */
-const PREFETCH_AFTER = 200;
-
 /** Strips server-only bookkeeping from a stored document before it leaves the server. */
 export function publicDoc(doc: SyncDocument): SyncDocument {
   if (!(FIELD_TS in doc)) return doc;
@@ -99,18 +96,9 @@ export class ChangeFeedService implements OnApplicationBootstrap, OnModuleDestro
   private async walk(after: number, visit: (e: FeedEntry) => Visit, maxScan: number): Promise<{ pos: number; reason: 'end' | 'blocked' | 'stopped' | 'scanned' }> {
     let pos = after;
     let scanned = 0;
-    // a long read is a run of full windows: the next one is asked for while this one is visited
-    let ahead: { from: number; rows: Promise<FeedEntry[]> } | null = null;
     for (;;) {
-      const batch: FeedEntry[] = ahead && ahead.from === pos ? await ahead.rows : await this.feed.scan(pos, Math.min(1000, maxScan - scanned + 1));
-      ahead = null;
+      const batch = await this.feed.scan(pos, Math.min(1000, maxScan - scanned + 1));
       if (!batch.length) return { pos, reason: 'end' };
-      const last: number = batch[batch.length - 1]._id;
-      if (batch.length >= PREFETCH_AFTER && last === pos + batch.length && scanned + batch.length < maxScan) {
-        const rows = this.feed.scan(last, Math.min(1000, maxScan - scanned - batch.length + 1));
-        rows.catch(() => undefined); // used by the next turn, or dropped when the walk ends here
-        ahead = { from: last, rows };
-      }
       for (const e of batch) {
         if (e._id !== pos + 1) {
           if (await this.repairGap(pos + 1, e)) {
