@@ -12,6 +12,9 @@ import { ChangeRouter, Recipients } from '../sync/delivery.service';
 import type { SyncSocket } from '../sync/socket-context';
 import { Subscription, SubscriptionRegistry } from './subscription.registry';
 
+/** A user's matching budget per second, in per-change budgets (QUERY_MATCH_BUDGET). */
+const PER_SECOND_CHANGES = 4;
+
 /** At most one warning per this many milliseconds for each kind of failed match. */
 const LOG_EVERY_MS = 10_000;
 
@@ -23,15 +26,20 @@ const LOG_EVERY_MS = 10_000;
  * every change their user may read (compatibility with clients that do not subscribe).
  *
  * Isolation: each subscription is evaluated on its own, and each user's subscriptions share a
- * matching budget per change (QUERY_MATCH_BUDGET work units, see query.glob.ts). A subscription
- * over the budget counts as not matching that change; one whose predicate throws is dropped. Both
- * are logged and counted (`sync_subscription_match_failures_total`): neither costs any other
- * socket its delivery.
+ * matching budget per change (QUERY_MATCH_BUDGET work units, see query.glob.ts) and per second
+ * (four times that), so neither large documents nor many changes make one user's patterns costly
+ * for the node. A subscription over the budget counts as not matching that change; one whose
+ * predicate throws is dropped. Both are logged and counted (`sync_subscription_match_failures_total`):
+ * neither costs any other socket its delivery.
  */
 @Injectable()
 export class SubscriptionRouter extends ChangeRouter {
   private readonly logger = new Logger('SubscriptionRouter');
   private readonly lastLog = new Map<string, number>();
+  private readonly perSecond = new Map<string, { left: number }>();
+  private second = 0;
+  /** The clock of the per-second budget (tests set it). */
+  now: () => number = Date.now;
 
   constructor(
     private readonly registry: SubscriptionRegistry,
@@ -50,13 +58,18 @@ export class SubscriptionRouter extends ChangeRouter {
     const before = (entry.before ?? null) as SyncDocument | null;
     const after = entry.operation === 'delete' ? null : ((entry.after ?? null) as SyncDocument | null);
 
-    // one budget per user for this change (before and after images together)
-    const budgets = new Map<string, MatchBudget>();
-    const perUser = this.config.limits.queryMatchBudget;
+    // one budget per user for this change (before and after images together), within what is left
+    // of the user's budget for this second
+    const budgets = new Map<string, MatchBudget & { start: number; second: { left: number } }>();
+    const perChange = this.config.limits.queryMatchBudget;
     const budgetOf = (sub: Subscription): MatchBudget => {
       const key = this.registry.user(sub.socketId)?.id ?? sub.socketId;
       let b = budgets.get(key);
-      if (!b) budgets.set(key, (b = { left: perUser }));
+      if (!b) {
+        const second = this.secondBudget(key);
+        const left = Math.max(0, Math.min(perChange, second.left));
+        budgets.set(key, (b = { left, start: left, second }));
+      }
       return b;
     };
     const failed = (sub: Subscription, e: unknown) => this.failed(sub, e, entry);
@@ -66,6 +79,7 @@ export class SubscriptionRouter extends ChangeRouter {
     if (before) this.registry.matching(collection, before, (s) => hits.set(s.socketId, (hits.get(s.socketId) ?? 0) | 1), budgetOf, failed);
     if (after) this.registry.matching(collection, after, (s) => hits.set(s.socketId, (hits.get(s.socketId) ?? 0) | 2), budgetOf, failed);
     for (const id of this.registry.unsubscribed) hits.set(id, (before ? 1 : 0) | (after ? 2 : 0));
+    for (const b of budgets.values()) b.second.left -= b.start - b.left;
 
     const sockets = server.sockets.sockets;
     for (const [id, bits] of hits) {
@@ -88,6 +102,21 @@ export class SubscriptionRouter extends ChangeRouter {
       }
     }
     return { inView, outOfView };
+  }
+
+  /**
+   * What is left of a user's matching budget for the current second (PER_SECOND_CHANGES × the
+   * per-change budget): many changes a second cannot multiply one user's cost either.
+   */
+  private secondBudget(userId: string): { left: number } {
+    const second = Math.floor(this.now() / 1000);
+    if (second !== this.second) {
+      this.second = second;
+      this.perSecond.clear(); // a new second: everybody's budget is full again
+    }
+    let b = this.perSecond.get(userId);
+    if (!b) this.perSecond.set(userId, (b = { left: this.config.limits.queryMatchBudget * PER_SECOND_CHANGES }));
+    return b;
   }
 
   private failed(sub: Subscription, e: unknown, entry: FeedEntry): void {
