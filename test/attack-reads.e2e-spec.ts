@@ -294,3 +294,38 @@ describe('attack on reads: a client that stops reading while it bootstraps', () 
     expect(serverSide.connected).toBe(false);
   }, 120_000);
 });
+
+describe('bootstrap pages are bounded in bytes as well as in documents', () => {
+  let t: TestApp;
+  let s: Socket | undefined;
+
+  beforeAll(async () => {
+    t = await startTestApp({ BOOTSTRAP_BUFFER_BYTES: String(16 * 1024) }, 'bootstrap-bytes');
+  });
+  afterAll(async () => {
+    s?.close();
+    await t?.close();
+  });
+
+  it('large documents come in smaller pages, every document exactly once, the last page done', async () => {
+    s = await connectClient(t.url);
+    expect(await emitAck(s, 'sync:join', { userId: 'u' })).toMatchObject({ success: true });
+    const docs = 60;
+    const ack = await emitAck(s, 'sync:changeBatch', {
+      changes: Array.from({ length: docs }, (_, i) => ({ operation: 'insert', collection: 'big', documentId: `d${i}`, data: { text: 'z'.repeat(i === 7 ? 40_000 : 5000) } })),
+    });
+    expect(ack).toMatchObject({ success: true, successCount: docs });
+    const pages = recordEvents(s, 'sync:bootstrap');
+    expect(await emitAck(s, 'sync:subscribe', { collection: 'big' })).toMatchObject({ success: true, count: docs });
+    await waitFor(() => pages.some((p) => p.done), 30_000, 'the last page');
+    const ids = pages.flatMap((p) => p.data.map((d: { _id: string }) => d._id));
+    expect(new Set(ids).size).toBe(docs);
+    expect(ids).toHaveLength(docs);
+    expect(pages.map((p) => p.page)).toEqual(pages.map((_, i) => i + 1));
+    expect(pages.filter((p) => p.done)).toHaveLength(1);
+    expect(pages.length).toBeGreaterThanOrEqual(15); // 16 KiB pages of 5 KB documents: 3 or 4 each
+    // a page ends with the document that takes it past the bound: what comes before it is under it
+    for (const p of pages) expect(JSON.stringify(p.data.slice(0, -1)).length).toBeLessThan(16 * 1024 + 1000);
+    expect(pages.some((p) => p.data.length >= 3)).toBe(true);
+  });
+});

@@ -24,6 +24,16 @@ import { MetricsService } from '../health/metrics.service';
 import { BootstrapScheduler } from './bootstrap.scheduler';
 import { Subscription, SubscriptionRegistry } from './subscription.registry';
 
+/** About the JSON size of a value (strings by length, no allocation): to cut bootstrap pages by bytes. */
+function approxSize(v: unknown, depth = 0): number {
+  if (typeof v === 'string') return v.length + 2;
+  if (v === null || typeof v !== 'object' || depth > 64) return 8;
+  let n = 2;
+  if (Array.isArray(v)) for (const e of v) n += approxSize(e, depth + 1) + 1;
+  else for (const k in v) n += k.length + 4 + approxSize((v as Record<string, unknown>)[k], depth + 1);
+  return n;
+}
+
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /** A validated, compiled subscription request (nothing registered yet). */
@@ -198,6 +208,7 @@ export class SubscriptionService {
    */
   async bootstrap(socket: SyncSocket, sub: Subscription): Promise<void> {
     const size = this.config.sync.bootstrapPageSize;
+    const maxBytes = this.config.limits.bootstrapBufferBytes;
     const alive = () => socket.connected && this.registry.get(socket.id, sub.id) === sub;
     if (!alive() || !socket.data.user) return;
     const user = socket.data.user;
@@ -207,22 +218,35 @@ export class SubscriptionService {
     const rows = filter === null ? null : this.docs.stream(sub.collection, filter, size + 1);
     try {
       let buffered: SyncDocument[] = [];
+      let exhausted = false;
       for (let page = 1; ; page++) {
         if (!(await this.drained(socket))) return;
         if (!alive()) return;
-        // one document beyond the page tells whether this page is the last
-        if (rows && buffered.length <= size) {
+        // one document beyond the page tells whether this page is the last; a page also ends
+        // once it holds about BOOTSTRAP_BUFFER_BYTES (large documents: fewer per page)
+        let take = 0;
+        let bytes = 0;
+        const full = () => take >= size || (take > 0 && bytes >= maxBytes);
+        while (take < buffered.length && !full()) bytes += approxSize(buffered[take++]);
+        if (rows && !exhausted && (!full() || buffered.length === take)) {
           await this.scheduler.withSlot(user.id, async () => {
-            while (buffered.length <= size) {
+            while (!full()) {
               const next = await rows.next();
-              if (!next) break;
+              if (!next) return void (exhausted = true);
               buffered.push(next);
+              bytes += approxSize(next);
+              take++;
+            }
+            if (buffered.length === take) {
+              const next = await rows.next(); // the one beyond
+              if (next) buffered.push(next);
+              else exhausted = true;
             }
           });
         }
-        const done = buffered.length <= size;
-        const slice = done ? buffered : buffered.slice(0, size);
-        buffered = done ? [] : buffered.slice(size);
+        const done = buffered.length <= take;
+        const slice = done ? buffered : buffered.slice(0, take);
+        buffered = done ? [] : buffered.slice(take);
         const current = socket.data.user;
         if (!alive() || !current) return;
         const visible = slice.filter((d) => this.permissions.canRead(current, sub.collection, d));
