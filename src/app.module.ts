@@ -7,9 +7,12 @@ import { AppConfig } from './config/config.schema';
 import { DatabaseModule } from './database/database.module';
 import { HealthModule } from './health/health.module';
 import { ConflictModule } from './conflict/conflict.module';
+import { ConsoleModule } from './console/console.module';
 import { LimitsModule } from './limits/limits.module';
 import { PermissionModule } from './permission/permission.module';
+import { SchemasModule } from './schemas/schemas.module';
 import { SyncModule } from './sync/sync.module';
+import { TelemetryModule } from './telemetry/telemetry.module';
 import { randomUUID } from 'node:crypto';
 
 const QUIET_PATHS = new Set(['/health', '/ready', '/metrics']);
@@ -43,8 +46,11 @@ export class AppModule {
         ConflictModule,
         HealthModule,
         PermissionModule,
+        SchemasModule,
         ClusterModule,
         SyncModule,
+        ConsoleModule,
+        TelemetryModule,
       ],
     };
   }
