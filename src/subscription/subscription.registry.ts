@@ -3,8 +3,6 @@ import type { SyncDocument } from '@sync/protocol';
 import type { CompiledQuery, MatchBudget } from '@sync/protocol/query';
 import type { AuthUser } from '../auth/auth.types';
 
-export const MAX_SUBSCRIPTIONS_PER_SOCKET = 100;
-
 export interface Subscription {
   readonly id: string;
   readonly socketId: string;
@@ -61,7 +59,8 @@ function keysAt(doc: SyncDocument, path: string, out: Set<string>): void {
 /**
  * Per-socket subscriptions, indexed by collection and by a top-level equality (path, value) so that
  * routing a change only tests the subscriptions that can match it. Bounded: at most
- * MAX_SUBSCRIPTIONS_PER_SOCKET per socket, and a socket's entries go when it disconnects.
+ * MAX_SUBSCRIPTIONS_PER_SOCKET per socket (checked by SubscriptionService), and a socket's entries
+ * go when it disconnects.
  */
 export class SubscriptionRegistry {
   private readonly sockets = new Map<string, SocketEntry>();
