@@ -5,6 +5,7 @@ import { NestExpressApplication } from '@nestjs/platform-express';
 import type { NextFunction, Request, Response } from 'express';
 import { Logger as PinoLogger } from 'nestjs-pino';
 import { AppModule } from './app.module';
+import type { AppExtension } from './app.extensions';
 import { SyncIoAdapter } from './common/io.adapter';
 import { AppConfig } from './config/config.schema';
 import { loadConfig } from './config/config.loader';
@@ -22,13 +23,15 @@ export interface CreateAppOptions {
    * main.ts passes false and drains first (installGracefulShutdown).
    */
   shutdownHooks?: boolean;
+  /** Your own Nest modules: a conflict resolver, a change router, a cluster bus (docs/EXTENDING.md). */
+  extensions?: AppExtension[];
 }
 
 /** Builds the Nest application (used by main.ts, the tests and the benchmark). */
 export async function createApp(opts: CreateAppOptions = {}): Promise<INestApplication> {
   const config = opts.config ?? loadConfig();
   const silent = config.server.logLevel === 'silent';
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, opts.extensions), {
     bufferLogs: opts.bufferLogs ?? true,
     ...(silent ? { logger: false } : {}),
     cors: { origin: config.server.corsOrigins === '*' ? true : config.server.corsOrigins, credentials: config.server.corsOrigins !== '*' },
