@@ -86,7 +86,7 @@ describe('attack on reads: poisoned subscriptions and costly patterns', () => {
     expect(await emitAck(mallory, 'ping', { t: Date.now() })).toMatchObject({ timestamp: expect.any(Number) });
   });
 
-  it('long patterns against large documents do not block the event loop: another client\'s ping stays fast', async () => {
+  it("long patterns against large documents do not block the event loop: another client's ping stays fast", async () => {
     const mallory = await joined('mallory');
     const bob = await joined('bob');
     const alice = await joined('alice');
@@ -118,14 +118,21 @@ describe('attack on reads: poisoned subscriptions and costly patterns', () => {
     })();
     const chat = collectEvents(alice, 'sync:changes', 4, 60_000);
     for (let i = 0; i < 4; i++) {
-      const big = await emitAck(mallory, 'sync:change', {
-        operation: 'insert',
-        collection: 'notes',
-        documentId: `big${i}`,
-        data: { owner: 'mallory', text: 'a'.repeat(200_000) },
-      }, 60_000);
+      const big = await emitAck(
+        mallory,
+        'sync:change',
+        {
+          operation: 'insert',
+          collection: 'notes',
+          documentId: `big${i}`,
+          data: { owner: 'mallory', text: 'a'.repeat(200_000) },
+        },
+        60_000,
+      );
       expect(big).toMatchObject({ success: true });
-      expect(await emitAck(bob, 'sync:change', { operation: 'insert', collection: 'chat', documentId: `c${i}`, data: { senderId: 'bob', text: 'hi' } })).toMatchObject({ success: true });
+      expect(
+        await emitAck(bob, 'sync:change', { operation: 'insert', collection: 'chat', documentId: `c${i}`, data: { senderId: 'bob', text: 'hi' } }),
+      ).toMatchObject({ success: true });
     }
     expect((await chat).map((c) => c.documentId)).toEqual(['c0', 'c1', 'c2', 'c3']);
     done = true;
@@ -165,7 +172,12 @@ describe('attack on reads: read churn against the read budget', () => {
   it('subscribe / get_changes / unsubscribe / update_subscriptions churn is RATE_LIMITED for the attacker only', async () => {
     const m1 = await joined('mallory');
     const seed = await emitAck(m1, 'sync:changeBatch', {
-      changes: Array.from({ length: 100 }, (_, i) => ({ operation: 'insert', collection: 'notes', documentId: `n${i}`, data: { owner: 'mallory', text: 'x'.repeat(200) } })),
+      changes: Array.from({ length: 100 }, (_, i) => ({
+        operation: 'insert',
+        collection: 'notes',
+        documentId: `n${i}`,
+        data: { owner: 'mallory', text: 'x'.repeat(200) },
+      })),
     });
     expect(seed).toMatchObject({ success: true, successCount: 100 });
     const attackers = [m1, await joined('mallory'), await joined('mallory')];
@@ -185,13 +197,26 @@ describe('attack on reads: read churn against the read budget', () => {
         note(sub);
         note(await emitAck(s, 'sync:get_changes', { limit: 5000 }));
         if (sub.success) note(await emitAck(s, 'sync:unsubscribe', { subscriptionId: sub.subscriptionId }));
-        note(await emitAck(s, 'sync:update_subscriptions', { subscriptions: [{ collection: 'notes', query: `text CONTAINS "${i}"` }, { collection: 'notes', query: `owner == "x${i}"` }] }));
+        note(
+          await emitAck(s, 'sync:update_subscriptions', {
+            subscriptions: [
+              { collection: 'notes', query: `text CONTAINS "${i}"` },
+              { collection: 'notes', query: `owner == "x${i}"` },
+            ],
+          }),
+        );
       }
     };
     const honest = async () => {
       const got = collectEvents(alice, 'sync:changes', 10, 60_000);
       for (let i = 0; i < 10; i++) {
-        const ack = await emitAck(bob, 'sync:change', { changeId: randomUUID(), operation: 'insert', collection: 'chat', documentId: `h${i}`, data: { senderId: 'bob', text: `honest ${i}` } });
+        const ack = await emitAck(bob, 'sync:change', {
+          changeId: randomUUID(),
+          operation: 'insert',
+          collection: 'chat',
+          documentId: `h${i}`,
+          data: { senderId: 'bob', text: `honest ${i}` },
+        });
         expect(ack).toMatchObject({ success: true });
       }
       expect((await got).map((c) => c.documentId)).toEqual(Array.from({ length: 10 }, (_, i) => `h${i}`));
@@ -237,11 +262,16 @@ describe('attack on reads: a client that stops reading while it bootstraps', () 
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('a paused socket subscribing many times keeps the server\'s memory bounded; others keep working; it is disconnected', async () => {
+  it("a paused socket subscribing many times keeps the server's memory bounded; others keep working; it is disconnected", async () => {
     const bob = await joined('bob');
     for (let k = 0; k < DOCS; k += 500) {
       const ack = await emitAck(bob, 'sync:changeBatch', {
-        changes: Array.from({ length: 500 }, (_, i) => ({ operation: 'insert', collection: 'chat', documentId: `m${k + i}`, data: { senderId: 'bob', text: 'y'.repeat(2000) } })),
+        changes: Array.from({ length: 500 }, (_, i) => ({
+          operation: 'insert',
+          collection: 'chat',
+          documentId: `m${k + i}`,
+          data: { senderId: 'bob', text: 'y'.repeat(2000) },
+        })),
       });
       expect(ack).toMatchObject({ success: true, successCount: 500 });
     }
@@ -273,11 +303,13 @@ describe('attack on reads: a client that stops reading while it bootstraps', () 
       const pages = recordEvents(alice, 'sync:bootstrap');
       const sub = await emitAck(alice, 'sync:subscribe', { collection: 'chat' });
       expect(sub).toMatchObject({ success: true, count: DOCS });
-      await waitFor(() => pages.some((p) => p.done), 60_000, 'alice\'s bootstrap');
+      await waitFor(() => pages.some((p) => p.done), 60_000, "alice's bootstrap");
       expect(pages.flatMap((p) => p.data)).toHaveLength(DOCS);
       const live = collectEvents(alice, 'sync:changes', 3, 30_000);
       for (let i = 0; i < 3; i++) {
-        expect(await emitAck(bob, 'sync:change', { operation: 'update', collection: 'chat', documentId: `m${i}`, data: { senderId: 'bob', text: `edit ${i}` } })).toMatchObject({ success: true });
+        expect(
+          await emitAck(bob, 'sync:change', { operation: 'update', collection: 'chat', documentId: `m${i}`, data: { senderId: 'bob', text: `edit ${i}` } }),
+        ).toMatchObject({ success: true });
       }
       expect(await live).toHaveLength(3);
       // the server gives up on the client that reads nothing (BOOTSTRAP_DRAIN_TIMEOUT_MS); (a paused
@@ -312,7 +344,12 @@ describe('bootstrap pages are bounded in bytes as well as in documents', () => {
     expect(await emitAck(s, 'sync:join', { userId: 'u' })).toMatchObject({ success: true });
     const docs = 60;
     const ack = await emitAck(s, 'sync:changeBatch', {
-      changes: Array.from({ length: docs }, (_, i) => ({ operation: 'insert', collection: 'big', documentId: `d${i}`, data: { text: 'z'.repeat(i === 7 ? 40_000 : 5000) } })),
+      changes: Array.from({ length: docs }, (_, i) => ({
+        operation: 'insert',
+        collection: 'big',
+        documentId: `d${i}`,
+        data: { text: 'z'.repeat(i === 7 ? 40_000 : 5000) },
+      })),
     });
     expect(ack).toMatchObject({ success: true, successCount: docs });
     const pages = recordEvents(s, 'sync:bootstrap');

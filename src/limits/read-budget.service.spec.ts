@@ -5,7 +5,10 @@ import { RateLimitService } from './rate-limit.service';
 import { MAX_READS_IN_FLIGHT_PER_SOCKET, READ_COST, ReadBudgetService } from './read-budget.service';
 
 function setup(env: Record<string, string> = {}) {
-  const config = loadConfig({ NODE_ENV: 'test', RATE_LIMIT_DISABLED: 'false', READ_RATE_LIMIT_MAX: '100', READ_RATE_LIMIT_WINDOW_MS: '1000', SYNC_RATE_LIMIT_MAX: '5', ...env }, '/nonexistent');
+  const config = loadConfig(
+    { NODE_ENV: 'test', RATE_LIMIT_DISABLED: 'false', READ_RATE_LIMIT_MAX: '100', READ_RATE_LIMIT_WINDOW_MS: '1000', SYNC_RATE_LIMIT_MAX: '5', ...env },
+    '/nonexistent',
+  );
   const rl = new RateLimitService(config);
   return { rl, reads: new ReadBudgetService(config, rl, new MetricsService()) };
 }

@@ -34,7 +34,7 @@ describe('BootstrapScheduler', () => {
     expect(s.stats()).toMatchObject({ running: 0, waiting: 0 });
   });
 
-  it('runs one socket\'s bootstraps one after another, each socket on its own', async () => {
+  it("runs one socket's bootstraps one after another, each socket on its own", async () => {
     const s = new BootstrapScheduler(loadConfig({ NODE_ENV: 'test' }, '/nonexistent'));
     const log: string[] = [];
     let release!: () => void;

@@ -10,7 +10,12 @@ import { SubscriptionRouter } from './subscription.router';
 function setup(budget = 100_000) {
   const registry = new SubscriptionRegistry();
   const metrics = new MetricsService();
-  const router = new SubscriptionRouter(registry, new PermissionService(), loadConfig({ NODE_ENV: 'test', QUERY_MATCH_BUDGET: String(budget) }, '/nonexistent'), metrics);
+  const router = new SubscriptionRouter(
+    registry,
+    new PermissionService(),
+    loadConfig({ NODE_ENV: 'test', QUERY_MATCH_BUDGET: String(budget) }, '/nonexistent'),
+    metrics,
+  );
   const sockets = new Map<string, { data: { user: { id: string } } }>();
   const server = { sockets: { sockets } } as unknown as Server;
   const join = (socketId: string, userId: string, filter: string, args: unknown[] = [], query?: CompiledQuery) => {
@@ -20,7 +25,17 @@ function setup(budget = 100_000) {
   };
   let pos = 0;
   const insert = (after: Record<string, unknown>): FeedEntry =>
-    ({ _id: ++pos, changeId: `c${pos}`, state: 'applied', collection: 'notes', documentId: String(after._id), operation: 'insert', after, before: null, createdAt: new Date() }) as FeedEntry;
+    ({
+      _id: ++pos,
+      changeId: `c${pos}`,
+      state: 'applied',
+      collection: 'notes',
+      documentId: String(after._id),
+      operation: 'insert',
+      after,
+      before: null,
+      createdAt: new Date(),
+    }) as FeedEntry;
   const failures = async (reason: string) => (await metrics.subscriptionMatchFailures.get()).values.find((v) => v.labels.reason === reason)?.value ?? 0;
   return { registry, router, server, join, insert, failures };
 }
@@ -29,7 +44,12 @@ describe('SubscriptionRouter isolation', () => {
   it('a subscription whose predicate throws is dropped; every other socket still gets the change', async () => {
     const { registry, router, server, join, insert, failures } = setup();
     const good = compileQuery('');
-    const poisoned = { ...good, test: () => { throw new Error('poisoned'); } } as CompiledQuery;
+    const poisoned = {
+      ...good,
+      test: () => {
+        throw new Error('poisoned');
+      },
+    } as CompiledQuery;
     const bad = join('evil', 'mallory', 'x', [], poisoned);
     join('a', 'alice', '');
     join('b', 'bob', 'text CONTAINS "hi"');
@@ -39,7 +59,7 @@ describe('SubscriptionRouter isolation', () => {
     expect(router.route(insert({ _id: 'd2', text: 'hi again' }), server).inView).toHaveLength(2);
   });
 
-  it('patterns past the user\'s budget do not match (that change only); other users are unaffected', async () => {
+  it("patterns past the user's budget do not match (that change only); other users are unaffected", async () => {
     const { router, server, join, insert, failures } = setup(100_000);
     for (let i = 0; i < 5; i++) join(`m${i}`, 'mallory', 'text LIKE[c] $0', ['*' + 'a?'.repeat(100) + 'b']);
     join('a', 'alice', 'text LIKE[c] $0', ['*b']);
@@ -52,7 +72,7 @@ describe('SubscriptionRouter isolation', () => {
     expect(small.inView).toEqual(expect.arrayContaining(['m0', 'a']));
   });
 
-  it('many changes in one second cannot multiply a user\'s cost: the per-second budget runs out', async () => {
+  it("many changes in one second cannot multiply a user's cost: the per-second budget runs out", async () => {
     const { router, server, join, insert, failures } = setup(100_000);
     join('m', 'mallory', 'text CONTAINS[c] $0', ['zzz']);
     join('a', 'alice', 'text BEGINSWITH $0', ['y']); // cheap: no search

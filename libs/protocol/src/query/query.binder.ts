@@ -60,8 +60,7 @@ export function bindToIR(node: QueryNode, args: readonly unknown[] | null | unde
 function checkArgumentSizes(args: readonly unknown[], textLength: number): void {
   let total = textLength;
   const over = () => total > LIMITS.maxBoundQuerySize;
-  const tooBig = () =>
-    new PayloadTooLargeError(`the query and its arguments may be at most ${LIMITS.maxBoundQuerySize} characters together`);
+  const tooBig = () => new PayloadTooLargeError(`the query and its arguments may be at most ${LIMITS.maxBoundQuerySize} characters together`);
   const value = (v: unknown, name: string): void => {
     if (typeof v === 'string') {
       if (v.length > LIMITS.maxQueryValueLength)

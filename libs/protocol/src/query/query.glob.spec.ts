@@ -50,7 +50,7 @@ describe('linear-time string patterns', () => {
     }
   });
 
-  it('[c] folds like JavaScript\'s `iu` regular expressions, code point by code point', () => {
+  it("[c] folds like JavaScript's `iu` regular expressions, code point by code point", () => {
     const ranges: [number, number][] = [
       [0, 0xd7ff],
       [0xe000, 0xffff],
@@ -121,12 +121,18 @@ describe('arguments count in the size limits', () => {
 describe('long needles', () => {
   it('CONTAINS with a long needle agrees with indexOf, and costs linear work', () => {
     fc.assert(
-      fc.property(fc.array(fc.constantFrom('a', 'b', 'ab'), { minLength: 9, maxLength: 30 }), fc.array(fc.constantFrom('a', 'b', 'ba', 'aab'), { maxLength: 200 }), (n, h) => {
-        const needle = n.join('');
-        const hay = h.join('');
-        expect(compileQuery('a CONTAINS $0', [needle]).test({ a: hay })).toBe(hay.includes(needle));
-        expect(compileQuery('a LIKE $0', [`*${needle}*${needle}*`]).test({ a: hay })).toBe(hay.includes(needle) && hay.indexOf(needle, hay.indexOf(needle) + needle.length) >= 0);
-      }),
+      fc.property(
+        fc.array(fc.constantFrom('a', 'b', 'ab'), { minLength: 9, maxLength: 30 }),
+        fc.array(fc.constantFrom('a', 'b', 'ba', 'aab'), { maxLength: 200 }),
+        (n, h) => {
+          const needle = n.join('');
+          const hay = h.join('');
+          expect(compileQuery('a CONTAINS $0', [needle]).test({ a: hay })).toBe(hay.includes(needle));
+          expect(compileQuery('a LIKE $0', [`*${needle}*${needle}*`]).test({ a: hay })).toBe(
+            hay.includes(needle) && hay.indexOf(needle, hay.indexOf(needle) + needle.length) >= 0,
+          );
+        },
+      ),
       { numRuns: 2000 },
     );
     const hostile = 'a'.repeat(2000) + 'b' + 'a'.repeat(2000);
