@@ -50,8 +50,12 @@ export class RateLimitService implements OnModuleDestroy {
     this.consumeFrom(this.changes, userId, count, now);
   }
 
-  /** The same, from `key`'s bucket of another limit (the read budget: ReadBudgetService). */
-  consumeFrom(limit: TokenLimit, key: string, count: number, now = Date.now()): void {
+  /**
+   * The same, from `key`'s bucket of another limit (the read budget: ReadBudgetService). With
+   * `force`, the tokens are taken even when too few are left (a debt of at most one bucket), for
+   * work that must not be refused but must still slow what follows.
+   */
+  consumeFrom(limit: TokenLimit, key: string, count: number, now = Date.now(), force = false): void {
     if (this.config.limits.rateLimitDisabled) return;
     const max = limit.max;
     const rate = max / limit.windowMs;
@@ -60,8 +64,9 @@ export class RateLimitService implements OnModuleDestroy {
     const bucket = this.buckets.get(id);
     const tokens = bucket ? Math.min(max, bucket.tokens + (now - bucket.at) * rate) : max;
     const full = tokens >= max;
-    if (tokens >= n || (full && n > max)) {
-      this.buckets.set(id, { tokens: tokens - n, at: now, limit });
+    if (tokens >= n || (full && n > max) || force) {
+      const left = tokens >= n || (full && n > max) ? tokens - n : Math.max(tokens - n, -max); // a forced debt: one bucket at most
+      this.buckets.set(id, { tokens: left, at: now, limit });
       this.ensureSweeper();
       return;
     }

@@ -40,6 +40,24 @@ describe('ReadBudgetService', () => {
     rl.onModuleDestroy();
   });
 
+  it("a forced charge (a join's subscriptions) never refuses, and leaves a debt of at most one budget", () => {
+    const { rl, reads } = setup();
+    reads.charge({ userId: 'u' }, 90);
+    reads.charge({ userId: 'u' }, 500, true);
+    const e = (() => {
+      try {
+        reads.charge({ userId: 'u' }, 1);
+      } catch (err) {
+        return err as RateLimitedError;
+      }
+      throw new Error('expected RATE_LIMITED');
+    })();
+    // -100 tokens at 100 per second: 1 token back after 1.01 s
+    expect(e.retryAfterMs).toBeGreaterThan(1000);
+    expect(e.retryAfterMs).toBeLessThanOrEqual(1010);
+    rl.onModuleDestroy();
+  });
+
   it('costs a get_changes by its limit', () => {
     expect(ReadBudgetService.getChangesCost(undefined)).toBe(6);
     expect(ReadBudgetService.getChangesCost(100)).toBe(2);

@@ -47,11 +47,15 @@ export class ReadBudgetService {
     };
   }
 
-  /** Takes `cost` tokens from the user's budget (the address's when `userId` is undefined). */
-  charge(who: { userId?: string; address?: string }, cost: number): void {
+  /**
+   * Takes `cost` tokens from the user's budget (the address's when `userId` is undefined). With
+   * `force` (the subscriptions of a sync:join, which must not fail the join) it never refuses and
+   * leaves the budget in debt instead.
+   */
+  charge(who: { userId?: string; address?: string }, cost: number, force = false): void {
     const key = who.userId !== undefined ? `u:${who.userId}` : `a:${who.address ?? '?'}`;
     try {
-      this.rateLimit.consumeFrom(this.limit, key, cost);
+      this.rateLimit.consumeFrom(this.limit, key, cost, Date.now(), force);
     } catch (e) {
       if (e instanceof RateLimitedError) this.metrics.readsRefused.inc({ reason: 'budget' });
       throw e;

@@ -131,7 +131,7 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
       const user = await this.socketAuth.join(socket, req);
       // subscriptions given with the join: all validated before anything changes
       const specs = req.subscriptions === undefined || req.subscriptions === null ? [] : this.subscriptions.compileAll(user, req.subscriptions, 'filter');
-      if (specs.length) this.readBudget.charge({ userId: user.id }, specs.length * (READ_COST.subscribe + READ_COST.bootstrap));
+      if (specs.length) this.readBudget.charge({ userId: user.id }, specs.length * (READ_COST.subscribe + READ_COST.bootstrap), true);
       const previous = socket.data.user;
       if (previous && previous.id !== user.id) {
         this.metrics.userLeft(previous.id);
