@@ -1,6 +1,7 @@
 import { Global, Module } from '@nestjs/common';
 import { FeedModule } from '../feed/feed.module';
 import { ChangeRouter } from '../sync/delivery.service';
+import { BootstrapScheduler } from './bootstrap.scheduler';
 import { SubscriptionRegistry } from './subscription.registry';
 import { SubscriptionRouter } from './subscription.router';
 import { SubscriptionService } from './subscription.service';
@@ -30,6 +31,7 @@ export const CHANGE_ROUTER = Symbol('CHANGE_ROUTER');
       useFactory: (subscriptions: SubscriptionRouter, custom?: ChangeRouter) => custom ?? subscriptions,
     },
     SubscriptionService,
+    BootstrapScheduler,
   ],
   exports: [SubscriptionService, ChangeRouter],
 })
