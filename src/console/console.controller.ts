@@ -11,7 +11,7 @@ import { AppConfig } from '../config/config.schema';
 import { MetricsService } from '../metrics/metrics.service';
 import { ChangeFeedService } from '../feed/change-feed.service';
 import { CLUSTER_BUS, ClusterBus } from '../sync/delivery.service';
-import { AdminGuard } from './admin.guard';
+import { AdminGuard } from '../auth/guards/admin.guard';
 import { asyncApiJson } from './api-docs';
 import { ConsoleRepository } from './console.repository';
 import { ConsoleSampler } from './console.sampler';

@@ -1,7 +1,7 @@
 import { Module } from '@nestjs/common';
 import { AuthModule } from '../auth/auth.module';
 import { FeedModule } from '../feed/feed.module';
-import { AdminGuard } from './admin.guard';
+import { AdminGuard } from '../auth/guards/admin.guard';
 import { ConsoleController } from './console.controller';
 import { ConsoleRepository } from './console.repository';
 import { ConsoleSampler } from './console.sampler';

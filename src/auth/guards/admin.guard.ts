@@ -1,6 +1,6 @@
 import { CanActivate, ExecutionContext, ForbiddenException, Injectable, UnauthorizedException } from '@nestjs/common';
 import type { Request } from 'express';
-import { AuthService } from '../auth/auth.service';
+import { AuthService } from '../auth.service';
 
 /**
  * The operator console's data APIs: an admin (the same test as /stats in production:
