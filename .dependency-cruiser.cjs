@@ -14,9 +14,11 @@
  */
 const APP = 'sync|subscription|auth|limits';
 const DOMAIN = 'feed|delivery|conflict|permission|audit|schemas';
-const INFRA = 'database|metrics|config|telemetry|common';
+const INFRA = 'database|metrics|config|telemetry|lifecycle|common';
 const TOP = 'health|console';
 const SIDE = `cluster|integrations|${TOP}`;
+/** The audit trail's HTTP read API: a domain module's edge, guarded by auth's AdminGuard (see audit-api-only-auth). */
+const AUDIT_API = '^src/audit/audit\\.(controller|module)\\.ts$';
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
@@ -75,8 +77,16 @@ module.exports = {
       name: 'layer-domain-not-up',
       severity: 'error',
       comment: 'feed, delivery, conflict, permission and audit import only each other (acyclically) and the leaves.',
-      from: { path: `^src/(${DOMAIN})/` },
+      from: { path: `^src/(${DOMAIN})/`, pathNot: AUDIT_API },
       to: { path: `^src/(gateway|${APP}|${SIDE})/` },
+    },
+    {
+      name: 'audit-api-only-auth',
+      severity: 'error',
+      comment:
+        "AuditModule owns the trail's read API for administrators (issue 11): its controller and module reach up to auth for the admin guard, and to nothing else above the domain.",
+      from: { path: AUDIT_API },
+      to: { path: `^src/(gateway|sync|subscription|limits|${SIDE})/` },
     },
     {
       name: 'layer-application-not-up',

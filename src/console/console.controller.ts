@@ -1,10 +1,6 @@
-import { BadRequestException, Controller, Get, Header, Inject, Optional, Query, Res, UseGuards } from '@nestjs/common';
-import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiQuery, ApiTags, ApiUnauthorizedResponse, ApiForbiddenResponse, ApiBadRequestResponse, ApiExcludeEndpoint } from '@nestjs/swagger';
-import { ErrorCode } from '@sync/protocol';
-import { collectionName } from '@sync/protocol/schemas';
+import { Controller, Get, Header, Inject, Optional, Res, UseGuards } from '@nestjs/common';
+import { ApiBearerAuth, ApiOkResponse, ApiOperation, ApiTags, ApiUnauthorizedResponse, ApiForbiddenResponse, ApiExcludeEndpoint } from '@nestjs/swagger';
 import type { Response } from 'express';
-import { ObjectId } from 'mongodb';
-import { z } from 'zod/v4';
 import { reportsHealth } from '../cluster/redis-cluster-bus';
 import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
@@ -16,42 +12,8 @@ import { asyncApiJson } from './api-docs';
 import { ConsoleRepository } from './console.repository';
 import { ConsoleSampler } from './console.sampler';
 
-export const AUDIT_PAGE_MAX = 200;
 /** Feed counters and collection counts are re-read at most this often. */
 export const DATABASE_FIGURES_TTL_MS = 5000;
-const CURSOR_RE = /^(\d{1,15})\.([0-9a-f]{24})$/;
-
-const when = z.union([
-  z.string().regex(/^\d{1,15}$/).transform((s) => new Date(Number(s))),
-  z.iso.datetime({ offset: true }).transform((s) => new Date(s)),
-]);
-
-/** The query of GET /api/audit: every parameter optional, each bounded; unknown parameters refused. */
-export const AuditQuerySchema = z
-  .object({
-    collection: collectionName('collection is not a valid collection name').optional(),
-    userId: z.string().min(1).max(256).optional(),
-    code: z.enum(Object.values(ErrorCode) as [string, ...string[]]).optional(),
-    from: when.optional(),
-    to: when.optional(),
-    limit: z
-      .string()
-      .regex(/^\d{1,4}$/, 'limit must be an integer')
-      .transform(Number)
-      .pipe(z.number().int().min(1).max(AUDIT_PAGE_MAX))
-      .optional(),
-    cursor: z.string().max(64).optional(),
-  })
-  .strict();
-
-export function encodeAuditCursor(at: Date, id: ObjectId): string {
-  return Buffer.from(`${at.getTime()}.${id.toHexString()}`).toString('base64url');
-}
-
-export function decodeAuditCursor(cursor: string): { at: Date; id: ObjectId } | null {
-  const m = CURSOR_RE.exec(Buffer.from(cursor, 'base64url').toString('latin1'));
-  return m ? { at: new Date(Number(m[1])), id: new ObjectId(m[2]) } : null;
-}
 
 /** The operator console's data (admin only) and the protocol documents (public: they hold no data). */
 @ApiTags('console')
@@ -126,69 +88,6 @@ export class ConsoleController {
       collections,
       node: { uptimeSeconds: snap.uptimeSeconds, memory: snap.memory },
       history,
-    };
-  }
-
-  @Get('api/audit')
-  @UseGuards(AdminGuard)
-  @ApiBearerAuth('admin')
-  @ApiBearerAuth('service')
-  @ApiOperation({ summary: 'The audit trail of refused changes, newest first, filtered and paged (cursor = nextCursor of the previous page)' })
-  @ApiQuery({ name: 'collection', required: false, type: String })
-  @ApiQuery({ name: 'userId', required: false, type: String })
-  @ApiQuery({ name: 'code', required: false, enum: Object.values(ErrorCode) })
-  @ApiQuery({ name: 'from', required: false, type: String, description: 'UTC ms or an ISO 8601 date-time (inclusive)' })
-  @ApiQuery({ name: 'to', required: false, type: String, description: 'UTC ms or an ISO 8601 date-time (inclusive)' })
-  @ApiQuery({ name: 'limit', required: false, type: Number, description: `1-${AUDIT_PAGE_MAX}, default 50` })
-  @ApiQuery({ name: 'cursor', required: false, type: String })
-  @ApiOkResponse({
-    description: 'a page of refused changes, newest first',
-    schema: {
-      type: 'object',
-      properties: {
-        items: {
-          type: 'array',
-          items: {
-            type: 'object',
-            properties: {
-              id: { type: 'string' },
-              at: { type: 'string', format: 'date-time' },
-              userId: { type: 'string' },
-              code: { type: 'string', enum: Object.values(ErrorCode) },
-              reason: { type: 'string' },
-              clientAddress: { type: 'string' },
-              changeId: { type: 'string' },
-              operation: { type: 'string' },
-              collection: { type: 'string' },
-              documentId: { type: 'string' },
-              timestamp: { type: 'number' },
-            },
-          },
-        },
-        nextCursor: { type: 'string', nullable: true, description: 'pass as cursor for the next (older) page; null on the last page' },
-      },
-    },
-  })
-  @ApiBadRequestResponse({ description: 'a parameter is invalid' })
-  @ApiUnauthorizedResponse({ description: 'no or invalid token' })
-  @ApiForbiddenResponse({ description: 'not an admin' })
-  @Header('Cache-Control', 'no-store')
-  async audit(@Query() query: Record<string, unknown>) {
-    const parsed = AuditQuerySchema.safeParse(query);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      throw new BadRequestException(`${issue?.path.join('.') || 'query'}: ${issue?.message ?? 'invalid'}`);
-    }
-    const q = parsed.data;
-    const before = q.cursor === undefined ? undefined : decodeAuditCursor(q.cursor);
-    if (before === null) throw new BadRequestException('cursor: not a cursor this server issued');
-    const limit = q.limit ?? 50;
-    const rows = await this.repo.audit({ collection: q.collection, userId: q.userId, code: q.code, from: q.from, to: q.to, before, limit: limit + 1 });
-    const page = rows.slice(0, limit);
-    const last = page[page.length - 1];
-    return {
-      items: page.map(({ _id, ...r }) => ({ id: _id.toHexString(), ...r })),
-      nextCursor: rows.length > limit && last ? encodeAuditCursor(last.at, last._id) : null,
     };
   }
 

@@ -1,5 +1,5 @@
 import { ObjectId } from 'mongodb';
-import { AuditQuerySchema, decodeAuditCursor, encodeAuditCursor } from './console.controller';
+import { AuditQuerySchema, decodeAuditCursor, encodeAuditCursor } from '../audit/audit.query';
 import { quantileFromBuckets } from './console.sampler';
 
 describe('console helpers', () => {
