@@ -118,6 +118,31 @@ export class DocumentRepository implements OnModuleInit {
   }
 
   /**
+   * The stored states of documents of any collections, keyed by docKey: one loadStates per
+   * collection, in parallel. A document's first idHint counts.
+   */
+  async loadMany(refs: { collection: string; documentId: string; idHint?: IdHint }[]): Promise<Map<string, StoredState>> {
+    const byCollection = new Map<string, string[]>();
+    const idHints = new Map<string, Map<string, IdHint>>();
+    for (const r of refs) {
+      const ids = byCollection.get(r.collection) ?? [];
+      ids.push(r.documentId);
+      byCollection.set(r.collection, ids);
+      if (r.idHint && !idHints.get(r.collection)?.has(r.documentId)) {
+        idHints.set(r.collection, (idHints.get(r.collection) ?? new Map<string, IdHint>()).set(r.documentId, r.idHint));
+      }
+    }
+    const states = new Map<string, StoredState>();
+    await Promise.all(
+      [...byCollection.entries()].map(async ([coll, ids]) => {
+        const m = await this.loadStates(coll, [...new Set(ids)], idHints.get(coll));
+        for (const [id, s] of m) states.set(docKey(coll, id), s);
+      }),
+    );
+    return states;
+  }
+
+  /**
    * Applies writes with compare-and-set guards. Returns the indexes of the writes that did NOT take
    * effect because the document no longer had the expected state (a concurrent writer won).
    */

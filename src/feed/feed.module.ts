@@ -4,7 +4,9 @@ import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
 import { ChangeFeedRepository } from './change-feed.repository';
 import { ChangeFeedService } from './change-feed.service';
+import { DocumentLeases } from './document-leases';
 import { DocumentRepository } from './document.repository';
+import { FeedWriter } from './feed-writer';
 import { LockRepository } from './lock.repository';
 import { SYNC_TIMINGS, syncTimings } from './sync.constants';
 
@@ -22,7 +24,9 @@ import { SYNC_TIMINGS, syncTimings } from './sync.constants';
     DocumentRepository,
     LockRepository,
     ChangeFeedService,
+    DocumentLeases,
+    FeedWriter,
   ],
-  exports: [SYNC_TIMINGS, ChangeFeedRepository, DocumentRepository, LockRepository, ChangeFeedService],
+  exports: [SYNC_TIMINGS, ChangeFeedRepository, DocumentRepository, LockRepository, ChangeFeedService, DocumentLeases, FeedWriter],
 })
 export class FeedModule {}

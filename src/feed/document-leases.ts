@@ -1,0 +1,97 @@
+import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
+import { KeyedMutex } from '../common/keyed-mutex';
+import { ChangeFeedService } from './change-feed.service';
+import { LockRepository } from './lock.repository';
+import { SYNC_TIMINGS, SyncTimings } from './sync.constants';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The documents a writer holds: those it leased (the others are held by another node). */
+export interface HeldDocuments {
+  leased: string[];
+  /** Gives the documents back: the leases in the background (see DocumentLeases.acquire), then the in-process lock. */
+  release(): void;
+}
+
+/**
+ * Who may write a document now: an in-process mutex per document, then a lease in `_sync_locks`
+ * per document (so two nodes never resolve one document at once). An expired lease of a dead holder
+ * is stolen, and its pending feed entries for that document are replayed first.
+ */
+@Injectable()
+export class DocumentLeases implements OnModuleDestroy {
+  private readonly logger = new Logger('DocumentLeases');
+  private readonly mutex = new KeyedMutex();
+  /** Lease releases in flight (awaited at shutdown, so a clean stop leaves no lease behind). */
+  private readonly releasing = new Set<Promise<void>>();
+
+  constructor(
+    @Inject(SYNC_TIMINGS) private readonly timings: SyncTimings,
+    private readonly locks: LockRepository,
+    private readonly feed: ChangeFeedService,
+  ) {}
+
+  async onModuleDestroy(): Promise<void> {
+    await Promise.allSettled([...this.releasing]);
+  }
+
+  /**
+   * Waits for this process's earlier writers of the documents, then leases them. `release()` lets
+   * the caller answer without waiting for the leases' release (one round trip less): this process's
+   * next writer of these documents waits for it (the in-process lock is held until it is done).
+   */
+  async acquire(keys: string[]): Promise<HeldDocuments> {
+    const releaseLocal = await this.mutex.acquire(keys);
+    let leased: string[];
+    try {
+      leased = await this.lease(keys);
+    } catch (e) {
+      releaseLocal();
+      throw e;
+    }
+    return {
+      leased,
+      release: () => {
+        if (!leased.length) return releaseLocal();
+        const released: Promise<void> = this.locks
+          .release(leased)
+          .catch((e) => this.logger.warn(`lease release failed (they expire): ${(e as Error).message}`))
+          .finally(() => {
+            releaseLocal();
+            this.releasing.delete(released);
+          });
+        this.releasing.add(released);
+      },
+    };
+  }
+
+  /** Takes the documents' leases; waits for other nodes' leases, replays expired ones. */
+  private async lease(keys: string[]): Promise<string[]> {
+    const ttl = this.timings.lockTtlMs;
+    const deadline = Date.now() + this.timings.lockWaitMs;
+    let missing = await this.locks.tryAcquire(keys, ttl);
+    const held = new Set(keys.filter((k) => !missing.includes(k)));
+    for (let attempt = 0; missing.length && Date.now() < deadline; attempt++) {
+      for (const k of missing) {
+        if (await this.locks.steal(k, ttl)) {
+          // the previous holder died: finish what it wrote ahead before touching the document
+          await this.feed.replayPending(k);
+          held.add(k);
+        }
+      }
+      missing = missing.filter((k) => !held.has(k));
+      if (!missing.length) break;
+      // release what we hold while waiting, so two nodes never wait on each other
+      if (held.size && attempt % 4 === 3) {
+        await this.locks.release([...held]);
+        held.clear();
+        missing = keys;
+      }
+      await sleep(5 + Math.random() * Math.min(100, 5 * 2 ** Math.min(attempt, 5)));
+      const got = await this.locks.tryAcquire(missing, ttl);
+      for (const k of missing) if (!got.includes(k)) held.add(k);
+      missing = got;
+    }
+    return [...held];
+  }
+}
