@@ -65,6 +65,18 @@ describe('loadConfig', () => {
     expect(p).toMatch(/ALLOWED_ORIGINS/);
   });
 
+  it('requires issuer and audience with a JWKS URL in production, and parses ADMIN_CLAIM', () => {
+    const jwks = { NODE_ENV: 'production', AUTH_JWKS_URL: 'https://idp.example/jwks.json', ALLOWED_ORIGINS: 'https://x' };
+    expect(problems(jwks).join()).toMatch(/AUTH_JWT_ISSUER and AUTH_JWT_AUDIENCE: required with AUTH_JWKS_URL/);
+    expect(problems({ ...jwks, AUTH_JWT_ISSUER: 'https://idp.example' }).join()).toMatch(/(^|,)AUTH_JWT_AUDIENCE: required/);
+    expect(problems({ ...jwks, AUTH_JWT_ISSUER: 'https://idp.example', AUTH_JWT_AUDIENCE: 'sync' }).join()).not.toMatch(/AUTH_JWT_/);
+    expect(problems({ AUTH_JWKS_URL: 'https://idp.example/jwks.json' }).join()).not.toMatch(/AUTH_JWT_ISSUER/); // development: a warning at most
+    expect(problems({ ADMIN_CLAIM: 'roles' }).join()).toMatch(/ADMIN_CLAIM: expected <claim>:<value>/);
+    expect(problems({ ADMIN_CLAIM: 'sub:root' }).join()).toMatch(/registered claim/);
+    expect(loadConfig({ ADMIN_CLAIM: 'https://a.example/roles:sync-admin' }, NO_DIR).auth.adminClaim).toEqual({ name: 'https://a.example/roles', value: 'sync-admin' });
+    expect(loadConfig({}, NO_DIR).auth.adminClaim).toBeUndefined();
+  });
+
   it('refuses placeholder and short secrets, and hides secret values', () => {
     expect(problems({ AUTH_JWT_SECRET: 'your-secret-key-here' }).join()).toMatch(/placeholder/);
     expect(problems({ NODE_ENV: 'production', AUTH_JWT_SECRET: 'short', ALLOWED_ORIGINS: 'https://x' }).join()).toMatch(/at least 32 bytes/);

@@ -21,6 +21,26 @@ function isIpOrCidr(v: string): boolean {
   return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
 }
 
+/**
+ * ADMIN_CLAIM `<claim>:<value>`, split at the last `:` so namespaced claim names
+ * (`https://example.com/roles:sync-admin`) work; the value cannot contain `:`.
+ */
+function parseAdminClaim(raw: string | undefined, problems: string[]): { name: string; value: string } | undefined {
+  if (raw === undefined) return undefined;
+  const at = raw.lastIndexOf(':');
+  const name = at > 0 ? raw.slice(0, at).trim() : '';
+  const value = at > 0 ? raw.slice(at + 1).trim() : '';
+  if (!name || !value || name.length > 256 || value.length > 256) {
+    problems.push('ADMIN_CLAIM: expected <claim>:<value>, e.g. roles:sync-admin');
+    return undefined;
+  }
+  if (['sub', 'iss', 'aud', 'exp', 'nbf', 'iat', 'jti'].includes(name)) {
+    problems.push(`ADMIN_CLAIM: "${name}" is a registered claim; list admin subjects in ADMIN_USER_IDS instead`);
+    return undefined;
+  }
+  return { name, value };
+}
+
 /** The optional JSON file's sections, mapped onto environment variable names (the env wins). */
 const FILE_KEYS: Record<string, Record<string, string>> = {
   server: { port: 'PORT', host: 'HOST', corsOrigins: 'ALLOWED_ORIGINS', trustProxy: 'TRUST_PROXY', logLevel: 'LOG_LEVEL' },
@@ -110,6 +130,11 @@ export function loadConfig(
       problems.push('AUTH_JWT_SECRET or AUTH_JWKS_URL: one is required when NODE_ENV=production');
     if (!e.SYNC_RULES_FILE)
       problems.push('SYNC_RULES_FILE: a rules file is required when NODE_ENV=production (without one every user could read everything)');
+    if (e.AUTH_JWKS_URL && (!e.AUTH_JWT_ISSUER || !e.AUTH_JWT_AUDIENCE))
+      problems.push(
+        `${[!e.AUTH_JWT_ISSUER && 'AUTH_JWT_ISSUER', !e.AUTH_JWT_AUDIENCE && 'AUTH_JWT_AUDIENCE'].filter(Boolean).join(' and ')}: ` +
+          'required with AUTH_JWKS_URL when NODE_ENV=production (a key set is often shared by many apps: without both, their tokens would be accepted here)',
+      );
     if (!e.ALLOWED_ORIGINS || e.ALLOWED_ORIGINS.includes('*'))
       problems.push('ALLOWED_ORIGINS: list the allowed origins when NODE_ENV=production ("*" is refused)');
   }
@@ -126,6 +151,7 @@ export function loadConfig(
     const bad = e.TRUSTED_PROXIES.filter((p) => !isIpOrCidr(p));
     if (bad.length) problems.push(`TRUSTED_PROXIES: not an IP address or CIDR range: ${bad.join(', ')}`);
   }
+  const adminClaim = parseAdminClaim(e.ADMIN_CLAIM, problems);
   if (e.SYNC_RULES_FILE && !fs.existsSync(e.SYNC_RULES_FILE))
     problems.push(`SYNC_RULES_FILE: file not found: ${e.SYNC_RULES_FILE}`);
   if (problems.length) throw new ConfigError(problems);
@@ -157,6 +183,7 @@ export function loadConfig(
       audience: e.AUTH_JWT_AUDIENCE,
       serviceToken: e.AUTH_SERVICE_TOKEN,
       adminUserIds: e.ADMIN_USER_IDS ?? [],
+      adminClaim,
       tokenExpiryGraceMs: e.TOKEN_EXPIRY_GRACE_MS,
       jwksCacheMaxAgeMs: e.AUTH_JWKS_CACHE_MAX_AGE_MS,
       jwksCooldownMs: e.AUTH_JWKS_COOLDOWN_MS,
@@ -166,6 +193,7 @@ export function loadConfig(
       maxConnectionsPerUser: e.MAX_CONNECTIONS_PER_USER ?? (prod ? 10 : 100),
       maxConnectionsPerIp: e.MAX_CONNECTIONS_PER_IP ?? (prod ? 50 : 500),
       maxConnections: e.MAX_CONNECTIONS,
+      joinTimeoutMs: e.JOIN_TIMEOUT_MS,
       rateLimitMax: e.SYNC_RATE_LIMIT_MAX,
       rateLimitWindowMs: e.SYNC_RATE_LIMIT_WINDOW_MS,
       rateLimitDisabled: e.RATE_LIMIT_DISABLED ?? !prod,

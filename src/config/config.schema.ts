@@ -52,6 +52,7 @@ export const envSchema = z.object({
   AUTH_JWT_AUDIENCE: optionalString,
   AUTH_SERVICE_TOKEN: optionalString,
   ADMIN_USER_IDS: csv,
+  ADMIN_CLAIM: optionalString,
   TOKEN_EXPIRY_GRACE_MS: int(0, 3_600_000).default(30_000),
   AUTH_JWKS_CACHE_MAX_AGE_MS: int(1000, 7 * 86_400_000).default(600_000),
   AUTH_JWKS_COOLDOWN_MS: int(0, 3_600_000).default(30_000),
@@ -61,6 +62,7 @@ export const envSchema = z.object({
   MAX_CONNECTIONS_PER_USER: int(1, 1_000_000).optional(),
   MAX_CONNECTIONS_PER_IP: int(1, 10_000_000).optional(),
   MAX_CONNECTIONS: int(1, 10_000_000).default(100_000),
+  JOIN_TIMEOUT_MS: int(100, 600_000).default(10_000),
   SYNC_RATE_LIMIT_MAX: int(1, 100_000_000).default(50),
   SYNC_RATE_LIMIT_WINDOW_MS: int(100, 86_400_000).default(10_000),
   RATE_LIMIT_DISABLED: bool.optional(),
@@ -124,6 +126,8 @@ export interface AppConfig {
     audience?: string;
     serviceToken?: string;
     adminUserIds: string[];
+    /** ADMIN_CLAIM `<claim>:<value>`: a token whose claim equals (or, as an array, holds) the value is an admin. Off when unset. */
+    adminClaim?: { name: string; value: string };
     tokenExpiryGraceMs: number;
     jwksCacheMaxAgeMs: number;
     jwksCooldownMs: number;
@@ -133,6 +137,8 @@ export interface AppConfig {
     maxConnectionsPerUser: number;
     maxConnectionsPerIp: number;
     maxConnections: number;
+    /** A socket that has not joined within this long is disconnected (it holds a per-address slot). */
+    joinTimeoutMs: number;
     rateLimitMax: number;
     rateLimitWindowMs: number;
     rateLimitDisabled: boolean;
