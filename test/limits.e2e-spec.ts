@@ -113,6 +113,58 @@ describe('connection limits', () => {
   });
 });
 
+/** Finding 9: sockets that never join held a per-address slot forever. */
+describe('attack: unauthenticated sockets cannot hold an address', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ AUTH_JWT_SECRET: TEST_SECRET, MAX_CONNECTIONS_PER_IP: '3', MAX_CONNECTIONS_PER_USER: '5', JOIN_TIMEOUT_MS: '1500' }, 'limits_unjoined');
+  });
+  afterAll(() => t?.close());
+  afterEach(async () => {
+    closeAll();
+    await drained(t);
+  });
+
+  function closed(s: Socket): Promise<{ reason?: string; code?: string }> {
+    return new Promise((resolve) => {
+      let info: { reason?: string; code?: string } = {};
+      s.once('sync:disconnecting', (i: typeof info) => (info = i));
+      s.once('disconnect', () => resolve(info));
+    });
+  }
+
+  it('disconnects a socket that does not join within JOIN_TIMEOUT_MS, saying why, and frees its slot', async () => {
+    const idle = await connect(t.url);
+    const joinedLate = await connect(t.url);
+    const bye = closed(idle);
+    expect(await emitAck(joinedLate, 'sync:join', { token: await hs256({ sub: 'frank' }, { expiresIn: '1h' }) })).toMatchObject({ success: true });
+    expect(await bye).toEqual({ code: 'UNAUTHENTICATED', reason: 'join_timeout', error: expect.stringMatching(/not authenticated within 1500 ms/) });
+    const limits = t.app.get(ConnectionLimitService);
+    await waitFor(() => limits.countForAddress('127.0.0.1') === 1, 5000, 'the idle slot to be freed');
+    // the joined socket outlives the deadline and keeps working
+    expect(await emitAck(joinedLate, 'sync:get_changes', {})).toMatchObject({ success: true });
+    expect(joinedLate.connected).toBe(true);
+  });
+
+  it('a full address of anonymous sockets gives way to a client with a token, never to another anonymous one', async () => {
+    const anon = [await connect(t.url), await connect(t.url), await connect(t.url)];
+    expect((await refused(t.url)).message).toMatch(/too many connections from this address/);
+    const firstGone = closed(anon[0]);
+    const token = await hs256({ sub: 'grace' }, { expiresIn: '1h' });
+    const user = await connect(t.url, { auth: { token } });
+    expect(await firstGone).toMatchObject({ reason: 'evicted', code: 'RATE_LIMITED' });
+    expect(await emitAck(user, 'sync:join', {})).toMatchObject({ success: true, userId: 'grace' });
+    // the address now holds 3 again: another user with a token evicts the next anonymous socket
+    const secondGone = closed(anon[1]);
+    await connect(t.url, { auth: { token } });
+    expect(await secondGone).toMatchObject({ reason: 'evicted' });
+    // an address full of authenticated sockets refuses everyone
+    await connect(t.url, { auth: { token } });
+    expect((await refused(t.url, { auth: { token } })).message).toMatch(/too many connections from this address/);
+    expect((await refused(t.url)).message).toMatch(/too many connections from this address/);
+  });
+});
+
 describe('TRUST_PROXY: the client address from X-Forwarded-For', () => {
   let t: TestApp;
   beforeAll(async () => {

@@ -21,6 +21,8 @@ export class ConnectionLimitError extends RateLimitedError {
 interface Slot {
   address?: string;
   userId?: string;
+  /** Authenticated (a verified handshake token or a join): such sockets count first at an address. */
+  authenticated: boolean;
   since: number;
 }
 
@@ -28,6 +30,12 @@ interface Slot {
  * Live connections per user and per client address (MAX_CONNECTIONS_PER_USER,
  * MAX_CONNECTIONS_PER_IP). Every count is a set of socket ids, so taking a slot twice is harmless and
  * releasing is idempotent; an empty set is deleted at once, so the maps only hold what is connected.
+ *
+ * Authenticated sockets count first: when an address is full and an authenticated socket asks for a
+ * slot, the oldest unauthenticated socket of that address is evicted in its favour (the caller
+ * disconnects it), so sockets that never authenticate (and are disconnected after JOIN_TIMEOUT_MS
+ * anyway) cannot lock the users behind a shared address out. An address full of authenticated
+ * sockets refuses everyone.
  */
 @Injectable()
 export class ConnectionLimitService {
@@ -40,20 +48,51 @@ export class ConnectionLimitService {
     private readonly metrics: MetricsService,
   ) {}
 
-  /** Counts `socketId` for `address`; throws ConnectionLimitError (nothing taken) when the address is full. */
-  takeAddress(socketId: string, address: string): void {
+  /**
+   * Counts `socketId` for `address`. When the address is full: an authenticated socket takes the
+   * slot of the oldest unauthenticated one, whose id is returned (the caller must disconnect it: its
+   * slot is already released); otherwise throws ConnectionLimitError (nothing taken).
+   */
+  takeAddress(socketId: string, address: string, authenticated = false): string | undefined {
     const slot = this.slot(socketId);
-    if (slot.address === address) return;
+    if (authenticated) slot.authenticated = true;
+    if (slot.address === address) return undefined;
     const set = this.byAddress.get(address);
     const max = this.config.limits.maxConnectionsPerIp;
+    let evicted: string | undefined;
     if (set && set.size >= max) {
-      this.dropIfEmpty(socketId);
-      this.metrics.connectionsRefused.inc({ reason: 'per_ip' });
-      throw new ConnectionLimitError('per_ip', `too many connections from this address (at most ${max})`);
+      evicted = slot.authenticated ? this.oldestUnauthenticated(set) : undefined;
+      if (evicted === undefined) {
+        this.dropIfEmpty(socketId);
+        this.metrics.connectionsRefused.inc({ reason: 'per_ip' });
+        throw new ConnectionLimitError('per_ip', `too many connections from this address (at most ${max})`);
+      }
+      this.release(evicted);
+      this.metrics.connectionsRefused.inc({ reason: 'evicted_unauthenticated' });
     }
     if (slot.address) this.remove(this.byAddress, slot.address, socketId);
     this.add(this.byAddress, address, socketId);
     slot.address = address;
+    return evicted;
+  }
+
+  /** The socket authenticated (a join after an anonymous handshake): it now counts first at its address. */
+  markAuthenticated(socketId: string): void {
+    const slot = this.slots.get(socketId);
+    if (slot) slot.authenticated = true;
+  }
+
+  private oldestUnauthenticated(set: Set<string>): string | undefined {
+    let oldest: string | undefined;
+    let since = Infinity;
+    for (const id of set) {
+      const s = this.slots.get(id);
+      if (s && !s.authenticated && s.since < since) {
+        oldest = id;
+        since = s.since;
+      }
+    }
+    return oldest;
   }
 
   /** Counts `socketId` for `userId` (moving it from another user); throws when the user is full. */
@@ -109,7 +148,7 @@ export class ConnectionLimitService {
   private slot(socketId: string): Slot {
     let slot = this.slots.get(socketId);
     if (!slot) {
-      slot = { since: Date.now() };
+      slot = { since: Date.now(), authenticated: false };
       this.slots.set(socketId, slot);
     }
     return slot;

@@ -168,7 +168,16 @@ export interface ServerToClientEvents {
   'sync:bootstrap': (page: BootstrapPage) => void;
   /** Optional extension: the socket's token expired; re-join with a fresh token or be disconnected. */
   'sync:token_expired': (info: { code: 'UNAUTHENTICATED'; error: string; graceMs: number }) => void;
+  /** Optional extension: sent just before the server closes the socket, saying why. */
+  'sync:disconnecting': (info: { code: string; reason: DisconnectReason; error: string }) => void;
 }
+
+/**
+ * Why the server closed a socket (`sync:disconnecting`): `join_timeout` (not authenticated within
+ * the server's deadline: reconnect and join at once), `evicted` (an unauthenticated socket gave its
+ * address's slot to an authenticated client), or a reason another part of the server defines.
+ */
+export type DisconnectReason = 'join_timeout' | 'evicted' | (string & {});
 
 export const EVENTS = {
   join: 'sync:join',
@@ -184,6 +193,7 @@ export const EVENTS = {
   changes: 'sync:changes',
   bootstrap: 'sync:bootstrap',
   tokenExpired: 'sync:token_expired',
+  disconnecting: 'sync:disconnecting',
 } as const;
 
 /** Protocol limits and defaults (the server's config may tighten or loosen them). */
