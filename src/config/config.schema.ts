@@ -90,6 +90,7 @@ export const envSchema = z.object({
       .optional(),
   ),
   REDIS_CHANNEL_PREFIX: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'letters, digits, _ . : and - only (at most 64)').default('sync'),
+  REDIS_BUS_SECRET: optionalString,
   REDIS_MAX_MESSAGE_BYTES: int(16 * 1024, 16 * 1024 * 1024).default(4 * 1024 * 1024),
   WEB_PUBSUB_CONNECTION_STRING: optionalString,
   WEB_PUBSUB_HUB_NAME: z.string().regex(/^[A-Za-z][A-Za-z0-9_-]{0,127}$/, 'letters, digits, _ and - only').default('Hub'),
@@ -164,6 +165,11 @@ export interface AppConfig {
     redisChannelPrefix: string;
     /** A bus message larger than this is split, or its change dropped when it is alone. */
     redisMaxMessageBytes: number;
+    /**
+     * The secret the bus signing key is derived from: REDIS_BUS_SECRET, else AUTH_JWT_SECRET, else
+     * AUTH_SERVICE_TOKEN (every node has them); outside production, a fixed development value.
+     */
+    busSecret: { value: string; source: 'REDIS_BUS_SECRET' | 'AUTH_JWT_SECRET' | 'AUTH_SERVICE_TOKEN' | 'development' };
     webPubSubConnectionString?: string;
     webPubSubHub: string;
   };
