@@ -207,7 +207,7 @@ describeIfRedis('horizontal scale: two nodes, one database, Redis cluster bus', 
     const count = async (reason: string) => (await metric(b, `sync_cluster_changes_dropped_total{reason="received_${reason}"}`)) ?? 0;
     const before = { unsigned: await count('unsigned'), forged: await count('forged'), stale: await count('stale') };
     const wrongKey = deriveBusKey('another-secret-another-secret-another-secret', channel);
-    const rightKey = deriveBusKey(b.config.scale.busSecret.value, channel);
+    const rightKey = deriveBusKey(b.config.serverSecret.value, channel);
     const raw = new Redis(redis.url, { lazyConnect: true });
     try {
       await raw.connect();

@@ -144,7 +144,7 @@ export function decodeMessage(buf: Buffer, maxBytes: number, key?: BusKey, now =
       throw new ClusterCodecError('unsigned message refused (the bus is signed)', 'unsigned');
     body = buf.subarray(SIGNED_OVERHEAD);
     if (!timingSafeEqual(buf.subarray(SIGNED_MAGIC.length, SIGNED_OVERHEAD), mac(key, body)))
-      throw new ClusterCodecError('message with a wrong signature refused (another key: forged, or a node with another REDIS_BUS_SECRET)', 'forged');
+      throw new ClusterCodecError('message with a wrong signature refused (another key: forged, or a node with another SERVER_SECRET)', 'forged');
   }
   let doc: Record<string, unknown>;
   try {

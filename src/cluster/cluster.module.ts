@@ -37,12 +37,12 @@ export function makeNodeId(): string {
         if (!url) return null;
         const dbName = connection.db?.databaseName ?? connection.name ?? 'default';
         const channel = clusterChannel(config.scale.redisChannelPrefix, dbName);
-        if (config.scale.busSecret.source === 'development')
-          new Logger('ClusterBus').warn('the cluster bus is signed with a development key: set REDIS_BUS_SECRET (or AUTH_JWT_SECRET) so that only your nodes can publish on it');
+        if (config.serverSecret.source === 'development')
+          new Logger('ClusterBus').warn('the cluster bus is signed with a development key: set SERVER_SECRET (or AUTH_JWT_SECRET) so that only your nodes can publish on it');
         return new RedisClusterBus({
           url,
           channel,
-          signingKey: deriveBusKey(config.scale.busSecret.value, channel),
+          signingKey: deriveBusKey(config.serverSecret.value, channel),
           nodeId: makeNodeId(),
           maxMessageBytes: config.scale.redisMaxMessageBytes,
           metrics,

@@ -69,7 +69,10 @@ describe('loadConfig', () => {
     const jwks = { NODE_ENV: 'production', AUTH_JWKS_URL: 'https://idp.example/jwks.json', ALLOWED_ORIGINS: 'https://x' };
     expect(problems(jwks).join()).toMatch(/AUTH_JWT_ISSUER and AUTH_JWT_AUDIENCE: required with AUTH_JWKS_URL/);
     expect(problems({ ...jwks, AUTH_JWT_ISSUER: 'https://idp.example' }).join()).toMatch(/(^|,)AUTH_JWT_AUDIENCE: required/);
-    expect(problems({ ...jwks, AUTH_JWT_ISSUER: 'https://idp.example', AUTH_JWT_AUDIENCE: 'sync' }).join()).not.toMatch(/AUTH_JWT_/);
+    expect(problems({ ...jwks, AUTH_JWT_ISSUER: 'https://idp.example', AUTH_JWT_AUDIENCE: 'sync' }).join()).not.toMatch(/AUTH_JWT_(ISSUER|AUDIENCE)/);
+    // JWKS alone leaves the server without a secret of its own: SERVER_SECRET is required then
+    expect(problems({ ...jwks, AUTH_JWT_ISSUER: 'https://idp.example', AUTH_JWT_AUDIENCE: 'sync' }).join()).toMatch(/SERVER_SECRET: required/);
+    expect(problems({ ...jwks, AUTH_JWT_ISSUER: 'i', AUTH_JWT_AUDIENCE: 'a', SERVER_SECRET: 'short' }).join()).toMatch(/SERVER_SECRET: must be at least 32 bytes/);
     expect(problems({ AUTH_JWKS_URL: 'https://idp.example/jwks.json' }).join()).not.toMatch(/AUTH_JWT_ISSUER/); // development: a warning at most
     expect(problems({ ADMIN_CLAIM: 'roles' }).join()).toMatch(/ADMIN_CLAIM: expected <claim>:<value>/);
     expect(problems({ ADMIN_CLAIM: 'sub:root' }).join()).toMatch(/registered claim/);

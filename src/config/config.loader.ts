@@ -152,16 +152,16 @@ export function loadConfig(
     if (bad.length) problems.push(`TRUSTED_PROXIES: not an IP address or CIDR range: ${bad.join(', ')}`);
   }
   const adminClaim = parseAdminClaim(e.ADMIN_CLAIM, problems);
-  const busSecret = e.REDIS_BUS_SECRET
-    ? { value: e.REDIS_BUS_SECRET, source: 'REDIS_BUS_SECRET' as const }
+  const serverSecret = e.SERVER_SECRET
+    ? { value: e.SERVER_SECRET, source: 'SERVER_SECRET' as const }
     : e.AUTH_JWT_SECRET
       ? { value: e.AUTH_JWT_SECRET, source: 'AUTH_JWT_SECRET' as const }
       : e.AUTH_SERVICE_TOKEN
         ? { value: e.AUTH_SERVICE_TOKEN, source: 'AUTH_SERVICE_TOKEN' as const }
-        : { value: 'development: the cluster bus is not authenticated', source: 'development' as const };
-  if (e.REDIS_BUS_SECRET && Buffer.byteLength(e.REDIS_BUS_SECRET) < 32) problems.push('REDIS_BUS_SECRET: must be at least 32 bytes long');
-  if (prod && e.REDIS_URL && busSecret.source === 'development')
-    problems.push('REDIS_BUS_SECRET: required with REDIS_URL when NODE_ENV=production and there is no AUTH_JWT_SECRET or AUTH_SERVICE_TOKEN (the bus messages are signed with it)');
+        : { value: 'development only: not a secret', source: 'development' as const };
+  if (e.SERVER_SECRET && Buffer.byteLength(e.SERVER_SECRET) < 32) problems.push('SERVER_SECRET: must be at least 32 bytes long');
+  if (prod && serverSecret.source === 'development')
+    problems.push('SERVER_SECRET: required when NODE_ENV=production without AUTH_JWT_SECRET or AUTH_SERVICE_TOKEN (it keys cursor tags and cluster bus signatures; the same value on every node)');
   if (e.SYNC_RULES_FILE && !fs.existsSync(e.SYNC_RULES_FILE))
     problems.push(`SYNC_RULES_FILE: file not found: ${e.SYNC_RULES_FILE}`);
   if (problems.length) throw new ConfigError(problems);
@@ -169,6 +169,7 @@ export function loadConfig(
   return {
     env: e.NODE_ENV,
     isProduction: prod,
+    serverSecret,
     server: {
       port: e.PORT,
       host: e.HOST,
@@ -227,7 +228,6 @@ export function loadConfig(
       redisUrl: e.REDIS_URL,
       redisChannelPrefix: e.REDIS_CHANNEL_PREFIX,
       redisMaxMessageBytes: e.REDIS_MAX_MESSAGE_BYTES,
-      busSecret,
       webPubSubConnectionString: e.WEB_PUBSUB_CONNECTION_STRING,
       webPubSubHub: e.WEB_PUBSUB_HUB_NAME,
     },

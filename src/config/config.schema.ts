@@ -51,6 +51,7 @@ export const envSchema = z.object({
   AUTH_JWT_ISSUER: optionalString,
   AUTH_JWT_AUDIENCE: optionalString,
   AUTH_SERVICE_TOKEN: optionalString,
+  SERVER_SECRET: optionalString,
   ADMIN_USER_IDS: csv,
   ADMIN_CLAIM: optionalString,
   TOKEN_EXPIRY_GRACE_MS: int(0, 3_600_000).default(30_000),
@@ -90,7 +91,6 @@ export const envSchema = z.object({
       .optional(),
   ),
   REDIS_CHANNEL_PREFIX: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'letters, digits, _ . : and - only (at most 64)').default('sync'),
-  REDIS_BUS_SECRET: optionalString,
   REDIS_MAX_MESSAGE_BYTES: int(16 * 1024, 16 * 1024 * 1024).default(4 * 1024 * 1024),
   WEB_PUBSUB_CONNECTION_STRING: optionalString,
   WEB_PUBSUB_HUB_NAME: z.string().regex(/^[A-Za-z][A-Za-z0-9_-]{0,127}$/, 'letters, digits, _ and - only').default('Hub'),
@@ -102,6 +102,12 @@ export type Env = z.infer<typeof envSchema>;
 export interface AppConfig {
   env: Env['NODE_ENV'];
   isProduction: boolean;
+  /**
+   * The secret the server derives its own keys from (HKDF, one per use: cluster bus signatures,
+   * cursor tags): SERVER_SECRET, else AUTH_JWT_SECRET, else AUTH_SERVICE_TOKEN (every node has
+   * the same); outside production without any of them, a fixed development value.
+   */
+  serverSecret: { value: string; source: 'SERVER_SECRET' | 'AUTH_JWT_SECRET' | 'AUTH_SERVICE_TOKEN' | 'development' };
   server: {
     port: number;
     host: string;
@@ -165,11 +171,6 @@ export interface AppConfig {
     redisChannelPrefix: string;
     /** A bus message larger than this is split, or its change dropped when it is alone. */
     redisMaxMessageBytes: number;
-    /**
-     * The secret the bus signing key is derived from: REDIS_BUS_SECRET, else AUTH_JWT_SECRET, else
-     * AUTH_SERVICE_TOKEN (every node has them); outside production, a fixed development value.
-     */
-    busSecret: { value: string; source: 'REDIS_BUS_SECRET' | 'AUTH_JWT_SECRET' | 'AUTH_SERVICE_TOKEN' | 'development' };
     webPubSubConnectionString?: string;
     webPubSubHub: string;
   };
