@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import type { Server } from 'socket.io';
-import { DisconnectReason, EVENTS, ForbiddenError, InvalidPayloadError, SyncError, UnauthenticatedError } from '@sync/protocol';
+import { EVENTS, ForbiddenError, InvalidPayloadError, SyncError, UnauthenticatedError } from '@sync/protocol';
 import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
 import { MetricsService } from '../health/metrics.service';
@@ -41,10 +41,10 @@ interface SocketState {
  *  2. A token in `auth.token`, the `Authorization` header or `query.token` is verified; an invalid
  *     one refuses the connection (`unauthorized`). Without a token the socket may connect and
  *     authenticate with sync:join within JOIN_TIMEOUT_MS, or it is disconnected
- *     (`sync:disconnecting` with reason `join_timeout` first).
+ *     (`sync:error` with code `JOIN_TIMEOUT` first).
  *  3. Per-address limit (MAX_CONNECTIONS_PER_IP) on the client address (TRUST_PROXY aware).
  *     Authenticated sockets count first: a full address evicts its oldest unauthenticated socket
- *     for an authenticated one (reason `evicted`), so anonymous sockets cannot lock users out.
+ *     for an authenticated one (code `EVICTED`), so anonymous sockets cannot lock users out.
  *  4. Per-user limit (MAX_CONNECTIONS_PER_USER) when the handshake named a user.
  * Refusals are `connect_error` with `err.message` a short sentence and `err.data = { code, error }`.
  */
@@ -124,7 +124,7 @@ export class SocketAuthService implements OnModuleDestroy {
     this.release(socketId);
     if (!state) return;
     this.logger.debug(`disconnecting unauthenticated socket ${socketId}: its address is full and an authenticated client needed the slot`);
-    disconnectWithReason(state.socket, 'evicted', 'RATE_LIMITED', 'this address is at its connection limit and authenticated clients come first: connect with a token');
+    disconnectWithReason(state.socket, 'EVICTED', 'this address is at its connection limit and authenticated clients come first: connect with a token');
   }
 
   /** A socket that has not authenticated JOIN_TIMEOUT_MS after its handshake is disconnected. */
@@ -137,7 +137,7 @@ export class SocketAuthService implements OnModuleDestroy {
       if (socket.data.user || socket.data.handshakeUser || !this.sockets.has(socket.id)) return;
       this.metrics.connectionsRefused.inc({ reason: 'join_timeout' });
       this.logger.debug(`disconnecting socket ${socket.id}: not joined within ${ms} ms`);
-      disconnectWithReason(socket, 'join_timeout', 'UNAUTHENTICATED', `not authenticated within ${ms} ms of connecting: send sync:join (or a token in the handshake) sooner`);
+      disconnectWithReason(socket, 'JOIN_TIMEOUT', `not authenticated within ${ms} ms of connecting: send sync:join (or a token in the handshake) sooner`);
     }, ms);
     state.joinDeadline.unref();
   }
@@ -284,10 +284,14 @@ export class SocketAuthService implements OnModuleDestroy {
   }
 }
 
-/** Tells the client why (`sync:disconnecting`), then closes the socket. */
-function disconnectWithReason(socket: SyncSocket, reason: DisconnectReason, code: string, error: string): void {
+/**
+ * Tells the client why (`sync:error` `{ code, error }`), then closes the socket. Codes:
+ * `JOIN_TIMEOUT` (not authenticated within JOIN_TIMEOUT_MS: reconnect and join at once), `EVICTED`
+ * (an unauthenticated socket gave its address's slot to an authenticated client).
+ */
+function disconnectWithReason(socket: SyncSocket, code: 'JOIN_TIMEOUT' | 'EVICTED', error: string): void {
   if (socket.disconnected) return;
-  socket.emit(EVENTS.disconnecting, { code, reason, error });
+  socket.emit(EVENTS.syncError, { code, error });
   socket.disconnect(true);
 }
 

@@ -15,6 +15,11 @@ export interface ClientChange {
   documentId: string;
   data?: SyncDocument;
   timestamp?: number;
+  /**
+   * Optional: how a NEW document of an `auto` collection stores its `_id` ("objectId" needs a
+   * 24-hex documentId). Ignored for documents that exist (their stored type is kept).
+   */
+  idType?: 'objectId' | 'string';
 }
 
 /** A change as the server delivers it (sync:changes, sync:get_changes, ...). */
@@ -29,6 +34,8 @@ export interface DeliveredChange {
   serverTimestamp: number;
   cursor: string;
   outOfView?: true;
+  /** Optional: the document's `_id` is an ObjectId in the database (documentId is its hex form). */
+  idType?: 'objectId';
 }
 
 export interface SubscriptionSpec {
@@ -118,6 +125,8 @@ export interface BootstrapPage {
   page: number;
   done: boolean;
   cursor: string;
+  /** Optional: the ids (hex) of this page's documents whose `_id` is an ObjectId in the database. */
+  objectIds?: string[];
 }
 
 export interface PingAck {
@@ -168,16 +177,9 @@ export interface ServerToClientEvents {
   'sync:bootstrap': (page: BootstrapPage) => void;
   /** Optional extension: the socket's token expired; re-join with a fresh token or be disconnected. */
   'sync:token_expired': (info: { code: 'UNAUTHENTICATED'; error: string; graceMs: number }) => void;
-  /** Optional extension: sent just before the server closes the socket, saying why. */
-  'sync:disconnecting': (info: { code: string; reason: DisconnectReason; error: string }) => void;
+  /** Optional extension: sent right before the server disconnects the socket (e.g. `SLOW_CONSUMER`). */
+  'sync:error': (info: { code: string; error: string }) => void;
 }
-
-/**
- * Why the server closed a socket (`sync:disconnecting`): `join_timeout` (not authenticated within
- * the server's deadline: reconnect and join at once), `evicted` (an unauthenticated socket gave its
- * address's slot to an authenticated client), or a reason another part of the server defines.
- */
-export type DisconnectReason = 'join_timeout' | 'evicted' | (string & {});
 
 export const EVENTS = {
   join: 'sync:join',
@@ -193,7 +195,7 @@ export const EVENTS = {
   changes: 'sync:changes',
   bootstrap: 'sync:bootstrap',
   tokenExpired: 'sync:token_expired',
-  disconnecting: 'sync:disconnecting',
+  syncError: 'sync:error',
 } as const;
 
 /** Protocol limits and defaults (the server's config may tighten or loosen them). */
