@@ -105,7 +105,8 @@ export class SocketAuthService implements OnModuleDestroy {
       if (!this.sockets.has(socket.id)) return; // the connection closed meanwhile
       this.evict(this.limits.takeAddress(socket.id, addressKey(ip), !!user));
       if (user) {
-        this.limits.takeUser(socket.id, user.id);
+        await this.limits.takeUserShared(socket.id, user.id);
+        if (!this.sockets.has(socket.id)) return; // the connection closed meanwhile
         socket.data.handshakeUser = user;
         this.watchExpiry(socket, user);
       } else {
@@ -200,7 +201,7 @@ export class SocketAuthService implements OnModuleDestroy {
     }
     if (socket.disconnected) throw new UnauthenticatedError('connection closed');
     this.track(socket);
-    this.limits.takeUser(socket.id, user.id);
+    await this.limits.takeUserShared(socket.id, user.id);
     this.limits.markAuthenticated(socket.id);
     const state = this.sockets.get(socket.id);
     if (state?.joinDeadline) clearTimeout(state.joinDeadline);

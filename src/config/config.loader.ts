@@ -205,6 +205,7 @@ export function loadConfig(
       maxConnectionsPerIp: e.MAX_CONNECTIONS_PER_IP ?? (prod ? 50 : 500),
       maxConnections: e.MAX_CONNECTIONS,
       joinTimeoutMs: e.JOIN_TIMEOUT_MS,
+      nodeLeaseMs: e.LIMITS_NODE_LEASE_MS,
       rateLimitMax: e.SYNC_RATE_LIMIT_MAX,
       rateLimitWindowMs: e.SYNC_RATE_LIMIT_WINDOW_MS,
       rateLimitDisabled: e.RATE_LIMIT_DISABLED ?? !prod,

@@ -64,6 +64,7 @@ export const envSchema = z.object({
   MAX_CONNECTIONS_PER_IP: int(1, 10_000_000).optional(),
   MAX_CONNECTIONS: int(1, 10_000_000).default(100_000),
   JOIN_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  LIMITS_NODE_LEASE_MS: int(500, 600_000).default(15_000),
   SYNC_RATE_LIMIT_MAX: int(1, 100_000_000).default(50),
   SYNC_RATE_LIMIT_WINDOW_MS: int(100, 86_400_000).default(10_000),
   RATE_LIMIT_DISABLED: bool.optional(),
@@ -146,6 +147,8 @@ export interface AppConfig {
     maxConnections: number;
     /** A socket that has not joined within this long is disconnected (it holds a per-address slot). */
     joinTimeoutMs: number;
+    /** With REDIS_URL: how long the connection slots of a node that stopped renewing its lease (died) still count. */
+    nodeLeaseMs: number;
     rateLimitMax: number;
     rateLimitWindowMs: number;
     rateLimitDisabled: boolean;

@@ -1,8 +1,9 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { RateLimitedError } from '@sync/protocol';
 import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
 import { MetricsService } from '../health/metrics.service';
+import { RedisConnectionCounter } from './redis-connection-counter';
 
 /** How long a client refused by a connection limit is told to wait before trying again. */
 export const CONNECTION_RETRY_AFTER_MS = 10_000;
@@ -38,10 +39,12 @@ interface Slot {
  * sockets refuses everyone.
  */
 @Injectable()
-export class ConnectionLimitService {
+export class ConnectionLimitService implements OnModuleInit, OnModuleDestroy {
   private readonly slots = new Map<string, Slot>();
   private readonly byAddress = new Map<string, Set<string>>();
   private readonly byUser = new Map<string, Set<string>>();
+  /** With REDIS_URL: the per-user count over every node (see RedisConnectionCounter). */
+  private shared?: RedisConnectionCounter;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -111,10 +114,55 @@ export class ConnectionLimitService {
     slot.userId = userId;
   }
 
+  /** With REDIS_URL, the per-user limit counts over every node. */
+  async onModuleInit(): Promise<void> {
+    const url = this.config.scale.redisUrl;
+    if (!url) return;
+    const counter = new RedisConnectionCounter(url, this.config.scale.redisChannelPrefix, this.config.limits.nodeLeaseMs);
+    await counter.start();
+    this.shareThrough(counter);
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    const counter = this.shared;
+    this.shared = undefined;
+    await counter?.close();
+  }
+
+  /** Counts users over every node from now on (LimitsModule, when REDIS_URL is set). */
+  shareThrough(counter: RedisConnectionCounter | undefined): void {
+    this.shared = counter;
+  }
+
+  /**
+   * takeUser, and with Redis the same limit over every node: throws ConnectionLimitError (nothing
+   * taken) when this node or the deployment already holds MAX_CONNECTIONS_PER_USER of the user's sockets.
+   */
+  async takeUserShared(socketId: string, userId: string): Promise<void> {
+    const before = this.slots.get(socketId)?.userId;
+    this.takeUser(socketId, userId);
+    if (!this.shared || before === userId) return;
+    const max = this.config.limits.maxConnectionsPerUser;
+    if (await this.shared.take('user', userId, socketId, max)) {
+      // released while Redis answered (the client hung up): give the shared slot back too
+      if (this.slots.get(socketId)?.userId !== userId) this.shared.release('user', userId, socketId);
+      return;
+    }
+    const slot = this.slots.get(socketId);
+    if (slot?.userId === userId) {
+      this.remove(this.byUser, userId, socketId);
+      slot.userId = undefined;
+      this.dropIfEmpty(socketId);
+    }
+    this.metrics.connectionsRefused.inc({ reason: 'per_user' });
+    throw new ConnectionLimitError('per_user', `too many connections for this user (at most ${max})`);
+  }
+
   /** Frees every slot of the socket. Safe to call any number of times. */
   release(socketId: string): void {
     const slot = this.slots.get(socketId);
     if (!slot) return;
+    if (slot.userId && this.shared) this.shared.release('user', slot.userId, socketId);
     if (slot.address) this.remove(this.byAddress, slot.address, socketId);
     if (slot.userId) this.remove(this.byUser, slot.userId, socketId);
     this.slots.delete(socketId);
