@@ -4,7 +4,7 @@ import type { AuthUser } from '../auth/auth.types';
 import { AuditRepository } from '../audit/audit.repository';
 import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
-import { FIELD_TS } from '../conflict/conflict.types';
+import { FIELD_TS, StoredState } from '../conflict/conflict.types';
 import { PermissionService } from '../permission/permission.service';
 import { ChangeFeedRepository, FeedEntry } from './change-feed.repository';
 import { DocumentRepository } from './document.repository';
@@ -31,6 +31,24 @@ export function publicDoc(doc: SyncDocument): SyncDocument {
   return rest;
 }
 
+/** JSON with sorted keys: equal for equal documents whatever their key order. */
+function canonical(v: unknown): string {
+  if (v === null || typeof v !== 'object' || typeof (v as { toJSON?: unknown }).toJSON === 'function') return JSON.stringify(v) ?? 'undefined';
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  const o = v as Record<string, unknown>;
+  return `{${Object.keys(o)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`)
+    .join(',')}}`;
+}
+
+/** Whether a stored state is the one a feed entry produced (same timestamp assumed). */
+function holds(state: StoredState, e: FeedEntry): boolean {
+  if (e.operation === 'delete') return state.doc === null;
+  if (state.doc === null || !e.after) return false;
+  return canonical(publicDoc(state.doc)) === canonical(publicDoc(e.after));
+}
+
 export function toDelivered(e: FeedEntry, outOfView = false): DeliveredChange {
   const out: DeliveredChange = {
     changeId: e.changeId,
@@ -42,6 +60,7 @@ export function toDelivered(e: FeedEntry, outOfView = false): DeliveredChange {
     serverTimestamp: e.serverTimestamp!,
     cursor: encodeCursor(e._id),
   };
+  if (e.idType === 'objectId') out.idType = 'objectId';
   if (outOfView) out.outOfView = true;
   else if (e.operation !== 'delete' && e.after) out.data = publicDoc(e.after);
   return out;
@@ -258,18 +277,22 @@ export class ChangeFeedService implements OnApplicationBootstrap, OnModuleDestro
     for (const e of entries) {
       const coll = e.collection!;
       const id = e.documentId!;
-      const state = (await this.docs.loadStates(coll, [id])).get(id)!;
-      const newerOrSame = state.timestamp !== null && state.timestamp >= e.timestamp!;
+      // the entry says whether a new document gets an ObjectId _id (auto collections)
+      const state = (await this.docs.loadStates(coll, [id], e.idType ? new Map([[id, e.idType]]) : undefined)).get(id)!;
+      // in place: the document is at a newer version, or at this one. Several versions may share a
+      // timestamp (one author's edits within a millisecond): then only its content tells them apart
+      const newerOrSame = state.timestamp !== null && (state.timestamp > e.timestamp! || (state.timestamp === e.timestamp && holds(state, e)));
       if (!newerOrSame) {
         const failed = await this.docs.applyWrites([
           {
             collection: coll,
             documentId: id,
             expected: { exists: state.doc !== null, timestamp: state.doc ? state.timestamp : null },
+            dbId: state.dbId,
             after: e.operation === 'delete' ? null : (e.after ?? null),
             tombstone:
               e.operation === 'delete'
-                ? { timestamp: e.timestamp!, changeId: e.changeId, userId: e.userId!, deletedAt: new Date(e.serverTimestamp!) }
+                ? { timestamp: e.timestamp!, changeId: e.changeId, userId: e.userId!, deletedAt: new Date(e.serverTimestamp!), lastDoc: e.before ?? state.lastDoc ?? null }
                 : undefined,
           },
         ]);
