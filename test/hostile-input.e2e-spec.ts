@@ -588,7 +588,7 @@ describe('hostile input: production-mode fuzz of two authenticated users, every 
             u.received.push(JSON.stringify(ack) ?? '');
             if (EVENTS.includes(event as EventName)) checkAck(event as EventName, ack, true);
           } catch (e) {
-            problems.push(`${u.id} ${event}: ${(e as Error).message}`);
+            problems.push(`${u.id} ${event}: ${(e as Error).message} (payload ${String(JSON.stringify(payload)).slice(0, 300)})`);
           }
         }
       }
