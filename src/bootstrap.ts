@@ -7,6 +7,7 @@ import { AppModule } from './app.module';
 import { SyncIoAdapter } from './common/io.adapter';
 import { AppConfig } from './config/config.schema';
 import { loadConfig } from './config/config.loader';
+import { expressTrust } from './limits/client-address';
 
 export interface CreateAppOptions {
   config?: AppConfig;
@@ -24,7 +25,8 @@ export async function createApp(opts: CreateAppOptions = {}): Promise<INestAppli
     cors: { origin: config.server.corsOrigins === '*' ? true : config.server.corsOrigins, credentials: config.server.corsOrigins !== '*' },
   });
   app.useLogger(app.get(PinoLogger));
-  if (config.server.trustProxy) app.set('trust proxy', true);
+  // req.ip (logs, audit) believes X-Forwarded-For exactly as far as the limits do (never its client-written left end)
+  if (config.server.trustProxy) app.set('trust proxy', expressTrust(config.server));
   app.disable('x-powered-by');
   // static files: the demo page at /demo (public/ in the source tree, dist/public once built)
   app.useStaticAssets(join(__dirname, '..', 'public'), { index: ['index.html'], maxAge: 0 });

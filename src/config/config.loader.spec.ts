@@ -80,6 +80,14 @@ describe('loadConfig', () => {
     expect(loadConfig({}, NO_DIR).auth.adminClaim).toBeUndefined();
   });
 
+  it('reads TRUST_PROXY as a boolean or a hop count', () => {
+    expect(loadConfig({ TRUST_PROXY: 'true' }, NO_DIR).server).toMatchObject({ trustProxy: true, proxyHops: 1 });
+    expect(loadConfig({ TRUST_PROXY: '2' }, NO_DIR).server).toMatchObject({ trustProxy: true, proxyHops: 2 });
+    expect(loadConfig({ TRUST_PROXY: '0' }, NO_DIR).server).toMatchObject({ trustProxy: false, proxyHops: 0 });
+    expect(loadConfig({}, NO_DIR).server).toMatchObject({ trustProxy: false, proxyHops: 0 });
+    expect(problems({ TRUST_PROXY: 'maybe' }).join()).toMatch(/TRUST_PROXY: expected true, false or a number of proxies/);
+  });
+
   it('refuses placeholder and short secrets, and hides secret values', () => {
     expect(problems({ AUTH_JWT_SECRET: 'your-secret-key-here' }).join()).toMatch(/placeholder/);
     expect(problems({ NODE_ENV: 'production', AUTH_JWT_SECRET: 'short', ALLOWED_ORIGINS: 'https://x' }).join()).toMatch(/at least 32 bytes/);

@@ -34,7 +34,19 @@ export const envSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   LOG_PRETTY: bool.optional(),
   ALLOWED_ORIGINS: csv,
-  TRUST_PROXY: bool.default(false),
+  /** true / false, or the number of proxies in front (a hop count, as Express's `trust proxy`). */
+  TRUST_PROXY: z
+    .union([z.boolean(), z.string()])
+    .transform((v, ctx) => {
+      if (typeof v === 'boolean') return v ? 1 : 0;
+      const s = v.trim().toLowerCase();
+      if (['true', 'yes', 'on'].includes(s)) return 1;
+      if (['false', 'no', 'off', ''].includes(s)) return 0;
+      if (/^\d{1,2}$/.test(s) && Number(s) <= 32) return Number(s);
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected true, false or a number of proxies (0-32), got "${v}"` });
+      return z.NEVER;
+    })
+    .default(false),
   TRUSTED_PROXIES: csv,
 
   // database
@@ -114,6 +126,8 @@ export interface AppConfig {
     host: string;
     corsOrigins: string[] | '*';
     trustProxy: boolean;
+    /** TRUST_PROXY as a hop count: how many proxies stand in front (0: none). */
+    proxyHops: number;
     /** Proxy addresses / CIDRs trusted to set X-Forwarded-For (empty: only the direct peer). */
     trustedProxies: string[];
     logLevel: Env['LOG_LEVEL'];
