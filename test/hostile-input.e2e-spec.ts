@@ -49,13 +49,52 @@ type EventName = (typeof EVENTS)[number];
 // ---- generators ---------------------------------------------------------------------------------
 
 const HOSTILE_KEYS = [
-  '$where', '$gt', '$ne', '$set', '$expr', '$function', '$regex', '$in', '$or', '$$ROOT',
-  '__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty', 'valueOf',
-  'a.b', '.', '..', '', '\u0000', 'a\u0000b', '_id', '_updated_by', 'sync_updated_at', 'x'.repeat(300),
+  '$where',
+  '$gt',
+  '$ne',
+  '$set',
+  '$expr',
+  '$function',
+  '$regex',
+  '$in',
+  '$or',
+  '$$ROOT',
+  '__proto__',
+  'constructor',
+  'prototype',
+  'toString',
+  'hasOwnProperty',
+  'valueOf',
+  'a.b',
+  '.',
+  '..',
+  '',
+  '\u0000',
+  'a\u0000b',
+  '_id',
+  '_updated_by',
+  'sync_updated_at',
+  'x'.repeat(300),
 ];
 const HOSTILE_COLLECTIONS = [
-  'system.users', 'system.js', 'system', '_sync', '_sync_changes', '_syncx', '$cmd', 'admin.$cmd', 'a$b',
-  '..', '.a', 'a.', '', ' ', 'a/b', 'a b', 'x'.repeat(65), 'ünïcode',
+  'system.users',
+  'system.js',
+  'system',
+  '_sync',
+  '_sync_changes',
+  '_syncx',
+  '$cmd',
+  'admin.$cmd',
+  'a$b',
+  '..',
+  '.a',
+  'a.',
+  '',
+  ' ',
+  'a/b',
+  'a b',
+  'x'.repeat(65),
+  'ünïcode',
   ...ATTACKER_COLLECTIONS,
 ];
 const OPERATOR_IDS = [{ $ne: null }, { $gt: '' }, { $regex: '.*' }, { $in: ['v1', 'v2'] }, ['v1'], { _id: 'v1' }, { $where: 'true' }];
@@ -98,11 +137,7 @@ const anyValue = fc.oneof(
 const maybe = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: undefined, freq: 3 });
 
 const collectionArb = fc.oneof({ arbitrary: fc.constantFrom(...HOSTILE_COLLECTIONS), weight: 4 }, { arbitrary: anyValue, weight: 1 });
-const idArb = fc.oneof(
-  fc.constantFrom('h1', 'h2', 'v1', '', 'x'.repeat(257), '__proto__', 'constructor'),
-  fc.constantFrom(...OPERATOR_IDS),
-  anyValue,
-);
+const idArb = fc.oneof(fc.constantFrom('h1', 'h2', 'v1', '', 'x'.repeat(257), '__proto__', 'constructor'), fc.constantFrom(...OPERATOR_IDS), anyValue);
 const changeArb = fc.record(
   {
     changeId: maybe(fc.oneof(fc.uuid(), anyValue)),
@@ -145,12 +180,19 @@ const payloadFor: Record<EventName, fc.Arbitrary<unknown>> = {
   'sync:join': fc.oneof(
     anyValue,
     fc.record(
-      { userId: maybe(fc.oneof(fc.constantFrom('victim', 'attacker', ''), anyValue)), token: maybe(anyValue), subscriptions: maybe(fc.oneof(fc.array(subscriptionArb, { maxLength: 3 }), anyValue)) },
+      {
+        userId: maybe(fc.oneof(fc.constantFrom('victim', 'attacker', ''), anyValue)),
+        token: maybe(anyValue),
+        subscriptions: maybe(fc.oneof(fc.array(subscriptionArb, { maxLength: 3 }), anyValue)),
+      },
       { requiredKeys: [] },
     ),
   ),
   'sync:subscribe': fc.oneof(anyValue, subscriptionArb),
-  'sync:unsubscribe': fc.oneof(anyValue, fc.record({ subscriptionId: maybe(anyValue), collection: maybe(collectionArb), filter: maybe(anyValue) }, { requiredKeys: [] })),
+  'sync:unsubscribe': fc.oneof(
+    anyValue,
+    fc.record({ subscriptionId: maybe(anyValue), collection: maybe(collectionArb), filter: maybe(anyValue) }, { requiredKeys: [] }),
+  ),
   'sync:update_subscriptions': fc.oneof(anyValue, fc.record({ subscriptions: fc.oneof(fc.array(subscriptionArb, { maxLength: 4 }), anyValue) })),
   'sync:change': fc.oneof({ arbitrary: changeArb, weight: 4 }, { arbitrary: injectionArb, weight: 1 }, { arbitrary: anyValue, weight: 1 }),
   'sync:changeBatch': fc.oneof(
@@ -174,7 +216,12 @@ const payloadFor: Record<EventName, fc.Arbitrary<unknown>> = {
   mongoUpsert: fc.oneof(
     anyValue,
     fc.record(
-      { collection: collectionArb, update: fc.oneof(hostileValue, fc.constant({ $set: { owner: 'attacker' } })), query: fc.oneof(fc.record({ _id: idArb }), anyValue), patchId: maybe(anyValue) },
+      {
+        collection: collectionArb,
+        update: fc.oneof(hostileValue, fc.constant({ $set: { owner: 'attacker' } })),
+        query: fc.oneof(fc.record({ _id: idArb }), anyValue),
+        patchId: maybe(anyValue),
+      },
       { requiredKeys: [] },
     ),
   ),
@@ -213,7 +260,8 @@ function checkAck(event: EventName, ack: unknown, joined: boolean): void {
   if (event === 'mongoDelete' && a.code === undefined) return;
   if (typeof a.code !== 'string' || !CODES.has(a.code)) throw new Error(`${event}: unknown code ${String(a.code)}`);
   if (a.code === ErrorCode.INTERNAL) throw new Error(`${event}: INTERNAL error for a client mistake`);
-  if (!joined && event !== 'sync:join' && a.code !== ErrorCode.UNAUTHENTICATED) throw new Error(`${event}: anonymous socket got ${a.code}, not UNAUTHENTICATED`);
+  if (!joined && event !== 'sync:join' && a.code !== ErrorCode.UNAUTHENTICATED)
+    throw new Error(`${event}: anonymous socket got ${a.code}, not UNAUTHENTICATED`);
 }
 
 // ---- the suite -----------------------------------------------------------------------------------
@@ -300,7 +348,14 @@ describe('hostile input', () => {
       const ack = await emitAck(v, 'sync:changeBatch', { changes });
       expect(ack).toMatchObject({ success: true, successCount: changes.length });
     }
-    const answered = await Promise.all(EVENTS.map((e) => emitAck(v, e, {}, 3000).then(() => true, () => false)));
+    const answered = await Promise.all(
+      EVENTS.map((e) =>
+        emitAck(v, e, {}, 3000).then(
+          () => true,
+          () => false,
+        ),
+      ),
+    );
     live = EVENTS.filter((_, i) => answered[i]);
     const missing = EVENTS.filter((_, i) => !answered[i]);
     // eslint-disable-next-line no-console
@@ -337,7 +392,7 @@ describe('hostile input', () => {
     expect(after - baseline).toBeLessThan(25 * 1024 * 1024);
   });
 
-  it('changes no document outside the attacker\'s own and creates no system collection', async () => {
+  it("changes no document outside the attacker's own and creates no system collection", async () => {
     const now = await snapshot();
     expect(now.victim).toEqual(before.victim);
     const added = now.collections.filter((c) => !before.collections.includes(c));
@@ -429,9 +484,24 @@ const FUZZ_RULES = {
 };
 const FUZZ_SERVICE_TOKEN = 'fuzz-service-token-0123456789-0123456789';
 const HTTP_PATHS = [
-  '/api/changes', '/api/negotiate', '/stats', '/health', '/ready', '/metrics',
-  '/api/changes/', '/stats/', '/api/changes?changes=1', '/stats?token=x', '/metrics?format=json', '/api/%2e%2e/stats',
-  '/api/changes/../../stats', '/health/../stats', '/api/negotiate?userId=alice', '/api/changes#x', '/STATS', '/api//changes',
+  '/api/changes',
+  '/api/negotiate',
+  '/stats',
+  '/health',
+  '/ready',
+  '/metrics',
+  '/api/changes/',
+  '/stats/',
+  '/api/changes?changes=1',
+  '/stats?token=x',
+  '/metrics?format=json',
+  '/api/%2e%2e/stats',
+  '/api/changes/../../stats',
+  '/health/../stats',
+  '/api/negotiate?userId=alice',
+  '/api/changes#x',
+  '/STATS',
+  '/api//changes',
 ];
 const HTTP_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'HEAD'];
 
@@ -449,7 +519,15 @@ interface FuzzUser {
 function ownedBy(user: string, payload: unknown, coin: number): unknown {
   if (coin % 2 || !payload || typeof payload !== 'object' || Array.isArray(payload)) return payload;
   const p = payload as Record<string, unknown>;
-  const own = (c: unknown) => (c && typeof c === 'object' && !Array.isArray(c) && (c as { data?: unknown }).data && typeof (c as { data?: unknown }).data === 'object' && !Array.isArray((c as { data: unknown }).data) ? { ...(c as object), data: { ...((c as { data: object }).data), owner: user } } : c);
+  const own = (c: unknown) =>
+    c &&
+    typeof c === 'object' &&
+    !Array.isArray(c) &&
+    (c as { data?: unknown }).data &&
+    typeof (c as { data?: unknown }).data === 'object' &&
+    !Array.isArray((c as { data: unknown }).data)
+      ? { ...(c as object), data: { ...(c as { data: object }).data, owner: user } }
+      : c;
   if (Array.isArray(p.changes)) return { ...p, changes: p.changes.map(own) };
   return own(p);
 }
@@ -495,13 +573,25 @@ describe('hostile input: production-mode fuzz of two authenticated users, every 
       'hostile_fuzz',
     );
     for (const id of ['alice', 'bob'] as const) {
-      const u: FuzzUser = { id, token: await hs256({ sub: id }, { expiresIn: '1h' }), marker: `${id.toUpperCase()}-MARKER-${randomUUID()}`, sockets: [], received: [] };
+      const u: FuzzUser = {
+        id,
+        token: await hs256({ sub: id }, { expiresIn: '1h' }),
+        marker: `${id.toUpperCase()}-MARKER-${randomUUID()}`,
+        sockets: [],
+        received: [],
+      };
       users.push(u);
       const s = await userSocket(u);
       // the generators aim at these ids and collections: each user owns some of them
       const ids = id === 'alice' ? ['v1', 'h1', '__proto__', 'constructor'] : ['v2', 'h2', 'v3', 'toString'];
       const changes = FUZZ_COLLECTIONS.flatMap((c) =>
-        ids.map((d) => ({ operation: 'insert', collection: c, documentId: d, changeId: `seed-${c}-${d}`, data: { owner: id, secret: `${u.marker}/${c}/${d}`, nested: { note: u.marker } } })),
+        ids.map((d) => ({
+          operation: 'insert',
+          collection: c,
+          documentId: d,
+          changeId: `seed-${c}-${d}`,
+          data: { owner: id, secret: `${u.marker}/${c}/${d}`, nested: { note: u.marker } },
+        })),
       );
       expect(await emitAck(s, 'sync:changeBatch', { changes })).toMatchObject({ success: true, successCount: changes.length });
       await userSocket(u);
@@ -530,7 +620,10 @@ describe('hostile input: production-mode fuzz of two authenticated users, every 
     // /health must answer 200 all along (an event loop blocked or a crashed process would not)
     const health = (async () => {
       while (running) {
-        const res = await request(t.url).get('/health').timeout(10_000).catch((e: Error) => ({ status: 0, text: e.message }));
+        const res = await request(t.url)
+          .get('/health')
+          .timeout(10_000)
+          .catch((e: Error) => ({ status: 0, text: e.message }));
         if (res.status !== 200) problems.push(`/health answered ${res.status} during the run`);
         healthChecks++;
         await new Promise((r) => setTimeout(r, 100));
@@ -558,10 +651,12 @@ describe('hostile input: production-mode fuzz of two authenticated users, every 
       probeChange.map((c) => ['mongoUpsert', { collection: c.collection, update: { ...c.data, _id: c.documentId }, query: { _id: c.documentId } }] as const),
       probeChange.map((c) => ['mongoDelete', { collection: c.collection, query: { _id: c.documentId } }] as const),
     );
-    const generated = fc.constantFrom(...EVENTS, 'sync:unknown', 'constructor', '__proto__', 'sync:changes', 'sync:bootstrap').chain((event) =>
-      fc.tuple(fc.constant(event), Object.hasOwn(payloadFor, event) ? payloadFor[event as EventName] : anyValue),
-    );
-    const eventArb = fc.tuple(fc.oneof({ arbitrary: generated, weight: 6 }, { arbitrary: probe, weight: 1 }), fc.nat(9)).map(([[event, payload], coin]) => [event, payload, coin] as const);
+    const generated = fc
+      .constantFrom(...EVENTS, 'sync:unknown', 'constructor', '__proto__', 'sync:changes', 'sync:bootstrap')
+      .chain((event) => fc.tuple(fc.constant(event), Object.hasOwn(payloadFor, event) ? payloadFor[event as EventName] : anyValue));
+    const eventArb = fc
+      .tuple(fc.oneof({ arbitrary: generated, weight: 6 }, { arbitrary: probe, weight: 1 }), fc.nat(9))
+      .map(([[event, payload], coin]) => [event, payload, coin] as const);
     /** One worker per socket: generated events in order, most with an ack, some without. */
     const socketWorker = async (u: FuzzUser, slot: number, count: number, seed: number) => {
       let done = 0;
@@ -612,7 +707,15 @@ describe('hostile input: production-mode fuzz of two authenticated users, every 
     const httpWorker = async (u: FuzzUser, count: number, seed: number) => {
       const samples = fc.sample(httpArb, { seed, numRuns: count });
       for (const r of samples) {
-        const auth = { own: `Bearer ${u.token}`, none: undefined, garbage: 'Bearer x.y.z', selfMadeAdmin: `Bearer ${selfMadeAdmin}`, forged: `Bearer ${forged}`, bearerOnly: 'Bearer', huge: `Bearer ${'a'.repeat(20_000)}` }[r.auth];
+        const auth = {
+          own: `Bearer ${u.token}`,
+          none: undefined,
+          garbage: 'Bearer x.y.z',
+          selfMadeAdmin: `Bearer ${selfMadeAdmin}`,
+          forged: `Bearer ${forged}`,
+          bearerOnly: 'Bearer',
+          huge: `Bearer ${'a'.repeat(20_000)}`,
+        }[r.auth];
         let req = request(t.url)[r.method.toLowerCase() as 'get'](r.path).timeout(20_000);
         if (auth) req = req.set('Authorization', auth);
         if (r.xff !== undefined) req = req.set('X-Forwarded-For', r.xff);

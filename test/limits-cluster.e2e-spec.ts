@@ -89,7 +89,7 @@ describeIfRedis('connection limits across nodes (REDIS_URL)', () => {
     // B dies with two of alice's sockets counted: after its lease (2 s) they no longer count
     const died = Date.now();
     b!.kill('SIGKILL');
-    await waitFor(async () => (await refusal(a.url)) === 'accepted', 15_000, 'the dead node\'s slots to expire');
+    await waitFor(async () => (await refusal(a.url)) === 'accepted', 15_000, "the dead node's slots to expire");
     const freedAfter = Date.now() - died;
     await waitFor(async () => (await refusal(a.url)) === 'accepted', 15_000, 'the second dead slot');
     expect(await refusal(a.url)).toBe('too many connections for this user (at most 3)');

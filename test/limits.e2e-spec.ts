@@ -35,10 +35,14 @@ afterEach(closeAll);
 async function drained(t: TestApp): Promise<void> {
   const limits = t.app.get(ConnectionLimitService);
   const auth = t.app.get(SocketAuthService);
-  await waitFor(() => {
-    const s = limits.stats();
-    return s.sockets === 0 && s.addresses === 0 && s.users === 0 && auth.trackedSockets === 0;
-  }, 5000, 'connection state to drain');
+  await waitFor(
+    () => {
+      const s = limits.stats();
+      return s.sockets === 0 && s.addresses === 0 && s.users === 0 && auth.trackedSockets === 0;
+    },
+    5000,
+    'connection state to drain',
+  );
 }
 
 describe('connection limits', () => {
@@ -89,7 +93,12 @@ describe('connection limits', () => {
     // re-joining an already counted socket does not take another slot
     expect(await emitAck(b, 'sync:join', { token })).toMatchObject({ success: true });
     const ack = await emitAck(c, 'sync:join', { token });
-    expect(ack).toMatchObject({ success: false, code: 'RATE_LIMITED', error: 'too many connections for this user (at most 2)', retryAfterMs: expect.any(Number) });
+    expect(ack).toMatchObject({
+      success: false,
+      code: 'RATE_LIMITED',
+      error: 'too many connections for this user (at most 2)',
+      retryAfterMs: expect.any(Number),
+    });
     // the refused socket is not joined
     expect(await emitAck(c, 'sync:get_changes', {})).toMatchObject({ code: 'UNAUTHENTICATED' });
     a.close();
@@ -117,7 +126,10 @@ describe('connection limits', () => {
 describe('attack: unauthenticated sockets cannot hold an address', () => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await startTestApp({ AUTH_JWT_SECRET: TEST_SECRET, MAX_CONNECTIONS_PER_IP: '3', MAX_CONNECTIONS_PER_USER: '5', JOIN_TIMEOUT_MS: '1500' }, 'limits_unjoined');
+    t = await startTestApp(
+      { AUTH_JWT_SECRET: TEST_SECRET, MAX_CONNECTIONS_PER_IP: '3', MAX_CONNECTIONS_PER_USER: '5', JOIN_TIMEOUT_MS: '1500' },
+      'limits_unjoined',
+    );
   });
   afterAll(() => t?.close());
   afterEach(async () => {
@@ -241,7 +253,15 @@ describe('change rate limit', () => {
     expect(refusedAck.retryAfterMs).toBeLessThanOrEqual(60_000);
     expect(await emitAck(s, 'mongoUpsert', { collection: 'rate_notes', query: { _id: 'compat' }, update: { a: 1 } })).toBe('error');
 
-    const ids = (await mongo.db().collection('rate_notes').find({}, { projection: { _id: 1 } }).toArray()).map((d) => String(d._id)).sort();
+    const ids = (
+      await mongo
+        .db()
+        .collection('rate_notes')
+        .find({}, { projection: { _id: 1 } })
+        .toArray()
+    )
+      .map((d) => String(d._id))
+      .sort();
     expect(ids).toEqual(['ok-0', 'ok-1', 'ok-2', 'ok-3', 'ok-4']);
   });
 

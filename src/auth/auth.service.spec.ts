@@ -193,5 +193,4 @@ describe('AuthService in AUTH_MODE=dev without a verifier', () => {
     expect((await failure(svc.verifyToken(unsigned({ sub: 'x' })))).reason).toBe('alg_not_allowed');
     expect((await failure(svc.verifyToken('garbage'))).reason).toBe('malformed');
   });
-
 });

@@ -1,6 +1,15 @@
 import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { timingSafeEqual } from 'node:crypto';
-import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, JWTVerifyGetKey, JWTVerifyOptions } from 'jose';
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  decodeJwt,
+  decodeProtectedHeader,
+  errors as joseErrors,
+  jwtVerify,
+  JWTVerifyGetKey,
+  JWTVerifyOptions,
+} from 'jose';
 import { ErrorCode, SyncError, UnauthenticatedError } from '@sync/protocol';
 import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
@@ -180,7 +189,10 @@ export class AuthService implements OnModuleInit {
       clockTolerance: JWT_CLOCK_TOLERANCE_S,
     };
     try {
-      const { payload } = typeof (key as JWTVerifyGetKey) === 'function' ? await jwtVerify(token, key as JWTVerifyGetKey, options) : await jwtVerify(token, key as Uint8Array, options);
+      const { payload } =
+        typeof (key as JWTVerifyGetKey) === 'function'
+          ? await jwtVerify(token, key as JWTVerifyGetKey, options)
+          : await jwtVerify(token, key as Uint8Array, options);
       return payload as Record<string, unknown>;
     } catch (e) {
       throw this.joseFailure(e);

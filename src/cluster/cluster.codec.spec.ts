@@ -187,7 +187,12 @@ describe('cluster codec: signed messages', () => {
   });
 
   it('counts the signature in the size cap', () => {
-    const { messages } = encodeBatch('node-a', Array.from({ length: 50 }, (_, i) => entry(i)), 4096, key);
+    const { messages } = encodeBatch(
+      'node-a',
+      Array.from({ length: 50 }, (_, i) => entry(i)),
+      4096,
+      key,
+    );
     for (const m of messages) expect(m.length).toBeLessThanOrEqual(4096);
   });
 });

@@ -72,11 +72,16 @@ describe('loadConfig', () => {
     expect(problems({ ...jwks, AUTH_JWT_ISSUER: 'https://idp.example', AUTH_JWT_AUDIENCE: 'sync' }).join()).not.toMatch(/AUTH_JWT_(ISSUER|AUDIENCE)/);
     // JWKS alone leaves the server without a secret of its own: SERVER_SECRET is required then
     expect(problems({ ...jwks, AUTH_JWT_ISSUER: 'https://idp.example', AUTH_JWT_AUDIENCE: 'sync' }).join()).toMatch(/SERVER_SECRET: required/);
-    expect(problems({ ...jwks, AUTH_JWT_ISSUER: 'i', AUTH_JWT_AUDIENCE: 'a', SERVER_SECRET: 'short' }).join()).toMatch(/SERVER_SECRET: must be at least 32 bytes/);
+    expect(problems({ ...jwks, AUTH_JWT_ISSUER: 'i', AUTH_JWT_AUDIENCE: 'a', SERVER_SECRET: 'short' }).join()).toMatch(
+      /SERVER_SECRET: must be at least 32 bytes/,
+    );
     expect(problems({ AUTH_JWKS_URL: 'https://idp.example/jwks.json' }).join()).not.toMatch(/AUTH_JWT_ISSUER/); // development: a warning at most
     expect(problems({ ADMIN_CLAIM: 'roles' }).join()).toMatch(/ADMIN_CLAIM: expected <claim>:<value>/);
     expect(problems({ ADMIN_CLAIM: 'sub:root' }).join()).toMatch(/registered claim/);
-    expect(loadConfig({ ADMIN_CLAIM: 'https://a.example/roles:sync-admin' }, NO_DIR).auth.adminClaim).toEqual({ name: 'https://a.example/roles', value: 'sync-admin' });
+    expect(loadConfig({ ADMIN_CLAIM: 'https://a.example/roles:sync-admin' }, NO_DIR).auth.adminClaim).toEqual({
+      name: 'https://a.example/roles',
+      value: 'sync-admin',
+    });
     expect(loadConfig({}, NO_DIR).auth.adminClaim).toBeUndefined();
   });
 
@@ -98,7 +103,11 @@ describe('loadConfig', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cfg-'));
     fs.writeFileSync(
       path.join(dir, 'development.json'),
-      JSON.stringify({ server: { port: 4100, corsOrigins: ['https://a.example', 'https://b.example'] }, sync: { maxBatchSize: 100, changeRetentionDays: 7, enableOptimisticLocking: true }, mongodb: { poolSize: 7, socketTimeoutMS: 1000 } }),
+      JSON.stringify({
+        server: { port: 4100, corsOrigins: ['https://a.example', 'https://b.example'] },
+        sync: { maxBatchSize: 100, changeRetentionDays: 7, enableOptimisticLocking: true },
+        mongodb: { poolSize: 7, socketTimeoutMS: 1000 },
+      }),
     );
     const c = loadConfig({ PORT: '4200' }, dir);
     expect(c.server.port).toBe(4200); // env wins

@@ -1,8 +1,8 @@
 import * as fs from 'node:fs';
 import { isIP } from 'node:net';
 import * as path from 'node:path';
-import { z } from 'zod';
 import { AppConfig, envSchema } from './config.schema';
+import { parseWebPubSubConnectionString } from './web-pubsub-connection-string';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -162,6 +162,11 @@ export function loadConfig(
   if (e.SERVER_SECRET && Buffer.byteLength(e.SERVER_SECRET) < 32) problems.push('SERVER_SECRET: must be at least 32 bytes long');
   if (prod && serverSecret.source === 'development')
     problems.push('SERVER_SECRET: required when NODE_ENV=production without AUTH_JWT_SECRET or AUTH_SERVICE_TOKEN (it keys cursor tags and cluster bus signatures; the same value on every node)');
+  if (e.WEB_PUBSUB_CONNECTION_STRING) {
+    const wps = parseWebPubSubConnectionString(e.WEB_PUBSUB_CONNECTION_STRING);
+    if ('error' in wps) problems.push(`WEB_PUBSUB_CONNECTION_STRING: ${wps.error}`);
+    else if (prod && !wps.endpoint.startsWith('https:')) problems.push('WEB_PUBSUB_CONNECTION_STRING: the Endpoint must be https:// in production');
+  }
   if (e.SYNC_RULES_FILE && !fs.existsSync(e.SYNC_RULES_FILE))
     problems.push(`SYNC_RULES_FILE: file not found: ${e.SYNC_RULES_FILE}`);
   if (problems.length) throw new ConfigError(problems);
@@ -179,6 +184,8 @@ export function loadConfig(
       trustedProxies: e.TRUSTED_PROXIES ?? [],
       logLevel: e.LOG_LEVEL,
       logPretty: e.LOG_PRETTY ?? false,
+      shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+      apiDocs: e.API_DOCS,
     },
     mongodb: {
       uri: e.MONGODB_URI,
@@ -224,6 +231,7 @@ export function loadConfig(
       changeRetentionDays: e.CHANGE_RETENTION_DAYS,
       retentionSweepIntervalMs: e.RETENTION_SWEEP_INTERVAL_MS,
       rulesFile: e.SYNC_RULES_FILE,
+      schemasFile: e.SYNC_SCHEMAS_FILE,
       lockTtlMs: e.SYNC_LOCK_TTL_MS,
     },
     scale: {

@@ -65,7 +65,11 @@ describe('TRUST_PROXY as a hop count', () => {
 const proxyaddr = require('proxy-addr') as (req: unknown, trust: (addr: string, hop: number) => boolean) => string;
 
 describe('expressTrust: req.ip agrees with the limits', () => {
-  const req = (peer: string, xff?: string) => ({ connection: { remoteAddress: peer }, socket: { remoteAddress: peer }, headers: xff ? { 'x-forwarded-for': xff } : {} });
+  const req = (peer: string, xff?: string) => ({
+    connection: { remoteAddress: peer },
+    socket: { remoteAddress: peer },
+    headers: xff ? { 'x-forwarded-for': xff } : {},
+  });
   const cases: [string, { trustProxy: boolean; proxyHops?: number; trustedProxies: string[] }, string, string][] = [
     ['off', { trustProxy: false, trustedProxies: [] }, '10.0.0.2', '6.6.6.6, 203.0.113.9'],
     ['one proxy', { trustProxy: true, trustedProxies: [] }, '10.0.0.2', '6.6.6.6, 203.0.113.9'],
@@ -77,7 +81,7 @@ describe('expressTrust: req.ip agrees with the limits', () => {
     expect(proxyaddr(req(peer, xff), expressTrust(trust))).toBe(resolveClientAddress(peer, xff, trust));
   });
 
-  it('(Express\'s `trust proxy = true`, used before, believed the client-written left-most entry)', () => {
+  it("(Express's `trust proxy = true`, used before, believed the client-written left-most entry)", () => {
     expect(proxyaddr(req('10.0.0.2', '6.6.6.6, 203.0.113.9'), () => true)).toBe('6.6.6.6');
   });
 });

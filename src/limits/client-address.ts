@@ -92,7 +92,10 @@ export function resolveClientAddress(
  * and audit records, is the address the limits count): Express walks from the TCP peer (hop 0)
  * leftwards through X-Forwarded-For and stops at the first address this returns false for.
  */
-export function expressTrust(trust: ProxyTrust, isTrusted: (ip: string) => boolean = proxyMatcher(trust.trustedProxies)): (addr: string, hop: number) => boolean {
+export function expressTrust(
+  trust: ProxyTrust,
+  isTrusted: (ip: string) => boolean = proxyMatcher(trust.trustedProxies),
+): (addr: string, hop: number) => boolean {
   if (!trust.trustProxy) return () => false;
   if (trust.trustedProxies.length) return (addr) => !!normalizeIp(addr) && isTrusted(normalizeIp(addr)!);
   const count = Math.max(1, trust.proxyHops ?? 1);

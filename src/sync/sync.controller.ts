@@ -1,7 +1,7 @@
 import { Body, Controller, Get, HttpCode, Inject, NotImplementedException, Post, Req, UseGuards } from '@nestjs/common';
-import { WebPubSubServiceClient } from '@azure/web-pubsub';
 import type { Request } from 'express';
-import { InvalidPayloadError, PayloadTooLargeError } from '@sync/protocol';
+import { PayloadTooLargeError } from '@sync/protocol';
+import { ChangeBatchRequestSchema, parsePayload } from '@sync/protocol/schemas';
 import { CurrentUser, HttpAuthGuard, ServiceAuthGuard } from '../auth/guards/http-auth.guard';
 import type { AuthUser } from '../auth/auth.types';
 import { APP_CONFIG } from '../config/config.module';
@@ -9,11 +9,12 @@ import { AppConfig } from '../config/config.schema';
 import { toFailureAck } from '../common/ack';
 import { isPlainObject } from './change.validation';
 import { SyncService } from './sync.service';
+import { AzureWebPubSubNegotiator } from '../integrations/azure/azure-web-pubsub';
 
 /** The REST edge: server-to-server ingest and the Azure Web PubSub negotiate endpoint. */
 @Controller('api')
 export class SyncController {
-  private pubsub?: WebPubSubServiceClient;
+  private negotiator?: AzureWebPubSubNegotiator;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -29,8 +30,7 @@ export class SyncController {
   @UseGuards(ServiceAuthGuard)
   async ingest(@Body() body: unknown, @Req() req: Request) {
     try {
-      const changes = isPlainObject(body) ? body.changes : undefined;
-      if (!Array.isArray(changes)) throw new InvalidPayloadError('changes must be an array');
+      const { changes } = parsePayload(ChangeBatchRequestSchema, isPlainObject(body) ? body : {});
       if (changes.length > this.config.limits.maxBatchSize) throw new PayloadTooLargeError(`a batch may hold at most ${this.config.limits.maxBatchSize} changes`);
       const results = await this.sync.apply(changes, { user: { id: 'service', claims: { service: true } }, clientAddress: req.ip, trusted: true });
       const successCount = results.filter((r) => r.success).length;
@@ -40,14 +40,16 @@ export class SyncController {
     }
   }
 
-  /** `GET /api/negotiate`: a Web PubSub client URL and token for the authenticated caller (never another user). */
+  /**
+   * `GET /api/negotiate`: for the authenticated caller (never another user), what a Socket.IO client
+   * needs to connect through Azure Web PubSub for Socket.IO: `{ url, token, endpoint, path, expiresAt }`.
+   */
   @Get('negotiate')
   @UseGuards(HttpAuthGuard)
   async negotiate(@CurrentUser() user: AuthUser) {
-    const conn = this.config.scale.webPubSubConnectionString;
-    if (!conn) throw new NotImplementedException('Azure Web PubSub is not configured (WEB_PUBSUB_CONNECTION_STRING)');
-    this.pubsub ??= new WebPubSubServiceClient(conn, this.config.scale.webPubSubHub);
-    const token = await this.pubsub.getClientAccessToken({ userId: user.id, expirationTimeInMinutes: 60 });
-    return { url: token.url, token: token.token };
+    const connectionString = this.config.scale.webPubSubConnectionString;
+    if (!connectionString) throw new NotImplementedException('Azure Web PubSub is not configured (WEB_PUBSUB_CONNECTION_STRING)');
+    this.negotiator ??= new AzureWebPubSubNegotiator({ connectionString, hub: this.config.scale.webPubSubHub });
+    return this.negotiator.negotiate(user.id);
   }
 }

@@ -62,7 +62,9 @@ describe('ServiceAuthGuard', () => {
     await expect(guard.canActivate(ctx({ authorization: `Bearer ${await hs256({ sub: 'alice' })}` }).ctx)).rejects.toBeInstanceOf(ForbiddenException);
     // a token cannot make itself an admin: only the configuration grants it
     for (const claims of [{ role: 'admin' }, { roles: ['admin'] }, { admin: true }])
-      await expect(guard.canActivate(ctx({ authorization: `Bearer ${await hs256({ sub: 'mallory', ...claims })}` }).ctx)).rejects.toBeInstanceOf(ForbiddenException);
+      await expect(guard.canActivate(ctx({ authorization: `Bearer ${await hs256({ sub: 'mallory', ...claims })}` }).ctx)).rejects.toBeInstanceOf(
+        ForbiddenException,
+      );
     await expect(guard.canActivate(ctx({ authorization: `Bearer ${SERVICE}x` }).ctx)).rejects.toBeInstanceOf(UnauthorizedException);
     await expect(guard.canActivate(ctx({}).ctx)).rejects.toBeInstanceOf(UnauthorizedException);
   });
