@@ -415,6 +415,8 @@ describe('hostile input', () => {
       ['$where in data', 'sync:change', { ...ok, data: { $where: 'sleep(1000)' } }, 'INVALID_PAYLOAD'],
       ['$gt deep in data', 'sync:change', { ...ok, data: { a: { b: [{ c: { $gt: '' } }] } } }, 'INVALID_PAYLOAD'],
       ['dotted key in data', 'sync:change', { ...ok, data: { 'a.b': 1 } }, 'INVALID_PAYLOAD'],
+      // FerretDB v1 stored such a key and then failed every later write of the document (found by the fuzz)
+      ['backslash in a key', 'sync:change', { ...ok, data: { nested: { 'a\\b': 1 } } }, 'INVALID_PAYLOAD'],
       ['__proto__ key in data', 'sync:change', { ...ok, data: JSON.parse('{"x":{"__proto__":{"polluted":true}}}') }, 'INVALID_PAYLOAD'],
       ['nesting past 32 levels', 'sync:change', { ...ok, data: nestedData(40) }, 'INVALID_PAYLOAD'],
       ['an array of 10 001 items', 'sync:change', { ...ok, data: { a: new Array(10_001).fill(1) } }, 'INVALID_PAYLOAD'],
