@@ -5,6 +5,7 @@ import { NestExpressApplication } from '@nestjs/platform-express';
 import type { NextFunction, Request, Response } from 'express';
 import { Logger as PinoLogger } from 'nestjs-pino';
 import { AppModule } from './app.module';
+import { BodyErrorFilter } from './common/body-error.filter';
 import type { AppExtension } from './app.extensions';
 import { SyncIoAdapter } from './common/io.adapter';
 import { AppConfig } from './config/config.schema';
@@ -56,6 +57,7 @@ export async function createApp(opts: CreateAppOptions = {}): Promise<INestAppli
     res.once('close', done);
     next();
   });
+  app.useGlobalFilters(new BodyErrorFilter(app.getHttpAdapter()));
   app.useBodyParser('json', { limit: Math.max(config.limits.maxChangeBytes * Math.min(config.limits.maxBatchSize, 64), 1024 * 1024) });
   const io = new SyncIoAdapter(app, config);
   const { webPubSubConnectionString: connectionString, webPubSubHub: hub } = config.scale;
