@@ -1,11 +1,10 @@
 import { Module } from '@nestjs/common';
-import { JwtModule } from '@nestjs/jwt';
+import { AdminGrant } from './admin-grant';
 import { AuthService } from './auth.service';
 import { HttpAuthGuard, ServiceAuthGuard } from './guards/http-auth.guard';
 
 @Module({
-  imports: [JwtModule.register({})],
-  providers: [AuthService, HttpAuthGuard, ServiceAuthGuard],
-  exports: [AuthService, HttpAuthGuard, ServiceAuthGuard],
+  providers: [AuthService, AdminGrant, HttpAuthGuard, ServiceAuthGuard],
+  exports: [AuthService, AdminGrant, HttpAuthGuard, ServiceAuthGuard],
 })
 export class AuthModule {}

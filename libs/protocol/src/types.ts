@@ -177,6 +177,8 @@ export interface ServerToClientEvents {
   'sync:bootstrap': (page: BootstrapPage) => void;
   /** Optional extension: the socket's token expired; re-join with a fresh token or be disconnected. */
   'sync:token_expired': (info: { code: 'UNAUTHENTICATED'; error: string; graceMs: number }) => void;
+  /** Optional extension: sent right before the server disconnects the socket (e.g. `SLOW_CONSUMER`). */
+  'sync:error': (info: { code: string; error: string }) => void;
   /** Optional extension: the node is shutting down (rolling update); the socket is disconnected right after. */
   'sync:shutdown': (notice: ShutdownNotice) => void;
 }
@@ -206,6 +208,7 @@ export const EVENTS = {
   changes: 'sync:changes',
   bootstrap: 'sync:bootstrap',
   tokenExpired: 'sync:token_expired',
+  syncError: 'sync:error',
   shutdown: 'sync:shutdown',
 } as const;
 
