@@ -339,6 +339,7 @@ const commands: Record<string, (a: any) => Promise<unknown>> = {
     try {
       let docs = 0;
       let pages = 0;
+      // eslint-disable-next-line prefer-const -- assigned once, after the bootstrap listener that reads it is installed
       let subId: string | undefined;
       const early: { subscriptionId?: string; data?: unknown[]; done?: boolean }[] = [];
       let finish!: () => void;

@@ -143,7 +143,7 @@ describe('the SDK as an npm package', () => {
     try {
       await run(process.execPath, [TSC, '-p', scratch], { cwd: scratch });
     } catch (e) {
-      throw new Error(`tsc failed:\n${(e as { stdout?: string }).stdout ?? ''}${(e as { stderr?: string }).stderr ?? ''}`);
+      throw new Error(`tsc failed:\n${(e as { stdout?: string }).stdout ?? ''}${(e as { stderr?: string }).stderr ?? ''}`, { cause: e });
     }
     const user = `pkg-${Date.now()}`;
     const cjs = await run(process.execPath, [path.join(scratch, 'out', 'app.cjs'), t.url, user, path.join(scratch, 'data')], { cwd: scratch, timeout: 60_000 });

@@ -1,5 +1,6 @@
 /* What every scenario gets from the runner: options, the worker pool, the database, a way to start a
  * fresh server, CPU accounting and (with --profile) a CPU profile of the server over the measured window. */
+import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { BenchOptions, ScenarioName } from './options';
 import type { WorkerPool } from './pool';
@@ -146,7 +147,7 @@ export function makeContext(base: Omit<Ctx, 'startServer' | 'subscriptions' | 'o
         cpu = meter.stop();
         db = base.spy?.snapshot();
         if (profiling) {
-          await require('node:fs').promises.mkdir(path.dirname(profileFile), { recursive: true });
+          await fs.mkdir(path.dirname(profileFile), { recursive: true });
           profiled = await server!.profileStop(profileFile).then(
             () => true,
             (e) => (base.log(`  (profiler did not stop: ${(e as Error).message})`), false),

@@ -44,8 +44,8 @@ export class HttpThrottlerGuard extends ThrottlerGuard {
     return a.length === b.length && timingSafeEqual(a, b);
   }
 
-  protected override async getTracker(req: Record<string, any>): Promise<string> {
-    const r = req as Request;
+  protected override async getTracker(req: Record<string, unknown>): Promise<string> {
+    const r = req as unknown as Request;
     const ip = resolveClientAddress(r.socket?.remoteAddress, r.headers['x-forwarded-for'], this.config.server, this.isTrustedProxy);
     return addressKey(ip);
   }

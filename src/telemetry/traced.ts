@@ -6,15 +6,15 @@ import { TRACER_NAME } from './telemetry';
  * it issues become its children (see DatabaseTracing). `attributes` reads the call's arguments,
  * `resultAttributes` its result (only when the span records).
  */
-export function Traced(name: string, attributes?: (...args: any[]) => Attributes, resultAttributes?: (result: any) => Attributes) {
+export function Traced<A extends unknown[], R>(name: string, attributes?: (...args: A) => Attributes, resultAttributes?: (result: R) => Attributes) {
   return (_target: object, _key: string | symbol, descriptor: PropertyDescriptor): void => {
     const original = descriptor.value as (...args: unknown[]) => Promise<unknown>;
     descriptor.value = function (this: unknown, ...args: unknown[]) {
       const tracer = trace.getTracer(TRACER_NAME);
-      return tracer.startActiveSpan(name, { attributes: attributes?.(...args) }, async (span) => {
+      return tracer.startActiveSpan(name, { attributes: attributes?.(...(args as A)) }, async (span) => {
         try {
           const result = await original.apply(this, args);
-          if (resultAttributes && span.isRecording()) span.setAttributes(resultAttributes(result));
+          if (resultAttributes && span.isRecording()) span.setAttributes(resultAttributes(result as R));
           return result;
         } catch (e) {
           span.recordException(e as Error);

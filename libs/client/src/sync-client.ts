@@ -192,7 +192,6 @@ export type SyncErrorCode =
   | 'OFFLINE'
   | 'TIMEOUT'
   | 'CLOSED'
-  // eslint-disable-next-line @typescript-eslint/ban-types
   | (string & {});
 
 /** An error of the client, with a protocol code (see SyncErrorCode). */

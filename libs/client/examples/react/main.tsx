@@ -55,7 +55,7 @@ function Task({ task }: { task: SyncDocument }) {
         data-testid="toggle"
         aria-label="done"
         checked={!!task.completed}
-        onChange={(e) => c.makeChange('update', COLLECTION, id, { completed: e.target.checked }).catch(report)}
+        onChange={(e) => void c.makeChange('update', COLLECTION, id, { completed: e.target.checked }).catch(report)}
       />
       <span className="title" data-testid="title">
         {String(task.title ?? '')}
@@ -66,7 +66,7 @@ function Task({ task }: { task: SyncDocument }) {
         </span>
       ) : null}
       <span className="owner">{String(task.owner ?? '')}</span>
-      <button className="delete" title="delete" data-testid="delete" onClick={() => c.makeChange('delete', COLLECTION, id).catch(report)}>
+      <button className="delete" title="delete" data-testid="delete" onClick={() => void c.makeChange('delete', COLLECTION, id).catch(report)}>
         ×
       </button>
     </li>

@@ -234,6 +234,9 @@ function checkPrimitive(value: unknown, name: string, pos: number): QueryPrimiti
       return value;
     case 'object':
       if (value === null) return null;
+      break;
+    default:
+      break;
   }
   return fail(`${name} must be a string, number, boolean or null, but is ${typeName(value)}`, pos);
 }
