@@ -6,11 +6,15 @@
  *   gateway                                              (the socket and REST edge)
  *   sync, subscription, auth, limits                     (application)
  *   feed, delivery, conflict, permission, audit, schemas (domain)
- *   database, metrics, config, telemetry                 (infrastructure, leaves)
+ *   database, metrics, config, telemetry, lifecycle, common (infrastructure, leaves)
  * Beside them: cluster and integrations implement ports of delivery (only the app assembly and the
  * top folders import them); health and console are the top and may import anything; src/*.ts (main,
- * bootstrap, the app module) assemble everything. common/ counts as a leaf until the restructuring
- * empties it. libs/protocol is shared with the client: no Nest, no MongoDB; libs/ never imports src/.
+ * bootstrap, the app module) assemble everything. common/ holds small shared leaves (the user
+ * identity, socket types and rooms, acks, the keyed mutex, socket buffers); lifecycle/ is the drain
+ * service of a graceful stop (the adapter, /ready and the bootstrap use it). One deliberate
+ * exception: the audit trail's read API (AuditModule's controller and module) uses auth's
+ * AdminGuard (rule audit-api-only-auth). libs/protocol is shared with the client: no Nest, no
+ * MongoDB; libs/ never imports src/.
  */
 const APP = 'sync|subscription|auth|limits';
 const DOMAIN = 'feed|delivery|conflict|permission|audit|schemas';

@@ -7,9 +7,9 @@ export interface CollectionRule {
   readonly name: string;
   readonly read: QueryNode;
   readonly write: QueryNode;
-  /** How the collection's `_id`s are stored (see src/sync/document-id.ts); default `auto`. */
+  /** How the collection's `_id`s are stored (see src/feed/document-id.ts); default `auto`. */
   readonly idType: IdType;
-  /** BSON types of fields that clients send as strings (see src/sync/stored-types.ts); none by default. */
+  /** BSON types of fields that clients send as strings (see src/feed/stored-types.ts); none by default. */
   readonly fieldTypes?: Readonly<Record<string, FieldType>>;
 }
 
