@@ -25,6 +25,7 @@ import { Traced } from '../telemetry/traced';
 import type { FeedEntry } from '../feed/change-feed.repository';
 import { publicDoc } from '../feed/change-feed.service';
 import { normalizeChange, NormalizedChange } from './change.validation';
+import { GroupCommit } from './group-commit';
 import { DeliveryService } from './delivery.service';
 import { DocumentRepository, docKey } from '../feed/document.repository';
 import { documentIdProblem, IdHint, readIdHint, wireIdType } from '../feed/document-id';
@@ -75,18 +76,25 @@ interface Declined {
   ack: SyncError | ChangeAckFailure;
 }
 
-/** Groups of single changes applied at once (group commit): while one is in flight the next fills. */
-const GROUPS_IN_FLIGHT = 2;
 
 /**
- * The write path: validate → idempotency → lease the documents → resolve conflicts (pure strategy)
- * → check write rules → write-ahead feed entries → compare-and-set document writes → settle the
- * entries → deliver. No multi-document transactions: the order of these writes is what keeps a crash
- * at any point from losing an acknowledged change (see docs/ARCHITECTURE.md).
+ * The write path, one road read top to bottom (docs/ARCHITECTURE.md, "The write path"):
+ *   apply          single changes join a group (GroupCommit), batches go straight on
+ *   applyItems     1. validate each change; 2. deduplicate (within the batch, and against retries in flight)
+ *   applyFresh     3. lease the documents (DocumentLeases) and load them (DocumentRepository.loadMany)
+ *   decide         4. authorize (write rule first), then resolve (the pure strategy), then the schema
+ *   applyFresh     5. commit: write ahead, write the documents, settle (FeedWriter); 6. deliver (DeliveryService)
+ * No multi-document transactions: the order of these writes is what keeps a crash at any point from
+ * losing an acknowledged change.
  */
 @Injectable()
 export class SyncService {
   private readonly logger = new Logger('SyncService');
+  /** Single changes join the next group (see GroupCommit). */
+  private readonly groups = new GroupCommit<Item>(
+    () => this.config.limits.maxBatchSize,
+    (items, kind) => this.applyItems(items, kind),
+  );
   /** changeIds being applied by this process, so a concurrent retry waits for the first answer. */
   private readonly inFlight = new Map<string, Promise<ChangeAck>>();
 
@@ -110,44 +118,8 @@ export class SyncService {
    * document writes for all), each answered on its own ack.
    */
   async apply(rawChanges: unknown[], origin: ChangeOrigin): Promise<ChangeAck[]> {
-    if (rawChanges.length === 1) return [await this.enqueue({ raw: rawChanges[0], origin })];
+    if (rawChanges.length === 1) return [await this.groups.push({ raw: rawChanges[0], origin })];
     return this.applyItems(rawChanges.map((raw) => ({ raw, origin })), 'batch');
-  }
-
-  private readonly queue: { item: Item; resolve: (ack: ChangeAck) => void }[] = [];
-  private groupsInFlight = 0;
-
-  private enqueue(item: Item): Promise<ChangeAck> {
-    return new Promise((resolve) => {
-      this.queue.push({ item, resolve });
-      this.drain();
-    });
-  }
-
-  /** Starts groups while fewer than GROUPS_IN_FLIGHT are being applied (at once when idle). */
-  private drain(): void {
-    while (this.groupsInFlight < GROUPS_IN_FLIGHT && this.queue.length) {
-      const group = this.queue.splice(0, this.config.limits.maxBatchSize);
-      this.groupsInFlight++;
-      void this.applyItems(
-        group.map((g) => g.item),
-        group.length === 1 ? 'single' : 'group',
-      )
-        .then(async (acks) => {
-          // an unexpected error fails a whole group: each of its changes is tried again on its own, so
-          // that one sender's change that breaks something never costs the others theirs
-          if (group.length > 1 && acks.some((a) => !a.success && a.code === ErrorCode.INTERNAL)) acks = await Promise.all(group.map(async (g) => (await this.applyItems([g.item], 'single'))[0]));
-          group.forEach((g, i) => g.resolve(acks[i]));
-        })
-        .catch((e) => {
-          const ack = toFailureAck(e, 'apply') as ChangeAck;
-          for (const g of group) g.resolve(ack);
-        })
-        .finally(() => {
-          this.groupsInFlight--;
-          this.drain();
-        });
-    }
   }
 
   /** Applies items in order, each on its own merits (and with its own sender); one ack per item. */
