@@ -174,6 +174,7 @@ export function loadConfig(
       maxChangeBytes: e.MAX_CHANGE_BYTES,
       maxBatchSize: e.MAX_BATCH_SIZE,
       maxHttpBufferSize: e.SOCKET_MAX_HTTP_BUFFER_SIZE ?? Math.max(1024 * 1024, e.MAX_CHANGE_BYTES * 4 + 64 * 1024),
+      maxSocketBufferBytes: e.MAX_SOCKET_BUFFER_BYTES,
     },
     sync: {
       conflictStrategy: e.CONFLICT_STRATEGY,
@@ -184,6 +185,7 @@ export function loadConfig(
       retentionSweepIntervalMs: e.RETENTION_SWEEP_INTERVAL_MS,
       rulesFile: e.SYNC_RULES_FILE,
       lockTtlMs: e.SYNC_LOCK_TTL_MS,
+      deliveryPollMs: e.DELIVERY_POLL_INTERVAL_MS,
     },
     scale: {
       redisUrl: e.REDIS_URL,

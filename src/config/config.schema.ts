@@ -69,6 +69,7 @@ export const envSchema = z.object({
   MAX_CHANGE_BYTES: int(256, 64 * 1024 * 1024).default(256 * 1024),
   MAX_BATCH_SIZE: int(1, 10_000).default(500),
   SOCKET_MAX_HTTP_BUFFER_SIZE: int(1024, 512 * 1024 * 1024).optional(),
+  MAX_SOCKET_BUFFER_BYTES: int(64 * 1024, 1024 * 1024 * 1024).default(16 * 1024 * 1024),
 
   // sync
   CONFLICT_STRATEGY: z.enum(['lww', 'field', 'server-wins', 'client-wins']).default('lww'),
@@ -79,6 +80,7 @@ export const envSchema = z.object({
   RETENTION_SWEEP_INTERVAL_MS: int(1000, 86_400_000).default(3_600_000),
   SYNC_RULES_FILE: optionalString,
   SYNC_LOCK_TTL_MS: int(200, 600_000).default(10_000),
+  DELIVERY_POLL_INTERVAL_MS: int(20, 60_000).default(250),
 
   // scale-out
   REDIS_URL: optionalString.pipe(
@@ -141,6 +143,8 @@ export interface AppConfig {
     maxChangeBytes: number;
     maxBatchSize: number;
     maxHttpBufferSize: number;
+    /** A socket with more than this queued for it (not read by its client) is disconnected. */
+    maxSocketBufferBytes: number;
   };
   sync: {
     conflictStrategy: Env['CONFLICT_STRATEGY'];
@@ -151,6 +155,8 @@ export interface AppConfig {
     retentionSweepIntervalMs: number;
     rulesFile?: string;
     lockTtlMs: number;
+    /** How often each node reads the feed for changes no one told it about (lost bus messages). */
+    deliveryPollMs: number;
   };
   scale: {
     redisUrl?: string;

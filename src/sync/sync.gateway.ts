@@ -162,6 +162,7 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
       const user = this.requireUser(socket);
       this.rateLimit.consume(user.id, 1);
       const [ack] = await this.sync.apply([body], this.origin(socket, user));
+      await this.delivery.settleAcks([ack]); // its cursor never lets the client skip a change
       return ack;
     });
   }
@@ -177,6 +178,7 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
       if (changes.length === 0) return { success: true as const, results: [], successCount: 0, failureCount: 0 };
       this.rateLimit.consume(user.id, changes.length);
       const results = await this.sync.apply(changes, this.origin(socket, user));
+      await this.delivery.settleAcks(results); // their cursors never let the client skip a change
       const successCount = results.filter((r) => r.success).length;
       return { success: true as const, results, successCount, failureCount: results.length - successCount };
     });

@@ -168,6 +168,8 @@ export interface ServerToClientEvents {
   'sync:bootstrap': (page: BootstrapPage) => void;
   /** Optional extension: the socket's token expired; re-join with a fresh token or be disconnected. */
   'sync:token_expired': (info: { code: 'UNAUTHENTICATED'; error: string; graceMs: number }) => void;
+  /** Optional extension: sent right before the server disconnects the socket (e.g. `SLOW_CONSUMER`). */
+  'sync:error': (info: { code: string; error: string }) => void;
 }
 
 export const EVENTS = {
@@ -184,6 +186,7 @@ export const EVENTS = {
   changes: 'sync:changes',
   bootstrap: 'sync:bootstrap',
   tokenExpired: 'sync:token_expired',
+  syncError: 'sync:error',
 } as const;
 
 /** Protocol limits and defaults (the server's config may tighten or loosen them). */
