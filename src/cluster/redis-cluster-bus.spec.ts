@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import { MetricsService } from '../health/metrics.service';
 import type { FeedEntry } from '../sync/change-feed.repository';
 import { encodeBatch } from './cluster.codec';
-import { redactRedisUrl, RedisClusterBus } from './redis-cluster-bus';
+import { RecentPositions, redactRedisUrl, RedisClusterBus } from './redis-cluster-bus';
 
 const entry = (id: number): FeedEntry => ({
   _id: id,
@@ -17,6 +17,19 @@ const entry = (id: number): FeedEntry => ({
   userId: 'u',
   serverTimestamp: 2,
   createdAt: new Date(2),
+});
+
+describe('RecentPositions', () => {
+  it('remembers positions, refuses repeats, forgets the oldest beyond its capacity', () => {
+    const r = new RecentPositions(3);
+    expect([1, 2, 3].map((n) => r.add(n))).toEqual([true, true, true]);
+    expect(r.add(2)).toBe(false);
+    expect(r.add(4)).toBe(true); // forgets 1
+    expect(r.has(1)).toBe(false);
+    expect([2, 3, 4].every((n) => r.has(n))).toBe(true);
+    expect(r.add(1)).toBe(true); // forgets 2
+    expect(r.has(2)).toBe(false);
+  });
 });
 
 describe('redactRedisUrl', () => {

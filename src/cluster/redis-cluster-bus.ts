@@ -39,6 +39,33 @@ export interface RedisClusterBusOptions {
   /** Reconnect backoff bounds (ms): doubles from `min` up to `max`, with jitter. */
   backoff?: { min: number; max: number };
   connectTimeoutMs?: number;
+  /** How many recent feed positions are remembered so none is handed over twice (default 50,000). */
+  rememberPositions?: number;
+}
+
+/** A set of numbers that forgets the oldest beyond `capacity`. */
+export class RecentPositions {
+  private readonly set = new Set<number>();
+  private readonly ring: number[];
+  private next = 0;
+
+  constructor(private readonly capacity: number) {
+    this.ring = new Array<number>(capacity);
+  }
+
+  /** Adds `n`; false when it was already there. */
+  add(n: number): boolean {
+    if (this.set.has(n)) return false;
+    if (this.set.size >= this.capacity) this.set.delete(this.ring[this.next]);
+    this.ring[this.next] = n;
+    this.next = (this.next + 1) % this.capacity;
+    this.set.add(n);
+    return true;
+  }
+
+  has(n: number): boolean {
+    return this.set.has(n);
+  }
 }
 
 /** The URL without its password, for logs and /health. */
@@ -81,6 +108,8 @@ export class RedisClusterBus extends ClusterBus implements OnModuleInit, OnModul
   private errorLogged = false;
   private skippedWhileDown = 0;
   private closing = false;
+  /** Positions published or received here, so none is handed to delivery twice (delivery dedupes too). */
+  private readonly seen: RecentPositions;
 
   /**
    * Test-only fault injection, off unless a test sets it on the instance: the next `dropPublishes`
@@ -107,6 +136,7 @@ export class RedisClusterBus extends ClusterBus implements OnModuleInit, OnModul
       help: 'Changes of other nodes the bus did not bring (down, lost, late): read from the change feed and delivered from there',
       registers,
     });
+    this.seen = new RecentPositions(opts.rememberPositions ?? 50_000);
     this.dropped = new Counter({
       name: 'sync_cluster_changes_dropped_total',
       help: 'Changes not carried by the bus, by reason (their receivers catch up through the change feed)',
@@ -174,6 +204,7 @@ export class RedisClusterBus extends ClusterBus implements OnModuleInit, OnModul
   publish(entries: FeedEntry[]): void {
     if (entries.length === 0) return;
     try {
+      for (const e of entries) this.seen.add(e._id); // delivered here already
       // only the publishing connection matters here (our own subscription may be down on its own)
       if (this.pub.status !== 'ready') {
         this.skippedWhileDown += entries.length;
@@ -298,7 +329,7 @@ export class RedisClusterBus extends ClusterBus implements OnModuleInit, OnModul
       this.logger.warn(`dropped ${decoded.invalid} malformed change(s) in a message from node ${decoded.node}`);
     }
     if (!this.handler) return;
-    const fresh = decoded.entries;
+    const fresh = decoded.entries.filter((e) => this.seen.add(e._id));
     if (!fresh.length) return;
     try {
       this.handler(fresh);

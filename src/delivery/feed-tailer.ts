@@ -37,6 +37,8 @@ export interface FeedTailerOptions {
 
 /** After a read that found the next position unsettled, offers do not trigger another read for this long. */
 const GAP_READ_BACKOFF_MS = 20;
+/** One poll in this many reads the feed even when the high-water mark says there is nothing new. */
+const FULL_READ_EVERY = 8;
 
 export const DEFAULT_TAILER_OPTIONS: FeedTailerOptions = { pollMs: 250, graceMs: 150, maxAhead: 5000, maxScan: 200 };
 
@@ -60,6 +62,7 @@ export class FeedTailer {
   /** The poll (or a retry) asks for a read of the feed even when nothing was offered. */
   private pollDue = false;
   private gapReadAfter = 0;
+  private polls = 0;
   private again = false;
   private poll?: NodeJS.Timeout;
   private retry?: NodeJS.Timeout;
@@ -192,8 +195,9 @@ export class FeedTailer {
       }
       const polled = this.pollDue;
       this.pollDue = false;
-      // idle feed: one lookup of the high-water mark, no scan
-      if (polled && !gap && (await this.source.highWater()) <= this.pos) return;
+      // idle feed: one lookup of the high-water mark, no scan; every FULL_READ_EVERY polls a real read
+      // (an entry a writer inserted but died before raising the mark with is found by it once replayed)
+      if (polled && !gap && ++this.polls % FULL_READ_EVERY !== 0 && (await this.source.highWater()) <= this.pos) return;
       if (this.stopped) return;
       const from = this.pos;
       const { entries, position } = await this.source.tail(from, this.opts.maxScan);
