@@ -75,6 +75,10 @@ export class RawSocket {
     (this.ws as unknown as { _socket: { pause(): void } })._socket.pause();
   }
 
+  resumeReading(): void {
+    (this.ws as unknown as { _socket: { resume(): void } })._socket.resume();
+  }
+
   close(): void {
     this.ws.close();
   }
