@@ -35,12 +35,12 @@ export interface FeedTailerOptions {
   maxScan: number;
 }
 
-/** After a read that found the next position unsettled, offers do not trigger another read for this long. */
-const GAP_READ_BACKOFF_MS = 20;
+/** How long a gap before offered changes is given to fill before the feed is read (and between reads). */
+const GAP_WAIT_MS = 25;
 /** One poll in this many reads the feed even when the high-water mark says there is nothing new. */
 const FULL_READ_EVERY = 8;
 
-export const DEFAULT_TAILER_OPTIONS: FeedTailerOptions = { pollMs: 250, graceMs: 150, maxAhead: 5000, maxScan: 200 };
+export const DEFAULT_TAILER_OPTIONS: FeedTailerOptions = { pollMs: 250, graceMs: 150, maxAhead: 2000, maxScan: 200 };
 
 /**
  * Live delivery in feed order, per node. Keeps `position`: every change at or before it has been
@@ -61,7 +61,9 @@ export class FeedTailer {
   private running = false;
   /** The poll (or a retry) asks for a read of the feed even when nothing was offered. */
   private pollDue = false;
-  private gapReadAfter = 0;
+  /** Where the current gap began to be waited for, and since when. */
+  private gapPos = -1;
+  private gapSince = 0;
   private polls = 0;
   private again = false;
   private poll?: NodeJS.Timeout;
@@ -188,10 +190,19 @@ export class FeedTailer {
       this.drainOffered();
       const gap = this.ahead.size > 0;
       if (!gap && !this.pollDue) return;
-      if (!this.pollDue && Date.now() < this.gapReadAfter) {
-        // blocked a moment ago at the same place: no read per offer while a writer settles
-        this.scheduleRetry(this.gapReadAfter - Date.now());
-        return;
+      if (!this.pollDue) {
+        // a gap before offered changes: usually a write of this node settling out of order or a bus
+        // message on its way, filled by an offer within milliseconds; read the feed only if it lasts
+        const now = Date.now();
+        if (this.gapPos !== this.pos) {
+          this.gapPos = this.pos;
+          this.gapSince = now;
+        }
+        const wait = this.gapSince + GAP_WAIT_MS - now;
+        if (wait > 0) {
+          this.scheduleRetry(wait);
+          return;
+        }
       }
       const polled = this.pollDue;
       this.pollDue = false;
@@ -228,8 +239,10 @@ export class FeedTailer {
       const before = this.pos;
       this.advance(batch, reached, fromFeed);
       if (this.pos <= before) {
-        // blocked (a pending entry, a hole, or an entry within its grace): an offer, the retry or the poll wakes us
-        this.gapReadAfter = Date.now() + GAP_READ_BACKOFF_MS;
+        // blocked (a pending entry, a hole, or an entry within its grace): the poll, a retry, or an
+        // offer that fills the gap moves on; offers alone read again only after GAP_WAIT_MS
+        this.gapPos = this.pos;
+        this.gapSince = Date.now();
         return;
       }
     }
