@@ -8,7 +8,7 @@ import { AppConfig } from '../config/config.schema';
 import { MetricsService } from '../health/metrics.service';
 import { ChangeFeedService, toDelivered } from '../sync/change-feed.service';
 import { SYNC_TIMINGS, SyncTimings } from '../sync/sync.constants';
-import { CLUSTER_BUS, ChangeRouter, ClusterBus } from './delivery.ports';
+import { CLUSTER_BUS, ChangeRouter, ClusterBus, Recipients } from './delivery.ports';
 import { DEFAULT_TAILER_OPTIONS, FeedTailer, Offered } from './feed-tailer';
 
 /** The optional notice a socket gets before it is disconnected for not reading what it is sent. */
@@ -105,7 +105,9 @@ export class DeliveryService implements OnModuleDestroy {
     const groups: { ids: string[]; changes: DeliveredChange[] }[] = [];
     if (applied.length === 1) {
       const { entry, originSocketId } = applied[0];
-      const { inView, outOfView } = this.router.route(entry, server);
+      const routed = this.route(entry, server);
+      if (!routed) return;
+      const { inView, outOfView } = routed;
       const skip = echo ? undefined : originSocketId;
       const ins = [...inView].filter((id) => id !== skip);
       const outs = [...outOfView].filter((id) => id !== skip);
@@ -114,7 +116,9 @@ export class DeliveryService implements OnModuleDestroy {
     } else {
       const perSocket = new Map<string, { sig: string; changes: DeliveredChange[] }>();
       applied.forEach(({ entry, originSocketId }, i) => {
-        const { inView, outOfView } = this.router.route(entry, server);
+        const routed = this.route(entry, server);
+        if (!routed) return;
+        const { inView, outOfView } = routed;
         let full: DeliveredChange | undefined;
         let oov: DeliveredChange | undefined;
         const add = (id: string, out: boolean) => {
@@ -154,6 +158,16 @@ export class DeliveryService implements OnModuleDestroy {
       delivered += ready.length * changes.length;
     }
     if (delivered) this.metrics.changesDelivered.inc(delivered);
+  }
+
+  /** The router's answer for one change; a failure skips that change only (its readers catch up). */
+  private route(entry: Offered['entry'], server: Server): Recipients | null {
+    try {
+      return this.router.route(entry, server);
+    } catch (e) {
+      this.logger.error(`routing of change #${entry._id} failed (its receivers get it on catch-up): ${(e as Error).stack}`);
+      return null;
+    }
   }
 
   /**
