@@ -4,7 +4,8 @@
  * 1. Randomized convergence across nodes: SDK clients make random inserts, updates and deletes while
  *    they switch nodes, a bus message is dropped (a test-only hook on A's bus), Redis is killed and
  *    restarted, and C is SIGKILLed in the middle of writes and restarted. At the end every client shows
- *    the server's documents, every acked change is in the feed once and applied, and two observers
+ *    the server's documents, every acked change is in the feed once and applied, the SDK clients that
+ *    stayed on a surviving node never lost their connection, and two observers
  *    that stayed connected to A and B (same socket, never disconnected) received every change of the
  *    feed live, exactly once, in feed order (their cursors never skipped one).
  * 2. The operator's scenario: A's bus stops while A keeps acknowledging writes (what a SIGTERM used to
@@ -166,6 +167,8 @@ describeIfRedis('multi-node delivery: every change live, once, in feed order, th
       const rejected: unknown[] = [];
       const made: PendingChange[] = [];
       const clients: SyncClient[] = [];
+      /** Connection losses per client instance (a client that moves to another node is a new instance). */
+      const drops = new Map<SyncClient, number>();
       try {
         const open = async (i: number, node: NodeName) => {
           nodeOf[i] = node;
@@ -178,6 +181,10 @@ describeIfRedis('multi-node delivery: every change live, once, in feed order, th
           cl.on('acked', ({ change, ack }) => acked.push({ userId: users[i], change, ack: ack as (typeof acked)[number]['ack'] }));
           cl.on('conflict', ({ change }) => conflicts.push(change));
           cl.on('rejected', (r) => rejected.push(r));
+          drops.set(cl, 0);
+          cl.on('online', (up) => {
+            if (!up) drops.set(cl, (drops.get(cl) ?? 0) + 1);
+          });
           clients[i] = cl;
           await cl.subscribe(collection);
           void cl.connect().catch(() => undefined); // a client of a dead node keeps retrying
@@ -200,6 +207,7 @@ describeIfRedis('multi-node delivery: every change live, once, in feed order, th
         const synced = (among: number[]) => Promise.all(among.map((i) => clients[i].whenSynced(60_000)));
         for (let i = 0; i < users.length; i++) await open(i, nodeOf[i]);
         await synced([0, 1, 2, 3]);
+        const firstInstances = [...clients];
 
         // 1. normal traffic
         await ops(8);
@@ -252,6 +260,9 @@ describeIfRedis('multi-node delivery: every change live, once, in feed order, th
         for (const [i, cl] of clients.entries()) {
           expect({ client: i, pending: cl.getPendingChangesCount(), docs: [...cl.getDocuments(collection)].sort(byId) }).toEqual({ client: i, pending: 0, docs: server });
         }
+        // clients that stayed on a surviving node all along never lost their connection
+        const stayed = clients.filter((cl) => firstInstances.includes(cl));
+        expect(stayed.map((cl) => drops.get(cl))).toEqual(stayed.map(() => 0));
         // nothing acked is missing or applied twice; every change made was settled; nothing refused
         const feed = await dbh.db.collection<{ _id: number; [k: string]: any }>('_sync_feed').find({ collection }).sort({ _id: 1 }).toArray();
         expect(rejected).toEqual([]);
