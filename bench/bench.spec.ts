@@ -8,7 +8,7 @@ import * as path from 'node:path';
 
 const ROOT = path.resolve(__dirname, '..');
 const FERRETDB = path.join(ROOT, '.tools', 'bin', 'ferretdb');
-const SCENARIOS = ['write', 'dblimit', 'fanout', 'connections', 'catchup'];
+const SCENARIOS = ['write', 'singles', 'dblimit', 'fanout', 'connections', 'catchup'];
 
 const runIf = fs.existsSync(FERRETDB) || process.env.MONGODB_URI ? it : it.skip;
 

@@ -20,10 +20,12 @@ import { runCatchup } from './scenarios/catchup';
 import { runConnections } from './scenarios/connections';
 import { runDbLimit } from './scenarios/dblimit';
 import { runFanout } from './scenarios/fanout';
+import { runSingles } from './scenarios/singles';
 import { runWrite } from './scenarios/write';
 
 const RUNNERS: Record<ScenarioName, (ctx: Ctx) => Promise<Omit<ScenarioResult, 'elapsedS'>>> = {
   write: runWrite,
+  singles: runSingles,
   dblimit: runDbLimit,
   fanout: runFanout,
   connections: runConnections,
@@ -32,6 +34,7 @@ const RUNNERS: Record<ScenarioName, (ctx: Ctx) => Promise<Omit<ScenarioResult, '
 
 const TITLES: Record<ScenarioName, string> = {
   write: 'Write throughput (closed loop, acked)',
+  singles: 'Single changes: low-load latency and many concurrent clients',
   dblimit: 'Database limit (MongoDB driver, no server)',
   fanout: 'Fan-out latency (writer emit → subscriber receipt)',
   connections: 'Idle connections: memory per socket',

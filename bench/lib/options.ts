@@ -3,7 +3,7 @@
 
 export type Mode = 'quick' | 'full' | 'smoke' | 'custom';
 
-export const SCENARIOS = ['write', 'dblimit', 'fanout', 'connections', 'catchup'] as const;
+export const SCENARIOS = ['write', 'singles', 'dblimit', 'fanout', 'connections', 'catchup'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export interface BenchOptions {
@@ -34,6 +34,8 @@ export interface BenchOptions {
     /** Clients for the single sync:change run (defaults to `clients`). */
     singleClients: number;
   };
+  /** Single sync:change clients in a closed loop: one run per client count (e.g. 1 for latency, 50 for load). */
+  singles: { clients: number[]; durationMs: number; warmupMs: number };
   dblimit: { durationMs: number; writers: number; batchSize: number };
   fanout: {
     /** Subscriber counts to sweep; the largest is the headline figure. */
@@ -59,6 +61,7 @@ const PRESETS: Record<Exclude<Mode, 'custom'>, Omit<BenchOptions, 'mode' | 'only
   smoke: {
     workers: 1,
     write: { clients: 1, durationMs: 700, warmupMs: 200, batchSize: 20, singleClients: 1 },
+    singles: { clients: [1, 4], durationMs: 600, warmupMs: 100 },
     dblimit: { durationMs: 500, writers: 1, batchSize: 20 },
     fanout: { subscribers: [2, 4], rate: 5, maxInFlight: 1, durationMs: 600, warmupMs: 100 },
     connections: { steps: [10, 20], settleMs: 200, concurrency: 10 },
@@ -67,6 +70,7 @@ const PRESETS: Record<Exclude<Mode, 'custom'>, Omit<BenchOptions, 'mode' | 'only
   quick: {
     workers: 2,
     write: { clients: 2, durationMs: 5000, warmupMs: 1000, batchSize: 100, singleClients: 2 },
+    singles: { clients: [1, 50], durationMs: 5000, warmupMs: 1000 },
     dblimit: { durationMs: 2000, writers: 2, batchSize: 100 },
     fanout: { subscribers: [100], rate: 20, maxInFlight: 1, durationMs: 5000, warmupMs: 1000 },
     connections: { steps: [250, 500, 750, 1000], settleMs: 1000, concurrency: 100 },
@@ -75,6 +79,7 @@ const PRESETS: Record<Exclude<Mode, 'custom'>, Omit<BenchOptions, 'mode' | 'only
   full: {
     workers: 2,
     write: { clients: 4, durationMs: 20_000, warmupMs: 3000, batchSize: 100, singleClients: 2 },
+    singles: { clients: [1, 50], durationMs: 15_000, warmupMs: 2000 },
     dblimit: { durationMs: 10_000, writers: 4, batchSize: 100 },
     fanout: { subscribers: [10, 100, 250, 500, 1000, 2000], rate: 20, maxInFlight: 1, durationMs: 15_000, warmupMs: 2000 },
     connections: { steps: [1000, 2500, 5000, 7500, 10_000, 12_500, 15_000], settleMs: 3000, concurrency: 200 },
@@ -87,6 +92,7 @@ export const USAGE = `npm run bench -- [--quick | --full | --smoke] [--only=writ
 Scenarios: ${SCENARIOS.join(', ')}
 General:   --workers=N  --out=DIR  --profile  --db-spy  --keep-data  --mongodb-uri=URI  --server=src|dist  --server-env=K=V,K2=V2
 Write:     --clients=N --single-clients=N --duration=SECONDS --warmup=SECONDS --batch=N
+Singles:   --singles=N[,N...] (concurrent single-change clients per run)
 DB limit:  --db-writers=N --db-duration=SECONDS
 Fan-out:   --subscribers=N[,N...] --rate=CHANGES_PER_S --inflight=N --fanout-duration=SECONDS
 Connect:   --connections=N[,N...] (ramp steps; one number ramps in 4 steps) --settle=SECONDS
@@ -119,7 +125,7 @@ export function parseOptions(argv: string[], defaultsOut: string): BenchOptions 
   };
   const knobs = [
     'clients', 'single-clients', 'duration', 'warmup', 'batch', 'db-writers', 'db-duration', 'subscribers', 'rate',
-    'fanout-duration', 'inflight', 'connections', 'settle', 'changes', 'limit', 'workers',
+    'fanout-duration', 'inflight', 'connections', 'settle', 'changes', 'limit', 'workers', 'singles',
   ];
   const customised = knobs.some((k) => flags.has(k));
   const only = (flags.get('only') ?? SCENARIOS.join(','))
@@ -156,6 +162,11 @@ export function parseOptions(argv: string[], defaultsOut: string): BenchOptions 
       warmupMs: num('warmup', base.write.warmupMs, 1000),
       batchSize: Math.max(1, num('batch', base.write.batchSize)),
     },
+    singles: {
+      clients: flags.has('singles') ? [...new Set(list(flags.get('singles')!))] : base.singles.clients,
+      durationMs: num('duration', base.singles.durationMs, 1000),
+      warmupMs: num('warmup', base.singles.warmupMs, 1000),
+    },
     dblimit: {
       durationMs: num('db-duration', base.dblimit.durationMs, 1000),
       writers: Math.max(1, num('db-writers', flags.has('clients') ? num('clients', 1) : base.dblimit.writers)),
@@ -180,6 +191,7 @@ export function parseOptions(argv: string[], defaultsOut: string): BenchOptions 
       batchSize: base.catchup.batchSize,
     },
   };
+  if (!o.singles.clients.length) throw new Error('--singles: give at least one positive number');
   if (!o.fanout.subscribers.length) throw new Error('--subscribers: give at least one positive number');
   o.fanout.subscribers = [...new Set(o.fanout.subscribers)].sort((a, b) => a - b);
   return o;

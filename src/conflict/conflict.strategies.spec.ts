@@ -114,3 +114,35 @@ describe('clampTimestamp and userFields', () => {
     expect(userFields(undefined)).toEqual({});
   });
 });
+
+describe('a stored document without sync metadata (written by another application, or left by Atlas Device Sync)', () => {
+  const legacy: StoredState = { doc: { _id: 'd1', title: 'old', tags: ['a'], owner: 'u0' }, timestamp: null, deleted: false };
+
+  it.each([
+    ['lww: an update applies and keeps the other fields', lastWriteWins, change('update', 0, { title: 'new' }), { _id: 'd1', title: 'new', tags: ['a'], owner: 'u0', sync_updated_at: 0, _updated_by: 'u1' }],
+    ['lww: an insert is resolved like an update', lastWriteWins, change('insert', 7, { title: 'x' }), { _id: 'd1', title: 'x', tags: ['a'], owner: 'u0', sync_updated_at: 7, _updated_by: 'u1' }],
+    ['lww: a delete applies', lastWriteWins, change('delete', 0), null],
+    ['field: an update applies, even at timestamp 0', fieldLastWriteWins, change('update', 0, { title: 'new' }), { _id: 'd1', title: 'new', tags: ['a'], owner: 'u0', sync_updated_at: 0, _updated_by: 'u1' }],
+    ['field: a delete applies', fieldLastWriteWins, change('delete', 3), null],
+    ['client-wins applies', clientWins, change('update', 4, { title: 'new' }), { _id: 'd1', title: 'new', tags: ['a'], owner: 'u0', sync_updated_at: 4, _updated_by: 'u1' }],
+  ])('%s', (_name, strategy, c, after) => {
+    const out = strategy(legacy, c);
+    expect(out.kind).toBe('apply');
+    if (out.kind === 'apply') expect(out.after).toEqual(after);
+  });
+
+  it('field: the untouched fields stay older than any later change (pinned at -1, a finite number)', () => {
+    const out = fieldLastWriteWins(legacy, change('update', 10, { title: 'new' }));
+    expect(out.kind).toBe('apply');
+    if (out.kind !== 'apply') return;
+    expect(out.fieldTimes).toEqual({ title: 10, tags: -1, owner: -1 });
+    // an older change of an untouched field still wins on it
+    const next = fieldLastWriteWins({ doc: out.after, timestamp: out.timestamp, deleted: false, fieldTimes: out.fieldTimes }, change('update', 5, { tags: ['b'], title: 'older' }));
+    expect(next.kind).toBe('apply');
+    if (next.kind === 'apply') expect(next.after).toMatchObject({ title: 'new', tags: ['b'], sync_updated_at: 10 });
+  });
+
+  it('server-wins keeps it (it exists, so it is not new)', () => {
+    expect(serverWins(legacy, change('update', 5, { title: 'new' })).kind).toBe('conflict');
+  });
+});

@@ -1,5 +1,5 @@
 import type { SyncDocument } from '@sync/protocol';
-import { ConflictStrategy, FIELD_TS, IncomingChange, Outcome, StoredState, SYNC_TS, UPDATED_BY } from './conflict.types';
+import { ConflictStrategy, FIELD_TS, IncomingChange, MISSING_TIMESTAMP, Outcome, StoredState, SYNC_TS, UPDATED_BY } from './conflict.types';
 
 /** Clamps a client timestamp that is too far in the future to the server's clock. */
 export function clampTimestamp(ts: number, now: number, maxSkewMs: number): number {
@@ -50,9 +50,9 @@ export const lastWriteWins: ConflictStrategy = (stored, change) => {
   );
 };
 
-/** The stored version always stays; a change applies only to a document never seen before. */
+/** The stored version always stays (one without sync metadata too); a change applies only to a document never seen before. */
 export const serverWins: ConflictStrategy = (stored, change) =>
-  stored.timestamp === null ? applied(stored, change, change.timestamp) : conflict(stored, 'server-wins: the stored version is kept');
+  stored.timestamp === null && stored.doc === null ? applied(stored, change, change.timestamp) : conflict(stored, 'server-wins: the stored version is kept');
 
 /**
  * The incoming change always applies. Its timestamp is moved past the stored one when older, so that
@@ -74,7 +74,8 @@ export const fieldLastWriteWins: ConflictStrategy = (stored, change) => {
     if (out.kind === 'apply' && out.after) out.fieldTimes = Object.fromEntries(Object.keys(userFields(change.data)).map((k) => [k, change.timestamp]));
     return out;
   }
-  const docTs = stored.timestamp ?? Number.NEGATIVE_INFINITY;
+  // a document without sync_updated_at: each of its fields is older than any change
+  const docTs = stored.timestamp ?? MISSING_TIMESTAMP;
   const times = stored.fieldTimes ?? {};
   const incoming = userFields(change.data);
   const won: SyncDocument = {};

@@ -10,6 +10,11 @@ export interface StoredState {
   deleted: boolean;
   /** Per-field timestamps (CONFLICT_STRATEGY=field); absent fields fall back to `timestamp`. */
   fieldTimes?: Record<string, number>;
+  /**
+   * The `_id` the document has in the database, or gets when it is created (an ObjectId, or the
+   * documentId string): opaque to the strategies, carried from the load to the write.
+   */
+  dbId?: unknown;
 }
 
 /** A validated change, with its timestamp already clamped against clock skew. */
@@ -52,3 +57,8 @@ export const SYNC_TS = 'sync_updated_at';
 export const UPDATED_BY = '_updated_by';
 /** Per-field timestamps (field strategy only); stripped from every document sent to clients. */
 export const FIELD_TS = '_sync_field_ts';
+/**
+ * The time of a document that has no sync_updated_at (written by another application, or left by
+ * Atlas Device Sync): older than any change (change timestamps are never negative).
+ */
+export const MISSING_TIMESTAMP = -1;

@@ -4,7 +4,7 @@ import { bindQuery, parseQuery, usesUserVars, type CompiledQuery, type QueryNode
 import type { AuthUser } from '../auth/auth.types';
 import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
-import { CollectionRule, loadRulesFile, ruleFor, Rules } from './rules.loader';
+import { CollectionRule, DEFAULT_ID_TYPE, FieldType, IdType, loadRulesFile, ruleFor, Rules } from './rules.loader';
 
 type Kind = 'read' | 'write';
 
@@ -78,6 +78,16 @@ export class PermissionService {
     if (q === null) return true;
     if (q.alwaysFalse) return false;
     return (before === null || q.test(before)) && (after === null || q.test(after));
+  }
+
+  /** How the collection's `_id`s are stored (the rules file's `idType`; `auto` without one). */
+  idType(collection: string): IdType {
+    return this.rules ? ruleFor(this.rules, collection).idType : DEFAULT_ID_TYPE;
+  }
+
+  /** The rules file's `fieldTypes` of a collection (undefined: none). */
+  fieldTypes(collection: string): Readonly<Record<string, FieldType>> | undefined {
+    return this.rules ? ruleFor(this.rules, collection).fieldTypes : undefined;
   }
 
   /** MongoDB filter selecting what `user` may read in `collection` ({} = all, null = nothing). */

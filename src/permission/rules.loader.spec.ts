@@ -32,6 +32,11 @@ describe('rules loader', () => {
     ['a rule that does not parse (with its position)', '{ "collections": { "tasks": { "read": "userId == ", "write": "TRUEPREDICATE" } } }', /collections\.tasks\.read: .*position 10/],
     ['an argument in a rule', '{ "collections": { "t": { "read": "a == $0", "write": "TRUEPREDICATE" } } }', /cannot use arguments/],
     ['an unknown rule key', '{ "collections": { "t": { "reed": "TRUEPREDICATE" } } }', /unknown key "reed"/],
+    ['a fieldTypes of an unknown type', '{ "collections": { "t": { "fieldTypes": { "a": "uuid" } } } }', /collections\.t\.fieldTypes\.a: must be/],
+    ['a fieldTypes path with an operator', '{ "collections": { "t": { "fieldTypes": { "$where": "date" } } } }', /is not a field path/],
+    ['a fieldTypes on _id', '{ "collections": { "t": { "fieldTypes": { "_id": "objectId" } } } }', /is not a field path/],
+    ['a fieldTypes that is not an object', '{ "collections": { "t": { "fieldTypes": ["a"] } } }', /fieldTypes: must be an object/],
+    ['an unknown idType', '{ "collections": { "t": { "read": "TRUEPREDICATE", "write": "TRUEPREDICATE", "idType": "uuid" } } }', /collections\.t\.idType: must be/],
     ['a collection that is not an object', '{ "collections": { "t": "TRUEPREDICATE" } }', /collections\.t: must be an object/],
     ['a default without write', '{ "default": { "read": "TRUEPREDICATE" } }', /default\.write: missing/],
   ])('refuses %s, naming the file', (_name, content, message) => {
@@ -50,6 +55,21 @@ describe('rules loader', () => {
     expect(ruleFor(closed, 'b')).toBe(closed.default);
     const r = parseRules({ default: { read: 'x == 1', write: 'FALSEPREDICATE' }, collections: { a: { write: 'TRUEPREDICATE' } } });
     expect(ruleFor(r, 'a').read).toBe(r.default.read);
+  });
+
+  it('idType: auto by default, per collection, inherited from the default entry', () => {
+    expect(parseRules({}).default.idType).toBe('auto');
+    const r = parseRules({ default: { read: 'TRUEPREDICATE', write: 'TRUEPREDICATE', idType: 'string' }, collections: { a: { idType: 'objectId' }, b: {} } });
+    expect(ruleFor(r, 'a').idType).toBe('objectId');
+    expect(ruleFor(r, 'b').idType).toBe('string');
+    expect(ruleFor(r, 'c').idType).toBe('string');
+  });
+
+  it('fieldTypes: per collection, dotted paths, inherited from the default entry', () => {
+    const r = parseRules({ default: { read: 'TRUEPREDICATE', write: 'TRUEPREDICATE', fieldTypes: { at: 'date' } }, collections: { a: { fieldTypes: { owner_id: 'objectId', 'm.refs': 'objectId[]' } }, b: {} } });
+    expect(ruleFor(r, 'a').fieldTypes).toEqual({ owner_id: 'objectId', 'm.refs': 'objectId[]' });
+    expect(ruleFor(r, 'b').fieldTypes).toEqual({ at: 'date' });
+    expect(parseRules({}).default.fieldTypes).toBeUndefined();
   });
 
   it('collection names like __proto__ and constructor get the default rule', () => {

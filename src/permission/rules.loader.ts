@@ -7,7 +7,22 @@ export interface CollectionRule {
   readonly name: string;
   readonly read: QueryNode;
   readonly write: QueryNode;
+  /** How the collection's `_id`s are stored (see src/sync/document-id.ts); default `auto`. */
+  readonly idType: IdType;
+  /** BSON types of fields that clients send as strings (see src/sync/stored-types.ts); none by default. */
+  readonly fieldTypes?: Readonly<Record<string, FieldType>>;
 }
+
+/** A field stored as an ObjectId or a Date (or an array of them) although clients send strings. */
+export type FieldType = 'objectId' | 'date' | 'objectId[]' | 'date[]';
+export const FIELD_TYPES: readonly FieldType[] = ['objectId', 'date', 'objectId[]', 'date[]'];
+const MAX_FIELD_TYPES = 200;
+const FIELD_PATH = /^[A-Za-z_][A-Za-z0-9_]{0,127}(\.[A-Za-z_][A-Za-z0-9_]{0,127}){0,7}$/;
+
+/** How a collection's `_id`s are stored: strings, ObjectIds, or whichever a document already has. */
+export type IdType = 'string' | 'objectId' | 'auto';
+export const ID_TYPES: readonly IdType[] = ['string', 'objectId', 'auto'];
+export const DEFAULT_ID_TYPE: IdType = 'auto';
 
 export interface Rules {
   readonly default: CollectionRule;
@@ -25,6 +40,7 @@ export class RulesFileError extends Error {
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 const KINDS = ['read', 'write'] as const;
+const ENTRY_KEYS: readonly string[] = [...KINDS, 'idType', 'fieldTypes'];
 
 function parseRule(where: string, text: unknown): QueryNode {
   if (typeof text !== 'string') throw new RulesFileError(`${where}: must be a string (a filter in the query language), got ${text === null ? 'null' : typeof text}`);
@@ -45,16 +61,35 @@ function parseRule(where: string, text: unknown): QueryNode {
 
 function parseEntry(where: string, name: string, v: unknown, fallback?: CollectionRule): CollectionRule {
   if (!isObject(v)) throw new RulesFileError(`${where}: must be an object { "read": "...", "write": "..." }`);
-  for (const k of Object.keys(v)) if (!(KINDS as readonly string[]).includes(k)) throw new RulesFileError(`${where}: unknown key "${k}" (expected "read" and "write")`);
+  for (const k of Object.keys(v)) if (!ENTRY_KEYS.includes(k)) throw new RulesFileError(`${where}: unknown key "${k}" (expected "read", "write", "idType" and "fieldTypes")`);
   const pick = (k: 'read' | 'write'): QueryNode => {
     if (Object.hasOwn(v, k)) return parseRule(`${where}.${k}`, v[k]);
     if (fallback) return fallback[k];
     throw new RulesFileError(`${where}.${k}: missing`);
   };
-  return Object.freeze({ name, read: pick('read'), write: pick('write') });
+  let idType = fallback?.idType ?? DEFAULT_ID_TYPE;
+  if (Object.hasOwn(v, 'idType')) {
+    if (!ID_TYPES.includes(v.idType as IdType)) throw new RulesFileError(`${where}.idType: must be "objectId", "string" or "auto"`);
+    idType = v.idType as IdType;
+  }
+  const fieldTypes = Object.hasOwn(v, 'fieldTypes') ? parseFieldTypes(`${where}.fieldTypes`, v.fieldTypes) : fallback?.fieldTypes;
+  return Object.freeze({ name, read: pick('read'), write: pick('write'), idType, ...(fieldTypes ? { fieldTypes } : {}) });
 }
 
-const CLOSED: CollectionRule = Object.freeze({ name: '(default)', read: parseQuery('FALSEPREDICATE'), write: parseQuery('FALSEPREDICATE') });
+function parseFieldTypes(where: string, v: unknown): Readonly<Record<string, FieldType>> {
+  if (!isObject(v)) throw new RulesFileError(`${where}: must be an object mapping field paths to "objectId", "date", "objectId[]" or "date[]"`);
+  const keys = Object.keys(v);
+  if (keys.length > MAX_FIELD_TYPES) throw new RulesFileError(`${where}: at most ${MAX_FIELD_TYPES} fields`);
+  const out: Record<string, FieldType> = Object.create(null) as Record<string, FieldType>;
+  for (const k of keys) {
+    if (!FIELD_PATH.test(k) || k === '_id' || k.split('.').includes('__proto__')) throw new RulesFileError(`${where}: "${k.slice(0, 60)}" is not a field path (names of letters, digits and "_", dotted, not _id)`);
+    if (!FIELD_TYPES.includes(v[k] as FieldType)) throw new RulesFileError(`${where}.${k}: must be "objectId", "date", "objectId[]" or "date[]"`);
+    out[k] = v[k] as FieldType;
+  }
+  return Object.freeze(out);
+}
+
+const CLOSED: CollectionRule = Object.freeze({ name: '(default)', read: parseQuery('FALSEPREDICATE'), write: parseQuery('FALSEPREDICATE'), idType: DEFAULT_ID_TYPE });
 
 /**
  * Parses the rules (already JSON-decoded): `{ default?: {read, write}, collections?: { name: {read, write} } }`.

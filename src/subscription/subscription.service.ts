@@ -15,6 +15,7 @@ import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
 import { PermissionService, userVars } from '../permission/permission.service';
 import { ChangeFeedService, publicDoc } from '../sync/change-feed.service';
+import { documentIdOf, isObjectId } from '../sync/document-id';
 import { DocumentRepository } from '../sync/document.repository';
 import type { SyncSocket } from '../sync/socket-context';
 import { MAX_SUBSCRIPTIONS_PER_SOCKET, Subscription, SubscriptionRegistry } from './subscription.registry';
@@ -191,8 +192,11 @@ export class SubscriptionService {
         buffered = done ? [] : buffered.slice(size);
         const current = socket.data.user;
         if (!alive() || !current) return;
-        const data = slice.filter((d) => this.permissions.canRead(current, sub.collection, d)).map(publicDoc);
-        const msg: BootstrapPage = { subscriptionId: sub.id, collection: sub.collection, data, page, done, cursor };
+        const visible = slice.filter((d) => this.permissions.canRead(current, sub.collection, d));
+        // ObjectId _ids go out as their hex form, listed in objectIds (docs/PROTOCOL.md "Document ids")
+        const objectIds = visible.filter((d) => isObjectId(d._id)).map((d) => documentIdOf(d._id));
+        const data = visible.map((d) => publicDoc(isObjectId(d._id) ? { ...d, _id: documentIdOf(d._id) } : d));
+        const msg: BootstrapPage = { subscriptionId: sub.id, collection: sub.collection, data, page, done, cursor, ...(objectIds.length ? { objectIds } : {}) };
         socket.emit(EVENTS.bootstrap, msg);
         if (done) return;
       }

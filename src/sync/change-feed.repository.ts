@@ -32,6 +32,8 @@ export interface FeedEntry {
   documentId?: string;
   /** `${collection}:${documentId}` — for the per-document recovery lookup. */
   docKey?: string;
+  /** Set when the document's `_id` is an ObjectId (documentId is then its hex form); delivered as is. */
+  idType?: 'objectId';
   operation?: Operation;
   /** The document after the change (null for a delete). Kept server-side fields included. */
   after?: SyncDocument | null;

@@ -42,6 +42,7 @@ export function toDelivered(e: FeedEntry, outOfView = false): DeliveredChange {
     serverTimestamp: e.serverTimestamp!,
     cursor: encodeCursor(e._id),
   };
+  if (e.idType === 'objectId') out.idType = 'objectId';
   if (outOfView) out.outOfView = true;
   else if (e.operation !== 'delete' && e.after) out.data = publicDoc(e.after);
   return out;
@@ -280,7 +281,8 @@ export class ChangeFeedService implements OnApplicationBootstrap, OnModuleDestro
     for (const e of entries) {
       const coll = e.collection!;
       const id = e.documentId!;
-      const state = (await this.docs.loadStates(coll, [id])).get(id)!;
+      // the entry says whether a new document gets an ObjectId _id (auto collections)
+      const state = (await this.docs.loadStates(coll, [id], e.idType ? new Map([[id, e.idType]]) : undefined)).get(id)!;
       const newerOrSame = state.timestamp !== null && state.timestamp >= e.timestamp!;
       if (!newerOrSame) {
         const failed = await this.docs.applyWrites([
@@ -288,6 +290,7 @@ export class ChangeFeedService implements OnApplicationBootstrap, OnModuleDestro
             collection: coll,
             documentId: id,
             expected: { exists: state.doc !== null, timestamp: state.doc ? state.timestamp : null },
+            dbId: state.dbId,
             after: e.operation === 'delete' ? null : (e.after ?? null),
             tombstone:
               e.operation === 'delete'

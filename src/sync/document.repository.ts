@@ -6,6 +6,8 @@ import type { SyncDocument } from '@sync/protocol';
 import { FIELD_TS, StoredState, SYNC_TS } from '../conflict/conflict.types';
 import { duplicateKeyIndexes } from './change-feed.repository';
 import { ensureIndexes } from '../database/indexes';
+import { PermissionService } from '../permission/permission.service';
+import { candidateDbIds, DbId, documentIdOf, IdHint, newDbId, preferredDoc, wireIdType } from './document-id';
 
 export const TOMBSTONE_COLLECTION = '_sync_tombstones';
 
@@ -17,6 +19,8 @@ export interface Tombstone {
   changeId: string;
   userId: string;
   deletedAt: Date;
+  /** Set when the deleted document's `_id` was an ObjectId (an `auto` collection recreates it as one). */
+  idType?: 'objectId';
 }
 
 /** One document write, guarded by the state it was resolved against (compare-and-set). */
@@ -28,17 +32,31 @@ export interface DocumentWrite {
   /** The document to store, or null to delete it. */
   after: SyncDocument | null;
   /** For deletes: the tombstone to record (written before the document is removed). */
-  tombstone?: Omit<Tombstone, '_id' | 'collection' | 'documentId'>;
+  tombstone?: Omit<Tombstone, '_id' | 'collection' | 'documentId' | 'idType'>;
+  /** The stored `_id` (StoredState.dbId) when it is not the documentId string (an ObjectId). */
+  dbId?: unknown;
 }
 
 export const docKey = (collection: string, documentId: string) => `${collection}:${documentId}`;
 
-type Doc = { _id: string } & SyncDocument;
+type Doc = { _id: DbId } & SyncDocument;
+
+/**
+ * The compare-and-set condition on sync_updated_at. A document written by another application (or
+ * left by Atlas Device Sync) has none: `null` matches a missing field (and an explicit null), and
+ * `$not: { $type: number }` also any other non-number value, exactly what loadStates read as "no timestamp".
+ */
+export function timestampGuard(expected: number | null): unknown {
+  return expected === null ? { $not: { $type: 'number' } } : expected;
+}
 
 /** The synced collections (live documents only) and the tombstones of deleted documents. */
 @Injectable()
 export class DocumentRepository implements OnModuleInit {
-  constructor(@InjectConnection() private readonly connection: Connection) {}
+  constructor(
+    @InjectConnection() private readonly connection: Connection,
+    private readonly permissions: PermissionService,
+  ) {}
 
   private get db(): Db {
     return this.connection.db as unknown as Db;
@@ -54,23 +72,35 @@ export class DocumentRepository implements OnModuleInit {
     await ensureIndexes(this.tombstones, [{ key: { deletedAt: 1 }, name: 'deletedAt' }]);
   }
 
-  /** Loads the stored state of several documents of one collection (2 queries, in parallel). */
-  async loadStates(collection: string, ids: string[]): Promise<Map<string, StoredState>> {
+  /**
+   * Loads the stored state of several documents of one collection (2 queries, in parallel). Each
+   * documentId is looked up under every `_id` it may be stored as (the collection's idType: a
+   * 24-hex id of an `auto` collection as ObjectId and string, in the same `$in`); the state's
+   * `dbId` is the `_id` found, or the one a new document gets (`hints`: the changes' idType). The
+   * returned documents carry the documentId string as `_id`, like every after-image.
+   */
+  async loadStates(collection: string, ids: string[], hints?: ReadonlyMap<string, IdHint>): Promise<Map<string, StoredState>> {
+    const idType = this.permissions.idType(collection);
     const [docs, tombs] = await Promise.all([
-      this.collection(collection).find({ _id: { $in: ids } } as Filter<Doc>).toArray(),
+      this.collection(collection).find({ _id: { $in: ids.flatMap((id) => candidateDbIds(idType, id)) } } as Filter<Doc>).toArray(),
       this.tombstones.find({ _id: { $in: ids.map((id) => docKey(collection, id)) } }).toArray(),
     ]);
     const out = new Map<string, StoredState>();
     const tombById = new Map(tombs.map((t) => [t.documentId, t]));
-    for (const id of ids) out.set(id, { doc: null, timestamp: null, deleted: false });
     for (const id of ids) {
       const t = tombById.get(id);
-      if (t) out.set(id, { doc: null, timestamp: t.timestamp, deleted: true });
+      const dbId = newDbId(idType, id, t?.idType, hints?.get(id));
+      out.set(id, t ? { doc: null, timestamp: t.timestamp, deleted: true, dbId } : { doc: null, timestamp: null, deleted: false, dbId });
     }
-    for (const d of docs) {
-      const { [FIELD_TS]: fieldTimes, ...doc } = d as SyncDocument;
+    // auto: a 24-hex id may be stored both ways (another application wrote it); the ObjectId one is the document
+    const found = new Map<string, Doc>();
+    for (const d of docs) found.set(documentIdOf(d._id), preferredDoc(found.get(documentIdOf(d._id)), d));
+    for (const [id, d] of found) {
+      const { [FIELD_TS]: fieldTimes, _id: dbId, ...rest } = d as SyncDocument;
+      const doc: SyncDocument = { _id: id, ...rest };
+      // a missing (or non-number) sync_updated_at is older than any change: see timestampGuard
       const ts = typeof doc[SYNC_TS] === 'number' ? (doc[SYNC_TS] as number) : null;
-      out.set(String(d._id), { doc, timestamp: ts, deleted: false, fieldTimes: fieldTimes as Record<string, number> | undefined });
+      out.set(id, { doc, timestamp: ts, deleted: false, fieldTimes: fieldTimes as Record<string, number> | undefined, dbId });
     }
     return out;
   }
@@ -87,7 +117,7 @@ export class DocumentRepository implements OnModuleInit {
       .map((w) => ({
         replaceOne: {
           filter: { _id: docKey(w.collection, w.documentId) },
-          replacement: { collection: w.collection, documentId: w.documentId, ...w.tombstone! },
+          replacement: { collection: w.collection, documentId: w.documentId, ...w.tombstone!, ...(wireIdType(w.dbId) ? { idType: 'objectId' } : {}) },
           upsert: true,
         },
       }));
@@ -105,16 +135,18 @@ export class DocumentRepository implements OnModuleInit {
         const opIndex: number[] = [];
         for (const i of idx) {
           const w = writes[i];
-          const guard = { _id: w.documentId, [SYNC_TS]: w.expected.timestamp ?? null } as Filter<Doc>;
-          if (w.after === null) {
+          const _id = (w.dbId ?? w.documentId) as DbId;
+          const guard = { _id, [SYNC_TS]: timestampGuard(w.expected.timestamp ?? null) } as Filter<Doc>;
+          const doc = w.after === null ? null : ({ ...w.after, _id } as Doc);
+          if (doc === null) {
             if (!w.expected.exists) continue; // delete of a missing document: the tombstone is all
             ops.push({ deleteOne: { filter: guard } });
           } else if (!w.expected.exists) {
-            ops.push({ insertOne: { document: w.after as Doc } });
+            ops.push({ insertOne: { document: doc } });
           } else {
             // upsert: when the guard does not match because the document changed, the insert of
             // an existing _id fails with a duplicate key error that names this operation
-            ops.push({ replaceOne: { filter: guard, replacement: w.after as Doc, upsert: true } });
+            ops.push({ replaceOne: { filter: guard, replacement: doc, upsert: true } });
           }
           opIndex.push(i);
         }
@@ -143,13 +175,15 @@ export class DocumentRepository implements OnModuleInit {
 
   /** After a bulk write deleted fewer documents than asked, finds which guarded deletes did not match. */
   private async markFailedDeletes(name: string, ops: AnyBulkWriteOperation<Doc>[], opIndex: number[], failed: Set<number>): Promise<void> {
-    const ids: string[] = [];
+    const ids: DbId[] = [];
     ops.forEach((op) => {
-      if ('deleteOne' in op) ids.push(String((op.deleteOne.filter as { _id: string })._id));
+      if ('deleteOne' in op) ids.push((op.deleteOne.filter as { _id: DbId })._id);
     });
-    const still = new Set((await this.collection(name).find({ _id: { $in: ids } } as Filter<Doc>, { projection: { _id: 1 } }).toArray()).map((d) => String(d._id)));
+    // keyed by type and value: an ObjectId and its hex string are two documents
+    const key = (id: unknown) => `${wireIdType(id) ?? 's'}:${documentIdOf(id)}`;
+    const still = new Set((await this.collection(name).find({ _id: { $in: ids } } as Filter<Doc>, { projection: { _id: 1 } }).toArray()).map((d) => key(d._id)));
     ops.forEach((op, k) => {
-      if ('deleteOne' in op && still.has(String((op.deleteOne.filter as { _id: string })._id))) failed.add(opIndex[k]);
+      if ('deleteOne' in op && still.has(key((op.deleteOne.filter as { _id: DbId })._id))) failed.add(opIndex[k]);
     });
   }
 

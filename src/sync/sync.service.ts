@@ -5,6 +5,7 @@ import {
   encodeCursor,
   ErrorCode,
   ForbiddenError,
+  InvalidPayloadError,
   isSyncError,
   SyncDocument,
   SyncError,
@@ -24,6 +25,8 @@ import { ChangeFeedService, publicDoc } from './change-feed.service';
 import { normalizeChange, NormalizedChange } from './change.validation';
 import { DeliveryService } from './delivery.service';
 import { DocumentRepository, DocumentWrite, docKey } from './document.repository';
+import { documentIdProblem, IdHint, readIdHint, wireIdType } from './document-id';
+import { fieldTypesTemplate, keepStoredTypes } from './stored-types';
 import { LockRepository } from './lock.repository';
 import { SYNC_TIMINGS, SyncTimings } from './sync.constants';
 
@@ -46,6 +49,8 @@ export interface AppliedChange {
 interface Work {
   index: number;
   change: NormalizedChange;
+  /** The change's optional `idType` (how a new document of an `auto` collection stores its `_id`). */
+  idHint?: IdHint;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -114,11 +119,12 @@ export class SyncService {
       for (let i = 0; i < n; i++) {
         try {
           const c = normalizeChange(rawChanges[i], { maxChangeBytes: this.config.limits.maxChangeBytes, maxClockSkewMs: this.config.sync.maxClockSkewMs, now });
+          const idHint = this.checkDocumentId(rawChanges[i], c);
           const first = firstIndexOf.get(c.changeId);
           if (first !== undefined) dupOf.set(i, first);
           else {
             firstIndexOf.set(c.changeId, i);
-            work.push({ index: i, change: c });
+            work.push({ index: i, change: c, idHint });
           }
         } catch (e) {
           if (!isSyncError(e)) throw e;
@@ -177,6 +183,25 @@ export class SyncService {
     return results as ChangeAck[];
   }
 
+  /**
+   * The change's optional `idType` hint, after checking that its documentId fits the collection's
+   * id type (an `objectId` collection takes only 24-hex ids): INVALID_PAYLOAD otherwise.
+   */
+  private checkDocumentId(raw: unknown, c: NormalizedChange): IdHint | undefined {
+    const hint = readIdHint(raw);
+    const problem = typeof hint === 'object' ? hint.error : documentIdProblem(this.permissions.idType(c.collection), c.documentId, hint);
+    if (problem) throw new InvalidPayloadError(problem, { changeId: c.changeId });
+    return hint as IdHint | undefined;
+  }
+
+  /** See stored-types.ts: BSON types of the stored document and of the collection's fieldTypes survive the JSON wire. */
+  private keepTypes(collection: string, stored: SyncDocument | null, after: SyncDocument): SyncDocument {
+    const types = this.permissions.fieldTypes(collection);
+    let out = types ? keepStoredTypes(fieldTypesTemplate(types), after) : after;
+    if (stored) out = keepStoredTypes(stored, out);
+    return out;
+  }
+
   /** Leases the documents, resolves, writes and delivers. Fills `results` for every item of `work`. */
   private async applyFresh(
     work: Work[],
@@ -200,14 +225,18 @@ export class SyncService {
       // load the stored state of every document, per collection
       const states = new Map<string, StoredState>();
       const byCollection = new Map<string, string[]>();
+      const idHints = new Map<string, Map<string, IdHint>>();
       for (const w of active) {
         const ids = byCollection.get(w.change.collection) ?? [];
         ids.push(w.change.documentId);
         byCollection.set(w.change.collection, ids);
+        if (w.idHint && !idHints.get(w.change.collection)?.has(w.change.documentId)) {
+          idHints.set(w.change.collection, (idHints.get(w.change.collection) ?? new Map<string, IdHint>()).set(w.change.documentId, w.idHint));
+        }
       }
       await Promise.all(
         [...byCollection.entries()].map(async ([coll, ids]) => {
-          const m = await this.docs.loadStates(coll, [...new Set(ids)]);
+          const m = await this.docs.loadStates(coll, [...new Set(ids)], idHints.get(coll));
           for (const [id, s] of m) states.set(docKey(coll, id), s);
         }),
       );
@@ -232,6 +261,9 @@ export class SyncService {
           declined.push({ w, ack: { success: false, code: ErrorCode.CONFLICT, changeId: c.changeId, error: `conflict: ${outcome.reason}`, timestamp: outcome.timestamp ?? undefined, current } });
           continue;
         }
+        // a stored ObjectId or Date the client sends back as its JSON form stays an ObjectId or a Date
+        // (and so do the fields the rules file's fieldTypes names, in new documents too)
+        if (outcome.after) outcome.after = this.keepTypes(c.collection, stored.doc, outcome.after);
         const before = stored.doc;
         const after = outcome.after ? (outcome.fieldTimes ? { ...outcome.after, [FIELD_TS]: outcome.fieldTimes } : outcome.after) : null;
         // a delete of a document the server does not have is checked against a document holding only
@@ -252,6 +284,7 @@ export class SyncService {
             collection: c.collection,
             documentId: c.documentId,
             docKey: key,
+            ...(wireIdType(initial.get(key)!.dbId) ? { idType: 'objectId' as const } : {}),
             operation: c.operation,
             after,
             before: before ? publicDoc(before) : null,
@@ -290,6 +323,7 @@ export class SyncService {
           collection: e.collection!,
           documentId: e.documentId!,
           expected: { exists: init.doc !== null, timestamp: init.doc ? init.timestamp : null },
+          dbId: init.dbId,
           after: e.operation === 'delete' ? null : e.after!,
           tombstone: e.operation === 'delete' ? { timestamp: e.timestamp!, changeId: e.changeId, userId: e.userId!, deletedAt: new Date(serverTimestamp) } : undefined,
         });

@@ -18,7 +18,7 @@
  */
 import * as path from 'node:path';
 import * as readline from 'node:readline';
-import { FileStorage, MemoryStorage, SyncClient, SyncClientError, type SyncDocument, type SyncStorage, type ViewChange } from '../src';
+import { FileStorage, MemoryStorage, SyncClient, SyncClientError, type SyncDocument, type SyncStorage, type ViewChange } from '@realm-sync/client';
 
 interface Args {
   userId: string;

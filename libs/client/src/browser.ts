@@ -9,9 +9,11 @@ import { setStringStorageResolver } from './sync-client';
 export * from './sync-client';
 export * from './local-view';
 export * from './emitter';
+export * from './object-id';
 export { setQueryCompiler } from './matcher';
 export { MemoryStorage } from './storage/memory-storage';
 export { IndexedDbStorage } from './storage/indexeddb-storage';
+export { KeyValueStorage, type KeyValueStore, type KeyValueStorageOptions } from './storage/key-value-storage';
 export { ErrorCode } from '../../protocol/src/errors';
 
 setStringStorageResolver((spec, userId, logger) => {

@@ -10,11 +10,13 @@ export * from './sync-client';
 export * from './local-view';
 export * from './outbox';
 export * from './emitter';
+export * from './object-id';
 export { setQueryCompiler, compileFilter } from './matcher';
 export * from './storage/storage.types';
 export { MemoryStorage } from './storage/memory-storage';
 export { FileStorage, StorageLockedError, type FileStorageOptions } from './storage/file-storage';
 export { IndexedDbStorage, type IndexedDbStorageOptions } from './storage/indexeddb-storage';
+export { KeyValueStorage, type KeyValueStore, type KeyValueStorageOptions } from './storage/key-value-storage';
 export { ErrorCode } from '../../protocol/src/errors';
 export type { DeliveredChange, SyncDocument, Operation, SubscriptionSpec } from '../../protocol/src/types';
 

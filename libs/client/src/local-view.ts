@@ -1,5 +1,6 @@
 import type { SyncDocument } from '../../protocol/src/types';
 import { TypedEmitter } from './emitter';
+import { withId } from './ids';
 import { compileFilter, type DocPredicate } from './matcher';
 import { docKey, type DocRecord, type OutboxEntry } from './storage/storage.types';
 import { jsonEqual } from './util';
@@ -194,11 +195,11 @@ export function isNewer(a: DocRecord, b: DocRecord): boolean {
 
 /** The visible document: the base with the pending changes applied in order. */
 export function fold(id: string, base: DocRecord | undefined, pending: OutboxEntry[] | undefined): SyncDocument | null {
-  let doc: SyncDocument | null = base && base.state === 'live' && base.doc ? { ...base.doc, _id: id } : null;
+  let doc: SyncDocument | null = base && base.state === 'live' && base.doc ? withId(base.doc, id) : null;
   for (const e of pending ?? []) {
     if (e.operation === 'delete') doc = null;
-    else if (e.operation === 'insert') doc = { ...(e.data ?? {}), _id: id };
-    else doc = { ...(doc ?? {}), ...(e.data ?? {}), _id: id };
+    else if (e.operation === 'insert') doc = withId(e.data, id);
+    else doc = withId({ ...(doc ?? {}), ...(e.data ?? {}) }, id);
   }
   return doc;
 }

@@ -11,6 +11,7 @@ export function toWire(e: OutboxEntry): ClientChange {
     timestamp: e.timestamp,
   };
   if (e.operation !== 'delete' && e.data) c.data = e.data;
+  if (e.idType) c.idType = e.idType;
   return c;
 }
 
@@ -47,6 +48,11 @@ export class Outbox {
       this.durable.delete(id);
       this.bytes.delete(id);
     }
+  }
+
+  /** Entries stored durably (sendable), in order. */
+  durableEntries(): OutboxEntry[] {
+    return this.entries.filter((e) => this.durable.has(e.changeId));
   }
 
   get size(): number {

@@ -19,6 +19,7 @@ import {
   type SyncDocument,
 } from '../../protocol/src/types';
 import { TypedEmitter } from './emitter';
+import { idOf, isValidDocumentId, withId } from './ids';
 import { LocalView, type ViewChange, type ViewFilter } from './local-view';
 import { compileFilter } from './matcher';
 import { Outbox, toWire } from './outbox';
@@ -32,6 +33,7 @@ import {
   type SyncStorage,
 } from './storage/storage.types';
 import { backoffDelay, isPlainObject, uuid } from './util';
+import { type DocumentIdInput, toDocumentId } from './object-id';
 
 /** Supplies a JWT; called at connect, and with `forceRefresh` after the server refused or expired one. */
 export type TokenProvider = (opts: { forceRefresh: boolean }) => string | undefined | null | Promise<string | undefined | null>;
@@ -74,7 +76,23 @@ export interface SyncClientOptions {
   now?: () => number;
   /** Extra Socket.IO client options. */
   socketOptions?: Partial<ManagerOptions & SocketOptions>;
+  /** First reconnect delay (default 1 s); doubles per failed attempt, with jitter. */
+  reconnectDelayMs?: number;
+  /**
+   * Longest wait between reconnects and between retries of a transient failure (default 5 min):
+   * after a deploy or an outage, clients come back spread out instead of in a storm.
+   */
+  maxRetryDelayMs?: number;
+  /**
+   * What a client reset (CURSOR_EXPIRED: offline longer than the server keeps its change feed) does
+   * with unsent local changes: `recoverUnsyncedChanges` (default) keeps and sends them after the
+   * fresh bootstrap; `discardUnsyncedChanges` drops them (rolled back, listed in the `reset` event).
+   * A function decides per reset.
+   */
+  clientResetMode?: ClientResetMode | ((info: { pending: PendingChange[] }) => ClientResetMode | Promise<ClientResetMode>);
 }
+
+export type ClientResetMode = 'recoverUnsyncedChanges' | 'discardUnsyncedChanges';
 
 /** A change the app made, as makeChange reports it. */
 export interface PendingChange {
@@ -100,18 +118,87 @@ export interface SyncClientEvents {
   /** A local change lost its conflict: the view now shows the server's `current` (null: deleted). */
   conflict: (info: { change: PendingChange; current: SyncDocument | null; timestamp?: number }) => void;
   /** The server refused a local change for good (FORBIDDEN, INVALID_PAYLOAD, ...): it was rolled back. */
-  rejected: (info: { change: PendingChange; code: string; error: string }) => void;
+  rejected: (info: { change: PendingChange; code: SyncErrorCode; error: string }) => void;
   /** A bootstrap page was applied. */
   bootstrap: (info: { collection: string; subscriptionId: string; page: number; count: number; done: boolean }) => void;
-  /** The stored cursor expired: the client bootstraps again (unsent changes are kept). */
-  reset: (info: { reason: string }) => void;
+  /**
+   * Client reset: the stored cursor expired (CURSOR_EXPIRED); the client bootstraps again. `mode`
+   * says whether unsent changes were kept or discarded (`discarded` lists them).
+   */
+  reset: (info: { reason: string; mode: ClientResetMode; discarded: PendingChange[] }) => void;
+  /**
+   * The server closed the connection on purpose (`sync:shutdown` during a deploy, `SLOW_CONSUMER`
+   * when this client could not keep up): the client reconnects after `retryInMs` and catches up.
+   */
+  disconnected: (info: { reason: string; code?: string; retryInMs?: number }) => void;
+  /** An error; protocol failures are SyncClientError with the protocol's `code`. */
   error: (error: Error) => void;
 }
 
-/** An error of the client (codes of the protocol, plus OFFLINE and TIMEOUT). */
+/** Where one outbox entry stands (see inspect()). */
+export type OutboxEntryState = 'storing' | 'queued' | 'sending' | 'retrying';
+
+/** What client.inspect() returns: everything needed to see why something has not synced. */
+export interface InspectReport {
+  userId: string;
+  serverUrl: string;
+  online: boolean;
+  /** The stored feed position (catch-up starts there). */
+  cursor: string | null;
+  lastSyncTimestamp: number;
+  storage: { kind: string; durable: boolean };
+  /** Reconnect backoff: failed attempts in a row and when the next one is due (UTC ms), if scheduled. */
+  reconnect: { attempt: number; nextAt: number | null };
+  outbox: {
+    changeId: string;
+    seq: number;
+    operation: Operation;
+    collection: string;
+    documentId: string;
+    timestamp: number;
+    createdAt: number;
+    state: OutboxEntryState;
+    /** Times it was sent without a final answer. */
+    attempts: number;
+    lastError: { code: string; message: string; at: number } | null;
+  }[];
+  subscriptions: {
+    key: string;
+    collection: string;
+    filter?: string;
+    args?: unknown[];
+    /** The server's id in this session (none while offline). */
+    id: string | null;
+    count: number | null;
+    /** bootstrapped: its documents are stored; bootstrapping: pages are arriving; pending: not sent yet. */
+    state: 'bootstrapped' | 'bootstrapping' | 'pending';
+  }[];
+  /** Visible documents per collection (pending local changes included). */
+  documents: Record<string, number>;
+  /** The last error reported through the `error` or `rejected` event. */
+  lastError: { code: string; message: string; at: number } | null;
+}
+
+/**
+ * The codes a SyncClientError (and a `rejected` event) carries: the protocol's, those of server
+ * notices and optional protocol extensions, and the client's own (OFFLINE, TIMEOUT, CLOSED). A code
+ * a newer server sends that this list does not know still comes through as a string.
+ */
+export type SyncErrorCode =
+  | ErrorCode
+  | 'SCHEMA_VIOLATION'
+  | 'SLOW_CONSUMER'
+  | 'SHUTDOWN'
+  | 'OFFLINE'
+  | 'TIMEOUT'
+  | 'CLOSED'
+  // eslint-disable-next-line @typescript-eslint/ban-types
+  | (string & {});
+
+/** An error of the client, with a protocol code (see SyncErrorCode). */
 export class SyncClientError extends Error {
   constructor(
-    readonly code: ErrorCode | 'OFFLINE' | 'TIMEOUT' | 'CLOSED',
+    readonly code: SyncErrorCode,
     message: string,
   ) {
     super(message);
@@ -146,13 +233,21 @@ export function setStringStorageResolver(r: StringStorageResolver): void {
   stringStorageResolver = r;
 }
 
+/** A change refused with one of these codes is refused for good: rolled back, never retried. */
 const FINAL_CODES = new Set<string>([
   ErrorCode.FORBIDDEN,
   ErrorCode.INVALID_PAYLOAD,
   ErrorCode.PAYLOAD_TOO_LARGE,
   ErrorCode.INVALID_QUERY,
+  'SCHEMA_VIOLATION',
 ]);
+/** Transient: retried with backoff (and the server's retryAfterMs) for as long as it takes. */
+const TRANSIENT_CODES = new Set<string>([ErrorCode.RATE_LIMITED, ErrorCode.UNAVAILABLE, ErrorCode.UNAUTHENTICATED, 'TIMEOUT', 'SLOW_CONSUMER']);
+/** INTERNAL and codes this client does not know are retried this often, then taken as refused. */
 const MAX_INTERNAL_ATTEMPTS = 5;
+/** A change of more than this many bytes sent alone without an answer this often is refused. */
+const UNANSWERABLE_MIN_BYTES = 64 * 1024;
+const MAX_UNANSWERED_ALONE = 5;
 
 class Wakeup {
   private flag = false;
@@ -196,7 +291,16 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
   private readonly opts: Required<
     Pick<
       SyncClientOptions,
-      'maxBatchSize' | 'maxBatchBytes' | 'maxChangeBytes' | 'getChangesLimit' | 'ackTimeoutMs' | 'connectTimeoutMs' | 'catchUpIntervalMs' | 'watchNetwork'
+      | 'maxBatchSize'
+      | 'maxBatchBytes'
+      | 'maxChangeBytes'
+      | 'getChangesLimit'
+      | 'ackTimeoutMs'
+      | 'connectTimeoutMs'
+      | 'catchUpIntervalMs'
+      | 'watchNetwork'
+      | 'reconnectDelayMs'
+      | 'maxRetryDelayMs'
     >
   >;
   private readonly options: SyncClientOptions;
@@ -208,6 +312,13 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
   private readonly earlyPages = new Map<string, BootstrapPage[]>();
   private readonly wake = new Wakeup();
   private readonly internalAttempts = new Map<string, number>();
+  /** Per outbox entry: sends without a final answer, the last error (for inspect()). */
+  private readonly entryInfo = new Map<string, { attempts: number; lastError: InspectReport['lastError'] }>();
+  private readonly inFlight = new Set<string>();
+  /** Big changes sent alone without an answer, and how often (see refuseIfUnanswerable). */
+  private readonly unansweredAlone = new Map<string, number>();
+  private lastError: InspectReport['lastError'] = null;
+  private reconnectAt: number | null = null;
 
   private initPromise?: Promise<void>;
   private socket?: Socket;
@@ -230,6 +341,8 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
   private staleKeys?: Set<string>;
   private reconnectTimer?: ReturnType<typeof setTimeout>;
   private reconnectAttempt = 0;
+  /** Why the server is about to close this socket (sync:shutdown, SLOW_CONSUMER), if it said so. */
+  private serverCloseHint?: { reason: string; code: string; retryAfterMs?: number };
   private writes = new Set<Promise<unknown>>();
   private networkCleanup?: () => void;
   private readonly connectWaiters = new Set<(err?: Error) => void>();
@@ -258,6 +371,8 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       connectTimeoutMs: options.connectTimeoutMs ?? 15_000,
       catchUpIntervalMs: options.catchUpIntervalMs ?? 30_000,
       watchNetwork: options.watchNetwork ?? true,
+      reconnectDelayMs: options.reconnectDelayMs ?? 1_000,
+      maxRetryDelayMs: options.maxRetryDelayMs ?? 300_000,
     };
     this.batchLimit = this.opts.maxBatchSize;
     this.token = options.token;
@@ -269,6 +384,8 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     }
     for (const s of options.subscriptions ?? []) this.addSub(s.collection, s.filter, s.args);
     this.view.on('change', (c) => this.emit('change', c));
+    this.on('error', (e) => (this.lastError = { code: (e as SyncClientError).code ?? 'ERROR', message: e.message, at: Date.now() }));
+    this.on('rejected', (r) => (this.lastError = { code: r.code, message: r.error, at: Date.now() }));
   }
 
   protected override onListenerError(event: keyof SyncClientEvents, error: unknown): void {
@@ -319,8 +436,9 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
    * storage) before this resolves, then sent. The client sets `sync_updated_at` (and the change's
    * timestamp) to the current time, never lower than its previous one nor than the document's.
    */
-  async makeChange(operation: Operation, collection: string, documentId: string, data?: SyncDocument): Promise<PendingChange> {
+  async makeChange(operation: Operation, collection: string, id: DocumentIdInput, data?: SyncDocument): Promise<PendingChange> {
     if (this.closed) throw new SyncClientError('CLOSED', 'this client was closed');
+    const { documentId, idType } = this.documentIdOf(id);
     validateChange(operation, collection, documentId, data, this.opts.maxChangeBytes);
     await this.initialize();
     const now = this.now();
@@ -344,6 +462,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       ...(body ? { data: body } : {}),
       timestamp: ts,
       createdAt: now,
+      ...(idType ? { idType } : {}),
     };
     this.outbox.add(entry);
     this.view.addPending(entry);
@@ -441,8 +560,34 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
   }
 
   /** A visible document (synced state with pending local changes applied). */
-  getDocument(collection: string, documentId: string): SyncDocument | undefined {
-    return this.view.get(collection, documentId);
+  getDocument(collection: string, id: DocumentIdInput): SyncDocument | undefined {
+    return this.view.get(collection, this.documentIdOf(id).documentId);
+  }
+
+  /**
+   * Whether the server stores a document's `_id` as an ObjectId (`objectId`; its documentId and
+   * `_id` here are the 24-hex form: `new BSON.ObjectId(doc._id)` gives the BSON value) or as the
+   * string itself (`string`); undefined when this client knows nothing of it.
+   */
+  idTypeOf(collection: string, id: DocumentIdInput): 'objectId' | 'string' | undefined {
+    const { documentId } = this.documentIdOf(id);
+    const rec = this.view.getBase(collection, documentId);
+    if (rec) return rec.idType ?? 'string';
+    // not confirmed by the server yet: what the pending changes asked for
+    const pending = this.outbox.all().filter((e) => e.collection === collection && e.documentId === documentId);
+    if (!pending.length) return undefined;
+    return pending.some((e) => e.idType) ? 'objectId' : 'string';
+  }
+
+  /** A documentId the app gave (a string, or an ObjectId-like value: see object-id.ts) as the wire's string. */
+  private documentIdOf(id: DocumentIdInput): { documentId: string; idType?: 'objectId' } {
+    if (typeof id === 'string') return { documentId: id };
+    try {
+      const { id: documentId, idType } = toDocumentId(id);
+      return { documentId, idType };
+    } catch (e) {
+      throw new SyncClientError(ErrorCode.INVALID_PAYLOAD, (e as Error).message);
+    }
   }
 
   /** The visible documents of a collection, optionally filtered (a predicate, or a query string). */
@@ -477,6 +622,53 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
   /** The stored feed position (null before the first join). */
   getCursor(): string | null {
     return this.cursor;
+  }
+
+  /**
+   * A snapshot of the client's state, to see why something has not synced: each outbox entry with
+   * its state, attempts and last error; the cursor; each subscription and its bootstrap state; the
+   * local document counts; the reconnect backoff; the last error.
+   */
+  inspect(): InspectReport {
+    const durable = new Set(this.outbox.durableEntries().map((e) => e.changeId));
+    const documents: Record<string, number> = {};
+    for (const c of this.view.collections()) documents[c] = this.view.count(c);
+    return {
+      userId: this.userId,
+      serverUrl: this.serverUrl,
+      online: this.isOnline(),
+      cursor: this.cursor,
+      lastSyncTimestamp: this.lastSyncTimestamp,
+      storage: { kind: this.storage.kind, durable: this.storage.durable },
+      reconnect: { attempt: this.reconnectAttempt, nextAt: this.reconnectAt },
+      outbox: this.outbox.all().map((e) => {
+        const info = this.entryInfo.get(e.changeId);
+        const state: OutboxEntryState = !durable.has(e.changeId) ? 'storing' : this.inFlight.has(e.changeId) ? 'sending' : info ? 'retrying' : 'queued';
+        return {
+          changeId: e.changeId,
+          seq: e.seq,
+          operation: e.operation,
+          collection: e.collection,
+          documentId: e.documentId,
+          timestamp: e.timestamp,
+          createdAt: e.createdAt,
+          state,
+          attempts: info?.attempts ?? 0,
+          lastError: info?.lastError ?? null,
+        };
+      }),
+      subscriptions: [...this.subs.values()].map((sub) => ({
+        key: sub.key,
+        collection: sub.collection,
+        ...(sub.filter ? { filter: sub.filter } : {}),
+        ...(sub.args ? { args: sub.args } : {}),
+        id: sub.id ?? null,
+        count: sub.count ?? null,
+        state: sub.bootstrapped ? 'bootstrapped' : sub.id ? 'bootstrapping' : 'pending',
+      })),
+      documents,
+      lastError: this.lastError,
+    };
   }
 
   /**
@@ -558,8 +750,10 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       path: '/socket.io',
       autoConnect: false,
       reconnection: true,
-      reconnectionDelay: 500,
-      reconnectionDelayMax: 5_000,
+      // socket.io's own reconnects (a dropped transport): exponential up to minutes, +-50 % jitter
+      reconnectionDelay: this.opts.reconnectDelayMs,
+      reconnectionDelayMax: this.opts.maxRetryDelayMs,
+      randomizationFactor: 0.5,
       timeout: 10_000,
       ...(this.options.transports ? { transports: this.options.transports } : {}),
       auth: (cb: (data: object) => void) => {
@@ -572,7 +766,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     });
     this.socket = socket;
     socket.on('connect', () => {
-      this.reconnectAttempt = 0;
+      this.reconnectAt = null;
       void this.runSession();
     });
     socket.on('disconnect', (reason) => {
@@ -581,7 +775,12 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       if (wasOnline) this.emit('online', false);
       this.log?.debug?.(`sync-client: disconnected (${reason})`);
       // the server closed us on purpose: socket.io will not reconnect by itself
-      if (reason === 'io server disconnect' && this.wantOnline) this.scheduleReconnect();
+      if (reason === 'io server disconnect' && this.wantOnline) {
+        const hint = this.serverCloseHint;
+        this.serverCloseHint = undefined;
+        this.scheduleReconnect(hint?.retryAfterMs);
+        this.emit('disconnected', { reason: hint?.reason ?? reason, code: hint?.code, retryInMs: this.reconnectAt ? this.reconnectAt - Date.now() : undefined });
+      }
     });
     socket.on('connect_error', (err) => {
       this.log?.debug?.(`sync-client: connect error: ${err.message}`);
@@ -591,16 +790,48 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     });
     socket.on('sync:changes', (changes: DeliveredChange[] | DeliveredChange) => this.onLiveChanges(changes));
     socket.on('sync:bootstrap', (page: BootstrapPage) => void this.onBootstrapPage(page));
+    // the server is going away (rolling deploy): it will close this socket; come back spread out
+    socket.on('sync:shutdown', (info?: { retryAfterMs?: unknown; reason?: unknown }) => {
+      const retryAfterMs = validHint(info?.retryAfterMs);
+      this.serverCloseHint = { reason: 'shutdown', code: 'SHUTDOWN', retryAfterMs };
+      this.log?.info?.(`sync-client: the server is shutting down; reconnecting in about ${retryAfterMs ?? 'a few'} ms`);
+    });
+    // an error notice outside any ack, e.g. SLOW_CONSUMER: this client fell behind the live stream
+    socket.on('sync:error', (info?: { code?: unknown; error?: unknown; message?: unknown; retryAfterMs?: unknown }) => {
+      const code = typeof info?.code === 'string' ? info.code.slice(0, 64) : 'INTERNAL';
+      const message = String(info?.error ?? info?.message ?? code).slice(0, 500);
+      this.emit('error', new SyncClientError(code, `server: ${message}`));
+      if (code === 'SLOW_CONSUMER' || code === 'SHUTDOWN') {
+        // live changes may have been dropped: reconnect after a backoff and catch up from the cursor
+        this.serverCloseHint = { reason: code === 'SHUTDOWN' ? 'shutdown' : 'slow-consumer', code, retryAfterMs: validHint(info?.retryAfterMs) };
+        if (this.socket?.connected) {
+          this.socket.disconnect();
+          const hint = this.serverCloseHint;
+          this.serverCloseHint = undefined;
+          this.endSession();
+          if (this.wantOnline) this.scheduleReconnect(hint.retryAfterMs);
+          this.emit('disconnected', { reason: hint.reason, code, retryInMs: this.reconnectAt ? this.reconnectAt - Date.now() : undefined });
+        }
+      }
+    });
     socket.on('sync:token_expired', () => {
       this.tokenStale = true;
       void this.rejoin(this.session);
     });
   }
 
-  private scheduleReconnect(): void {
+  /**
+   * Reconnects after a jittered exponential backoff (reconnectDelayMs doubling up to
+   * maxRetryDelayMs; the attempt count resets only after a completed sync), or after the server's
+   * hint plus up to as much again of jitter, whichever is longer.
+   */
+  private scheduleReconnect(hintMs?: number): void {
     clearTimeout(this.reconnectTimer);
-    const delay = backoffDelay(this.reconnectAttempt++, 500, 15_000);
+    let delay = backoffDelay(this.reconnectAttempt++, this.opts.reconnectDelayMs, this.opts.maxRetryDelayMs);
+    if (hintMs !== undefined) delay = Math.max(delay, Math.round(hintMs * (1 + Math.random())));
+    this.reconnectAt = Date.now() + delay;
     this.reconnectTimer = setTimeout(() => {
+      this.reconnectAt = null;
       if (this.wantOnline && this.socket && !this.socket.connected) this.socket.connect();
     }, delay);
   }
@@ -671,6 +902,11 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     });
   }
 
+  /** Jittered exponential backoff for transient failures (from reconnectDelayMs / 2), up to maxRetryDelayMs. */
+  private retryDelay(attempt: number): number {
+    return backoffDelay(attempt, this.opts.reconnectDelayMs / 2, this.opts.maxRetryDelayMs);
+  }
+
   private requestCatchUp(): void {
     this.nextCatchUp = 0;
     this.wake.notify();
@@ -689,6 +925,9 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       this.joined = true;
       this.emit('online', true);
       await Promise.all([...this.subs.values()].map((sub) => this.sendSubscribe(s, sub, false)));
+      // a reset that may discard unsent changes must be found before they are sent: read first
+      const resetMode = this.options.clientResetMode;
+      if (resetMode && resetMode !== 'recoverUnsyncedChanges' && this.outbox.size) await this.catchUp(s);
       this.nextCatchUp = 0;
       while (s === this.session) {
         await this.flush(s);
@@ -700,6 +939,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
           const ok = await this.catchUp(s);
           if (s !== this.session) break;
           if (ok) {
+            this.reconnectAttempt = 0;
             this.syncedCatchUp = run;
             this.lastSyncTimestamp = this.now();
             void this.persist({ meta: { lastSyncTimestamp: this.lastSyncTimestamp } });
@@ -739,7 +979,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       const code = (ack as ChangeAckFailure | undefined)?.code;
       if (code === ErrorCode.UNAUTHENTICATED && this.options.getToken && attempt === 0) continue;
       if (code === ErrorCode.RATE_LIMITED || code === ErrorCode.UNAVAILABLE) {
-        await this.sleep((ack as ChangeAckFailure).retryAfterMs ?? backoffDelay(attempt), s);
+        await this.sleep(validHint((ack as ChangeAckFailure).retryAfterMs) ?? this.retryDelay(attempt), s);
         if (s !== this.session) return ack as unknown as JoinAck;
         continue;
       }
@@ -830,7 +1070,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       if (ack?.success === true) break;
       const code = (ack as ChangeAckFailure | undefined)?.code;
       if (code === ErrorCode.RATE_LIMITED || code === ErrorCode.UNAVAILABLE) {
-        await this.sleep((ack as ChangeAckFailure).retryAfterMs ?? backoffDelay(attempt), s);
+        await this.sleep(validHint((ack as ChangeAckFailure).retryAfterMs) ?? this.retryDelay(attempt), s);
         if (s !== this.session) return;
         continue;
       }
@@ -870,9 +1110,10 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     const collection = page.collection ?? sub.collection;
     const puts: DocRecord[] = [];
     for (const doc of Array.isArray(page.data) ? page.data : []) {
-      if (!doc || typeof doc !== 'object' || doc._id === undefined || doc._id === null) continue;
-      const id = String(doc._id);
+      const id = doc && typeof doc === 'object' ? idOf(doc._id) : undefined;
+      if (id === undefined) continue;
       const rec: DocRecord = { collection, id, state: 'live', doc, ts: numberOr(doc.sync_updated_at, 0), cursor: page.cursor || undefined };
+      if (Array.isArray(page.objectIds) && page.objectIds.includes(id)) rec.idType = 'objectId';
       this.staleKeys?.delete(docKey(collection, id));
       if (this.view.offer(rec, 'bootstrap')) puts.push(rec);
     }
@@ -913,15 +1154,21 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
 
   /** The base record a delivered change leads to, or null when it is of no interest here. */
   private recordOf(c: DeliveredChange, fromFeed: boolean): DocRecord | null {
-    if (!c || typeof c !== 'object' || typeof c.collection !== 'string' || c.documentId === undefined) return null;
-    const id = String(c.documentId);
+    const id = c && typeof c === 'object' && typeof c.collection === 'string' ? idOf(c.documentId) : undefined;
+    if (id === undefined) return null;
     const known = !!this.view.getBase(c.collection, id) || this.view.isPending(c.collection, id);
     if (!known && !this.isSubscribed(c.collection)) return null;
     const ts = numberOr(c.timestamp, 0);
     const cursor = typeof c.cursor === 'string' && c.cursor ? c.cursor : undefined;
+    const rec = this.recordOfChange(c, id, known, fromFeed, ts, cursor);
+    if (rec && c.idType === 'objectId') rec.idType = 'objectId';
+    return rec;
+  }
+
+  private recordOfChange(c: DeliveredChange, id: string, known: boolean, fromFeed: boolean, ts: number, cursor: string | undefined): DocRecord | null {
     if (c.operation === 'delete') return { collection: c.collection, id, state: 'deleted', doc: null, ts, cursor };
     if (c.outOfView) return known ? { collection: c.collection, id, state: 'hidden', doc: null, ts, cursor } : null;
-    const doc: SyncDocument = { ...(c.data ?? {}), _id: id };
+    const doc: SyncDocument = withId(c.data, id);
     if (fromFeed && this.isSubscribed(c.collection) && !this.matchesSubscriptions(c.collection, doc)) {
       return known ? { collection: c.collection, id, state: 'hidden', doc: null, ts, cursor } : null;
     }
@@ -960,7 +1207,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
         ack = await this.request<GetChangesAck | ChangeAckFailure>('sync:get_changes', { cursor: this.cursor, limit: this.opts.getChangesLimit });
       } catch (e) {
         if (s !== this.session) return false;
-        await this.sleep(backoffDelay(attempt++), s);
+        await this.sleep(this.retryDelay(attempt++), s);
         continue;
       }
       if (s !== this.session) return false;
@@ -976,7 +1223,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
           continue;
         }
         if (code === ErrorCode.RATE_LIMITED || code === ErrorCode.UNAVAILABLE || code === ErrorCode.INTERNAL) {
-          await this.sleep((ack as ChangeAckFailure).retryAfterMs ?? backoffDelay(attempt++), s);
+          await this.sleep(validHint((ack as ChangeAckFailure).retryAfterMs) ?? this.retryDelay(attempt++), s);
           continue;
         }
         this.emit('error', new SyncClientError(code ?? ErrorCode.INTERNAL, `get_changes refused: ${(ack as ChangeAckFailure | undefined)?.error ?? 'no answer'}`));
@@ -995,10 +1242,33 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     return false;
   }
 
-  /** CURSOR_EXPIRED: bootstrap every subscription again from a fresh cursor; the outbox is kept. */
+  /**
+   * Client reset (CURSOR_EXPIRED): bootstrap every subscription again from a fresh cursor, and
+   * drop the documents that no longer exist. Unsent changes are kept (recoverUnsyncedChanges) or
+   * rolled back and removed from the outbox (discardUnsyncedChanges), as clientResetMode says.
+   */
   private async resetAfterExpiry(s: number): Promise<void> {
-    this.log?.warn('sync-client: the stored cursor expired: bootstrapping again');
-    this.emit('reset', { reason: 'CURSOR_EXPIRED' });
+    const option = this.options.clientResetMode ?? 'recoverUnsyncedChanges';
+    let mode: ClientResetMode = 'recoverUnsyncedChanges';
+    try {
+      mode = typeof option === 'function' ? await option({ pending: this.getPendingChanges() }) : option;
+    } catch (e) {
+      this.emit('error', e as Error);
+    }
+    if (s !== this.session) return;
+    const discarded: OutboxEntry[] = mode === 'discardUnsyncedChanges' ? this.outbox.durableEntries() : [];
+    if (discarded.length) {
+      this.outbox.remove(discarded.map((e) => e.changeId));
+      for (const e of discarded) {
+        this.view.settle(e, 'rollback');
+        this.entryInfo.delete(e.changeId);
+        this.internalAttempts.delete(e.changeId);
+      }
+      await this.persist({ deleteOutbox: discarded.map((e) => e.changeId) });
+      this.emit('pending', this.outbox.size);
+    }
+    this.log?.warn(`sync-client: the stored cursor expired: bootstrapping again (${mode}${discarded.length ? `, ${discarded.length} unsent changes discarded` : ''})`);
+    this.emit('reset', { reason: 'CURSOR_EXPIRED', mode, discarded: discarded.map(publicChange) });
     this.staleKeys = new Set([...this.view.baseRecords()].map((r) => docKey(r.collection, r.id)));
     for (const sub of this.subs.values()) {
       if (sub.id) await this.request('sync:unsubscribe', { subscriptionId: sub.id }).catch(() => undefined);
@@ -1033,16 +1303,24 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       const batch = this.outbox.nextBatch(this.batchLimit, this.opts.maxBatchBytes);
       if (!batch.length) return;
       let ack: ChangeBatchAck | ChangeAckFailure;
+      for (const e of batch) this.inFlight.add(e.changeId);
       try {
         ack = await this.request<ChangeBatchAck | ChangeAckFailure>('sync:changeBatch', { changes: batch.map(toWire) });
-      } catch {
+      } catch (err) {
         // no answer (timeout, or the connection dropped: perhaps the message was over the server's
         // size limit): retry smaller; the size grows back after successes
+        for (const e of batch) {
+          this.inFlight.delete(e.changeId);
+          this.noteAttempt(e.changeId, (err as SyncClientError).code ?? 'TIMEOUT', (err as Error).message);
+        }
         if (batch.length > 1) this.batchLimit = Math.max(1, Math.floor(batch.length / 2));
+        else if (await this.refuseIfUnanswerable(batch[0])) continue;
         if (s !== this.session) return;
-        await this.sleep(backoffDelay(attempt++), s);
+        await this.sleep(this.retryDelay(attempt++), s);
         continue;
       }
+      this.unansweredAlone.delete(batch[0].changeId);
+      for (const e of batch) this.inFlight.delete(e.changeId);
       if (s !== this.session) return;
       let results: (ChangeAck | undefined)[];
       if (ack && ack.success === true && Array.isArray(ack.results)) {
@@ -1054,7 +1332,8 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
           continue;
         }
         if (!FINAL_CODES.has(fail.code)) {
-          await this.sleep(fail.retryAfterMs ?? backoffDelay(attempt++), s);
+          for (const e of batch) this.noteAttempt(e.changeId, fail.code, fail.error);
+          await this.sleep(validHint(fail.retryAfterMs) ?? this.retryDelay(attempt++), s);
           continue;
         }
         if (batch.length > 1) {
@@ -1067,7 +1346,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       const { retryAfterMs, rejoin } = await this.settle(batch, results);
       if (rejoin) await this.rejoin(s);
       if (retryAfterMs !== undefined) {
-        await this.sleep(retryAfterMs || backoffDelay(attempt++), s);
+        await this.sleep(retryAfterMs || this.retryDelay(attempt++), s);
       } else {
         attempt = 0;
         if (this.batchLimit < this.opts.maxBatchSize) this.batchLimit = Math.min(this.opts.maxBatchSize, this.batchLimit * 2);
@@ -1097,32 +1376,41 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       const code = r?.code;
       if (code === ErrorCode.CONFLICT) {
         const fail = r as ChangeAckFailure;
-        const current: SyncDocument | null = fail.current && typeof fail.current === 'object' ? { ...fail.current, _id: e.documentId } : null;
+        const current: SyncDocument | null = fail.current && typeof fail.current === 'object' ? withId(fail.current, e.documentId) : null;
         const ts = numberOr(fail.timestamp, numberOr(current?.sync_updated_at, 0));
         const base: DocRecord = { collection: e.collection, id: e.documentId, state: current ? 'live' : 'deleted', doc: current, ts };
+        const known = this.view.getBase(e.collection, e.documentId)?.idType;
+        if (known) base.idType = known;
         if (this.view.settle(e, 'conflict', base)) putDocs.push(base);
         removed.push(e.changeId);
         anyApplied = true;
         this.emit('conflict', { change: publicChange(e), current, timestamp: fail.timestamp });
         continue;
       }
-      const attempts = code === ErrorCode.INTERNAL ? (this.internalAttempts.get(e.changeId) ?? 0) + 1 : 0;
-      if (code && (FINAL_CODES.has(code) || attempts >= MAX_INTERNAL_ATTEMPTS)) {
+      // INTERNAL, or a code this client does not know: a few retries, then refused (never stuck)
+      const limited = !!code && !FINAL_CODES.has(code) && !TRANSIENT_CODES.has(code);
+      const attempts = limited || !r ? (this.internalAttempts.get(e.changeId) ?? 0) + 1 : 0;
+      this.noteAttempt(e.changeId, code ?? ErrorCode.INTERNAL, r?.error ?? 'no result for this change');
+      if ((code && FINAL_CODES.has(code)) || attempts >= MAX_INTERNAL_ATTEMPTS) {
         this.view.settle(e, 'rollback');
         removed.push(e.changeId);
         this.internalAttempts.delete(e.changeId);
-        this.emit('rejected', { change: publicChange(e), code, error: r!.error ?? code });
-        this.log?.warn(`sync-client: ${e.operation} ${e.collection}/${e.documentId} refused (${code}): ${r!.error ?? ''}; rolled back`);
+        const finalCode = code ?? ErrorCode.INTERNAL;
+        this.emit('rejected', { change: publicChange(e), code: finalCode, error: r?.error ?? finalCode });
+        this.log?.warn(`sync-client: ${e.operation} ${e.collection}/${e.documentId} refused (${finalCode}): ${r?.error ?? ''}; rolled back`);
         continue;
       }
-      if (code === ErrorCode.INTERNAL) this.internalAttempts.set(e.changeId, attempts);
+      if (attempts) this.internalAttempts.set(e.changeId, attempts);
       if (code === ErrorCode.UNAUTHENTICATED) rejoin = true;
-      const wait = (r as ChangeAckFailure | undefined)?.retryAfterMs;
-      retryAfterMs = Math.max(retryAfterMs ?? 0, typeof wait === 'number' && wait > 0 ? wait : 0);
+      const wait = validHint((r as ChangeAckFailure | undefined)?.retryAfterMs);
+      retryAfterMs = Math.max(retryAfterMs ?? 0, wait ?? 0);
     }
     this.outbox.remove(removed);
     if (removed.length) {
-      for (const id of removed) this.internalAttempts.delete(id);
+      for (const id of removed) {
+        this.internalAttempts.delete(id);
+        this.entryInfo.delete(id);
+      }
       await this.persist({ deleteOutbox: removed, putDocs });
       this.emit('pending', this.outbox.size);
     }
@@ -1134,6 +1422,37 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     return { retryAfterMs, rejoin };
   }
 
+  /**
+   * A big change sent alone that never gets an answer (the server closes the connection: over its
+   * message size limit) would block the outbox forever: after MAX_UNANSWERED_ALONE tries it is
+   * refused as PAYLOAD_TOO_LARGE. Small changes are never refused this way (a flaky network only
+   * delays them).
+   */
+  private async refuseIfUnanswerable(e: OutboxEntry): Promise<boolean> {
+    if (JSON.stringify(toWire(e)).length <= UNANSWERABLE_MIN_BYTES) return false;
+    const n = (this.unansweredAlone.get(e.changeId) ?? 0) + 1;
+    this.unansweredAlone.set(e.changeId, n);
+    if (n < MAX_UNANSWERED_ALONE) return false;
+    this.unansweredAlone.delete(e.changeId);
+    this.entryInfo.delete(e.changeId);
+    this.internalAttempts.delete(e.changeId);
+    this.outbox.remove([e.changeId]);
+    this.view.settle(e, 'rollback');
+    await this.persist({ deleteOutbox: [e.changeId] });
+    this.emit('pending', this.outbox.size);
+    const error = `no answer to this change sent alone ${n} times: over the server's message size limit?`;
+    this.emit('rejected', { change: publicChange(e), code: ErrorCode.PAYLOAD_TOO_LARGE, error });
+    this.log?.warn(`sync-client: ${e.operation} ${e.collection}/${e.documentId} refused (PAYLOAD_TOO_LARGE): ${error}; rolled back`);
+    return true;
+  }
+
+  private noteAttempt(changeId: string, code: string, message: string): void {
+    const info = this.entryInfo.get(changeId) ?? { attempts: 0, lastError: null };
+    info.attempts++;
+    info.lastError = { code, message: String(message).slice(0, 500), at: Date.now() };
+    this.entryInfo.set(changeId, info);
+  }
+
   /** The server state after an applied local change, as far as the client can tell. */
   private ackBase(e: OutboxEntry, ack: ChangeAckSuccess): DocRecord {
     const ts = numberOr(ack.timestamp, e.timestamp);
@@ -1141,8 +1460,9 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     if (e.operation === 'delete') return { collection: e.collection, id: e.documentId, state: 'deleted', doc: null, ts, cursor };
     const cur = this.view.getBase(e.collection, e.documentId);
     const prior = e.operation === 'update' && cur?.state === 'live' && cur.doc ? cur.doc : {};
-    const doc = { ...prior, ...(e.data ?? {}), _id: e.documentId, sync_updated_at: ts };
-    return { collection: e.collection, id: e.documentId, state: 'live', doc, ts, cursor };
+    const doc = { ...withId({ ...prior, ...(e.data ?? {}) }, e.documentId), sync_updated_at: ts };
+    const idType = cur?.idType ?? e.idType;
+    return { collection: e.collection, id: e.documentId, state: 'live', doc, ts, cursor, ...(idType ? { idType } : {}) };
   }
 }
 
@@ -1157,6 +1477,11 @@ function publicChange(e: OutboxEntry): PendingChange {
   };
 }
 
+/** A server's retryAfterMs hint, bounded (at most an hour); undefined when absent or nonsense. */
+function validHint(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? Math.min(v, 3_600_000) : undefined;
+}
+
 function numberOr(v: unknown, fallback: number): number {
   return typeof v === 'number' && Number.isFinite(v) ? v : fallback;
 }
@@ -1166,7 +1491,7 @@ export function validateChange(operation: unknown, collection: unknown, document
   const bad = (msg: string) => new SyncClientError(ErrorCode.INVALID_PAYLOAD, msg);
   if (!OPERATIONS.includes(operation as Operation)) throw bad(`operation must be insert, update or delete, not "${String(operation)}"`);
   if (!isUserCollectionName(collection)) throw bad(`invalid collection name "${String(collection)}"`);
-  if (typeof documentId !== 'string' || !documentId || documentId.length > LIMITS.documentIdMax) {
+  if (!isValidDocumentId(documentId)) {
     throw bad(`documentId must be a non-empty string of at most ${LIMITS.documentIdMax} characters`);
   }
   if (operation === 'delete') return;

@@ -32,8 +32,11 @@ export function jsonEqual(a: unknown, b: unknown): boolean {
   return ka.every((k) => jsonEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
 }
 
-/** Exponential backoff with jitter: base * 2^attempt, capped, +-20 %. */
+/**
+ * Exponential backoff with jitter: base * 2^attempt, capped at maxMs, then spread over 50-150 %
+ * (so clients dropped together, by a deploy or an outage, do not come back together).
+ */
 export function backoffDelay(attempt: number, baseMs = 500, maxMs = 30_000): number {
-  const d = Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 20));
-  return Math.round(d * (0.8 + Math.random() * 0.4));
+  const d = Math.min(maxMs, baseMs * 2 ** Math.min(Math.max(0, attempt), 30));
+  return Math.round(d * (0.5 + Math.random()));
 }

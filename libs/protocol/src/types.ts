@@ -15,6 +15,11 @@ export interface ClientChange {
   documentId: string;
   data?: SyncDocument;
   timestamp?: number;
+  /**
+   * Optional: how a NEW document of an `auto` collection stores its `_id` ("objectId" needs a
+   * 24-hex documentId). Ignored for documents that exist (their stored type is kept).
+   */
+  idType?: 'objectId' | 'string';
 }
 
 /** A change as the server delivers it (sync:changes, sync:get_changes, ...). */
@@ -29,6 +34,8 @@ export interface DeliveredChange {
   serverTimestamp: number;
   cursor: string;
   outOfView?: true;
+  /** Optional: the document's `_id` is an ObjectId in the database (documentId is its hex form). */
+  idType?: 'objectId';
 }
 
 export interface SubscriptionSpec {
@@ -118,6 +125,8 @@ export interface BootstrapPage {
   page: number;
   done: boolean;
   cursor: string;
+  /** Optional: the ids (hex) of this page's documents whose `_id` is an ObjectId in the database. */
+  objectIds?: string[];
 }
 
 export interface PingAck {

@@ -15,6 +15,8 @@ export interface OutboxEntry {
   timestamp: number;
   /** When makeChange was called (UTC ms). */
   createdAt: number;
+  /** The app gave an ObjectId as documentId: a new document gets an ObjectId `_id` (object-id.ts). */
+  idType?: 'objectId';
 }
 
 /** What this client last learned from the server about one document (the base under pending changes). */
@@ -28,6 +30,8 @@ export interface DocRecord {
   ts: number;
   /** Feed position that state came from, when known (breaks timestamp ties). */
   cursor?: string;
+  /** The server stores this document's `_id` as an ObjectId (`id` is its hex form). */
+  idType?: 'objectId';
 }
 
 /** A subscription the app asked for, kept so that it is renewed on every reconnect. */
