@@ -139,6 +139,9 @@ export class FeedTailer {
       if (this.ahead.size >= this.opts.maxAhead) continue; // read from the feed when its turn comes
       this.ahead.set(p, it);
     }
+    // the next positions, offered: delivered now, even while a feed read is in flight (the pump
+    // re-checks the position after every read)
+    if (this.started && !this.stopped) this.drainOffered();
     this.kick();
   }
 
