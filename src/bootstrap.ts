@@ -1,17 +1,25 @@
 import { join } from 'node:path';
-import { INestApplication } from '@nestjs/common';
+import { INestApplication, Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
+import type { NextFunction, Request, Response } from 'express';
 import { Logger as PinoLogger } from 'nestjs-pino';
 import { AppModule } from './app.module';
 import { SyncIoAdapter } from './common/io.adapter';
 import { AppConfig } from './config/config.schema';
 import { loadConfig } from './config/config.loader';
+import { DrainService } from './health/drain.service';
+import { useAzureWebPubSub } from './integrations/azure/azure-web-pubsub';
 
 export interface CreateAppOptions {
   config?: AppConfig;
   /** Buffer logs until the pino logger is ready (default true). */
   bufferLogs?: boolean;
+  /**
+   * Nest's own SIGTERM/SIGINT handling (app.close(), then the signal re-raised). Default true;
+   * main.ts passes false and drains first (installGracefulShutdown).
+   */
+  shutdownHooks?: boolean;
 }
 
 /** Builds the Nest application (used by main.ts, the tests and the benchmark). */
@@ -28,8 +36,60 @@ export async function createApp(opts: CreateAppOptions = {}): Promise<INestAppli
   app.disable('x-powered-by');
   // static files: the demo page at /demo (public/ in the source tree, dist/public once built)
   app.useStaticAssets(join(__dirname, '..', 'public'), { index: ['index.html'], maxAge: 0 });
+  // graceful shutdown: HTTP writes being handled are waited for; writes arriving while draining are refused
+  const drain = app.get(DrainService);
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return next();
+    if (drain.draining) {
+      res.status(503).set('Retry-After', '1').json(drain.refusal());
+      return;
+    }
+    const done = drain.begin();
+    res.once('finish', done);
+    res.once('close', done);
+    next();
+  });
   app.useBodyParser('json', { limit: Math.max(config.limits.maxChangeBytes * Math.min(config.limits.maxBatchSize, 64), 1024 * 1024) });
-  app.useWebSocketAdapter(new SyncIoAdapter(app, config));
-  app.enableShutdownHooks();
+  const io = new SyncIoAdapter(app, config);
+  const { webPubSubConnectionString: connectionString, webPubSubHub: hub } = config.scale;
+  // Azure Web PubSub for Socket.IO holds the client connections when configured (src/integrations/azure)
+  if (connectionString) io.onServerCreated((server) => useAzureWebPubSub(server, { connectionString, hub }));
+  app.useWebSocketAdapter(io);
+  if (opts.shutdownHooks ?? true) app.enableShutdownHooks();
   return app;
+}
+
+/**
+ * SIGTERM/SIGINT: drain (DrainService: /ready 503, no new sockets or messages, the writes being
+ * handled finish, sockets get `sync:shutdown` and are disconnected), close the application (bus, HTTP
+ * server, database), exit 0. Whatever still runs after `shutdownGraceMs` makes the process exit 1.
+ */
+export function installGracefulShutdown(app: INestApplication, config: AppConfig, exit: (code: number) => void = (c) => process.exit(c)): void {
+  const logger = new Logger('Shutdown');
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    const started = Date.now();
+    logger.log(`${signal}: shutting down (grace ${config.server.shutdownGraceMs} ms)`);
+    const deadline = setTimeout(() => {
+      logger.error(`still not closed after ${config.server.shutdownGraceMs} ms (SHUTDOWN_GRACE_MS): exiting`);
+      exit(1);
+    }, config.server.shutdownGraceMs);
+    deadline.unref();
+    void (async () => {
+      try {
+        await app.get(DrainService).drain();
+        await app.close();
+        logger.log(`closed in ${Date.now() - started} ms`);
+        clearTimeout(deadline);
+        exit(0);
+      } catch (e) {
+        logger.error(`shutdown failed: ${(e as Error)?.stack ?? String(e)}`);
+        exit(1);
+      }
+    })();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
 }

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import * as fs from 'node:fs';
 import { Logger } from '@nestjs/common';
-import { createApp } from './bootstrap';
+import { createApp, installGracefulShutdown } from './bootstrap';
 import { ConfigError, loadConfig } from './config/config.loader';
 import { DataDirInUseError, EmbeddedDatabaseMissingError } from './database/embedded-database';
 
@@ -19,7 +19,8 @@ async function main() {
     }
     throw e;
   }
-  const app = await createApp({ config });
+  const app = await createApp({ config, shutdownHooks: false });
+  installGracefulShutdown(app, config);
   await app.listen(config.server.port, config.server.host);
   const url = await app.getUrl();
   new Logger('Main').log(`sync server listening on ${url} (socket.io at /socket.io, NODE_ENV=${config.env})`);

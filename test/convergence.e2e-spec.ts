@@ -9,14 +9,19 @@
  *      only acked changes; the stored documents are the acked changes folded in feed order;
  *   3. reading the feed from scratch with sync:get_changes yields each applied change exactly once
  *      (deletes included), and replaying it gives the stored documents.
+ * Bursts: another device of a client's user sends several changes of one document back to back
+ * (single changes without waiting, or one batch), either without timestamps (the server's clock) or
+ * all with one timestamp (several edits in one millisecond). None may be lost to the device's own
+ * previous edit: without timestamps every one applies; with one timestamp a change loses only to a
+ * version of another author at that time or later, or to a newer one (and a batch is all or nothing).
  *
  * CONVERGENCE_RUNS=200 npx jest test/convergence --selectProjects e2e   runs more cases (default 80,
- * about a minute on 2 cores now that the write path is fast).
+ * about 1.5 minutes on 2 cores with the bursts; 85 s measured while other suites shared the machine).
  * On failure fast-check prints the seed and path: CONVERGENCE_SEED=<seed> CONVERGENCE_PATH=<path>
  * replays the same scenario (the network interleaving is real, so a timing-dependent failure may
  * need a few tries). CONVERGENCE_SHRINK=1 lets fast-check shrink a failure (slow: seconds a case).
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import type { Socket } from 'socket.io-client';
 import { MemoryStorage, SyncClient, type PendingChange, type SyncDocument } from '@sync/client';
@@ -40,7 +45,9 @@ type Step =
   /** an online client waits until its outbox is sent and it has read the feed (offline: nothing) */
   | { t: 'sync'; c: number }
   /** everyone online and synced, then every client must show the server's documents */
-  | { t: 'checkpoint' };
+  | { t: 'checkpoint' }
+  /** rapid changes of one document from another device of client c's user, through a raw socket */
+  | { t: 'burst'; c: number; doc: number; ops: Op[]; clock: 'server' | 'same'; via: 'single' | 'batch' };
 interface ClientSpec {
   /** user index: two clients may be two devices of one user */
   user: number;
@@ -89,6 +96,17 @@ const scenarioArb: fc.Arbitrary<Scenario> = fc
       { weight: 2, arbitrary: fc.record({ t: fc.constant('online' as const), c, wait: fc.boolean() }) },
       { weight: 3, arbitrary: fc.record({ t: fc.constant('pause' as const), ms: fc.integer({ min: 0, max: 150 }) }) },
       { weight: 2, arbitrary: fc.constant({ t: 'checkpoint' as const }) },
+      {
+        weight: 2,
+        arbitrary: fc.record({
+          t: fc.constant('burst' as const),
+          c,
+          doc: fc.nat(docs - 1),
+          ops: fc.array(fc.constantFrom<Op>('update', 'update', 'update', 'insert', 'delete'), { minLength: 2, maxLength: 6 }),
+          clock: fc.constantFrom('server' as const, 'same' as const),
+          via: fc.constantFrom('single' as const, 'batch' as const),
+        }),
+      },
     );
     return fc.record({
       clients: fc.array(
@@ -128,7 +146,7 @@ async function readFeedFromScratch(s: Socket, collection: string, limit: number)
 }
 
 // Coverage across all runs: the generator must actually produce offline edits, conflicts, deletes.
-const stats = { runs: 0, checkpoints: 0, clientErrors: 0, noOpDeletes: 0, changes: 0, offlineChanges: 0, acked: 0, duplicates: 0, conflicts: 0, ackedDeletes: 0, clamped: 0 };
+const stats = { runs: 0, checkpoints: 0, clientErrors: 0, noOpDeletes: 0, changes: 0, offlineChanges: 0, acked: 0, duplicates: 0, conflicts: 0, ackedDeletes: 0, clamped: 0, bursts: 0, burstChanges: 0, burstConflicts: 0, ties: 0 };
 
 describe('randomized convergence: SDK clients, offline edits, catch-up through the feed', () => {
   let t: TestApp;
@@ -157,6 +175,9 @@ describe('randomized convergence: SDK clients, offline edits, catch-up through t
     const rejected: { client: number; change: PendingChange; code: string; error: string }[] = [];
     const errors: string[] = [];
     const online = new Set<number>();
+    /** raw sockets: another device of a client's user, for bursts */
+    const devices = new Map<number, Socket>();
+    const bursts: { userId: string; documentId: string; clock: 'server' | 'same'; via: 'single' | 'batch'; timestamp: number; results: { change: PendingChange; ok: boolean }[] }[] = [];
     try {
       // ---- clients
       for (const [i, spec] of sc.clients.entries()) {
@@ -226,6 +247,35 @@ describe('randomized convergence: SDK clients, offline edits, catch-up through t
           await sleep(step.ms);
         } else if (step.t === 'sync') {
           if (online.has(step.c)) await clients[step.c].whenSynced(60_000);
+        } else if (step.t === 'burst') {
+          const userId = `user${sc.clients[step.c].user}`;
+          let device = devices.get(step.c);
+          if (!device) devices.set(step.c, (device = await joinedClient(t.url, userId)));
+          // the device's clock: skewed like the client's (beyond MAX_CLOCK_SKEW_MS ahead: clamped)
+          const timestamp = Date.now() + sc.clients[step.c].skew;
+          const changes = step.ops.map((op, k) => ({
+            changeId: randomUUID(),
+            operation: op,
+            collection,
+            documentId: docIds[step.doc],
+            ...(op === 'delete' ? {} : { data: { a: k, w: `r${step.c}s${n}k${k}` } }),
+            ...(step.clock === 'same' ? { timestamp } : {}),
+          }));
+          const acks: any[] =
+            step.via === 'batch'
+              ? (await emitAck(device, 'sync:changeBatch', { changes })).results
+              : await Promise.all(changes.map((ch) => emitAck(device!, 'sync:change', ch)));
+          const results: { change: PendingChange; ok: boolean }[] = [];
+          for (const [k, ch] of changes.entries()) {
+            const ack = acks[k];
+            const change = { ...ch, timestamp: step.clock === 'same' ? timestamp : (ack?.timestamp ?? 0) } as PendingChange;
+            made.set(change.changeId, { client: step.c, change, offline: false });
+            if (ack?.success) acked.push({ client: step.c, userId, change, ack });
+            else if (ack?.code === 'CONFLICT') conflicts.push({ client: step.c, change });
+            else rejected.push({ client: step.c, change, code: String(ack?.code), error: String(ack?.error) });
+            results.push({ change, ok: !!ack?.success });
+          }
+          bursts.push({ userId, documentId: docIds[step.doc], clock: step.clock, via: step.via, timestamp, results });
         } else {
           await converge();
           await expectConverged(`checkpoint at step ${n}`);
@@ -291,15 +341,22 @@ describe('randomized convergence: SDK clients, offline edits, catch-up through t
       }
 
       // the stored documents are the acked changes themselves (what the clients sent, not the server's
-      // after-images) folded in feed order; last write wins: timestamps strictly increase per document
+      // after-images) folded in feed order; last write wins: timestamps strictly increase per document,
+      // except that a version may share its predecessor's timestamp when both have the same author
+      // (one device's edits within one millisecond: the later-arriving one wins the tie)
       const sent = new Map([...made.values()].map((m) => [m.change.changeId, m.change]));
       const model = new Map<string, SyncDocument>();
       const lastTs = new Map<string, number>();
+      const lastBy = new Map<string, string>();
       for (const e of feed) {
         const id = String(e.documentId);
         const prev = lastTs.get(id) ?? -Infinity;
-        if (!(e.timestamp > prev)) throw new Error(`feed #${e._id} (${e.operation} ${id}) has timestamp ${e.timestamp}, not after ${prev}\n${context(serverDocs)}`);
+        const tie = e.timestamp === prev && e.userId === lastBy.get(id);
+        if (!(e.timestamp > prev || tie))
+          throw new Error(`feed #${e._id} (${e.operation} ${id} by ${e.userId}) has timestamp ${e.timestamp}, not after ${prev} by ${lastBy.get(id)}\n${context(serverDocs)}`);
+        if (tie) stats.ties++;
         lastTs.set(id, e.timestamp);
+        lastBy.set(id, String(e.userId));
         if (e.operation === 'delete') {
           model.delete(id);
         } else {
@@ -309,6 +366,24 @@ describe('randomized convergence: SDK clients, offline edits, catch-up through t
         }
       }
       expect([...model.values()].sort(byId)).toEqual(serverDocs);
+
+      // bursts: nothing lost to the device's own previous edit
+      for (const b of bursts) {
+        const what = { documentId: b.documentId, clock: b.clock, via: b.via, results: b.results.map((r) => `${r.change.operation}:${r.ok ? 'ok' : 'CONFLICT'}`) };
+        // without timestamps, the server's clock always comes after the stored version
+        if (b.clock === 'server') expect(what).toEqual({ ...what, results: b.results.map((r) => `${r.change.operation}:ok`) });
+        // one batch is resolved under one lease: its edits of one millisecond stand or fall together
+        else if (b.via === 'batch') expect(new Set(b.results.map((r) => r.ok)).size).toBe(1);
+        // a lost one lost to a newer version, or to another author's at the same time
+        for (const r of b.results) {
+          if (r.ok) continue;
+          stats.burstConflicts++;
+          const winner = feed.find((e) => e.documentId === b.documentId && (e.timestamp > r.change.timestamp || (e.timestamp === r.change.timestamp && e.userId !== b.userId)));
+          if (!winner) throw new Error(`burst change ${r.change.changeId} (${JSON.stringify(what)}) lost, but nothing newer nor another author's tie is in the feed\n${context(serverDocs)}`);
+        }
+        stats.bursts++;
+        stats.burstChanges += b.results.length;
+      }
 
       // (3) the feed read from scratch: each applied change exactly once, in feed order
       const delivered = await readFeedFromScratch(auditor, collection, 1 + (run % 7) * 5);
@@ -335,6 +410,7 @@ describe('randomized convergence: SDK clients, offline edits, catch-up through t
       stats.ackedDeletes += acked.filter((a) => a.change.operation === 'delete').length;
       stats.clamped += acked.filter((a) => a.ack.timestamp < a.change.timestamp).length;
     } finally {
+      for (const d of devices.values()) d.close();
       await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
     }
   }
@@ -357,6 +433,7 @@ describe('randomized convergence: SDK clients, offline edits, catch-up through t
         expect(stats.offlineChanges).toBeGreaterThan(0);
         expect(stats.conflicts).toBeGreaterThan(0);
         expect(stats.ackedDeletes).toBeGreaterThan(0);
+        expect(stats.burstChanges).toBeGreaterThan(0);
       }
     },
     60_000 + RUNS * 30_000,

@@ -3,7 +3,12 @@ import { IoAdapter } from '@nestjs/platform-socket.io';
 import type { MessageMappingProperties } from '@nestjs/websockets';
 import type { Observable } from 'rxjs';
 import type { Server, ServerOptions } from 'socket.io';
+import { EVENTS } from '@sync/protocol';
 import { AppConfig } from '../config/config.schema';
+import { DrainService } from '../health/drain.service';
+
+/** Messages that write: a graceful shutdown waits for these (DrainService). */
+const WRITE_EVENTS = new Set<string>([EVENTS.change, EVENTS.changeBatch, EVENTS.mongoUpsert, EVENTS.mongoDelete]);
 
 export type ServerAdapterFactory = (server: Server) => Promise<void> | void;
 
@@ -14,17 +19,30 @@ export type ServerAdapterFactory = (server: Server) => Promise<void> | void;
 export class SyncIoAdapter extends IoAdapter {
   private readonly logger = new Logger('SocketIO');
   private readonly extraSetup: ServerAdapterFactory[] = [];
+  private drainService?: DrainService | null;
 
   constructor(
-    app: INestApplicationContext,
+    private readonly appContext: INestApplicationContext,
     private readonly config: AppConfig,
   ) {
-    super(app);
+    super(appContext);
   }
 
   /** Registers a hook run on the created server (e.g. the Redis adapter). */
   onServerCreated(fn: ServerAdapterFactory): void {
     this.extraSetup.push(fn);
+  }
+
+  /** Graceful shutdown state (absent in an application context without the health module). */
+  private get drain(): DrainService | null {
+    if (this.drainService === undefined) {
+      try {
+        this.drainService = this.appContext.get(DrainService, { strict: false });
+      } catch {
+        this.drainService = null;
+      }
+    }
+    return this.drainService;
   }
 
   /**
@@ -37,7 +55,24 @@ export class SyncIoAdapter extends IoAdapter {
     for (const { message, callback, isAckHandledManually } of handlers) {
       socket.on(message as string, (...args: unknown[]) => {
         const { data, ack } = this.mapPayload(args.length === 1 ? args[0] : args);
-        transform(callback(data, ack)).subscribe({
+        const drain = this.drain;
+        if (drain?.draining) {
+          // shutting down: nothing new starts here; the client retries after reconnecting elsewhere
+          if (typeof ack === 'function') (ack as (res: unknown) => void)(drain.refusal());
+          return;
+        }
+        // writes are waited for before the sockets are closed; a read cut short is asked again elsewhere
+        const done = WRITE_EVENTS.has(message as string) ? drain?.begin() : undefined;
+        let result: Observable<unknown>;
+        try {
+          result = transform(callback(data, ack));
+        } catch (e) {
+          done?.();
+          this.logger.error(`handler of "${String(message)}" failed: ${(e as Error)?.stack ?? String(e)}`);
+          return;
+        }
+        result.subscribe({
+          complete: done,
           next: (response) => {
             if (response === null || response === undefined) return;
             const r = response as { event?: string; data?: unknown };
@@ -47,7 +82,10 @@ export class SyncIoAdapter extends IoAdapter {
             }
             if (!isAckHandledManually && typeof ack === 'function') (ack as (res: unknown) => void)(response);
           },
-          error: (e: unknown) => this.logger.error(`handler of "${String(message)}" failed: ${(e as Error)?.stack ?? String(e)}`),
+          error: (e: unknown) => {
+            done?.();
+            this.logger.error(`handler of "${String(message)}" failed: ${(e as Error)?.stack ?? String(e)}`);
+          },
         });
       });
     }
@@ -65,11 +103,13 @@ export class SyncIoAdapter extends IoAdapter {
       connectTimeout: 15_000,
       cors: { origin: cors === '*' ? true : cors, credentials: cors !== '*' },
       allowRequest: (req, cb) => {
+        if (this.drain?.draining) return cb('server shutting down', false);
         // refuse new sockets once the global cap is reached (per-user / per-IP limits come later)
         const count = (server?.engine as { clientsCount?: number } | undefined)?.clientsCount ?? 0;
         cb(count >= this.config.limits.maxConnections ? 'server full' : null, count < this.config.limits.maxConnections);
       },
     } as Partial<ServerOptions>);
+    this.drain?.attach(server);
     for (const fn of this.extraSetup) {
       Promise.resolve(fn(server)).catch((e) => this.logger.error(`socket.io server setup failed: ${(e as Error).message}`));
     }

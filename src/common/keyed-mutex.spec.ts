@@ -34,6 +34,26 @@ describe('KeyedMutex', () => {
     expect(m.size).toBe(0);
   });
 
+  it('serves every key in call order, also when key sets overlap (a later caller never overtakes on a shared key)', async () => {
+    const m = new KeyedMutex();
+    const order: string[] = [];
+    const held = await m.acquire(['a']);
+    const first = m.acquire(['a', 'b']).then((r) => {
+      order.push('first (a, b)');
+      r();
+    });
+    const second = m.acquire(['b']).then((r) => {
+      order.push('second (b)');
+      r();
+    });
+    await tick();
+    expect(order).toEqual([]); // 'b' is promised to the first caller, who waits for 'a'
+    held();
+    await Promise.all([first, second]);
+    expect(order).toEqual(['first (a, b)', 'second (b)']);
+    expect(m.size).toBe(0);
+  });
+
   it('lets different keys run concurrently', async () => {
     const m = new KeyedMutex();
     const r1 = await m.acquire(['a']);

@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { AppConfig, envSchema } from './config.schema';
+import { parseWebPubSubConnectionString } from './web-pubsub-connection-string';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -126,6 +127,11 @@ export function loadConfig(
     const bad = e.TRUSTED_PROXIES.filter((p) => !isIpOrCidr(p));
     if (bad.length) problems.push(`TRUSTED_PROXIES: not an IP address or CIDR range: ${bad.join(', ')}`);
   }
+  if (e.WEB_PUBSUB_CONNECTION_STRING) {
+    const wps = parseWebPubSubConnectionString(e.WEB_PUBSUB_CONNECTION_STRING);
+    if ('error' in wps) problems.push(`WEB_PUBSUB_CONNECTION_STRING: ${wps.error}`);
+    else if (prod && !wps.endpoint.startsWith('https:')) problems.push('WEB_PUBSUB_CONNECTION_STRING: the Endpoint must be https:// in production');
+  }
   if (e.SYNC_RULES_FILE && !fs.existsSync(e.SYNC_RULES_FILE))
     problems.push(`SYNC_RULES_FILE: file not found: ${e.SYNC_RULES_FILE}`);
   if (problems.length) throw new ConfigError(problems);
@@ -141,6 +147,7 @@ export function loadConfig(
       trustedProxies: e.TRUSTED_PROXIES ?? [],
       logLevel: e.LOG_LEVEL,
       logPretty: e.LOG_PRETTY ?? false,
+      shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
     },
     mongodb: {
       uri: e.MONGODB_URI,

@@ -36,6 +36,7 @@ export const envSchema = z.object({
   ALLOWED_ORIGINS: csv,
   TRUST_PROXY: bool.default(false),
   TRUSTED_PROXIES: csv,
+  SHUTDOWN_GRACE_MS: int(1000, 3_600_000).default(25_000),
 
   // database
   MONGODB_URI: optionalString,
@@ -110,6 +111,8 @@ export interface AppConfig {
     trustedProxies: string[];
     logLevel: Env['LOG_LEVEL'];
     logPretty: boolean;
+    /** SIGTERM: drain, close and exit within this (Helm's terminationGracePeriodSeconds is above it). */
+    shutdownGraceMs: number;
   };
   mongodb: {
     uri?: string;

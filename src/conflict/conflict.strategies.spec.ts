@@ -1,14 +1,17 @@
-import { clampTimestamp, clientWins, fieldLastWriteWins, lastWriteWins, serverWins, userFields } from './conflict.strategies';
+import { afterIfApplied, clampTimestamp, clientWins, fieldLastWriteWins, lastWriteWins, serverWins, userFields } from './conflict.strategies';
 import { IncomingChange, StoredState } from './conflict.types';
 
 const missing: StoredState = { doc: null, timestamp: null, deleted: false };
-const stored = (ts: number, fields: Record<string, unknown> = { title: 'old', done: false }, fieldTimes?: Record<string, number>): StoredState => ({
-  doc: { _id: 'd1', ...fields, sync_updated_at: ts, _updated_by: 'u0' },
+const stored = (ts: number, fields: Record<string, unknown> = { title: 'old', done: false }, fieldTimes?: Record<string, number>, author = 'u0'): StoredState => ({
+  doc: { _id: 'd1', ...fields, sync_updated_at: ts, _updated_by: author },
   timestamp: ts,
   deleted: false,
   fieldTimes,
+  author,
 });
-const tombstone = (ts: number): StoredState => ({ doc: null, timestamp: ts, deleted: true });
+/** A version of the change's own author (u1): a tie goes to the later-arriving change. */
+const own = (ts: number, fields?: Record<string, unknown>, fieldTimes?: Record<string, number>) => stored(ts, fields, fieldTimes, 'u1');
+const tombstone = (ts: number, author = 'u0'): StoredState => ({ doc: null, timestamp: ts, deleted: true, author });
 const change = (operation: IncomingChange['operation'], timestamp: number, data?: Record<string, unknown>): IncomingChange => ({
   operation,
   documentId: 'd1',
@@ -23,7 +26,13 @@ describe('lastWriteWins', () => {
     ['update of a missing doc creates it', missing, change('update', 5, { title: 'a' }), 'apply', { _id: 'd1', title: 'a', sync_updated_at: 5, _updated_by: 'u1' }],
     ['newer update merges fields', stored(10), change('update', 11, { done: true }), 'apply', { _id: 'd1', title: 'old', done: true, sync_updated_at: 11, _updated_by: 'u1' }],
     ['older update loses', stored(10), change('update', 9, { done: true }), 'conflict', null],
-    ['equal timestamp keeps the stored version', stored(10), change('update', 10, { done: true }), 'conflict', null],
+    ['equal timestamp keeps the stored version of another author', stored(10), change('update', 10, { done: true }), 'conflict', null],
+    ['equal timestamp, same author: the later-arriving change wins', own(10), change('update', 10, { done: true }), 'apply', { _id: 'd1', title: 'old', done: true, sync_updated_at: 10, _updated_by: 'u1' }],
+    ['equal timestamp, unknown author: the stored version stays', { ...stored(10), author: null }, change('update', 10, { done: true }), 'conflict', null],
+    ['older change of the same author still loses', own(10), change('update', 9, { done: true }), 'conflict', null],
+    ['delete at the same time as an own version applies', own(10), change('delete', 10), 'apply', null],
+    ['insert at the same time as an own delete recreates', tombstone(10, 'u1'), change('insert', 10, { title: 'again' }), 'apply', { _id: 'd1', title: 'again', sync_updated_at: 10, _updated_by: 'u1' }],
+    ['insert at the same time as another author\'s delete loses', tombstone(10), change('insert', 10, { title: 'again' }), 'conflict', null],
     ['insert over an existing newer doc loses', stored(10), change('insert', 3, { title: 'x' }), 'conflict', null],
     ['insert over an older doc is resolved like an update (no blind overwrite)', stored(10), change('insert', 12, { title: 'x' }), 'apply', { _id: 'd1', title: 'x', done: false, sync_updated_at: 12, _updated_by: 'u1' }],
     ['newer delete applies', stored(10), change('delete', 11), 'apply', null],
@@ -93,10 +102,32 @@ describe('fieldLastWriteWins', () => {
     expect(fieldLastWriteWins(s, change('update', 15, { title: 'x' })).kind).toBe('conflict');
   });
 
+  it.each([
+    ['same author, same time: the later-arriving edit of a field wins', own(10, { title: 't' }, { title: 10 }), change('update', 10, { title: 'x' }), { title: 'x' }],
+    ['another author, same time: the stored field stays', stored(10, { title: 't' }, { title: 10 }), change('update', 10, { title: 'x' }), null],
+    ['same author, same time as the document, older field time: wins', own(10, { title: 't', done: false }, { title: 5 }), change('update', 10, { title: 'x', done: true }), { title: 'x', done: true }],
+    ['same author, a field newer than the change: only the other field applies', own(10, { title: 't', done: false }, { title: 12 }), change('update', 10, { title: 'x', done: true }), { title: 't', done: true }],
+  ])('ties: %s', (_name, s, c, want) => {
+    const out = fieldLastWriteWins(s, c);
+    if (want === null) expect(out.kind).toBe('conflict');
+    else expect(out.kind === 'apply' && out.after).toMatchObject(want);
+  });
+
   it('resolves deletes on the document timestamp', () => {
     expect(fieldLastWriteWins(stored(10), change('delete', 9)).kind).toBe('conflict');
     expect(fieldLastWriteWins(stored(10), change('delete', 11)).kind).toBe('apply');
     expect(fieldLastWriteWins(tombstone(10), change('update', 9, { a: 1 })).kind).toBe('conflict');
+  });
+});
+
+describe('afterIfApplied (what a write rule is checked against before the conflict is resolved)', () => {
+  it.each([
+    ['insert into nothing', missing, change('insert', 1, { owner: 'u1' }), { _id: 'd1', owner: 'u1', sync_updated_at: 1, _updated_by: 'u1' }],
+    ['an update merges into the stored fields, even when it would lose', stored(10, { owner: 'u0', title: 't' }), change('update', 1, { title: 'x' }), { _id: 'd1', owner: 'u0', title: 'x', sync_updated_at: 1, _updated_by: 'u1' }],
+    ['an update of a deleted document starts from nothing', tombstone(10), change('update', 1, { title: 'x' }), { _id: 'd1', title: 'x', sync_updated_at: 1, _updated_by: 'u1' }],
+    ['a delete produces nothing', stored(10), change('delete', 1), null],
+  ])('%s', (_name, s, c, want) => {
+    expect(afterIfApplied(s, c)).toEqual(want);
   });
 });
 

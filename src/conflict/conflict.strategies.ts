@@ -37,13 +37,35 @@ function conflict(stored: StoredState, reason: string): Outcome {
   return { kind: 'conflict', current: stored.doc, timestamp: stored.timestamp, reason };
 }
 
-/** Default: per-document last write wins on sync_updated_at; a tie keeps the stored version. */
+/**
+ * Whether a change made at `ts` beats a stored version written at `storedTs`: a newer timestamp wins;
+ * on a tie the later-arriving change wins only over a version of its own author (one device's rapid
+ * edits within one millisecond all apply, in the order they arrive).
+ */
+function beats(ts: number, storedTs: number | null, stored: StoredState, change: IncomingChange): boolean {
+  if (storedTs === null || ts > storedTs) return true;
+  return ts === storedTs && typeof stored.author === 'string' && stored.author === change.userId;
+}
+
+/**
+ * The document a change would produce if it won (null for a delete), whatever the strategy decides:
+ * what a write rule is checked against before the conflict is resolved.
+ */
+export function afterIfApplied(stored: StoredState, change: IncomingChange): SyncDocument | null {
+  const out = applied(stored, change, change.timestamp);
+  return out.kind === 'apply' ? out.after : null;
+}
+
+/**
+ * Default: per-document last write wins on sync_updated_at; a tie keeps the stored version, unless
+ * the stored version has the same author (then the later-arriving change wins).
+ */
 export const lastWriteWins: ConflictStrategy = (stored, change) => {
-  if (stored.timestamp === null || change.timestamp > stored.timestamp) return applied(stored, change, change.timestamp);
+  if (beats(change.timestamp, stored.timestamp, stored, change)) return applied(stored, change, change.timestamp);
   return conflict(
     stored,
     change.timestamp === stored.timestamp
-      ? 'a version with the same sync_updated_at is already stored (ties keep the stored version)'
+      ? 'a version with the same sync_updated_at by another author is already stored (ties keep the stored version)'
       : stored.deleted
         ? 'the document was deleted by a newer change'
         : 'the stored version is newer',
@@ -66,7 +88,9 @@ export const clientWins: ConflictStrategy = (stored, change) => {
 /**
  * Per-field last write wins: each top-level field keeps its own timestamp, and an update overwrites
  * only the fields it is newer on, so concurrent edits of different fields both survive. Inserts and
- * deletes are whole-document operations resolved on the document's timestamp.
+ * deletes are whole-document operations resolved on the document's timestamp. A tie on a field goes
+ * to the later-arriving change when the document's last author (`_updated_by`) is the change's author
+ * (authors are kept per document, not per field).
  */
 export const fieldLastWriteWins: ConflictStrategy = (stored, change) => {
   if (change.operation === 'delete' || stored.doc === null) {
@@ -86,13 +110,13 @@ export const fieldLastWriteWins: ConflictStrategy = (stored, change) => {
   let any = false;
   for (const [k, v] of Object.entries(incoming)) {
     const current = times[k] ?? docTs;
-    if (change.timestamp > current) {
+    if (beats(change.timestamp, current, stored, change)) {
       won[k] = v;
       fieldTimes[k] = change.timestamp;
       any = true;
     }
   }
-  if (!any) return conflict(stored, 'every field of the change has a newer or equal stored version');
+  if (!any) return conflict(stored, 'every field of the change has a newer stored version (or an equal one by another author)');
   const timestamp = Math.max(docTs, change.timestamp);
   const { _id, [SYNC_TS]: _ts, [UPDATED_BY]: _by, [FIELD_TS]: _ft, ...kept } = stored.doc;
   void _id;

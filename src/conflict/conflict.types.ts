@@ -11,6 +11,18 @@ export interface StoredState {
   /** Per-field timestamps (CONFLICT_STRATEGY=field); absent fields fall back to `timestamp`. */
   fieldTimes?: Record<string, number>;
   /**
+   * Who wrote the stored version (`_updated_by`, or the tombstone's author); null or absent when
+   * unknown. On a timestamp tie the later-arriving change of the same author wins.
+   */
+  author?: string | null;
+  /**
+   * A deleted document's last version, kept with its tombstone (absent for tombstones written before
+   * it was kept, or for deletes of a document the server never had). Write rules are checked against
+   * it, so a deleted document's id stays its owner's, and a probe of it is answered like one of a
+   * live document.
+   */
+  lastDoc?: SyncDocument | null;
+  /**
    * The `_id` the document has in the database, or gets when it is created (an ObjectId, or the
    * documentId string): opaque to the strategies, carried from the load to the write.
    */

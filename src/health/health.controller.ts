@@ -1,4 +1,4 @@
-import { Controller, Get, Header, HttpCode, Inject, Optional, Res, UseGuards } from '@nestjs/common';
+import { Controller, Get, Header, HttpCode, Inject, Optional, Res, ServiceUnavailableException, UseGuards } from '@nestjs/common';
 import { SkipThrottle } from '@nestjs/throttler';
 import { HealthCheck, HealthCheckService, HealthIndicatorService, MongooseHealthIndicator } from '@nestjs/terminus';
 import type { Response } from 'express';
@@ -7,6 +7,7 @@ import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
 import { DatabaseLauncher } from '../database/database-launcher.service';
 import { CLUSTER_BUS, ClusterBus } from '../sync/delivery.service';
+import { DrainService } from './drain.service';
 import { MetricsService } from './metrics.service';
 import { StatsAccessGuard } from './stats-access.guard';
 
@@ -19,6 +20,7 @@ export class HealthController {
     private readonly launcher: DatabaseLauncher,
     @Inject(MetricsService) private readonly metrics: MetricsService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly drain: DrainService,
     @Optional() @Inject(CLUSTER_BUS) private readonly bus?: ClusterBus | null,
   ) {}
 
@@ -50,7 +52,8 @@ export class HealthController {
   }
 
   /**
-   * Readiness: the database answers a ping. 503 while it does not. The cluster bus is deliberately
+   * Readiness: the database answers a ping. 503 while it does not, and from the moment the node
+   * starts shutting down. The cluster bus is deliberately
    * not part of it (see README, "Horizontal scale"): a node without Redis still accepts and stores
    * writes correctly, only live pushes from other nodes pause.
    */
@@ -58,6 +61,8 @@ export class HealthController {
   @SkipThrottle()
   @HealthCheck()
   readiness() {
+    // shutting down (SIGTERM): out of the load balancer at once, whatever the database says
+    if (this.drain.draining) throw new ServiceUnavailableException({ status: 'shutting_down' });
     return this.health.check([
       () => {
         const ind = this.indicator.check('embeddedDatabase');

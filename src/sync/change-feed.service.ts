@@ -4,7 +4,7 @@ import type { AuthUser } from '../auth/auth.types';
 import { AuditRepository } from '../audit/audit.repository';
 import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
-import { FIELD_TS } from '../conflict/conflict.types';
+import { FIELD_TS, StoredState } from '../conflict/conflict.types';
 import { PermissionService } from '../permission/permission.service';
 import { ChangeFeedRepository, FeedEntry } from './change-feed.repository';
 import { DocumentRepository } from './document.repository';
@@ -29,6 +29,24 @@ export function publicDoc(doc: SyncDocument): SyncDocument {
   const { [FIELD_TS]: _f, ...rest } = doc;
   void _f;
   return rest;
+}
+
+/** JSON with sorted keys: equal for equal documents whatever their key order. */
+function canonical(v: unknown): string {
+  if (v === null || typeof v !== 'object' || typeof (v as { toJSON?: unknown }).toJSON === 'function') return JSON.stringify(v) ?? 'undefined';
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  const o = v as Record<string, unknown>;
+  return `{${Object.keys(o)
+    .sort()
+    .map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`)
+    .join(',')}}`;
+}
+
+/** Whether a stored state is the one a feed entry produced (same timestamp assumed). */
+function holds(state: StoredState, e: FeedEntry): boolean {
+  if (e.operation === 'delete') return state.doc === null;
+  if (state.doc === null || !e.after) return false;
+  return canonical(publicDoc(state.doc)) === canonical(publicDoc(e.after));
 }
 
 export function toDelivered(e: FeedEntry, outOfView = false): DeliveredChange {
@@ -283,7 +301,9 @@ export class ChangeFeedService implements OnApplicationBootstrap, OnModuleDestro
       const id = e.documentId!;
       // the entry says whether a new document gets an ObjectId _id (auto collections)
       const state = (await this.docs.loadStates(coll, [id], e.idType ? new Map([[id, e.idType]]) : undefined)).get(id)!;
-      const newerOrSame = state.timestamp !== null && state.timestamp >= e.timestamp!;
+      // in place: the document is at a newer version, or at this one. Several versions may share a
+      // timestamp (one author's edits within a millisecond): then only its content tells them apart
+      const newerOrSame = state.timestamp !== null && (state.timestamp > e.timestamp! || (state.timestamp === e.timestamp && holds(state, e)));
       if (!newerOrSame) {
         const failed = await this.docs.applyWrites([
           {
@@ -294,7 +314,7 @@ export class ChangeFeedService implements OnApplicationBootstrap, OnModuleDestro
             after: e.operation === 'delete' ? null : (e.after ?? null),
             tombstone:
               e.operation === 'delete'
-                ? { timestamp: e.timestamp!, changeId: e.changeId, userId: e.userId!, deletedAt: new Date(e.serverTimestamp!) }
+                ? { timestamp: e.timestamp!, changeId: e.changeId, userId: e.userId!, deletedAt: new Date(e.serverTimestamp!), lastDoc: e.before ?? state.lastDoc ?? null }
                 : undefined,
           },
         ]);

@@ -22,6 +22,8 @@ export interface NormalizedChange {
   timestamp: number;
   /** True when the timestamp was more than MAX_CLOCK_SKEW_MS ahead and was clamped. */
   clamped: boolean;
+  /** True when the change carried no timestamp and got the server's clock. */
+  serverTime: boolean;
 }
 
 export interface ValidationOptions {
@@ -130,13 +132,17 @@ export function normalizeChange(raw: unknown, opts: ValidationOptions): Normaliz
   }
 
   let ts: number;
+  let serverTime = false;
   const t = raw.timestamp;
   const dataTs = data?.sync_updated_at;
   if (t !== undefined && t !== null) {
     if (typeof t !== 'number' || !Number.isFinite(t) || t < 0) throw new InvalidPayloadError('timestamp must be a non-negative number (UTC ms)', { changeId });
     ts = t;
   } else if (typeof dataTs === 'number' && Number.isFinite(dataTs) && dataTs >= 0) ts = dataTs;
-  else ts = opts.now;
+  else {
+    ts = opts.now;
+    serverTime = true;
+  }
   ts = Math.floor(ts);
   const clamped = clampTimestamp(ts, opts.now, opts.maxClockSkewMs);
   return {
@@ -148,5 +154,6 @@ export function normalizeChange(raw: unknown, opts: ValidationOptions): Normaliz
     data,
     timestamp: clamped,
     clamped: clamped !== ts,
+    serverTime,
   };
 }

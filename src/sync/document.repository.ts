@@ -3,7 +3,7 @@ import { InjectConnection } from '@nestjs/mongoose';
 import type { AnyBulkWriteOperation, Collection, Db, Filter, FindCursor } from 'mongodb';
 import type { Connection } from 'mongoose';
 import type { SyncDocument } from '@sync/protocol';
-import { FIELD_TS, StoredState, SYNC_TS } from '../conflict/conflict.types';
+import { FIELD_TS, StoredState, SYNC_TS, UPDATED_BY } from '../conflict/conflict.types';
 import { duplicateKeyIndexes } from './change-feed.repository';
 import { ensureIndexes } from '../database/indexes';
 import { PermissionService } from '../permission/permission.service';
@@ -19,6 +19,8 @@ export interface Tombstone {
   changeId: string;
   userId: string;
   deletedAt: Date;
+  /** The document's last version (server-only fields stripped), for write rules on its id; absent in older tombstones. */
+  lastDoc?: SyncDocument | null;
   /** Set when the deleted document's `_id` was an ObjectId (an `auto` collection recreates it as one). */
   idType?: 'objectId';
 }
@@ -90,7 +92,7 @@ export class DocumentRepository implements OnModuleInit {
     for (const id of ids) {
       const t = tombById.get(id);
       const dbId = newDbId(idType, id, t?.idType, hints?.get(id));
-      out.set(id, t ? { doc: null, timestamp: t.timestamp, deleted: true, dbId } : { doc: null, timestamp: null, deleted: false, dbId });
+      out.set(id, t ? { doc: null, timestamp: t.timestamp, deleted: true, dbId, author: t.userId ?? null, lastDoc: t.lastDoc ?? null } : { doc: null, timestamp: null, deleted: false, dbId });
     }
     // auto: a 24-hex id may be stored both ways (another application wrote it); the ObjectId one is the document
     const found = new Map<string, Doc>();
@@ -100,7 +102,8 @@ export class DocumentRepository implements OnModuleInit {
       const doc: SyncDocument = { _id: id, ...rest };
       // a missing (or non-number) sync_updated_at is older than any change: see timestampGuard
       const ts = typeof doc[SYNC_TS] === 'number' ? (doc[SYNC_TS] as number) : null;
-      out.set(id, { doc, timestamp: ts, deleted: false, fieldTimes: fieldTimes as Record<string, number> | undefined, dbId });
+      const author = typeof doc[UPDATED_BY] === 'string' ? (doc[UPDATED_BY] as string) : null;
+      out.set(id, { doc, timestamp: ts, deleted: false, fieldTimes: fieldTimes as Record<string, number> | undefined, dbId, author });
     }
     return out;
   }

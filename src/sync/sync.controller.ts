@@ -1,5 +1,4 @@
 import { Body, Controller, Get, HttpCode, Inject, NotImplementedException, Post, Req, UseGuards } from '@nestjs/common';
-import { WebPubSubServiceClient } from '@azure/web-pubsub';
 import type { Request } from 'express';
 import { InvalidPayloadError, PayloadTooLargeError } from '@sync/protocol';
 import { CurrentUser, HttpAuthGuard, ServiceAuthGuard } from '../auth/guards/http-auth.guard';
@@ -9,11 +8,12 @@ import { AppConfig } from '../config/config.schema';
 import { toFailureAck } from '../common/ack';
 import { isPlainObject } from './change.validation';
 import { SyncService } from './sync.service';
+import { AzureWebPubSubNegotiator } from '../integrations/azure/azure-web-pubsub';
 
 /** The REST edge: server-to-server ingest and the Azure Web PubSub negotiate endpoint. */
 @Controller('api')
 export class SyncController {
-  private pubsub?: WebPubSubServiceClient;
+  private negotiator?: AzureWebPubSubNegotiator;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -40,14 +40,16 @@ export class SyncController {
     }
   }
 
-  /** `GET /api/negotiate`: a Web PubSub client URL and token for the authenticated caller (never another user). */
+  /**
+   * `GET /api/negotiate`: for the authenticated caller (never another user), what a Socket.IO client
+   * needs to connect through Azure Web PubSub for Socket.IO: `{ url, token, endpoint, path, expiresAt }`.
+   */
   @Get('negotiate')
   @UseGuards(HttpAuthGuard)
   async negotiate(@CurrentUser() user: AuthUser) {
-    const conn = this.config.scale.webPubSubConnectionString;
-    if (!conn) throw new NotImplementedException('Azure Web PubSub is not configured (WEB_PUBSUB_CONNECTION_STRING)');
-    this.pubsub ??= new WebPubSubServiceClient(conn, this.config.scale.webPubSubHub);
-    const token = await this.pubsub.getClientAccessToken({ userId: user.id, expirationTimeInMinutes: 60 });
-    return { url: token.url, token: token.token };
+    const connectionString = this.config.scale.webPubSubConnectionString;
+    if (!connectionString) throw new NotImplementedException('Azure Web PubSub is not configured (WEB_PUBSUB_CONNECTION_STRING)');
+    this.negotiator ??= new AzureWebPubSubNegotiator({ connectionString, hub: this.config.scale.webPubSubHub });
+    return this.negotiator.negotiate(user.id);
   }
 }

@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import {
   ChangeAck,
   ChangeAckFailure,
@@ -17,7 +17,8 @@ import { KeyedMutex } from '../common/keyed-mutex';
 import { isUnavailableError, toFailureAck } from '../common/ack';
 import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
-import { CONFLICT_RESOLVER, ConflictStrategy, FIELD_TS, StoredState } from '../conflict/conflict.types';
+import { afterIfApplied } from '../conflict/conflict.strategies';
+import { CONFLICT_RESOLVER, ConflictStrategy, FIELD_TS, IncomingChange, Outcome, StoredState } from '../conflict/conflict.types';
 import { MetricsService } from '../health/metrics.service';
 import { PermissionService } from '../permission/permission.service';
 import { ChangeFeedRepository, FeedEntry } from './change-feed.repository';
@@ -46,12 +47,25 @@ export interface AppliedChange {
   originSocketId?: string;
 }
 
+/** One change to apply and who sent it (a group may hold changes of many senders). */
+interface Item {
+  raw: unknown;
+  origin: ChangeOrigin;
+}
+
 interface Work {
   index: number;
   change: NormalizedChange;
+  origin: ChangeOrigin;
   /** The change's optional `idType` (how a new document of an `auto` collection stores its `_id`). */
   idHint?: IdHint;
 }
+
+type Reject = (i: number, e: SyncError | ChangeAckFailure, c?: Partial<NormalizedChange>) => void;
+
+/** Groups of single changes applied at once (group commit): while one is in flight the next fills. */
+const GROUPS_IN_FLIGHT = 2;
+const idemKey = (userId: string, changeId: string) => `${userId}\u0000${changeId}`;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -62,11 +76,13 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * at any point from losing an acknowledged change (see docs/ARCHITECTURE.md).
  */
 @Injectable()
-export class SyncService {
+export class SyncService implements OnModuleDestroy {
   private readonly logger = new Logger('SyncService');
   private readonly mutex = new KeyedMutex();
   /** changeIds being applied by this process, so a concurrent retry waits for the first answer. */
   private readonly inFlight = new Map<string, Promise<ChangeAck>>();
+  /** Lease releases in flight (awaited at shutdown, so a clean stop leaves no lease behind). */
+  private readonly releasing = new Set<Promise<void>>();
   /** Next feed position this process will try (0 = not known yet). */
   private nextPosition = 0;
 
@@ -84,17 +100,69 @@ export class SyncService {
     private readonly metrics: MetricsService,
   ) {}
 
-  /** Applies changes in order, each on its own merits; one ack per change. */
+  async onModuleDestroy(): Promise<void> {
+    await Promise.allSettled([...this.releasing]);
+  }
+
+  /**
+   * Applies changes in order, each on its own merits; one ack per change. A single change joins the
+   * next group commit: the single changes of every socket that arrive while earlier ones are being
+   * applied go through the batch path together (one lease, one load, one feed insert, one bulk of
+   * document writes for all), each answered on its own ack.
+   */
   async apply(rawChanges: unknown[], origin: ChangeOrigin): Promise<ChangeAck[]> {
-    const n = rawChanges.length;
+    if (rawChanges.length === 1) return [await this.enqueue({ raw: rawChanges[0], origin })];
+    return this.applyItems(rawChanges.map((raw) => ({ raw, origin })), 'batch');
+  }
+
+  private readonly queue: { item: Item; resolve: (ack: ChangeAck) => void }[] = [];
+  private groupsInFlight = 0;
+
+  private enqueue(item: Item): Promise<ChangeAck> {
+    return new Promise((resolve) => {
+      this.queue.push({ item, resolve });
+      this.drain();
+    });
+  }
+
+  /** Starts groups while fewer than GROUPS_IN_FLIGHT are being applied (at once when idle). */
+  private drain(): void {
+    while (this.groupsInFlight < GROUPS_IN_FLIGHT && this.queue.length) {
+      const group = this.queue.splice(0, this.config.limits.maxBatchSize);
+      this.groupsInFlight++;
+      void this.applyItems(
+        group.map((g) => g.item),
+        group.length === 1 ? 'single' : 'group',
+      )
+        .then(async (acks) => {
+          // an unexpected error fails a whole group: each of its changes is tried again on its own, so
+          // that one sender's change that breaks something never costs the others theirs
+          if (group.length > 1 && acks.some((a) => !a.success && a.code === ErrorCode.INTERNAL)) acks = await Promise.all(group.map(async (g) => (await this.applyItems([g.item], 'single'))[0]));
+          group.forEach((g, i) => g.resolve(acks[i]));
+        })
+        .catch((e) => {
+          const ack = toFailureAck(e, 'apply') as ChangeAck;
+          for (const g of group) g.resolve(ack);
+        })
+        .finally(() => {
+          this.groupsInFlight--;
+          this.drain();
+        });
+    }
+  }
+
+  /** Applies items in order, each on its own merits (and with its own sender); one ack per item. */
+  private async applyItems(items: Item[], kind: 'single' | 'group' | 'batch'): Promise<ChangeAck[]> {
+    const n = items.length;
     const results: (ChangeAck | undefined)[] = new Array(n);
     const auditRecords: AuditRecord[] = [];
     const now = Date.now();
     this.metrics.changesReceived.inc(n);
     this.metrics.pendingChanges.inc(n);
-    const timer = this.metrics.applyDuration.startTimer({ kind: n === 1 ? 'single' : 'batch' });
-    const reject = (i: number, e: SyncError | ChangeAckFailure, c?: Partial<NormalizedChange>) => {
+    const timer = this.metrics.applyDuration.startTimer({ kind });
+    const reject: Reject = (i, e, c) => {
       const ack = (e instanceof SyncError ? e.toAck() : e) as ChangeAckFailure;
+      const origin = items[i].origin;
       results[i] = ack;
       this.metrics.changesRejected.inc({ code: ack.code });
       auditRecords.push({
@@ -118,17 +186,19 @@ export class SyncService {
       const dupOf = new Map<number, number>();
       for (let i = 0; i < n; i++) {
         try {
-          const c = normalizeChange(rawChanges[i], { maxChangeBytes: this.config.limits.maxChangeBytes, maxClockSkewMs: this.config.sync.maxClockSkewMs, now });
-          const idHint = this.checkDocumentId(rawChanges[i], c);
-          const first = firstIndexOf.get(c.changeId);
+          const { raw, origin } = items[i];
+          const c = normalizeChange(raw, { maxChangeBytes: this.config.limits.maxChangeBytes, maxClockSkewMs: this.config.sync.maxClockSkewMs, now });
+          const idHint = this.checkDocumentId(raw, c);
+          const key = idemKey(origin.user.id, c.changeId);
+          const first = firstIndexOf.get(key);
           if (first !== undefined) dupOf.set(i, first);
           else {
-            firstIndexOf.set(c.changeId, i);
-            work.push({ index: i, change: c, idHint });
+            firstIndexOf.set(key, i);
+            work.push({ index: i, change: c, origin, idHint });
           }
         } catch (e) {
           if (!isSyncError(e)) throw e;
-          const raw = rawChanges[i] as Record<string, unknown> | null;
+          const raw = items[i].raw as Record<string, unknown> | null;
           reject(i, e, raw && typeof raw === 'object' ? { changeId: typeof raw.changeId === 'string' ? raw.changeId.slice(0, 128) : undefined, documentId: typeof raw.documentId === 'string' ? raw.documentId.slice(0, 256) : undefined } : {});
         }
       }
@@ -143,26 +213,26 @@ export class SyncService {
         const waiting: Promise<void>[] = [];
         fresh = [];
         for (const w of work) {
-          const running = this.inFlight.get(`${origin.user.id}\u0000${w.change.changeId}`);
+          const running = this.inFlight.get(idemKey(w.origin.user.id, w.change.changeId));
           if (running) {
             waiting.push(running.then((ack) => void (results[w.index] = { ...ack, duplicate: true } as ChangeAck)));
             this.metrics.changesDuplicate.inc();
           } else fresh.push(w);
         }
         if (fresh.length) {
-          const batchPromise = this.applyFresh(fresh, origin, results, reject);
+          const batchPromise = this.applyFresh(fresh, results, reject);
           for (const w of fresh) {
             // a failed batch is answered below; retries waiting on it get an UNAVAILABLE, never an unhandled rejection
             const p = batchPromise.then(
               () => results[w.index]!,
               () => new UnavailableError('the first attempt of this change failed: retry').toAck() as ChangeAck,
             );
-            this.inFlight.set(`${origin.user.id}\u0000${w.change.changeId}`, p);
+            this.inFlight.set(idemKey(w.origin.user.id, w.change.changeId), p);
           }
           try {
             await batchPromise;
           } finally {
-            for (const w of fresh) this.inFlight.delete(`${origin.user.id}\u0000${w.change.changeId}`);
+            for (const w of fresh) this.inFlight.delete(idemKey(w.origin.user.id, w.change.changeId));
           }
         }
         await Promise.all(waiting);
@@ -203,12 +273,7 @@ export class SyncService {
   }
 
   /** Leases the documents, resolves, writes and delivers. Fills `results` for every item of `work`. */
-  private async applyFresh(
-    work: Work[],
-    origin: ChangeOrigin,
-    results: (ChangeAck | undefined)[],
-    reject: (i: number, e: SyncError | ChangeAckFailure, c?: Partial<NormalizedChange>) => void,
-  ): Promise<void> {
+  private async applyFresh(work: Work[], results: (ChangeAck | undefined)[], reject: Reject): Promise<void> {
     const keys = [...new Set(work.map((w) => docKey(w.change.collection, w.change.documentId)))];
     const releaseLocal = await this.mutex.acquire(keys);
     let leased: string[] = [];
@@ -244,39 +309,52 @@ export class SyncService {
 
       // resolve in order; several changes to one document fold onto each other
       const serverTimestamp = Date.now();
-      let accepted: { w: Work; entry: FeedEntry }[] = [];
+      let accepted: { w: Work; entry: FeedEntry; lastDoc: SyncDocument | null }[] = [];
       const declined: { w: Work; ack: SyncError | ChangeAckFailure }[] = [];
       for (const w of active) {
-        const c = w.change;
+        const { change: c, origin } = w;
         const key = docKey(c.collection, c.documentId);
         const stored = states.get(key)!;
-        // A clamped change ("the device's clock is far ahead") is one the device made after
-        // everything it knows of: clamped to the server clock it must still come after the stored
-        // version, or a fast device would lose its own insert-then-update of one batch (both
-        // clamped to the same millisecond). Bounded: stored versions are never beyond now + skew.
-        const timestamp = c.clamped && stored.timestamp !== null && stored.timestamp >= c.timestamp ? stored.timestamp + 1 : c.timestamp;
-        const outcome = this.resolve(stored, { operation: c.operation, documentId: c.documentId, data: c.data, timestamp, userId: origin.user.id });
+        // A change whose timestamp the server chose (none was sent) or clamped ("the device's clock
+        // is far ahead") is one the device made after everything it knows of: it must come after the
+        // stored version, or a device would lose its own rapid edits (several in one millisecond of
+        // the server's clock) or its insert-then-update of one batch (both clamped to the same
+        // millisecond). Bounded: stored versions are never beyond now + skew.
+        const timestamp = (c.clamped || c.serverTime) && stored.timestamp !== null && stored.timestamp >= c.timestamp ? stored.timestamp + 1 : c.timestamp;
+        const incoming: IncomingChange = { operation: c.operation, documentId: c.documentId, data: c.data, timestamp, userId: origin.user.id };
+        const before = stored.doc;
+        // The write rule first, before the conflict is resolved, against the stored document (a
+        // deleted one's last version) and the document the change would produce: a change the user
+        // may not make is FORBIDDEN, answered the same whether the id exists, is deleted or is free,
+        // and whether the change would win or lose. A delete of a document the server never had is
+        // checked against a document holding only its id: allowed where the write rule does not
+        // depend on the document, refused elsewhere (its tombstone would otherwise let anyone void
+        // the owner's older offline insert).
+        const ruleBefore = before ? publicDoc(before) : (stored.lastDoc ?? (c.operation === 'delete' ? ({ _id: c.documentId } as SyncDocument) : null));
+        const candidate = afterIfApplied(stored, incoming);
+        if (!origin.trusted && !this.permissions.canWrite(origin.user, c.collection, ruleBefore, candidate && this.keepTypes(c.collection, stored.doc, candidate))) {
+          declined.push({ w, ack: this.forbidden(c) });
+          continue;
+        }
+        const outcome = this.resolve(stored, incoming);
         if (outcome.kind === 'conflict') {
-          const current = outcome.current ? publicDoc(outcome.current) : null;
-          declined.push({ w, ack: { success: false, code: ErrorCode.CONFLICT, changeId: c.changeId, error: `conflict: ${outcome.reason}`, timestamp: outcome.timestamp ?? undefined, current } });
+          declined.push({ w, ack: this.conflictAck(origin, c, stored, outcome) });
           continue;
         }
         // a stored ObjectId or Date the client sends back as its JSON form stays an ObjectId or a Date
         // (and so do the fields the rules file's fieldTypes names, in new documents too)
         if (outcome.after) outcome.after = this.keepTypes(c.collection, stored.doc, outcome.after);
-        const before = stored.doc;
         const after = outcome.after ? (outcome.fieldTimes ? { ...outcome.after, [FIELD_TS]: outcome.fieldTimes } : outcome.after) : null;
-        // a delete of a document the server does not have is checked against a document holding only
-        // its id: allowed where the write rule does not depend on the document, refused elsewhere
-        // (its tombstone would otherwise let anyone void the owner's older offline insert)
-        const ruleBefore = before ? publicDoc(before) : c.operation === 'delete' ? ({ _id: c.documentId } as SyncDocument) : null;
+        // and the document the strategy really produced (a custom strategy may produce another one)
         if (!origin.trusted && !this.permissions.canWrite(origin.user, c.collection, ruleBefore, outcome.after)) {
-          declined.push({ w, ack: new ForbiddenError(`the write rule of "${c.collection}" does not allow this change`, { changeId: c.changeId }) });
+          declined.push({ w, ack: this.forbidden(c) });
           continue;
         }
-        states.set(key, { doc: outcome.after, timestamp: outcome.timestamp, deleted: outcome.after === null, fieldTimes: outcome.fieldTimes });
+        const lastDoc = outcome.after === null ? (before ? publicDoc(before) : (stored.lastDoc ?? null)) : null;
+        states.set(key, { doc: outcome.after, timestamp: outcome.timestamp, deleted: outcome.after === null, fieldTimes: outcome.fieldTimes, author: origin.user.id, lastDoc, dbId: stored.dbId });
         accepted.push({
           w,
+          lastDoc,
           entry: {
             _id: 0,
             changeId: c.changeId,
@@ -292,16 +370,16 @@ export class SyncService {
             prevTimestamp: stored.timestamp,
             userId: origin.user.id,
             serverTimestamp,
-            clientAddress: origin.clientAddress,
+            clientAddress: w.origin.clientAddress,
             createdAt: new Date(serverTimestamp),
           },
         });
       }
-      if (declined.length) await this.answerDeclined(declined, origin, results, reject);
+      if (declined.length) await this.answerDeclined(declined, results, reject);
       if (!accepted.length) return;
 
       // write-ahead: the feed entries exist (pending) before any document changes
-      const retries = await this.insertPending(accepted.map((a) => a.entry), origin.user.id);
+      const { retries, bookkeeping } = await this.insertPending(accepted.map((a) => a.entry));
       if (retries.size) {
         // retries of changes already in the feed (applied before, or racing us from another node)
         for (const a of accepted) {
@@ -309,15 +387,18 @@ export class SyncService {
           if (first) results[a.w.index] = this.duplicateAck(first);
         }
         accepted = accepted.filter((x) => !retries.has(x.entry));
-        if (!accepted.length) return;
+        if (!accepted.length) {
+          await bookkeeping;
+          return;
+        }
       }
 
       // one compare-and-set write per document, with its final state
-      const lastByKey = new Map<string, FeedEntry>();
-      for (const a of accepted) lastByKey.set(a.entry.docKey!, a.entry);
+      const lastByKey = new Map<string, (typeof accepted)[number]>();
+      for (const a of accepted) lastByKey.set(a.entry.docKey!, a);
       const writes: DocumentWrite[] = [];
       const writeKeys: string[] = [];
-      for (const [key, e] of lastByKey) {
+      for (const [key, { entry: e, lastDoc }] of lastByKey) {
         const init = initial.get(key)!;
         writes.push({
           collection: e.collection!,
@@ -325,11 +406,14 @@ export class SyncService {
           expected: { exists: init.doc !== null, timestamp: init.doc ? init.timestamp : null },
           dbId: init.dbId,
           after: e.operation === 'delete' ? null : e.after!,
-          tombstone: e.operation === 'delete' ? { timestamp: e.timestamp!, changeId: e.changeId, userId: e.userId!, deletedAt: new Date(serverTimestamp) } : undefined,
+          tombstone: e.operation === 'delete' ? { timestamp: e.timestamp!, changeId: e.changeId, userId: e.userId!, deletedAt: new Date(serverTimestamp), lastDoc } : undefined,
         });
         writeKeys.push(key);
       }
-      const failedWrites = await this.docs.applyWrites(writes);
+      // the documents are written while the high-water mark and the idempotency records land (one round
+      // trip less): neither is needed before the settle, and a crash in between is repaired by the
+      // replay, which writes the records of the entries it replays
+      const [failedWrites] = await Promise.all([this.docs.applyWrites(writes), bookkeeping]);
       const failedKeys = new Set([...failedWrites].map((i) => writeKeys[i]));
 
       const ok = accepted.filter((a) => !failedKeys.has(a.entry.docKey!));
@@ -346,13 +430,23 @@ export class SyncService {
         results[a.w.index] = { success: true, changeId: a.entry.changeId, timestamp: a.entry.timestamp!, cursor: encodeCursor(a.entry._id) };
       }
       this.metrics.changesApplied.inc(ok.length);
-      if (ok.length) this.delivery.publish(ok.map((a) => ({ entry: a.entry, originSocketId: origin.socketId })));
+      if (ok.length) this.delivery.publish(ok.map((a) => ({ entry: a.entry, originSocketId: a.w.origin.socketId })));
     } catch (e) {
       if (!isUnavailableError(e) && !isSyncError(e)) this.logger.error(`apply failed: ${(e as Error).stack}`);
       throw e;
     } finally {
-      if (leased.length) await this.locks.release(leased).catch(() => undefined);
-      releaseLocal();
+      // The acks go out without waiting for the leases' release (one round trip less); this process's
+      // next writer of these documents waits for it (the in-process lock is held until it is done)
+      if (leased.length) {
+        const released: Promise<void> = this.locks
+          .release(leased)
+          .catch((e) => this.logger.warn(`lease release failed (they expire): ${(e as Error).message}`))
+          .finally(() => {
+            releaseLocal();
+            this.releasing.delete(released);
+          });
+        this.releasing.add(released);
+      } else releaseLocal();
     }
   }
 
@@ -363,19 +457,37 @@ export class SyncService {
    * whose record was lost with a writer that died between inserting its entry and its record gets
    * the decline instead: its change is in the feed, so the client settles on the same state.)
    */
-  private async answerDeclined(
-    declined: { w: Work; ack: SyncError | ChangeAckFailure }[],
-    origin: ChangeOrigin,
-    results: (ChangeAck | undefined)[],
-    reject: (i: number, e: SyncError | ChangeAckFailure, c?: Partial<NormalizedChange>) => void,
-  ): Promise<void> {
-    const ids = declined.filter(({ w }) => !w.change.generatedId).map(({ w }) => w.change.changeId);
-    const known = new Map((await this.feedRepo.findRecorded(origin.user.id, ids)).filter((e) => e.state !== 'aborted').map((e) => [e.changeId, e]));
+  private async answerDeclined(declined: { w: Work; ack: SyncError | ChangeAckFailure }[], results: (ChangeAck | undefined)[], reject: Reject): Promise<void> {
+    const asked = declined.filter(({ w }) => !w.change.generatedId).map(({ w }) => ({ userId: w.origin.user.id, changeId: w.change.changeId }));
+    const known = await this.findRecorded(asked, false);
     for (const { w, ack } of declined) {
-      const e = w.change.generatedId ? undefined : known.get(w.change.changeId);
+      const e = w.change.generatedId ? undefined : known.get(idemKey(w.origin.user.id, w.change.changeId));
       if (e) results[w.index] = this.duplicateAck(e);
       else reject(w.index, ack, w.change);
     }
+  }
+
+  /**
+   * The refusal of a change the write rule does not allow: one text and one set of fields, whatever
+   * the document's state, so that it tells nothing about other users' documents.
+   */
+  private forbidden(c: NormalizedChange): ForbiddenError {
+    return new ForbiddenError(`the write rule of "${c.collection}" does not allow this change`, { changeId: c.changeId });
+  }
+
+  /**
+   * The answer to a change that lost its conflict. The winning version (`current`, its timestamp and
+   * the reason) goes only to a user whose read rule matches it (for a deleted document: its last
+   * version, or a document holding only its id); anyone else gets `current: null` and a fixed text,
+   * which an honest client handles as "drop it locally" (it may not see that document anyway).
+   */
+  private conflictAck(origin: ChangeOrigin, c: NormalizedChange, stored: StoredState, outcome: Extract<Outcome, { kind: 'conflict' }>): ChangeAckFailure {
+    const current = outcome.current ? publicDoc(outcome.current) : null;
+    const seen = current ?? stored.lastDoc ?? ({ _id: c.documentId } as SyncDocument);
+    if (origin.trusted || this.permissions.canRead(origin.user, c.collection, seen)) {
+      return { success: false, code: ErrorCode.CONFLICT, changeId: c.changeId, error: `conflict: ${outcome.reason}`, timestamp: outcome.timestamp ?? undefined, current };
+    }
+    return { success: false, code: ErrorCode.CONFLICT, changeId: c.changeId, error: 'conflict: a newer version of this document is stored', current: null };
   }
 
   /** The first ack of a change already in the feed, given again to its retry. */
@@ -392,8 +504,9 @@ export class SyncService {
    * (returned with the entry of its first attempt, to answer duplicate) and its position gets a
    * `skip` entry, so readers see no gap.
    */
-  private async insertPending(entries: FeedEntry[], userId: string): Promise<Map<FeedEntry, FeedEntry>> {
+  private async insertPending(entries: FeedEntry[]): Promise<{ retries: Map<FeedEntry, FeedEntry>; bookkeeping: Promise<unknown> }> {
     const retries = new Map<FeedEntry, FeedEntry>();
+    const side: Promise<unknown>[] = [];
     let todo = entries;
     let assign = true;
     for (let attempt = 0; todo.length; attempt++) {
@@ -407,21 +520,27 @@ export class SyncService {
       const landed = await this.feedRepo.insertOrdered(todo);
       if (landed > 0) {
         // readers tell the end of the feed by this mark (see ChangeFeedRepository.scan); retries are
-        // recognised through the records
-        await Promise.all([this.feedRepo.raiseHighWater(todo[landed - 1]._id), this.feedRepo.recordChanges(todo.slice(0, landed))]);
+        // recognised through the records. Not awaited here: the caller writes the documents meanwhile
+        const p = Promise.all([this.feedRepo.raiseHighWater(todo[landed - 1]._id), this.feedRepo.recordChanges(todo.slice(0, landed))]);
+        p.catch(() => undefined); // awaited by the caller; never an unhandled rejection meanwhile
+        side.push(p);
       }
       if (landed === todo.length) break;
       const rest = todo.slice(landed);
       const real = rest.filter((e) => e.state !== 'skip');
-      let found = await this.feedRepo.findRecorded(userId, real.map((e) => e.changeId));
+      const asked = real.map((e) => ({ userId: e.userId!, changeId: e.changeId }));
+      let known = await this.findRecorded(asked, true);
       // the refused entry is not recorded: its record was lost in a crash, or its position was taken
-      if (rest[0].state !== 'skip' && !found.some((e) => e.changeId === rest[0].changeId)) found = await this.feedRepo.findByChangeIds(userId, real.map((e) => e.changeId));
-      const known = new Map(found.map((e) => [e.changeId, e]));
-      const isRetry = (e: FeedEntry) => e.state !== 'skip' && known.has(e.changeId) && known.get(e.changeId)!._id !== e._id;
+      if (rest[0].state !== 'skip' && !known.has(idemKey(rest[0].userId!, rest[0].changeId))) known = await this.findRecorded(asked, true, true);
+      const firstOf = (e: FeedEntry) => (e.state === 'skip' ? undefined : known.get(idemKey(e.userId!, e.changeId)));
+      const isRetry = (e: FeedEntry) => {
+        const first = firstOf(e);
+        return first !== undefined && first._id !== e._id;
+      };
       if (isRetry(rest[0])) {
         todo = rest.map((e) => {
           if (!isRetry(e)) return e;
-          retries.set(e, known.get(e.changeId)!);
+          retries.set(e, firstOf(e)!);
           return { _id: e._id, changeId: `skip:${e._id}`, state: 'skip' as const, createdAt: e.createdAt };
         });
         assign = false;
@@ -432,7 +551,32 @@ export class SyncService {
         assign = true;
       }
     }
-    return retries;
+    const bookkeeping = Promise.all(side);
+    bookkeeping.catch(() => undefined);
+    return { retries, bookkeeping };
+  }
+
+  /**
+   * The feed entries of changes already recorded, by author and changeId (keyed by idemKey), one
+   * lookup per author. `aborted` entries are left out unless asked for; `exact` reads the feed itself
+   * (a change whose record was lost with its writer).
+   */
+  private async findRecorded(asked: { userId: string; changeId: string }[], withAborted: boolean, exact = false): Promise<Map<string, FeedEntry>> {
+    const byUser = new Map<string, string[]>();
+    for (const { userId, changeId } of asked) {
+      const ids = byUser.get(userId) ?? [];
+      ids.push(changeId);
+      byUser.set(userId, ids);
+    }
+    const found = await Promise.all(
+      [...byUser].map(async ([userId, ids]) => {
+        const entries = exact ? await this.feedRepo.findByChangeIds(userId, ids) : await this.feedRepo.findRecorded(userId, ids);
+        return entries.map((e) => ({ ...e, userId }));
+      }),
+    );
+    const out = new Map<string, FeedEntry>();
+    for (const e of found.flat()) if (withAborted || e.state !== 'aborted') out.set(idemKey(e.userId, e.changeId), e);
+    return out;
   }
 
   /** Takes the documents' leases; waits for other nodes' leases, replays expired ones. */

@@ -179,6 +179,19 @@ export interface ServerToClientEvents {
   'sync:token_expired': (info: { code: 'UNAUTHENTICATED'; error: string; graceMs: number }) => void;
   /** Optional extension: sent right before the server disconnects the socket (e.g. `SLOW_CONSUMER`). */
   'sync:error': (info: { code: string; error: string }) => void;
+  /** Optional extension: the node is shutting down (rolling update); the socket is disconnected right after. */
+  'sync:shutdown': (notice: ShutdownNotice) => void;
+}
+
+/**
+ * `sync:shutdown`: sent to every socket of a node that is stopping, just before it disconnects them.
+ * The client reconnects (to another node: the load balancer no longer routes to this one), after
+ * `retryAfterMs` plus its own jitter, then resends its outbox and catches up from its cursor.
+ */
+export interface ShutdownNotice {
+  reason: 'server_shutdown';
+  /** Suggested wait before reconnecting, spread per socket so clients do not all come back at once. */
+  retryAfterMs?: number;
 }
 
 export const EVENTS = {
@@ -196,6 +209,7 @@ export const EVENTS = {
   bootstrap: 'sync:bootstrap',
   tokenExpired: 'sync:token_expired',
   syncError: 'sync:error',
+  shutdown: 'sync:shutdown',
 } as const;
 
 /** Protocol limits and defaults (the server's config may tighten or loosen them). */
