@@ -95,6 +95,12 @@ export class DeliveryService implements OnModuleDestroy {
     for (const a of acks) if (a?.success && a.cursor && (decodeCursor(a.cursor) ?? 0) > safe) a.cursor = encodeCursor(safe);
   }
 
+  /** `pos`, or the position this node has delivered up to when that is earlier (a cursor safe to catch up from). */
+  safeCursor(pos: number): number {
+    const delivered = this.tailer.position;
+    return delivered >= 0 ? Math.min(pos, delivered) : pos;
+  }
+
   /** Routes changes (in feed order) to this node's sockets and emits them. */
   deliverLocal(applied: Offered[]): void {
     const server = this.server;

@@ -122,7 +122,8 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
       socket.data.user = user;
       await socket.join([userRoom(user.id), JOINED_ROOM]);
       this.subscriptions.registry.joined(socket.id);
-      const cursor = encodeCursor(await this.feed.head());
+      // never past what this node has delivered live: a change in between reaches the socket live or on catch-up
+      const cursor = encodeCursor(this.delivery.safeCursor(await this.feed.head()));
       if (specs.length) this.subscriptions.scheduleBootstrap(socket, this.subscriptions.addAll(socket, user, specs));
       return { success: true as const, userId: user.id, timestamp: Date.now(), cursor };
     });
