@@ -7,20 +7,32 @@ import { AppConfig } from './config/config.schema';
 import { DatabaseModule } from './database/database.module';
 import { HealthModule } from './health/health.module';
 import { ConflictModule } from './conflict/conflict.module';
+import { ConsoleModule } from './console/console.module';
 import { LimitsModule } from './limits/limits.module';
 import { PermissionModule } from './permission/permission.module';
+import { SchemasModule } from './schemas/schemas.module';
 import { SyncModule } from './sync/sync.module';
+import { TelemetryModule } from './telemetry/telemetry.module';
+import { AppExtension, extensionTokens } from './app.extensions';
+import { CONFLICT_RESOLVER } from './conflict/conflict.types';
+import { CLUSTER_BUS } from './sync/delivery.service';
 import { randomUUID } from 'node:crypto';
 
 const QUIET_PATHS = new Set(['/health', '/ready', '/metrics']);
 
 @Module({})
 export class AppModule {
-  /** The whole application; `config` is validated from the environment when not given (tests pass one). */
-  static forRoot(config?: AppConfig): DynamicModule {
+  /**
+   * The whole application; `config` is validated from the environment when not given (tests pass one).
+   * `extensions` are the user's own modules (docs/EXTENDING.md): one that provides CONFLICT_RESOLVER or
+   * CLUSTER_BUS replaces the built-in module that would.
+   */
+  static forRoot(config?: AppConfig, extensions: AppExtension[] = []): DynamicModule {
+    const replaced = extensionTokens(extensions);
     return {
       module: AppModule,
       imports: [
+        ...extensions,
         ConfigModule.forRoot(config),
         LoggerModule.forRootAsync({
           inject: [APP_CONFIG],
@@ -40,11 +52,14 @@ export class AppModule {
         DatabaseModule,
         AuthModule,
         LimitsModule,
-        ConflictModule,
+        ...(replaced.has(CONFLICT_RESOLVER) ? [] : [ConflictModule]),
         HealthModule,
         PermissionModule,
-        ClusterModule,
+        SchemasModule,
+        ...(replaced.has(CLUSTER_BUS) ? [] : [ClusterModule]),
         SyncModule,
+        ConsoleModule,
+        TelemetryModule,
       ],
     };
   }

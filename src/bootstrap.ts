@@ -5,11 +5,14 @@ import { NestExpressApplication } from '@nestjs/platform-express';
 import type { NextFunction, Request, Response } from 'express';
 import { Logger as PinoLogger } from 'nestjs-pino';
 import { AppModule } from './app.module';
+import type { AppExtension } from './app.extensions';
 import { SyncIoAdapter } from './common/io.adapter';
 import { AppConfig } from './config/config.schema';
 import { loadConfig } from './config/config.loader';
 import { DrainService } from './health/drain.service';
 import { useAzureWebPubSub } from './integrations/azure/azure-web-pubsub';
+import { staticHeaders } from './console/console.headers';
+import { setupOpenApi } from './console/openapi';
 
 export interface CreateAppOptions {
   config?: AppConfig;
@@ -20,13 +23,15 @@ export interface CreateAppOptions {
    * main.ts passes false and drains first (installGracefulShutdown).
    */
   shutdownHooks?: boolean;
+  /** Your own Nest modules: a conflict resolver, a change router, a cluster bus (docs/EXTENDING.md). */
+  extensions?: AppExtension[];
 }
 
 /** Builds the Nest application (used by main.ts, the tests and the benchmark). */
 export async function createApp(opts: CreateAppOptions = {}): Promise<INestApplication> {
   const config = opts.config ?? loadConfig();
   const silent = config.server.logLevel === 'silent';
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, opts.extensions), {
     bufferLogs: opts.bufferLogs ?? true,
     ...(silent ? { logger: false } : {}),
     cors: { origin: config.server.corsOrigins === '*' ? true : config.server.corsOrigins, credentials: config.server.corsOrigins !== '*' },
@@ -35,7 +40,7 @@ export async function createApp(opts: CreateAppOptions = {}): Promise<INestAppli
   if (config.server.trustProxy) app.set('trust proxy', true);
   app.disable('x-powered-by');
   // static files: the demo page at /demo (public/ in the source tree, dist/public once built)
-  app.useStaticAssets(join(__dirname, '..', 'public'), { index: ['index.html'], maxAge: 0 });
+  app.useStaticAssets(join(__dirname, '..', 'public'), { index: ['index.html'], maxAge: 0, setHeaders: staticHeaders(join(__dirname, '..', 'public')) });
   // graceful shutdown: HTTP writes being handled are waited for; writes arriving while draining are refused
   const drain = app.get(DrainService);
   app.use((req: Request, res: Response, next: NextFunction) => {
@@ -55,6 +60,8 @@ export async function createApp(opts: CreateAppOptions = {}): Promise<INestAppli
   // Azure Web PubSub for Socket.IO holds the client connections when configured (src/integrations/azure)
   if (connectionString) io.onServerCreated((server) => useAzureWebPubSub(server, { connectionString, hub }));
   app.useWebSocketAdapter(io);
+  // OpenAPI at /docs and /docs-json (no data in it; API_DOCS=false turns it off)
+  if (config.server.apiDocs) setupOpenApi(app);
   if (opts.shutdownHooks ?? true) app.enableShutdownHooks();
   return app;
 }

@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import * as fs from 'node:fs';
 import { Logger } from '@nestjs/common';
 import { createApp, installGracefulShutdown } from './bootstrap';
+import { startTelemetry } from './telemetry/telemetry';
 import { ConfigError, loadConfig } from './config/config.loader';
 import { DataDirInUseError, EmbeddedDatabaseMissingError } from './database/embedded-database';
 
@@ -19,6 +20,8 @@ async function main() {
     }
     throw e;
   }
+  // OpenTelemetry traces when the OTEL_* variables ask for them (off by default)
+  startTelemetry();
   const app = await createApp({ config, shutdownHooks: false });
   installGracefulShutdown(app, config);
   await app.listen(config.server.port, config.server.host);

@@ -148,6 +148,7 @@ export function loadConfig(
       logLevel: e.LOG_LEVEL,
       logPretty: e.LOG_PRETTY ?? false,
       shutdownGraceMs: e.SHUTDOWN_GRACE_MS,
+      apiDocs: e.API_DOCS,
     },
     mongodb: {
       uri: e.MONGODB_URI,
@@ -191,6 +192,7 @@ export function loadConfig(
       changeRetentionDays: e.CHANGE_RETENTION_DAYS,
       retentionSweepIntervalMs: e.RETENTION_SWEEP_INTERVAL_MS,
       rulesFile: e.SYNC_RULES_FILE,
+      schemasFile: e.SYNC_SCHEMAS_FILE,
       lockTtlMs: e.SYNC_LOCK_TTL_MS,
       deliveryPollMs: e.DELIVERY_POLL_INTERVAL_MS,
     },

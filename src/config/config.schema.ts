@@ -37,6 +37,7 @@ export const envSchema = z.object({
   TRUST_PROXY: bool.default(false),
   TRUSTED_PROXIES: csv,
   SHUTDOWN_GRACE_MS: int(1000, 3_600_000).default(25_000),
+  API_DOCS: bool.default(true),
 
   // database
   MONGODB_URI: optionalString,
@@ -80,6 +81,7 @@ export const envSchema = z.object({
   CHANGE_RETENTION_DAYS: z.coerce.number().positive().max(3650).default(30),
   RETENTION_SWEEP_INTERVAL_MS: int(1000, 86_400_000).default(3_600_000),
   SYNC_RULES_FILE: optionalString,
+  SYNC_SCHEMAS_FILE: optionalString,
   SYNC_LOCK_TTL_MS: int(200, 600_000).default(10_000),
   DELIVERY_POLL_INTERVAL_MS: int(20, 60_000).default(250),
 
@@ -113,6 +115,8 @@ export interface AppConfig {
     logPretty: boolean;
     /** SIGTERM: drain, close and exit within this (Helm's terminationGracePeriodSeconds is above it). */
     shutdownGraceMs: number;
+    /** Serve the OpenAPI document and UI at /docs and /docs-json (API_DOCS, default true). */
+    apiDocs: boolean;
   };
   mongodb: {
     uri?: string;
@@ -157,6 +161,8 @@ export interface AppConfig {
     changeRetentionDays: number;
     retentionSweepIntervalMs: number;
     rulesFile?: string;
+    /** JSON Schemas per collection (SYNC_SCHEMAS_FILE); the rules file may carry them too. */
+    schemasFile?: string;
     lockTtlMs: number;
     /** How often each node reads the feed for changes no one told it about (lost bus messages). */
     deliveryPollMs: number;

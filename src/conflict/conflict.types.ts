@@ -60,7 +60,7 @@ export type ConflictStrategy = (stored: StoredState, change: IncomingChange) => 
 
 /**
  * Nest provider token of the resolver the sync engine uses. Provide your own ConflictStrategy under
- * this token (in a module imported after ConflictModule, or with `overrideProvider`) to replace it.
+ * this token in a global module passed to createApp's `extensions` to replace it (docs/EXTENDING.md).
  */
 export const CONFLICT_RESOLVER = Symbol('CONFLICT_RESOLVER');
 

@@ -3,6 +3,7 @@ import { MongooseModule } from '@nestjs/mongoose';
 import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
 import { DatabaseLauncher } from './database-launcher.service';
+import { tracingActive } from '../telemetry/telemetry';
 
 @Global()
 @Module({
@@ -28,6 +29,8 @@ class DatabaseLauncherModule {}
         autoIndex: false,
         // FerretDB and standalone MongoDB both lack retryable writes on a non-replica-set server
         retryWrites: false,
+        // OpenTelemetry: database spans from command events, only when traces are recorded
+        monitorCommands: tracingActive(),
       }),
     }),
   ],

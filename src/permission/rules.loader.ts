@@ -40,7 +40,8 @@ export class RulesFileError extends Error {
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 const KINDS = ['read', 'write'] as const;
-const ENTRY_KEYS: readonly string[] = [...KINDS, 'idType', 'fieldTypes'];
+// "schema": the collection's JSON Schema, read by CollectionSchemaService (src/schemas)
+const ENTRY_KEYS: readonly string[] = [...KINDS, 'idType', 'fieldTypes', 'schema'];
 
 function parseRule(where: string, text: unknown): QueryNode {
   if (typeof text !== 'string') throw new RulesFileError(`${where}: must be a string (a filter in the query language), got ${text === null ? 'null' : typeof text}`);
@@ -61,7 +62,7 @@ function parseRule(where: string, text: unknown): QueryNode {
 
 function parseEntry(where: string, name: string, v: unknown, fallback?: CollectionRule): CollectionRule {
   if (!isObject(v)) throw new RulesFileError(`${where}: must be an object { "read": "...", "write": "..." }`);
-  for (const k of Object.keys(v)) if (!ENTRY_KEYS.includes(k)) throw new RulesFileError(`${where}: unknown key "${k}" (expected "read", "write", "idType" and "fieldTypes")`);
+  for (const k of Object.keys(v)) if (!ENTRY_KEYS.includes(k)) throw new RulesFileError(`${where}: unknown key "${k}" (expected "read", "write", "idType", "fieldTypes" and "schema")`);
   const pick = (k: 'read' | 'write'): QueryNode => {
     if (Object.hasOwn(v, k)) return parseRule(`${where}.${k}`, v[k]);
     if (fallback) return fallback[k];

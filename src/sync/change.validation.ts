@@ -1,13 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import {
-  InvalidPayloadError,
-  isUserCollectionName,
-  LIMITS,
-  Operation,
-  OPERATIONS,
-  PayloadTooLargeError,
-  SyncDocument,
-} from '@sync/protocol';
+import { InvalidPayloadError, Operation, PayloadTooLargeError, SyncDocument } from '@sync/protocol';
+import { assertSafeData, ChangeIdSchema, ClientChangeSchema, isPlainObject } from '@sync/protocol/schemas';
 import { clampTimestamp } from '../conflict/conflict.strategies';
 
 /** A client change after validation: aliases resolved, timestamp chosen and clamped. */
@@ -32,43 +25,8 @@ export interface ValidationOptions {
   now: number;
 }
 
-const FORBIDDEN_KEYS = new Set(['__proto__']);
-
-export function isPlainObject(v: unknown): v is Record<string, unknown> {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
-  const proto = Object.getPrototypeOf(v);
-  return proto === Object.prototype || proto === null;
-}
-
-/**
- * Checks that a value is plain JSON data that is safe to store: no `$`-prefixed or dotted keys at any
- * depth (no operator injection), no `__proto__`, bounded depth and array sizes, finite numbers only.
- */
-export function assertSafeData(value: unknown, path = 'data', depth = 0): void {
-  if (depth > LIMITS.maxDepth) throw new InvalidPayloadError(`${path}: nested deeper than ${LIMITS.maxDepth} levels`);
-  if (value === null || typeof value === 'string' || typeof value === 'boolean') return;
-  if (typeof value === 'number') {
-    if (!Number.isFinite(value)) throw new InvalidPayloadError(`${path}: numbers must be finite`);
-    return;
-  }
-  if (Array.isArray(value)) {
-    if (value.length > LIMITS.maxArrayLength) throw new InvalidPayloadError(`${path}: arrays may hold at most ${LIMITS.maxArrayLength} items`);
-    for (let i = 0; i < value.length; i++) assertSafeData(value[i], `${path}[${i}]`, depth + 1);
-    return;
-  }
-  if (isPlainObject(value)) {
-    for (const key of Object.keys(value)) {
-      if (key.startsWith('$')) throw new InvalidPayloadError(`${path}: key "${key.slice(0, 40)}" may not start with "$"`);
-      if (key.includes('.')) throw new InvalidPayloadError(`${path}: key "${key.slice(0, 40)}" may not contain "."`);
-      if (FORBIDDEN_KEYS.has(key)) throw new InvalidPayloadError(`${path}: key "${key}" is not allowed`);
-      if (key.length > 256) throw new InvalidPayloadError(`${path}: keys are limited to 256 characters`);
-      if (key.includes('\u0000')) throw new InvalidPayloadError(`${path}: keys may not contain NUL`);
-      assertSafeData(value[key], `${path}.${key.slice(0, 40)}`, depth + 1);
-    }
-    return;
-  }
-  throw new InvalidPayloadError(`${path}: only JSON values are allowed (got ${value === undefined ? 'undefined' : typeof value})`);
-}
+/** Plain-object and safe-data checks live with the schemas in libs/protocol (re-exported for the server). */
+export { assertSafeData, isPlainObject };
 
 function approxBytes(v: unknown): number {
   try {
@@ -89,56 +47,37 @@ export function normalizeChange(raw: unknown, opts: ValidationOptions): Normaliz
   const bytes = approxBytes(raw);
   if (bytes > opts.maxChangeBytes) throw new PayloadTooLargeError(`change is ${bytes} bytes; the limit is ${opts.maxChangeBytes}`);
 
-  const changeIdRaw = pickString(raw, 'changeId', 'id', 'patchId');
-  let changeId: string;
-  let generatedId = false;
-  if (changeIdRaw === undefined || changeIdRaw === null) {
-    changeId = randomUUID();
-    generatedId = true;
-  } else if (typeof changeIdRaw !== 'string' || changeIdRaw.length === 0 || changeIdRaw.length > LIMITS.changeIdMax) {
-    throw new InvalidPayloadError(`changeId must be a non-empty string of at most ${LIMITS.changeIdMax} characters`);
-  } else changeId = changeIdRaw;
-
-  const operation = raw.operation;
-  if (typeof operation !== 'string' || !OPERATIONS.includes(operation as Operation))
-    throw new InvalidPayloadError('operation must be "insert", "update" or "delete"', { changeId });
-
-  const collection = pickString(raw, 'collection', 'collectionName');
-  if (!isUserCollectionName(collection))
-    throw new InvalidPayloadError(
-      'collection must be 1-64 letters, digits, "_", "-" or "." and may not be a system collection (system.*, _sync*)',
-      { changeId },
-    );
-
-  const documentId = raw.documentId;
-  if (typeof documentId !== 'string' || documentId.length === 0 || documentId.length > LIMITS.documentIdMax)
-    throw new InvalidPayloadError(`documentId must be a non-empty string of at most ${LIMITS.documentIdMax} characters`, { changeId });
+  // the shape, at the edge, with the protocol's schema (its messages are the answers)
+  const parsed = ClientChangeSchema.safeParse(raw);
+  if (!parsed.success) {
+    const cid = pickString(raw, 'changeId', 'id', 'patchId');
+    const ok = typeof cid === 'string' && ChangeIdSchema.safeParse(cid).success;
+    throw new InvalidPayloadError(parsed.error.issues[0]?.message ?? 'invalid change', ok ? { changeId: cid } : {});
+  }
+  const shape = parsed.data;
+  const changeIdRaw = shape.changeId ?? shape.id ?? shape.patchId;
+  const generatedId = changeIdRaw === undefined || changeIdRaw === null;
+  const changeId = generatedId ? randomUUID() : changeIdRaw;
+  const operation = shape.operation;
+  const collection = (shape.collection ?? shape.collectionName)!;
+  const documentId = shape.documentId;
 
   let data: SyncDocument | undefined;
   if (operation !== 'delete') {
+    // raw.data, not a copy: the schema checked it in place (plain object, safe keys, bounded)
     if (raw.data === undefined || raw.data === null) {
       if (operation === 'insert') data = {};
       else throw new InvalidPayloadError('an update needs a data object', { changeId });
-    } else if (!isPlainObject(raw.data)) throw new InvalidPayloadError('data must be an object', { changeId });
-    else {
-      try {
-        assertSafeData(raw.data);
-      } catch (e) {
-        if (e instanceof InvalidPayloadError) throw new InvalidPayloadError(e.message, { changeId });
-        throw e;
-      }
-      data = raw.data;
-    }
+    } else data = raw.data as SyncDocument;
   }
 
   let ts: number;
   let serverTime = false;
   const t = raw.timestamp;
   const dataTs = data?.sync_updated_at;
-  if (t !== undefined && t !== null) {
-    if (typeof t !== 'number' || !Number.isFinite(t) || t < 0) throw new InvalidPayloadError('timestamp must be a non-negative number (UTC ms)', { changeId });
-    ts = t;
-  } else if (typeof dataTs === 'number' && Number.isFinite(dataTs) && dataTs >= 0) ts = dataTs;
+  // the schema checked the timestamp: a number here is a non-negative finite one
+  if (typeof t === 'number') ts = t;
+  else if (typeof dataTs === 'number' && Number.isFinite(dataTs) && dataTs >= 0) ts = dataTs;
   else {
     ts = opts.now;
     serverTime = true;

@@ -1,6 +1,7 @@
 import { Body, Controller, Get, HttpCode, Inject, NotImplementedException, Post, Req, UseGuards } from '@nestjs/common';
 import type { Request } from 'express';
-import { InvalidPayloadError, PayloadTooLargeError } from '@sync/protocol';
+import { PayloadTooLargeError } from '@sync/protocol';
+import { ChangeBatchRequestSchema, parsePayload } from '@sync/protocol/schemas';
 import { CurrentUser, HttpAuthGuard, ServiceAuthGuard } from '../auth/guards/http-auth.guard';
 import type { AuthUser } from '../auth/auth.types';
 import { APP_CONFIG } from '../config/config.module';
@@ -29,8 +30,7 @@ export class SyncController {
   @UseGuards(ServiceAuthGuard)
   async ingest(@Body() body: unknown, @Req() req: Request) {
     try {
-      const changes = isPlainObject(body) ? body.changes : undefined;
-      if (!Array.isArray(changes)) throw new InvalidPayloadError('changes must be an array');
+      const { changes } = parsePayload(ChangeBatchRequestSchema, isPlainObject(body) ? body : {});
       if (changes.length > this.config.limits.maxBatchSize) throw new PayloadTooLargeError(`a batch may hold at most ${this.config.limits.maxBatchSize} changes`);
       const results = await this.sync.apply(changes, { user: { id: 'service', claims: { service: true } }, clientAddress: req.ip, trusted: true });
       const successCount = results.filter((r) => r.success).length;

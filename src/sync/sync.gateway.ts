@@ -15,13 +15,20 @@ import {
   encodeCursor,
   EVENTS,
   FailureAck,
-  InvalidPayloadError,
   LIMITS,
   PayloadTooLargeError,
   PingAck,
   UnauthenticatedError,
-  isUserCollectionName,
 } from '@sync/protocol';
+import {
+  ChangeBatchRequestSchema,
+  GetChangesRequestSchema,
+  PingRequestSchema,
+  parsePayload,
+  SubscribeRequestSchema,
+  UnsubscribeRequestSchema,
+  UpdateSubscriptionsRequestSchema,
+} from '@sync/protocol/schemas';
 import { SocketAuthService } from '../auth/socket-auth.service';
 import type { AuthUser } from '../auth/auth.types';
 import { APP_CONFIG } from '../config/config.module';
@@ -100,8 +107,10 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
   @SubscribeMessage(EVENTS.ping)
   ping(@MessageBody() body: unknown): PingAck {
     const now = Date.now();
-    const t = asObject(body).t;
-    const clientTimestamp = typeof t === 'number' && Number.isFinite(t) ? t : null;
+    // a ping never fails: a payload that does not fit PingRequest is answered without clientTimestamp
+    const parsed = PingRequestSchema.safeParse(asObject(body));
+    const t = parsed.success ? parsed.data.t : undefined;
+    const clientTimestamp = typeof t === 'number' ? t : null;
     return { timestamp: now, clientTimestamp, latency: clientTimestamp === null ? null : now - clientTimestamp };
   }
 
@@ -133,6 +142,7 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
   subscribe(@ConnectedSocket() socket: SyncSocket, @MessageBody() body: unknown) {
     return this.run(EVENTS.subscribe, async () => {
       const user = this.requireUser(socket);
+      parsePayload(SubscribeRequestSchema, body);
       const { sub, count, bootstrap } = await this.subscriptions.subscribe(socket, user, body);
       if (bootstrap) this.subscriptions.scheduleBootstrap(socket, [sub]);
       return { success: true as const, subscriptionId: sub.id, count };
@@ -143,6 +153,7 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
   unsubscribe(@ConnectedSocket() socket: SyncSocket, @MessageBody() body: unknown) {
     return this.run(EVENTS.unsubscribe, () => {
       this.requireUser(socket);
+      parsePayload(UnsubscribeRequestSchema, body);
       return { success: true as const, count: this.subscriptions.unsubscribe(socket, body) };
     });
   }
@@ -151,6 +162,7 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
   updateSubscriptions(@ConnectedSocket() socket: SyncSocket, @MessageBody() body: unknown) {
     return this.run(EVENTS.updateSubscriptions, () => {
       const user = this.requireUser(socket);
+      parsePayload(UpdateSubscriptionsRequestSchema, body);
       const { version, added } = this.subscriptions.replace(socket, user, body);
       this.subscriptions.scheduleBootstrap(socket, added);
       return { success: true as const, version };
@@ -172,8 +184,7 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
   changeBatch(@ConnectedSocket() socket: SyncSocket, @MessageBody() body: unknown) {
     return this.run(EVENTS.changeBatch, async () => {
       const user = this.requireUser(socket);
-      const changes = asObject(body).changes;
-      if (!Array.isArray(changes)) throw new InvalidPayloadError('changes must be an array');
+      const { changes } = parsePayload(ChangeBatchRequestSchema, asObject(body));
       if (changes.length > this.config.limits.maxBatchSize)
         throw new PayloadTooLargeError(`a batch may hold at most ${this.config.limits.maxBatchSize} changes (got ${changes.length})`);
       if (changes.length === 0) return { success: true as const, results: [], successCount: 0, failureCount: 0 };
@@ -189,17 +200,10 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
   getChanges(@ConnectedSocket() socket: SyncSocket, @MessageBody() body: unknown) {
     return this.run(EVENTS.getChanges, async () => {
       const user = this.requireUser(socket);
-      const req = asObject(body);
-      const { collection, limit } = req;
-      if (collection !== undefined && collection !== null && !isUserCollectionName(collection))
-        throw new InvalidPayloadError('collection is not a valid collection name');
-      let lim: number = LIMITS.defaultGetChangesLimit;
-      if (limit !== undefined && limit !== null) {
-        if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1) throw new InvalidPayloadError('limit must be a positive integer');
-        lim = Math.min(limit, LIMITS.maxGetChangesLimit);
-      }
+      const req = parsePayload(GetChangesRequestSchema, asObject(body));
+      const lim = Math.min(req.limit ?? LIMITS.defaultGetChangesLimit, LIMITS.maxGetChangesLimit);
       const start = await this.feed.startPosition(req.cursor, req.since);
-      const page = await this.feed.read(user, start, lim, (collection as string | undefined) ?? undefined);
+      const page = await this.feed.read(user, start, lim, req.collection ?? undefined);
       const since = typeof req.since === 'number' ? req.since : 0;
       return {
         success: true as const,

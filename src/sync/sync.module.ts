@@ -16,6 +16,12 @@ import { SyncGateway } from './sync.gateway';
 import { SyncController } from './sync.controller';
 import { SyncService } from './sync.service';
 
+/**
+ * Provide your own ChangeRouter under this token (in a global module passed to createApp's
+ * `extensions`) to replace the subscription router (docs/EXTENDING.md).
+ */
+export const CHANGE_ROUTER = Symbol('CHANGE_ROUTER');
+
 @Module({
   imports: [AuthModule],
   controllers: [SyncController],
@@ -23,7 +29,12 @@ import { SyncService } from './sync.service';
     { provide: SYNC_TIMINGS, inject: [APP_CONFIG], useFactory: (c: AppConfig) => syncTimings(c.sync.lockTtlMs) },
     // subscriptions + read rules decide who receives a change (PermissionService: the global PermissionModule)
     { provide: SubscriptionRegistry, useFactory: () => new SubscriptionRegistry() },
-    { provide: ChangeRouter, useClass: SubscriptionRouter },
+    SubscriptionRouter,
+    {
+      provide: ChangeRouter,
+      inject: [SubscriptionRouter, { token: CHANGE_ROUTER, optional: true }],
+      useFactory: (subscriptions: SubscriptionRouter, custom?: ChangeRouter) => custom ?? subscriptions,
+    },
     SubscriptionService,
     AuditRepository,
     ChangeFeedRepository,

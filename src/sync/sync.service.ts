@@ -21,6 +21,8 @@ import { afterIfApplied } from '../conflict/conflict.strategies';
 import { CONFLICT_RESOLVER, ConflictStrategy, FIELD_TS, IncomingChange, Outcome, StoredState } from '../conflict/conflict.types';
 import { MetricsService } from '../health/metrics.service';
 import { PermissionService } from '../permission/permission.service';
+import { CollectionSchemaService } from '../schemas/collection-schema.service';
+import { Traced } from '../telemetry/traced';
 import { ChangeFeedRepository, FeedEntry } from './change-feed.repository';
 import { ChangeFeedService, publicDoc } from './change-feed.service';
 import { normalizeChange, NormalizedChange } from './change.validation';
@@ -98,6 +100,7 @@ export class SyncService implements OnModuleDestroy {
     private readonly permissions: PermissionService,
     private readonly delivery: DeliveryService,
     private readonly metrics: MetricsService,
+    private readonly schemas: CollectionSchemaService,
   ) {}
 
   async onModuleDestroy(): Promise<void> {
@@ -152,6 +155,11 @@ export class SyncService implements OnModuleDestroy {
   }
 
   /** Applies items in order, each on its own merits (and with its own sender); one ack per item. */
+  @Traced(
+    'sync.apply',
+    (items: Item[], kind: string) => ({ 'sync.changes': items.length, 'sync.kind': kind }),
+    (acks: ChangeAck[]) => ({ 'sync.refused': acks.filter((a) => !a.success).length }),
+  )
   private async applyItems(items: Item[], kind: 'single' | 'group' | 'batch'): Promise<ChangeAck[]> {
     const n = items.length;
     const results: (ChangeAck | undefined)[] = new Array(n);
@@ -348,6 +356,11 @@ export class SyncService implements OnModuleDestroy {
         // and the document the strategy really produced (a custom strategy may produce another one)
         if (!origin.trusted && !this.permissions.canWrite(origin.user, c.collection, ruleBefore, outcome.after)) {
           declined.push({ w, ack: this.forbidden(c) });
+          continue;
+        }
+        const violation = this.schemas.check(c.collection, outcome.after, c.changeId);
+        if (violation) {
+          declined.push({ w, ack: violation });
           continue;
         }
         const lastDoc = outcome.after === null ? (before ? publicDoc(before) : (stored.lastDoc ?? null)) : null;

@@ -1,5 +1,6 @@
 import { INestApplication } from '@nestjs/common';
 import { io, Socket } from 'socket.io-client';
+import type { AppExtension } from '../../src/app.extensions';
 import { createApp } from '../../src/bootstrap';
 import { loadConfig } from '../../src/config/config.loader';
 import { AppConfig } from '../../src/config/config.schema';
@@ -16,9 +17,10 @@ export interface TestApp {
 
 /**
  * Boots the real application on a free port against a fresh database of the test server.
- * `env` overrides variables (as strings, exactly like the environment would).
+ * `env` overrides variables (as strings, exactly like the environment would); `extensions` are the
+ * user modules createApp plugs in (docs/EXTENDING.md).
  */
-export async function startTestApp(env: Record<string, string | undefined> = {}, name = 'app'): Promise<TestApp> {
+export async function startTestApp(env: Record<string, string | undefined> = {}, name = 'app', extensions?: AppExtension[]): Promise<TestApp> {
   // MONGODB_URI: '' means "no external database": the app starts its own embedded FerretDB
   const mongoUri = 'MONGODB_URI' in env ? (env.MONGODB_URI ?? '') : testMongoUri(name);
   const config = loadConfig(
@@ -32,7 +34,7 @@ export async function startTestApp(env: Record<string, string | undefined> = {},
     },
     '/nonexistent-config-dir',
   );
-  const app = await createApp({ config, bufferLogs: false });
+  const app = await createApp({ config, bufferLogs: false, extensions });
   await app.listen(0, '127.0.0.1');
   const server = app.getHttpServer();
   const port = (server.address() as { port: number }).port;

@@ -65,14 +65,14 @@ export interface JwksServer {
 
 export async function startJwksServer(keys: TestKey[]): Promise<JwksServer> {
   const state: JwksServer = { url: '', keys, down: false, delayMs: 0, fetches: 0, close: async () => undefined };
-  const server = http.createServer(async (req, res) => {
+  const server = http.createServer((req, res) => {
     state.fetches++;
-    if (state.delayMs) await new Promise((r) => setTimeout(r, state.delayMs));
-    if (state.down || req.url !== '/.well-known/jwks.json') {
-      res.writeHead(state.down ? 503 : 404).end();
-      return;
-    }
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: state.keys.map((k) => k.publicJwk) }));
+    const answer = () => {
+      if (state.down || req.url !== '/.well-known/jwks.json') res.writeHead(state.down ? 503 : 404).end();
+      else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: state.keys.map((k) => k.publicJwk) }));
+    };
+    if (state.delayMs) setTimeout(answer, state.delayMs);
+    else answer();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/.well-known/jwks.json`;

@@ -55,7 +55,7 @@ export class FakeSyncServer {
 
   async stop(): Promise<void> {
     this.io.disconnectSockets(true);
-    await new Promise<void>((resolve) => this.io.close(() => resolve()));
+    await this.io.close(); // settles once the HTTP server has closed
   }
 
   /** Drops every connection (clients reconnect by themselves). */

@@ -1,0 +1,5 @@
+export * from './safe-data';
+export * from './primitives';
+export * from './change.schemas';
+export * from './events.schemas';
+export * from './parse';
