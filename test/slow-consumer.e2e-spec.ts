@@ -66,7 +66,12 @@ describe('slow consumer: a paused socket is cut off at MAX_SOCKET_BUFFER_BYTES, 
     let batches = 0;
     let cutAfter = -1;
     for (; batches < MAX_BATCHES; batches++) {
-      const changes = Array.from({ length: BATCH }, (_, j) => ({ operation: 'insert', collection: 'flood', documentId: `b${batches}-${j}`, data: { j, FIELD } }));
+      const changes = Array.from({ length: BATCH }, (_, j) => ({
+        operation: 'insert',
+        collection: 'flood',
+        documentId: `b${batches}-${j}`,
+        data: { j, FIELD },
+      }));
       const ack = await emitAck(writer, 'sync:changeBatch', { changes }, 60_000);
       expect(ack).toMatchObject({ success: true, successCount: BATCH });
       sent += BATCH;
@@ -77,7 +82,9 @@ describe('slow consumer: a paused socket is cut off at MAX_SOCKET_BUFFER_BYTES, 
     }
     const heapGrowth = heapAfterGc() - baseline;
     // eslint-disable-next-line no-console
-    console.info(`slow consumer: cut after ${cutAfter} of ${batches + 1} batches; max queued ${maxQueued} bytes (limit ${LIMIT}); heap growth after GC ${Math.round(heapGrowth / 1024)} KiB`);
+    console.info(
+      `slow consumer: cut after ${cutAfter} of ${batches + 1} batches; max queued ${maxQueued} bytes (limit ${LIMIT}); heap growth after GC ${Math.round(heapGrowth / 1024)} KiB`,
+    );
 
     // the paused socket was cut off, and what was queued for it never went far beyond the bound
     expect({ disconnected: !slow.connected, cutAfter: cutAfter >= 0 }).toEqual({ disconnected: true, cutAfter: true });

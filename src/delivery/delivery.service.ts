@@ -184,9 +184,14 @@ export class DeliveryService implements OnModuleDestroy {
   private dropSlowConsumer(socket: Socket, queued: number, limit: number): void {
     this.slowConsumers.inc();
     const user = (socket.data as { user?: { id?: string } } | undefined)?.user?.id;
-    this.logger.warn(`socket ${socket.id}${user ? ` (user ${user})` : ''} is not reading: ${queued} bytes queued > MAX_SOCKET_BUFFER_BYTES ${limit}; disconnected (it catches up from the feed)`);
+    this.logger.warn(
+      `socket ${socket.id}${user ? ` (user ${user})` : ''} is not reading: ${queued} bytes queued > MAX_SOCKET_BUFFER_BYTES ${limit}; disconnected (it catches up from the feed)`,
+    );
     try {
-      socket.emit(EVENTS.syncError, { code: SLOW_CONSUMER, error: `more than ${limit} bytes were waiting to be sent to this socket: reconnect and catch up from your cursor` });
+      socket.emit(EVENTS.syncError, {
+        code: SLOW_CONSUMER,
+        error: `more than ${limit} bytes were waiting to be sent to this socket: reconnect and catch up from your cursor`,
+      });
     } catch {
       /* closing anyway */
     }

@@ -89,7 +89,7 @@ export class FeedTailer {
   /** Starts at the feed's settled head: changes after it are delivered live. */
   async start(): Promise<void> {
     if (this.started || this.stopped) return;
-    let head = 0;
+    let head: number;
     for (let attempt = 0; ; attempt++) {
       try {
         head = await this.source.head();
