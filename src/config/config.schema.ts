@@ -72,6 +72,14 @@ export const envSchema = z.object({
   MAX_BATCH_SIZE: int(1, 10_000).default(500),
   SOCKET_MAX_HTTP_BUFFER_SIZE: int(1024, 512 * 1024 * 1024).optional(),
   MAX_SOCKET_BUFFER_BYTES: int(64 * 1024, 1024 * 1024 * 1024).default(16 * 1024 * 1024),
+  QUERY_MATCH_BUDGET: int(10_000, 1_000_000_000).default(8_000_000),
+  READ_RATE_LIMIT_MAX: int(1, 100_000_000).default(1000),
+  READ_RATE_LIMIT_WINDOW_MS: int(100, 86_400_000).default(10_000),
+  MAX_SUBSCRIPTIONS_PER_SOCKET: int(1, 10_000).default(100),
+  MAX_CONCURRENT_BOOTSTRAPS: int(1, 10_000).default(4),
+  BOOTSTRAP_BUFFER_BYTES: int(16 * 1024, 512 * 1024 * 1024).default(1024 * 1024),
+  BOOTSTRAP_DRAIN_TIMEOUT_MS: int(1000, 3_600_000).default(60_000),
+  QUERY_MAX_TIME_MS: int(0, 3_600_000).default(30_000),
 
   // sync
   CONFLICT_STRATEGY: z.enum(['lww', 'field', 'server-wins', 'client-wins']).default('lww'),
@@ -122,6 +130,8 @@ export interface AppConfig {
     uri?: string;
     poolSize: number;
     socketTimeoutMS: number;
+    /** maxTimeMS of every read query (0: none). */
+    queryMaxTimeMS: number;
     dataDir: string;
     ferretdbBin?: string;
   };
@@ -152,6 +162,18 @@ export interface AppConfig {
     maxHttpBufferSize: number;
     /** A socket with more than this queued for it (not read by its client) is disconnected. */
     maxSocketBufferBytes: number;
+    /** Work units (≈ characters compared) one user's subscriptions may spend matching one change. */
+    queryMatchBudget: number;
+    /** Read budget per user (per address before join): tokens per window (ReadBudgetService). */
+    readRateLimitMax: number;
+    readRateLimitWindowMs: number;
+    maxSubscriptionsPerSocket: number;
+    /** Subscription reads (bootstrap pages, counts) running at once on this node, handed out fairly per user. */
+    maxConcurrentBootstraps: number;
+    /** A bootstrap sends its next page only once the socket has less than this queued. */
+    bootstrapBufferBytes: number;
+    /** A socket that has not read its queued bootstrap pages for this long is disconnected. */
+    bootstrapDrainTimeoutMs: number;
   };
   sync: {
     conflictStrategy: Env['CONFLICT_STRATEGY'];

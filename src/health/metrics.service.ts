@@ -34,6 +34,18 @@ export class MetricsService {
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
+  readonly subscriptionMatchFailures = new Counter({
+    name: 'sync_subscription_match_failures_total',
+    help: 'Subscriptions not evaluated for a change (budget: over QUERY_MATCH_BUDGET; error: dropped; read_rule)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly readsRefused = new Counter({
+    name: 'sync_reads_refused_total',
+    help: 'Reads refused by a limit (budget, bootstraps, subscriptions)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
   readonly applyDuration = new Histogram({
     name: 'sync_apply_duration_seconds',
     help: 'Time to apply one change or one batch',

@@ -6,6 +6,7 @@ import { AppConfig } from '../config/config.schema';
 import { ConnectionLimitService } from './connection-limit.service';
 import { HttpThrottlerGuard } from './http-throttler.guard';
 import { RateLimitService } from './rate-limit.service';
+import { ReadBudgetService } from './read-budget.service';
 
 @Global()
 @Module({
@@ -18,7 +19,7 @@ import { RateLimitService } from './rate-limit.service';
       }),
     }),
   ],
-  providers: [RateLimitService, ConnectionLimitService, { provide: APP_GUARD, useClass: HttpThrottlerGuard }],
-  exports: [RateLimitService, ConnectionLimitService],
+  providers: [RateLimitService, ReadBudgetService, ConnectionLimitService, { provide: APP_GUARD, useClass: HttpThrottlerGuard }],
+  exports: [RateLimitService, ReadBudgetService, ConnectionLimitService],
 })
 export class LimitsModule {}

@@ -7,6 +7,18 @@ interface Bucket {
   /** Changes the user may still send; negative while a batch larger than the limit is paid off. */
   tokens: number;
   at: number;
+  /** The limit this bucket belongs to (max and rate), for the sweep. */
+  limit: TokenLimit;
+}
+
+/** A named token-bucket limit: `max` tokens, refilled continuously at `max` per `windowMs`. */
+export interface TokenLimit {
+  /** Keeps the keys of different limits apart ('changes', 'reads'). */
+  readonly name: string;
+  readonly max: number;
+  readonly windowMs: number;
+  /** The RATE_LIMITED sentence (default: about changes). */
+  readonly message?: string;
 }
 
 /**
@@ -24,15 +36,10 @@ export class RateLimitService implements OnModuleDestroy {
   private readonly buckets = new Map<string, Bucket>();
   private sweeper?: NodeJS.Timeout;
 
-  constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {}
+  private readonly changes: TokenLimit;
 
-  private get max(): number {
-    return this.config.limits.rateLimitMax;
-  }
-
-  /** Tokens per millisecond. */
-  private get rate(): number {
-    return this.config.limits.rateLimitMax / this.config.limits.rateLimitWindowMs;
+  constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {
+    this.changes = { name: 'changes', max: config.limits.rateLimitMax, windowMs: config.limits.rateLimitWindowMs };
   }
 
   /**
@@ -40,18 +47,31 @@ export class RateLimitService implements OnModuleDestroy {
    * and takes nothing when the allowance is too small.
    */
   consume(userId: string, count: number, now = Date.now()): void {
+    this.consumeFrom(this.changes, userId, count, now);
+  }
+
+  /**
+   * The same, from `key`'s bucket of another limit (the read budget: ReadBudgetService). With
+   * `force`, the tokens are taken even when too few are left (a debt of at most one bucket), for
+   * work that must not be refused but must still slow what follows.
+   */
+  consumeFrom(limit: TokenLimit, key: string, count: number, now = Date.now(), force = false): void {
     if (this.config.limits.rateLimitDisabled) return;
+    const max = limit.max;
+    const rate = max / limit.windowMs;
+    const id = limit === this.changes ? key : `${limit.name}\u0000${key}`;
     const n = Number.isFinite(count) && count > 0 ? Math.ceil(count) : 1;
-    const bucket = this.buckets.get(userId);
-    const tokens = bucket ? Math.min(this.max, bucket.tokens + (now - bucket.at) * this.rate) : this.max;
-    const full = tokens >= this.max;
-    if (tokens >= n || (full && n > this.max)) {
-      this.buckets.set(userId, { tokens: tokens - n, at: now });
+    const bucket = this.buckets.get(id);
+    const tokens = bucket ? Math.min(max, bucket.tokens + (now - bucket.at) * rate) : max;
+    const full = tokens >= max;
+    if (tokens >= n || (full && n > max) || force) {
+      const left = tokens >= n || (full && n > max) ? tokens - n : Math.max(tokens - n, -max); // a forced debt: one bucket at most
+      this.buckets.set(id, { tokens: left, at: now, limit });
       this.ensureSweeper();
       return;
     }
-    const need = n > this.max ? this.max : n; // an oversized batch waits for a full bucket
-    throw new RateLimitedError(Math.max(1, Math.ceil((need - tokens) / this.rate)));
+    const need = n > max ? max : n; // an oversized batch waits for a full bucket
+    throw new RateLimitedError(Math.max(1, Math.ceil((need - tokens) / rate)), limit.message);
   }
 
   /** Users with a partly used allowance (for tests and /stats). */
@@ -61,8 +81,8 @@ export class RateLimitService implements OnModuleDestroy {
 
   /** Deletes every bucket that has refilled completely. */
   sweep(now = Date.now()): void {
-    for (const [userId, b] of this.buckets) {
-      if (b.tokens + (now - b.at) * this.rate >= this.max) this.buckets.delete(userId);
+    for (const [id, b] of this.buckets) {
+      if (b.tokens + (now - b.at) * (b.limit.max / b.limit.windowMs) >= b.limit.max) this.buckets.delete(id);
     }
     if (!this.buckets.size && this.sweeper) {
       clearInterval(this.sweeper);

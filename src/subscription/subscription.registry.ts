@@ -1,9 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { SyncDocument } from '@sync/protocol';
-import type { CompiledQuery } from '@sync/protocol/query';
+import type { CompiledQuery, MatchBudget } from '@sync/protocol/query';
 import type { AuthUser } from '../auth/auth.types';
-
-export const MAX_SUBSCRIPTIONS_PER_SOCKET = 100;
 
 export interface Subscription {
   readonly id: string;
@@ -61,7 +59,8 @@ function keysAt(doc: SyncDocument, path: string, out: Set<string>): void {
 /**
  * Per-socket subscriptions, indexed by collection and by a top-level equality (path, value) so that
  * routing a change only tests the subscriptions that can match it. Bounded: at most
- * MAX_SUBSCRIPTIONS_PER_SOCKET per socket, and a socket's entries go when it disconnects.
+ * MAX_SUBSCRIPTIONS_PER_SOCKET per socket (checked by SubscriptionService), and a socket's entries
+ * go when it disconnects.
  */
 export class SubscriptionRegistry {
   private readonly sockets = new Map<string, SocketEntry>();
@@ -170,11 +169,34 @@ export class SubscriptionRegistry {
     this.unsubscribed.delete(socketId);
   }
 
-  /** The subscriptions of `collection` whose query matches `doc` (indexed candidates, then the predicate). */
-  matching(collection: string, doc: SyncDocument, visit: (sub: Subscription) => void): void {
+  /**
+   * The subscriptions of `collection` whose query matches `doc` (indexed candidates, then the
+   * predicate). Each predicate runs on its own: one that throws (or exceeds its budget) is handed
+   * to `failed` and counts as not matching, and the others are still tested. Without `failed`,
+   * the error propagates.
+   */
+  matching(
+    collection: string,
+    doc: SyncDocument,
+    visit: (sub: Subscription) => void,
+    budgetOf?: (sub: Subscription) => MatchBudget | undefined,
+    failed?: (sub: Subscription, error: unknown) => void,
+  ): void {
     const idx = this.collections.get(collection);
     if (!idx) return;
-    for (const sub of idx.scan) if (sub.query.test(doc)) visit(sub);
+    const check = (sub: Subscription) => {
+      let hit: boolean;
+      try {
+        hit = sub.query.test(doc, budgetOf?.(sub));
+      } catch (e) {
+        if (!failed) throw e;
+        failed(sub, e);
+        return;
+      }
+      if (hit) visit(sub);
+    };
+    // (`failed` may remove a subscription meanwhile: Set and Map iteration allows deletion)
+    for (const sub of idx.scan) check(sub);
     if (!idx.byPath.size) return;
     const keys = new Set<string>();
     for (const [path, byValue] of idx.byPath) {
@@ -182,7 +204,7 @@ export class SubscriptionRegistry {
       keysAt(doc, path, keys);
       for (const k of keys) {
         const set = byValue.get(k);
-        if (set) for (const sub of set) if (sub.query.test(doc)) visit(sub);
+        if (set) for (const sub of set) check(sub);
       }
     }
   }

@@ -18,7 +18,21 @@ import { ChangeFeedService, publicDoc } from '../sync/change-feed.service';
 import { documentIdOf, isObjectId } from '../sync/document-id';
 import { DocumentRepository } from '../sync/document.repository';
 import type { SyncSocket } from '../sync/socket-context';
-import { MAX_SUBSCRIPTIONS_PER_SOCKET, Subscription, SubscriptionRegistry } from './subscription.registry';
+import { closeNow } from '../common/socket-buffer';
+import { waitForDrain } from '../common/socket-drain';
+import { MetricsService } from '../health/metrics.service';
+import { BootstrapScheduler } from './bootstrap.scheduler';
+import { Subscription, SubscriptionRegistry } from './subscription.registry';
+
+/** About the JSON size of a value (strings by length, no allocation): to cut bootstrap pages by bytes. */
+function approxSize(v: unknown, depth = 0): number {
+  if (typeof v === 'string') return v.length + 2;
+  if (v === null || typeof v !== 'object' || depth > 64) return 8;
+  let n = 2;
+  if (Array.isArray(v)) for (const e of v) n += approxSize(e, depth + 1) + 1;
+  else for (const k in v) n += k.length + 4 + approxSize((v as Record<string, unknown>)[k], depth + 1);
+  return n;
+}
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
@@ -44,7 +58,13 @@ export class SubscriptionService {
     private readonly permissions: PermissionService,
     private readonly docs: DocumentRepository,
     private readonly feed: ChangeFeedService,
+    private readonly scheduler: BootstrapScheduler,
+    private readonly metrics: MetricsService,
   ) {}
+
+  private get maxSubscriptions(): number {
+    return this.config.limits.maxSubscriptionsPerSocket;
+  }
 
   /** Validates and compiles one `{ collection, filter|query, args }` (throws INVALID_PAYLOAD / INVALID_QUERY). */
   compile(user: AuthUser, raw: unknown, filterKey: 'filter' | 'query' = 'filter'): SubscriptionSpec {
@@ -79,14 +99,17 @@ export class SubscriptionService {
     return { $and: [mine, read] };
   }
 
+  /** The number of visible matching documents (a database read: in a fair node slot, see BootstrapScheduler). */
   async count(user: AuthUser, sub: { collection: string; query: CompiledQuery }): Promise<number> {
     const f = this.visibleFilter(user, sub);
-    return f === null ? 0 : this.docs.count(sub.collection, f);
+    return f === null ? 0 : this.scheduler.withSlot(user.id, () => this.docs.count(sub.collection, f));
   }
 
   private checkRoom(socketId: string, adding: number): void {
-    if (this.registry.count(socketId) + adding > MAX_SUBSCRIPTIONS_PER_SOCKET)
-      throw new PayloadTooLargeError(`a socket may hold at most ${MAX_SUBSCRIPTIONS_PER_SOCKET} subscriptions`);
+    if (this.registry.count(socketId) + adding > this.maxSubscriptions) {
+      this.metrics.readsRefused.inc({ reason: 'subscriptions' });
+      throw new PayloadTooLargeError(`a socket may hold at most ${this.maxSubscriptions} subscriptions`);
+    }
   }
 
   /** sync:subscribe. Registers first (live changes flow from now on), then counts. */
@@ -107,7 +130,7 @@ export class SubscriptionService {
   /** Several subscriptions at once, all validated first (sync:join). */
   compileAll(user: AuthUser, list: unknown, filterKey: 'filter' | 'query'): SubscriptionSpec[] {
     if (!Array.isArray(list)) throw new InvalidPayloadError('subscriptions must be an array');
-    if (list.length > MAX_SUBSCRIPTIONS_PER_SOCKET) throw new PayloadTooLargeError(`a socket may hold at most ${MAX_SUBSCRIPTIONS_PER_SOCKET} subscriptions`);
+    if (list.length > this.maxSubscriptions) throw new PayloadTooLargeError(`a socket may hold at most ${this.maxSubscriptions} subscriptions`);
     return list.map((raw) => this.compile(user, raw, filterKey));
   }
 
@@ -134,7 +157,7 @@ export class SubscriptionService {
   }
 
   /** sync:update_subscriptions: replaces the whole set (all validated first); returns the new ones to bootstrap. */
-  replace(socket: SyncSocket, user: AuthUser, body: unknown): { version: number; added: Subscription[] } {
+  replace(socket: SyncSocket, user: AuthUser, body: unknown, payForNew?: (count: number) => void): { version: number; added: Subscription[] } {
     if (!isObject(body)) throw new InvalidPayloadError('expected { subscriptions: [...] }');
     const specs = this.compileAll(user, body.subscriptions, 'query');
     const keep = new Map<string, Subscription[]>();
@@ -142,6 +165,16 @@ export class SubscriptionService {
       const l = keep.get(sub.sig) ?? [];
       l.push(sub);
       keep.set(sub.sig, l);
+    }
+    if (payForNew) {
+      const left = new Map([...keep].map(([sig, l]) => [sig, l.length]));
+      let fresh = 0;
+      for (const spec of specs) {
+        const n = left.get(spec.sig) ?? 0;
+        if (n > 0) left.set(spec.sig, n - 1);
+        else fresh++;
+      }
+      if (fresh) payForNew(fresh); // throws RATE_LIMITED before anything changes
     }
     this.registry.ensure(socket.id, user);
     const added: Subscription[] = [];
@@ -154,14 +187,12 @@ export class SubscriptionService {
     return { version: this.registry.bumpVersion(socket.id), added };
   }
 
-  /** Emits a subscription's bootstrap pages, after the current ack went out. */
+  /**
+   * Emits the subscriptions' bootstrap pages after the current ack went out: queued behind the
+   * socket's earlier bootstraps (one at a time per socket, see BootstrapScheduler).
+   */
   scheduleBootstrap(socket: SyncSocket, subs: Subscription[]): void {
-    if (!subs.length) return;
-    setImmediate(() => {
-      void (async () => {
-        for (const sub of subs) await this.bootstrap(socket, sub);
-      })().catch((e) => this.logger.warn(`bootstrap failed: ${(e as Error).message}`));
-    });
+    for (const sub of subs) this.scheduler.enqueue(socket.id, () => this.bootstrap(socket, sub));
   }
 
   /**
@@ -169,27 +200,53 @@ export class SubscriptionService {
    * least one page (the last with done: true). `cursor` is the feed head taken before the read:
    * every change at or before it is in the data, later ones arrive live (or through get_changes
    * from that cursor).
+   *
+   * Backpressure: each page is read and sent only once the socket has less than
+   * BOOTSTRAP_BUFFER_BYTES queued (the client took the earlier pages), so a client that stops
+   * reading costs the server at most that plus one page. One that reads nothing for
+   * BOOTSTRAP_DRAIN_TIMEOUT_MS is disconnected (it bootstraps again after reconnecting).
    */
   async bootstrap(socket: SyncSocket, sub: Subscription): Promise<void> {
     const size = this.config.sync.bootstrapPageSize;
-    const cursor = encodeCursor(await this.feed.head());
+    const maxBytes = this.config.limits.bootstrapBufferBytes;
     const alive = () => socket.connected && this.registry.get(socket.id, sub.id) === sub;
+    if (!alive() || !socket.data.user) return;
     const user = socket.data.user;
-    if (!user || !alive()) return;
+    const cursor = encodeCursor(await this.scheduler.withSlot(user.id, () => this.feed.head()));
+    if (!alive() || socket.data.user !== user) return;
     const filter = this.visibleFilter(user, sub);
     const rows = filter === null ? null : this.docs.stream(sub.collection, filter, size + 1);
     try {
       let buffered: SyncDocument[] = [];
+      let exhausted = false;
       for (let page = 1; ; page++) {
-        // one document beyond the page tells whether this page is the last
-        while (rows && buffered.length <= size) {
-          const next = await rows.next();
-          if (!next) break;
-          buffered.push(next);
+        if (!(await this.drained(socket))) return;
+        if (!alive()) return;
+        // one document beyond the page tells whether this page is the last; a page also ends
+        // once it holds about BOOTSTRAP_BUFFER_BYTES (large documents: fewer per page)
+        let take = 0;
+        let bytes = 0;
+        const full = () => take >= size || (take > 0 && bytes >= maxBytes);
+        while (take < buffered.length && !full()) bytes += approxSize(buffered[take++]);
+        if (rows && !exhausted && (!full() || buffered.length === take)) {
+          await this.scheduler.withSlot(user.id, async () => {
+            while (!full()) {
+              const next = await rows.next();
+              if (!next) return void (exhausted = true);
+              buffered.push(next);
+              bytes += approxSize(next);
+              take++;
+            }
+            if (buffered.length === take) {
+              const next = await rows.next(); // the one beyond
+              if (next) buffered.push(next);
+              else exhausted = true;
+            }
+          });
         }
-        const done = buffered.length <= size;
-        const slice = done ? buffered : buffered.slice(0, size);
-        buffered = done ? [] : buffered.slice(size);
+        const done = buffered.length <= take;
+        const slice = done ? buffered : buffered.slice(0, take);
+        buffered = done ? [] : buffered.slice(take);
         const current = socket.data.user;
         if (!alive() || !current) return;
         const visible = slice.filter((d) => this.permissions.canRead(current, sub.collection, d));
@@ -203,6 +260,19 @@ export class SubscriptionService {
     } finally {
       await rows?.close().catch(() => undefined);
     }
+  }
+
+  /** Waits for the client to take what is queued; false (and the socket closed) when it does not. */
+  private async drained(socket: SyncSocket): Promise<boolean> {
+    const limits = this.config.limits;
+    const r = await waitForDrain(socket, limits.bootstrapBufferBytes, limits.bootstrapDrainTimeoutMs);
+    if (r === 'drained') return true;
+    if (r === 'timeout') {
+      this.metrics.readsRefused.inc({ reason: 'bootstrap_stalled' });
+      this.logger.warn(`socket ${socket.id} took no bootstrap page for ${limits.bootstrapDrainTimeoutMs} ms: disconnected`);
+      closeNow(socket);
+    }
+    return false;
   }
 
   /** Forgets a socket (disconnect, or a join as another user). */

@@ -1,9 +1,11 @@
-import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnModuleInit, Optional } from '@nestjs/common';
 import { InjectConnection } from '@nestjs/mongoose';
 import type { Collection, Db } from 'mongodb';
 import type { Connection } from 'mongoose';
 import type { Operation, SyncDocument } from '@sync/protocol';
 import { ensureIndexes } from '../database/indexes';
+import { APP_CONFIG } from '../config/config.module';
+import type { AppConfig } from '../config/config.schema';
 
 export const FEED_COLLECTION = '_sync_feed';
 export const COUNTERS_COLLECTION = '_sync_counters';
@@ -83,7 +85,15 @@ const SCAN_WINDOW = 500;
 export class ChangeFeedRepository implements OnModuleInit {
   private readonly logger = new Logger('ChangeFeedRepository');
 
-  constructor(@InjectConnection() private readonly connection: Connection) {}
+  /** maxTimeMS of the read queries (QUERY_MAX_TIME_MS; undefined: none). */
+  private readonly maxTimeMS?: number;
+
+  constructor(
+    @InjectConnection() private readonly connection: Connection,
+    @Optional() @Inject(APP_CONFIG) config?: AppConfig,
+  ) {
+    this.maxTimeMS = config?.mongodb.queryMaxTimeMS || undefined;
+  }
 
   private get db(): Db {
     return this.connection.db as unknown as Db;
@@ -140,7 +150,7 @@ export class ChangeFeedRepository implements OnModuleInit {
 
   /** Highest position written to the feed, as far as the high-water mark (and this process) know. */
   async highWater(): Promise<number> {
-    const c = await this.counters.findOne({ _id: 'feed' });
+    const c = await this.counters.findOne({ _id: 'feed' }, { maxTimeMS: this.maxTimeMS });
     return Math.max(c?.highWater ?? 0, this.raised);
   }
 
@@ -151,7 +161,7 @@ export class ChangeFeedRepository implements OnModuleInit {
   }
 
   async purgedThrough(): Promise<number> {
-    const c = await this.counters.findOne({ _id: 'retention' });
+    const c = await this.counters.findOne({ _id: 'retention' }, { maxTimeMS: this.maxTimeMS });
     return c?.purgedThrough ?? 0;
   }
 
@@ -252,7 +262,7 @@ export class ChangeFeedRepository implements OnModuleInit {
   async scan(after: number, limit: number): Promise<FeedEntry[]> {
     const window = Math.max(1, Math.min(limit, SCAN_WINDOW));
     const ids = Array.from({ length: window }, (_, i) => after + 1 + i);
-    const found = (await this.feed.find({ _id: { $in: ids } }).toArray()).sort((a, b) => a._id - b._id);
+    const found = (await this.feed.find({ _id: { $in: ids } }, { maxTimeMS: this.maxTimeMS }).toArray()).sort((a, b) => a._id - b._id);
     let run = 0;
     while (run < found.length && found[run]._id === after + 1 + run) run++;
     if (run > 0) return found.slice(0, run);
@@ -261,7 +271,7 @@ export class ChangeFeedRepository implements OnModuleInit {
     // nothing in the window: the end of the feed, unless the mark says more was written (a hole
     // wider than the window: only a writer that died with many positions claimed leaves one)
     if (after >= (await this.highWater())) return [];
-    return this.feed.find({ _id: { $gt: after } }).sort({ _id: 1 }).limit(limit).toArray();
+    return this.feed.find({ _id: { $gt: after } }, { maxTimeMS: this.maxTimeMS }).sort({ _id: 1 }).limit(limit).toArray();
   }
 
   /** Fills a gap of positions whose writer never showed up with `skip` entries (ignores races). */
@@ -280,7 +290,7 @@ export class ChangeFeedRepository implements OnModuleInit {
 
   /** First position whose change was applied strictly after `since` (server clock), or null. */
   async firstAfterServerTime(since: number): Promise<number | null> {
-    const e = await this.feed.find({ serverTimestamp: { $gt: since } }, { projection: { _id: 1 } }).sort({ serverTimestamp: 1 }).limit(1).toArray();
+    const e = await this.feed.find({ serverTimestamp: { $gt: since } }, { projection: { _id: 1 }, maxTimeMS: this.maxTimeMS }).sort({ serverTimestamp: 1 }).limit(1).toArray();
     return e.length ? e[0]._id : null;
   }
 

@@ -1,5 +1,8 @@
 import { Injectable, OnModuleInit } from '@nestjs/common';
+import { Inject, Optional } from '@nestjs/common';
 import { InjectConnection } from '@nestjs/mongoose';
+import { APP_CONFIG } from '../config/config.module';
+import type { AppConfig } from '../config/config.schema';
 import type { AnyBulkWriteOperation, Collection, Db, Filter, FindCursor } from 'mongodb';
 import type { Connection } from 'mongoose';
 import type { SyncDocument } from '@sync/protocol';
@@ -55,10 +58,16 @@ export function timestampGuard(expected: number | null): unknown {
 /** The synced collections (live documents only) and the tombstones of deleted documents. */
 @Injectable()
 export class DocumentRepository implements OnModuleInit {
+  /** maxTimeMS of the read queries (QUERY_MAX_TIME_MS; undefined: none). */
+  private readonly maxTimeMS?: number;
+
   constructor(
     @InjectConnection() private readonly connection: Connection,
     private readonly permissions: PermissionService,
-  ) {}
+    @Optional() @Inject(APP_CONFIG) config?: AppConfig,
+  ) {
+    this.maxTimeMS = config?.mongodb.queryMaxTimeMS || undefined;
+  }
 
   private get db(): Db {
     return this.connection.db as unknown as Db;
@@ -202,11 +211,11 @@ export class DocumentRepository implements OnModuleInit {
    */
   stream(collection: string, filter: Record<string, unknown>, batchSize: number): FindCursor<SyncDocument> {
     return this.collection(collection)
-      .find(filter as Filter<Doc>, { projection: { [FIELD_TS]: 0 } })
+      .find(filter as Filter<Doc>, { projection: { [FIELD_TS]: 0 }, maxTimeMS: this.maxTimeMS })
       .batchSize(batchSize) as unknown as FindCursor<SyncDocument>;
   }
 
   async count(collection: string, filter: Record<string, unknown>): Promise<number> {
-    return this.collection(collection).countDocuments(filter as Filter<Doc>);
+    return this.collection(collection).countDocuments(filter as Filter<Doc>, { maxTimeMS: this.maxTimeMS });
   }
 }

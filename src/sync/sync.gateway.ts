@@ -35,6 +35,7 @@ import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
 import { MetricsService } from '../health/metrics.service';
 import { RateLimitService } from '../limits/rate-limit.service';
+import { READ_COST, ReadBudgetService } from '../limits/read-budget.service';
 import { toFailureAck } from '../common/ack';
 import { isPlainObject } from './change.validation';
 import { ChangeFeedService } from './change-feed.service';
@@ -67,6 +68,7 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
     private readonly feed: ChangeFeedService,
     private readonly delivery: DeliveryService,
     private readonly subscriptions: SubscriptionService,
+    private readonly readBudget: ReadBudgetService,
   ) {}
 
   afterInit(server: Server): void {
@@ -100,6 +102,14 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
     return user;
   }
 
+  /** requireUser for reads: charges `cost` to the user's read budget (1 to the address when not joined). */
+  private readUser(socket: SyncSocket, cost: number): AuthUser {
+    const user = socket.data.user;
+    this.readBudget.charge({ userId: user?.id, address: socket.data.clientIp }, user ? cost : READ_COST.anonymous);
+    if (!user) throw new UnauthenticatedError();
+    return user;
+  }
+
   private origin(socket: SyncSocket, user: AuthUser) {
     return { user, clientAddress: socket.data.clientIp, socketId: socket.id };
   }
@@ -121,6 +131,7 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
       const user = await this.socketAuth.join(socket, req);
       // subscriptions given with the join: all validated before anything changes
       const specs = req.subscriptions === undefined || req.subscriptions === null ? [] : this.subscriptions.compileAll(user, req.subscriptions, 'filter');
+      if (specs.length) this.readBudget.charge({ userId: user.id }, specs.length * (READ_COST.subscribe + READ_COST.bootstrap), true);
       const previous = socket.data.user;
       if (previous && previous.id !== user.id) {
         this.metrics.userLeft(previous.id);
@@ -141,7 +152,7 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
   @SubscribeMessage(EVENTS.subscribe)
   subscribe(@ConnectedSocket() socket: SyncSocket, @MessageBody() body: unknown) {
     return this.run(EVENTS.subscribe, async () => {
-      const user = this.requireUser(socket);
+      const user = this.readUser(socket, READ_COST.subscribe + (asObject(body).bootstrap === false ? 0 : READ_COST.bootstrap));
       parsePayload(SubscribeRequestSchema, body);
       const { sub, count, bootstrap } = await this.subscriptions.subscribe(socket, user, body);
       if (bootstrap) this.subscriptions.scheduleBootstrap(socket, [sub]);
@@ -152,7 +163,7 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
   @SubscribeMessage(EVENTS.unsubscribe)
   unsubscribe(@ConnectedSocket() socket: SyncSocket, @MessageBody() body: unknown) {
     return this.run(EVENTS.unsubscribe, () => {
-      this.requireUser(socket);
+      this.readUser(socket, READ_COST.unsubscribe);
       parsePayload(UnsubscribeRequestSchema, body);
       return { success: true as const, count: this.subscriptions.unsubscribe(socket, body) };
     });
@@ -161,9 +172,10 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
   @SubscribeMessage(EVENTS.updateSubscriptions)
   updateSubscriptions(@ConnectedSocket() socket: SyncSocket, @MessageBody() body: unknown) {
     return this.run(EVENTS.updateSubscriptions, () => {
-      const user = this.requireUser(socket);
+      const user = this.readUser(socket, READ_COST.subscribe);
       parsePayload(UpdateSubscriptionsRequestSchema, body);
-      const { version, added } = this.subscriptions.replace(socket, user, body);
+      // the new subscriptions (those that bootstrap) are paid for before anything changes
+      const { version, added } = this.subscriptions.replace(socket, user, body, (n) => this.readBudget.charge({ userId: user.id }, n * READ_COST.bootstrap));
       this.subscriptions.scheduleBootstrap(socket, added);
       return { success: true as const, version };
     });
@@ -199,11 +211,14 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
   @SubscribeMessage(EVENTS.getChanges)
   getChanges(@ConnectedSocket() socket: SyncSocket, @MessageBody() body: unknown) {
     return this.run(EVENTS.getChanges, async () => {
-      const user = this.requireUser(socket);
+      const limit = asObject(body).limit;
+      const user = this.readUser(socket, ReadBudgetService.getChangesCost(typeof limit === 'number' && limit >= 1 ? Math.ceil(limit) : undefined));
       const req = parsePayload(GetChangesRequestSchema, asObject(body));
       const lim = Math.min(req.limit ?? LIMITS.defaultGetChangesLimit, LIMITS.maxGetChangesLimit);
-      const start = await this.feed.startPosition(req.cursor, req.since);
-      const page = await this.feed.read(user, start, lim, req.collection ?? undefined);
+      const page = await this.readBudget.exclusive(socket.id, async () => {
+        const start = await this.feed.startPosition(req.cursor, req.since);
+        return this.feed.read(user, start, lim, req.collection ?? undefined);
+      });
       const since = typeof req.since === 'number' ? req.since : 0;
       return {
         success: true as const,

@@ -6,6 +6,7 @@ import { AppConfig } from '../config/config.schema';
 import { SubscriptionRegistry } from '../subscription/subscription.registry';
 import { SubscriptionRouter } from '../subscription/subscription.router';
 import { SubscriptionService } from '../subscription/subscription.service';
+import { BootstrapScheduler } from '../subscription/bootstrap.scheduler';
 import { ChangeFeedRepository } from './change-feed.repository';
 import { ChangeFeedService } from './change-feed.service';
 import { ChangeRouter, DeliveryService } from './delivery.service';
@@ -36,6 +37,7 @@ export const CHANGE_ROUTER = Symbol('CHANGE_ROUTER');
       useFactory: (subscriptions: SubscriptionRouter, custom?: ChangeRouter) => custom ?? subscriptions,
     },
     SubscriptionService,
+    BootstrapScheduler,
     AuditRepository,
     ChangeFeedRepository,
     DocumentRepository,

@@ -65,6 +65,11 @@ export class RawSocket {
     });
   }
 
+  /** Stops reading from the TCP connection (the server's writes pile up): a client that does not consume. */
+  pause(): void {
+    (this.ws as unknown as { _socket?: { pause(): void } })._socket?.pause();
+  }
+
   /** Sends one raw Engine.IO frame as is. */
   sendFrame(frame: string | Buffer): void {
     this.ws.send(frame);

@@ -57,8 +57,11 @@ export class InvalidQueryError extends SyncError {
   }
 }
 export class RateLimitedError extends SyncError {
-  constructor(readonly retryAfterMs: number) {
-    super(ErrorCode.RATE_LIMITED, `Too many changes: retry in ${Math.ceil(retryAfterMs / 1000)} s`, { retryAfterMs });
+  constructor(
+    readonly retryAfterMs: number,
+    message = 'Too many changes',
+  ) {
+    super(ErrorCode.RATE_LIMITED, `${message}: retry in ${Math.ceil(retryAfterMs / 1000)} s`, { retryAfterMs });
   }
 }
 export class PayloadTooLargeError extends SyncError {

@@ -226,6 +226,13 @@ export const LIMITS = {
   maxArrayLength: 10000,
   filterMaxLength: 4096,
   maxArgs: 64,
+  /** Characters in one string bound into a query (an argument, or an element of an IN argument). */
+  maxQueryValueLength: 4096,
+  /**
+   * A query's text plus every argument it is given (strings by their length, other values as 4),
+   * so arguments cannot carry what the text limit refuses.
+   */
+  maxBoundQuerySize: 65536,
 } as const;
 
 export const COLLECTION_NAME_RE = /^[A-Za-z0-9_.-]{1,64}$/;

@@ -11,6 +11,7 @@ import type { QueryNode } from './query.ast';
 import { bindToIR, type QueryVars } from './query.binder';
 import { formatQuery } from './query.format';
 import type { IR } from './query.ir';
+import type { MatchBudget } from './query.glob';
 import { compilePredicate } from './query.matcher';
 import { cloneFilter, toMongoFilter } from './query.mongo';
 import { parseQuery, sourceText } from './query.parser';
@@ -38,6 +39,7 @@ export { MAX_QUERY_DEPTH, usesUserVars, walkQuery } from './query.ast';
 export type { QueryVars } from './query.binder';
 export { formatQuery } from './query.format';
 export { compareStrings } from './query.matcher';
+export { MatchBudgetExceededError, type MatchBudget } from './query.glob';
 export { parseQuery } from './query.parser';
 
 export interface QueryEquality {
@@ -51,8 +53,12 @@ export interface CompiledQuery {
    * read returns a fresh copy, so a caller (or Mongoose casting) cannot alter a shared query.
    */
   readonly mongo: Record<string, unknown>;
-  /** The in-memory predicate, compiled once into closures: agrees with `mongo` on every document. */
-  readonly test: (doc: Record<string, unknown>) => boolean;
+  /**
+   * The in-memory predicate, compiled once into closures: agrees with `mongo` on every document.
+   * With `budget`, string patterns charge their work to it and throw MatchBudgetExceededError
+   * rather than exceed it (see query.glob.ts); without, matching is unbounded (but still linear).
+   */
+  readonly test: (doc: Record<string, unknown>, budget?: MatchBudget) => boolean;
   /** Matches every document (TRUEPREDICATE, or folded to it). */
   readonly alwaysTrue: boolean;
   /** Matches no document (FALSEPREDICATE, or folded to it, e.g. a comparison with a missing %user claim). */
@@ -71,11 +77,13 @@ export interface CompiledQuery {
 
 /**
  * Binds arguments and variables and compiles the tree. Throws InvalidQueryError when an argument
- * is missing or is not a string, number, boolean or null (or, for IN, an array of those).
+ * is missing or is not a string, number, boolean or null (or, for IN, an array of those), and
+ * PayloadTooLargeError when an argument, or the text and its arguments together, exceed LIMITS.
  */
 export function bindQuery(node: QueryNode, args?: unknown[], vars?: QueryVars): CompiledQuery {
-  const ir = bindToIR(node, args, vars);
-  return compiledFromIR(ir, sourceText(node) ?? formatQuery(node));
+  const text = sourceText(node) ?? formatQuery(node);
+  const ir = bindToIR(node, args, vars, text.length);
+  return compiledFromIR(ir, text);
 }
 
 /** parseQuery + bindQuery. */
@@ -89,7 +97,7 @@ function compiledFromIR(ir: IR, text: string): CompiledQuery {
   const mongo = toMongoFilter(ir);
   const predicate = compilePredicate(ir);
   // A missing document (a delete's data) is tested as an empty one.
-  const test = (doc: Record<string, unknown>) => predicate(doc !== null && typeof doc === 'object' ? doc : EMPTY_DOC);
+  const test = (doc: Record<string, unknown>, budget?: MatchBudget) => predicate(doc !== null && typeof doc === 'object' ? doc : EMPTY_DOC, budget);
   const equalities = Object.freeze(equalitiesOf(ir));
   const alwaysTrue = ir.k === 'const' && ir.v;
   const alwaysFalse = ir.k === 'const' && !ir.v;

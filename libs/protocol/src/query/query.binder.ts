@@ -7,7 +7,7 @@
  * is false, and so is its negation (`NOT (orgId == %user.orgId)` does not match either). Nothing
  * can match through a claim the user does not have.
  */
-import { InvalidQueryError } from '../errors';
+import { InvalidQueryError, PayloadTooLargeError } from '../errors';
 import { LIMITS } from '../types';
 import type { ArgNode, CompareNode, KeyPathNode, OperandNode, QueryNode, QueryPrimitive, UserVarNode, ValueNode } from './query.ast';
 import { hasLoneSurrogate } from './query.lexer';
@@ -42,12 +42,42 @@ function typeName(v: unknown): string {
   return t === 'object' ? 'an object' : `a ${t}`;
 }
 
-export function bindToIR(node: QueryNode, args: readonly unknown[] | null | undefined, vars: QueryVars | undefined): IR {
+export function bindToIR(node: QueryNode, args: readonly unknown[] | null | undefined, vars: QueryVars | undefined, textLength = 0): IR {
   if (args != null && !Array.isArray(args)) throw new InvalidQueryError('the query arguments must be an array', 0);
   if (args && args.length > LIMITS.maxArgs) {
     throw new InvalidQueryError(`too many query arguments: ${args.length} (at most ${LIMITS.maxArgs})`, 0);
   }
+  checkArgumentSizes(args ?? [], textLength);
   return new Binder(args ?? [], vars).lower(node, false);
+}
+
+/**
+ * Arguments count in the size limits like the text does (used or not: they are kept with the
+ * subscription): each string at most LIMITS.maxQueryValueLength characters, and text plus
+ * arguments at most LIMITS.maxBoundQuerySize.
+ * Stops walking as soon as the total is over, so a huge argument costs no more than the limit.
+ */
+function checkArgumentSizes(args: readonly unknown[], textLength: number): void {
+  let total = textLength;
+  const over = () => total > LIMITS.maxBoundQuerySize;
+  const tooBig = () => new PayloadTooLargeError(`the query and its arguments may be at most ${LIMITS.maxBoundQuerySize} characters together`);
+  const value = (v: unknown, name: string): void => {
+    if (typeof v === 'string') {
+      if (v.length > LIMITS.maxQueryValueLength)
+        throw new PayloadTooLargeError(`${name} is longer than ${LIMITS.maxQueryValueLength} characters (${v.length})`);
+      total += v.length + 2;
+    } else total += 4;
+  };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (Array.isArray(a)) {
+      total += 2; // (the element count is checked where the argument is used, with its position)
+      for (let j = 0; j < a.length && !over(); j++) value(a[j], `element ${j} of argument $${i}`);
+    } else if (a !== null && typeof a === 'object') {
+      total += 4 * Math.min(Object.keys(a).length + 1, LIMITS.maxBoundQuerySize); // refused when used; counted anyway
+    } else value(a, `argument $${i}`);
+    if (over()) throw tooBig();
+  }
 }
 
 class Binder {

@@ -1,14 +1,15 @@
 /**
  * The in-memory predicate: the bound query compiled once into closures, with MongoDB's matching
  * semantics (README.md, "Semantics"). Runs per change × per subscription, so a call walks the
- * document without reparsing or allocating (string patterns use regular expressions compiled once,
- * made of single-character atoms and searched segment by segment, so a hostile LIKE pattern cannot
- * cause catastrophic backtracking).
+ * document without reparsing or allocating. String patterns never use regular expressions: see
+ * query.glob.ts (linear in the text, charged to an optional MatchBudget).
  */
-import { ANY_ONE, type Glob, type IR, type LeafIR, type Matcher, type RangeOp, type Scalar } from './query.ir';
+import { compileGlob, type MatchBudget } from './query.glob';
+import type { IR, LeafIR, Matcher, RangeOp, Scalar } from './query.ir';
 
-export type DocPredicate = (doc: Record<string, unknown>) => boolean;
-type ValueTest = (v: unknown) => boolean;
+/** `budget`, when given, bounds the work spent on string patterns (MatchBudgetExceededError beyond it). */
+export type DocPredicate = (doc: Record<string, unknown>, budget?: MatchBudget) => boolean;
+type ValueTest = (v: unknown, budget: MatchBudget | undefined) => boolean;
 
 const hasOwn = Object.hasOwn as (o: object, key: string) => boolean;
 const isArray = Array.isArray;
@@ -23,10 +24,10 @@ export function compilePredicate(ir: IR): DocPredicate {
       const cs = ir.c.map(compilePredicate);
       if (cs.length === 2) {
         const [a, b] = cs;
-        return (doc) => a(doc) && b(doc);
+        return (doc, budget) => a(doc, budget) && b(doc, budget);
       }
-      return (doc) => {
-        for (let i = 0; i < cs.length; i++) if (!cs[i](doc)) return false;
+      return (doc, budget) => {
+        for (let i = 0; i < cs.length; i++) if (!cs[i](doc, budget)) return false;
         return true;
       };
     }
@@ -34,16 +35,16 @@ export function compilePredicate(ir: IR): DocPredicate {
       const cs = ir.c.map(compilePredicate);
       if (cs.length === 2) {
         const [a, b] = cs;
-        return (doc) => a(doc) || b(doc);
+        return (doc, budget) => a(doc, budget) || b(doc, budget);
       }
-      return (doc) => {
-        for (let i = 0; i < cs.length; i++) if (cs[i](doc)) return true;
+      return (doc, budget) => {
+        for (let i = 0; i < cs.length; i++) if (cs[i](doc, budget)) return true;
         return false;
       };
     }
     case 'leaf': {
       const p = compileLeaf(ir);
-      return ir.neg ? (doc) => !p(doc) : p;
+      return ir.neg ? (doc, budget) => !p(doc, budget) : p;
     }
   }
 }
@@ -68,17 +69,17 @@ function compileLeaf(leaf: LeafIR): DocPredicate {
   const test = valueTest(leaf.m);
   if (segs.length === 1) {
     const key = segs[0];
-    return (doc) => {
+    return (doc, budget) => {
       if (!hasOwn(doc, key)) return false;
       const v = doc[key];
       if (isArray(v)) {
-        for (let i = 0; i < v.length; i++) if (test(v[i])) return true;
+        for (let i = 0; i < v.length; i++) if (test(v[i], budget)) return true;
         return false;
       }
-      return test(v);
+      return test(v, budget);
     };
   }
-  return (doc) => anyAt(doc, segs, 0, test);
+  return (doc, budget) => anyAt(doc, segs, 0, test, budget);
 }
 
 /**
@@ -87,13 +88,13 @@ function compileLeaf(leaf: LeafIR): DocPredicate {
  * is tested itself and, if an array, element by element. (The tests never accept an array, since
  * queries compare with primitives only.)
  */
-function anyAt(v: unknown, segs: readonly string[], i: number, test: ValueTest): boolean {
+function anyAt(v: unknown, segs: readonly string[], i: number, test: ValueTest, budget: MatchBudget | undefined): boolean {
   for (; i < segs.length; i++) {
     if (v === null || typeof v !== 'object') return false;
     if (isArray(v)) {
       for (let j = 0; j < v.length; j++) {
         const e = v[j];
-        if (e !== null && typeof e === 'object' && !isArray(e) && anyAt(e, segs, i, test)) return true;
+        if (e !== null && typeof e === 'object' && !isArray(e) && anyAt(e, segs, i, test, budget)) return true;
       }
       return false;
     }
@@ -101,10 +102,10 @@ function anyAt(v: unknown, segs: readonly string[], i: number, test: ValueTest):
     v = hasOwn(v, key) ? (v as Record<string, unknown>)[key] : undefined;
   }
   if (isArray(v)) {
-    for (let j = 0; j < v.length; j++) if (test(v[j])) return true;
+    for (let j = 0; j < v.length; j++) if (test(v[j], budget)) return true;
     return false;
   }
-  return v !== undefined && test(v);
+  return v !== undefined && test(v, budget);
 }
 
 const NOTHING = 0;
@@ -151,7 +152,7 @@ function valueTest(m: Exclude<Matcher, { t: 'null' }>): ValueTest {
       return rangeTest(m.op, m.v);
     case 'glob': {
       const match = compileGlob(m.glob, m.ci);
-      return (v) => typeof v === 'string' && match(v);
+      return (v, budget) => typeof v === 'string' && match(v, budget);
     }
   }
 }
@@ -214,77 +215,4 @@ export function compareStrings(a: string, b: string): number {
   return a.length - b.length;
 }
 
-const JS_META = /[\\^$.*+?()[\]{}|/]/g;
-
-function segmentSource(seg: ReadonlyArray<string | typeof ANY_ONE>): string {
-  let s = '';
-  for (const part of seg) s += part === ANY_ONE ? '[\\s\\S]' : part.replace(JS_META, '\\$&');
-  return s;
-}
-
-/** A string pattern as a function. See Glob in query.ir.ts. */
-export function compileGlob(glob: Glob, ci: boolean): (s: string) => boolean {
-  const plain = !ci && glob.every((seg) => seg.every((p) => p !== ANY_ONE));
-  const texts = plain ? glob.map((seg) => seg.join('')) : [];
-  if (glob.length === 1) {
-    if (plain) {
-      const want = texts[0];
-      return (s) => s === want;
-    }
-    const re = new RegExp(`^${segmentSource(glob[0])}$`, ci ? 'iu' : 'u');
-    return (s) => re.test(s);
-  }
-  const last = glob.length - 1;
-  if (plain) {
-    const first = texts[0];
-    const end = texts[last];
-    const middles = texts.slice(1, last).filter((t) => t !== '');
-    if (middles.length === 0) {
-      if (first === '') return end === '' ? () => true : (s) => s.endsWith(end);
-      if (end === '') return (s) => s.startsWith(first);
-    }
-    if (first === '' && end === '' && middles.length === 1) {
-      const m = middles[0];
-      return (s) => s.includes(m);
-    }
-    return (s) => {
-      if (!s.startsWith(first)) return false;
-      let pos = first.length;
-      for (let i = 0; i < middles.length; i++) {
-        const at = s.indexOf(middles[i], pos);
-        if (at < 0) return false;
-        pos = at + middles[i].length;
-      }
-      return s.length - end.length >= pos && s.endsWith(end);
-    };
-  }
-  // Segment by segment: the first must match at the start, each middle one at its leftmost place
-  // after the previous, the last at the end after that. Each regex is a fixed sequence of
-  // single-character atoms, so matching never backtracks more than one segment's length.
-  const flags = ci ? 'iu' : 'u';
-  const firstRe = glob[0].length ? new RegExp(segmentSource(glob[0]), flags + 'y') : null;
-  const middleRes = glob
-    .slice(1, last)
-    .filter((seg) => seg.length > 0)
-    .map((seg) => new RegExp(segmentSource(seg), flags + 'g'));
-  const lastRe = glob[last].length ? new RegExp(`(?:${segmentSource(glob[last])})$`, flags + 'g') : null;
-  return (s) => {
-    let pos = 0;
-    if (firstRe) {
-      firstRe.lastIndex = 0;
-      if (!firstRe.test(s)) return false;
-      pos = firstRe.lastIndex;
-    }
-    for (let i = 0; i < middleRes.length; i++) {
-      const re = middleRes[i];
-      re.lastIndex = pos;
-      if (!re.test(s)) return false;
-      pos = re.lastIndex;
-    }
-    if (lastRe) {
-      lastRe.lastIndex = pos;
-      return lastRe.test(s);
-    }
-    return true;
-  };
-}
+export { compileGlob } from './query.glob';
