@@ -5,10 +5,12 @@ import { NestExpressApplication } from '@nestjs/platform-express';
 import type { NextFunction, Request, Response } from 'express';
 import { Logger as PinoLogger } from 'nestjs-pino';
 import { AppModule } from './app.module';
+import { BodyErrorFilter } from './common/body-error.filter';
 import type { AppExtension } from './app.extensions';
 import { SyncIoAdapter } from './common/io.adapter';
 import { AppConfig } from './config/config.schema';
 import { loadConfig } from './config/config.loader';
+import { expressTrust } from './limits/client-address';
 import { DrainService } from './health/drain.service';
 import { useAzureWebPubSub } from './integrations/azure/azure-web-pubsub';
 import { staticHeaders } from './console/console.headers';
@@ -37,7 +39,8 @@ export async function createApp(opts: CreateAppOptions = {}): Promise<INestAppli
     cors: { origin: config.server.corsOrigins === '*' ? true : config.server.corsOrigins, credentials: config.server.corsOrigins !== '*' },
   });
   app.useLogger(app.get(PinoLogger));
-  if (config.server.trustProxy) app.set('trust proxy', true);
+  // req.ip (logs, audit) believes X-Forwarded-For exactly as far as the limits do (never its client-written left end)
+  if (config.server.trustProxy) app.set('trust proxy', expressTrust(config.server));
   app.disable('x-powered-by');
   // static files: the demo page at /demo (public/ in the source tree, dist/public once built)
   app.useStaticAssets(join(__dirname, '..', 'public'), { index: ['index.html'], maxAge: 0, setHeaders: staticHeaders(join(__dirname, '..', 'public')) });
@@ -54,6 +57,7 @@ export async function createApp(opts: CreateAppOptions = {}): Promise<INestAppli
     res.once('close', done);
     next();
   });
+  app.useGlobalFilters(new BodyErrorFilter(app.getHttpAdapter()));
   app.useBodyParser('json', { limit: Math.max(config.limits.maxChangeBytes * Math.min(config.limits.maxBatchSize, 64), 1024 * 1024) });
   const io = new SyncIoAdapter(app, config);
   const { webPubSubConnectionString: connectionString, webPubSubHub: hub } = config.scale;

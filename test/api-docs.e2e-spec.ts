@@ -99,6 +99,7 @@ describe('API documents: AsyncAPI (Socket.IO) and OpenAPI (REST)', () => {
         { ...ok(), data: [1, 2] },
         { ...ok(), data: { $where: 'x' } },
         { ...ok(), data: { 'a.b': 1 } },
+        { ...ok(), data: { 'a\\b': 1 } },
         { ...ok(), timestamp: -1 },
         { ...ok(), timestamp: '12' },
       ];

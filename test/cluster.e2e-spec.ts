@@ -7,6 +7,22 @@ import { Socket } from 'socket.io-client';
 import { testMongoUri } from './support/db';
 import { emitAck, joinedClient, recordEvents, startTestApp, TestApp, waitFor } from './support/app';
 import { haveRedisServer, REDIS_SERVER_BIN, TestRedis } from './support/redis';
+import { BSON } from 'mongodb';
+import { decodeMessage, deriveBusKey, encodeBatch, BusKey } from '../src/cluster/cluster.codec';
+import type { FeedEntry } from '../src/sync/change-feed.repository';
+
+/** Signed messages as a node would have sent them at `at` (a recording replayed later). */
+function encodeBatchAt(node: string, entries: FeedEntry[], key: BusKey, at: number): Buffer[] {
+  const realNow = Date.now;
+  Date.now = () => at;
+  try {
+    const out = encodeBatch(node, entries, 1 << 20, key).messages;
+    decodeMessage(out[0], 1 << 20, key, at); // sanity: valid at the time it was made
+    return out;
+  } finally {
+    Date.now = realNow;
+  }
+}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -156,13 +172,61 @@ describeIfRedis('horizontal scale: two nodes, one database, Redis cluster bus', 
       raw.disconnect();
     }
     await waitFor(async () => (await metric(b, 'sync_cluster_changes_dropped_total{reason="received_too_large"}')) === 1, 5000, 'the oversized message counted');
-    expect(await metric(b, 'sync_cluster_changes_dropped_total{reason="received_unparsable"}')).toBe(1);
+    // garbage carries no signature: it is refused before any parsing
+    expect(await metric(b, 'sync_cluster_changes_dropped_total{reason="received_unsigned"}')).toBe(1);
     const writer = await join(a, 'alice');
     const bob = await join(b, 'bob');
     await emitAck(bob, 'sync:subscribe', { collection: 'after_garbage', bootstrap: false });
     const got = recordEvents(bob, 'sync:changes');
     expect(await change(writer, 'after_garbage', 'x1', { ok: true })).toMatchObject({ success: true });
     await waitFor(() => got.length === 1, 5000, 'delivery after garbage');
+  });
+
+  it('attack: a message published on Redis by anyone but a node (unsigned, or signed with another key, or replayed late) is dropped and counted, never delivered', async () => {
+    const channel = (await health(b)).cluster.channel;
+    const writer = await join(a, 'alice');
+    const bob = await join(b, 'bob');
+    await emitAck(bob, 'sync:subscribe', { collection: 'forged', bootstrap: false });
+    const got = recordEvents(bob, 'sync:changes');
+    const now = Date.now();
+    const forged = (i: number) => ({
+      _id: 900_000_000 + i,
+      changeId: `forged-${i}`,
+      state: 'applied',
+      collection: 'forged',
+      documentId: `f-${i}`,
+      docKey: `forged:f-${i}`,
+      operation: 'insert',
+      after: { _id: `f-${i}`, owner: 'bob', text: 'FORGED-BY-REDIS-ACCESS', sync_updated_at: now },
+      before: null,
+      timestamp: now,
+      userId: 'alice',
+      serverTimestamp: now,
+      createdAt: new Date(now),
+    }) as unknown as FeedEntry;
+    const count = async (reason: string) => (await metric(b, `sync_cluster_changes_dropped_total{reason="received_${reason}"}`)) ?? 0;
+    const before = { unsigned: await count('unsigned'), forged: await count('forged'), stale: await count('stale') };
+    const wrongKey = deriveBusKey('another-secret-another-secret-another-secret', channel);
+    const rightKey = deriveBusKey(b.config.serverSecret.value, channel);
+    const raw = new Redis(redis.url, { lazyConnect: true });
+    try {
+      await raw.connect();
+      // the old, unsigned wire format, well formed
+      await raw.publish(channel, Buffer.from(BSON.serialize({ v: 1, node: 'intruder', entries: [forged(1)] })));
+      for (const m of encodeBatch('intruder', [forged(2)], 1 << 20, wrongKey).messages) await raw.publish(channel, m);
+      // a properly signed message recorded long ago and replayed
+      for (const m of encodeBatchAt('intruder', [forged(4)], rightKey, now - 3_600_000)) await raw.publish(channel, m);
+    } finally {
+      raw.disconnect();
+    }
+    await waitFor(async () => (await count('stale')) === before.stale + 1, 5000, 'the replayed message counted');
+    expect(await count('unsigned')).toBe(before.unsigned + 1);
+    expect(await count('forged')).toBe(before.forged + 1);
+    expect(await change(writer, 'forged', 'real-1', { owner: 'bob' })).toMatchObject({ success: true });
+    await waitFor(() => got.length >= 1, 5000, 'the real change on B');
+    await sleep(200);
+    expect(got.map((c) => c.documentId)).toEqual(['real-1']);
+    expect(JSON.stringify(got)).not.toContain('FORGED-BY-REDIS-ACCESS');
   });
 
   it('Redis down: writes on A keep being acked, /ready stays 200, /health degraded; B still gets every change live (from the feed) and can catch up through it; when Redis is back the bus carries them again; every change exactly once', async () => {

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { Logger } from '@nestjs/common';
 import request from 'supertest';
 import { DatabaseLauncher } from '../src/database/database-launcher.service';
 import { connectClient, emitAck, startTestApp, TestApp, waitFor } from './support/app';
@@ -49,6 +50,22 @@ describe('HealthModule (embedded database managed by the app)', () => {
       s.close();
     }
     await waitFor(async () => (await request(t.url).get('/stats')).body.activeConnections === 0, 5000, 'no connection');
+  });
+
+  it('a broken or oversized request body is a quiet 4xx: no error log line, no stack in the answer', async () => {
+    const errors = jest.spyOn(Logger.prototype, 'error');
+    try {
+      const bad = await request(t.url).post('/api/changes').set('content-type', 'application/json').send('{"changes": [');
+      expect(bad.status).toBe(400);
+      expect(bad.body).toMatchObject({ statusCode: 400, message: expect.any(String) });
+      const big = await request(t.url).post('/api/changes').set('content-type', 'application/json').send(`{"x":"${'a'.repeat(20 * 1024 * 1024)}"}`);
+      expect(big.status).toBe(413);
+      expect(big.body).toEqual({ statusCode: 413, message: 'request body too large' });
+      expect(JSON.stringify([bad.body, big.body])).not.toMatch(/\bat .*\(|node_modules/);
+      expect(errors).not.toHaveBeenCalled();
+    } finally {
+      errors.mockRestore();
+    }
   });
 
   it('GET /metrics serves Prometheus text with process metrics', async () => {

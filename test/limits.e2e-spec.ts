@@ -35,10 +35,14 @@ afterEach(closeAll);
 async function drained(t: TestApp): Promise<void> {
   const limits = t.app.get(ConnectionLimitService);
   const auth = t.app.get(SocketAuthService);
-  await waitFor(() => {
-    const s = limits.stats();
-    return s.sockets === 0 && s.addresses === 0 && s.users === 0 && auth.trackedSockets === 0;
-  }, 5000, 'connection state to drain');
+  await waitFor(
+    () => {
+      const s = limits.stats();
+      return s.sockets === 0 && s.addresses === 0 && s.users === 0 && auth.trackedSockets === 0;
+    },
+    5000,
+    'connection state to drain',
+  );
 }
 
 describe('connection limits', () => {
@@ -89,7 +93,12 @@ describe('connection limits', () => {
     // re-joining an already counted socket does not take another slot
     expect(await emitAck(b, 'sync:join', { token })).toMatchObject({ success: true });
     const ack = await emitAck(c, 'sync:join', { token });
-    expect(ack).toMatchObject({ success: false, code: 'RATE_LIMITED', error: 'too many connections for this user (at most 2)', retryAfterMs: expect.any(Number) });
+    expect(ack).toMatchObject({
+      success: false,
+      code: 'RATE_LIMITED',
+      error: 'too many connections for this user (at most 2)',
+      retryAfterMs: expect.any(Number),
+    });
     // the refused socket is not joined
     expect(await emitAck(c, 'sync:get_changes', {})).toMatchObject({ code: 'UNAUTHENTICATED' });
     a.close();
@@ -110,6 +119,61 @@ describe('connection limits', () => {
     await Promise.allSettled(Array.from({ length: 10 }, () => connect(t.url, { auth: { token: token2 } })));
     closeAll();
     await drained(t);
+  });
+});
+
+/** Finding 9: sockets that never join held a per-address slot forever. */
+describe('attack: unauthenticated sockets cannot hold an address', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp(
+      { AUTH_JWT_SECRET: TEST_SECRET, MAX_CONNECTIONS_PER_IP: '3', MAX_CONNECTIONS_PER_USER: '5', JOIN_TIMEOUT_MS: '1500' },
+      'limits_unjoined',
+    );
+  });
+  afterAll(() => t?.close());
+  afterEach(async () => {
+    closeAll();
+    await drained(t);
+  });
+
+  function closed(s: Socket): Promise<{ code?: string; error?: string }> {
+    return new Promise((resolve) => {
+      let info: { code?: string; error?: string } = {};
+      s.once('sync:error', (i: typeof info) => (info = i));
+      s.once('disconnect', () => resolve(info));
+    });
+  }
+
+  it('disconnects a socket that does not join within JOIN_TIMEOUT_MS, saying why, and frees its slot', async () => {
+    const idle = await connect(t.url);
+    const joinedLate = await connect(t.url);
+    const bye = closed(idle);
+    expect(await emitAck(joinedLate, 'sync:join', { token: await hs256({ sub: 'frank' }, { expiresIn: '1h' }) })).toMatchObject({ success: true });
+    expect(await bye).toEqual({ code: 'JOIN_TIMEOUT', error: expect.stringMatching(/not authenticated within 1500 ms/) });
+    const limits = t.app.get(ConnectionLimitService);
+    await waitFor(() => limits.countForAddress('127.0.0.1') === 1, 5000, 'the idle slot to be freed');
+    // the joined socket outlives the deadline and keeps working
+    expect(await emitAck(joinedLate, 'sync:get_changes', {})).toMatchObject({ success: true });
+    expect(joinedLate.connected).toBe(true);
+  });
+
+  it('a full address of anonymous sockets gives way to a client with a token, never to another anonymous one', async () => {
+    const anon = [await connect(t.url), await connect(t.url), await connect(t.url)];
+    expect((await refused(t.url)).message).toMatch(/too many connections from this address/);
+    const firstGone = closed(anon[0]);
+    const token = await hs256({ sub: 'grace' }, { expiresIn: '1h' });
+    const user = await connect(t.url, { auth: { token } });
+    expect(await firstGone).toMatchObject({ code: 'EVICTED' });
+    expect(await emitAck(user, 'sync:join', {})).toMatchObject({ success: true, userId: 'grace' });
+    // the address now holds 3 again: another user with a token evicts the next anonymous socket
+    const secondGone = closed(anon[1]);
+    await connect(t.url, { auth: { token } });
+    expect(await secondGone).toMatchObject({ code: 'EVICTED' });
+    // an address full of authenticated sockets refuses everyone
+    await connect(t.url, { auth: { token } });
+    expect((await refused(t.url, { auth: { token } })).message).toMatch(/too many connections from this address/);
+    expect((await refused(t.url)).message).toMatch(/too many connections from this address/);
   });
 });
 
@@ -189,7 +253,15 @@ describe('change rate limit', () => {
     expect(refusedAck.retryAfterMs).toBeLessThanOrEqual(60_000);
     expect(await emitAck(s, 'mongoUpsert', { collection: 'rate_notes', query: { _id: 'compat' }, update: { a: 1 } })).toBe('error');
 
-    const ids = (await mongo.db().collection('rate_notes').find({}, { projection: { _id: 1 } }).toArray()).map((d) => String(d._id)).sort();
+    const ids = (
+      await mongo
+        .db()
+        .collection('rate_notes')
+        .find({}, { projection: { _id: 1 } })
+        .toArray()
+    )
+      .map((d) => String(d._id))
+      .sort();
     expect(ids).toEqual(['ok-0', 'ok-1', 'ok-2', 'ok-3', 'ok-4']);
   });
 

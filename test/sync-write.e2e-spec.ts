@@ -28,7 +28,7 @@ describe('sync engine: write path (sync:change, sync:changeBatch, compat events)
     const ack = await emitAck(s, 'sync:join', { userId: 'carol' });
     expect(ack).toMatchObject({ success: true, userId: 'carol' });
     expect(typeof ack.timestamp).toBe('number');
-    expect(ack.cursor).toMatch(/^c1[0-9a-f]{16}$/);
+    expect(ack.cursor).toMatch(/^c2[0-9a-f]{16}\.[A-Za-z0-9_-]{11}$/);
     s.close();
   });
 
@@ -47,7 +47,7 @@ describe('sync engine: write path (sync:change, sync:changeBatch, compat events)
     const aEvents = recordEvents(a, 'sync:changes');
     const got = collectEvents(b, 'sync:changes', 1);
     const ack = await emitAck(a, 'sync:change', { changeId: `c-${docId}`, operation: 'insert', collection: 'tasks', documentId: docId, data: { title: 'Buy milk', done: false }, timestamp: 1000 });
-    expect(ack).toEqual({ success: true, changeId: `c-${docId}`, timestamp: 1000, cursor: expect.stringMatching(/^c1/) });
+    expect(ack).toEqual({ success: true, changeId: `c-${docId}`, timestamp: 1000, cursor: expect.stringMatching(/^c2/) });
     const [change] = await got;
     expect(change).toMatchObject({ changeId: `c-${docId}`, operation: 'insert', collection: 'tasks', documentId: docId, timestamp: 1000, userId: 'alice', cursor: ack.cursor });
     expect(change.data).toEqual({ _id: docId, title: 'Buy milk', done: false, sync_updated_at: 1000, _updated_by: 'alice' });

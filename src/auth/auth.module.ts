@@ -1,12 +1,11 @@
 import { Module } from '@nestjs/common';
-import { JwtModule } from '@nestjs/jwt';
+import { AdminGrant } from './admin-grant';
 import { AuthService } from './auth.service';
 import { HttpAuthGuard, ServiceAuthGuard } from './guards/http-auth.guard';
 import { SocketAuthService } from './socket-auth.service';
 
 @Module({
-  imports: [JwtModule.register({})],
-  providers: [AuthService, SocketAuthService, HttpAuthGuard, ServiceAuthGuard],
-  exports: [AuthService, SocketAuthService, HttpAuthGuard, ServiceAuthGuard],
+  providers: [AuthService, AdminGrant, SocketAuthService, HttpAuthGuard, ServiceAuthGuard],
+  exports: [AuthService, AdminGrant, SocketAuthService, HttpAuthGuard, ServiceAuthGuard],
 })
 export class AuthModule {}

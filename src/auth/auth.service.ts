@@ -1,7 +1,15 @@
 import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
-import { JwtService } from '@nestjs/jwt';
 import { timingSafeEqual } from 'node:crypto';
-import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, JWTVerifyGetKey } from 'jose';
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  decodeJwt,
+  decodeProtectedHeader,
+  errors as joseErrors,
+  jwtVerify,
+  JWTVerifyGetKey,
+  JWTVerifyOptions,
+} from 'jose';
 import { ErrorCode, SyncError, UnauthenticatedError } from '@sync/protocol';
 import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
@@ -16,6 +24,7 @@ export type AuthFailureReason =
   | 'missing'
   | 'malformed'
   | 'alg_not_allowed'
+  | 'crit_not_supported'
   | 'bad_signature'
   | 'unknown_key'
   | 'expired'
@@ -50,6 +59,8 @@ const USER_ID_RE = /^[^\u0000-\u001f]{1,256}$/;
 export const MAX_TOKEN_LENGTH = 16_384;
 /** Asymmetric algorithms accepted with keys from AUTH_JWKS_URL. HS* is only ever checked against AUTH_JWT_SECRET. */
 export const JWKS_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+/** Clock skew tolerated on `exp` and `nbf` (seconds), between this server and the token issuer. */
+export const JWT_CLOCK_TOLERANCE_S = 5;
 const FAILURE_LOG_BURST = 20;
 const FAILURE_LOG_WINDOW_MS = 10_000;
 
@@ -62,7 +73,6 @@ export class AuthService implements OnModuleInit {
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-    private readonly jwt: JwtService,
     private readonly metrics: MetricsService,
   ) {}
 
@@ -124,13 +134,6 @@ export class AuthService implements OnModuleInit {
     return a.length === b.length && timingSafeEqual(a, b);
   }
 
-  isAdmin(user: AuthUser): boolean {
-    if (user.insecure) return false;
-    if (this.config.auth.adminUserIds.includes(user.id)) return true;
-    const c = user.claims;
-    return c.admin === true || (Array.isArray(c.roles) && c.roles.includes('admin')) || c.role === 'admin';
-  }
-
   /**
    * Verifies a JWT and returns its user; throws AuthError (UNAUTHENTICATED, or UNAVAILABLE when the
    * key set cannot be fetched). Every failure is counted and logged, never with the token.
@@ -145,15 +148,24 @@ export class AuthService implements OnModuleInit {
     }
   }
 
+  /**
+   * The one verification path: the header is checked here (algorithm, `crit`), the signature and
+   * the registered claims by jose, for HS256 against AUTH_JWT_SECRET as for JWKS keys, so every
+   * failure goes through one error map (joseFailure) and no library message is ever parsed.
+   */
   private async verify(token: string): Promise<AuthUser> {
     if (typeof token !== 'string' || !token || token.length > MAX_TOKEN_LENGTH) throw new AuthError('invalid token', 'malformed');
-    let alg: unknown;
+    let header: Record<string, unknown>;
     try {
-      alg = decodeProtectedHeader(token).alg;
+      header = decodeProtectedHeader(token) as Record<string, unknown>;
     } catch {
       throw new AuthError('invalid token: not a JWT', 'malformed');
     }
+    const alg = header.alg;
     if (typeof alg !== 'string' || alg.toLowerCase() === 'none') throw new AuthError('invalid token: unsigned tokens are refused', 'alg_not_allowed');
+    // RFC 7515 4.1.11: a recipient that does not understand a listed extension must refuse the token.
+    // This server understands none, so any `crit` (even a malformed one) refuses it.
+    if (header.crit !== undefined) throw new AuthError('invalid token: critical header extensions are not supported', 'crit_not_supported');
     const { jwtSecret, jwksUrl } = this.config.auth;
 
     if (!jwtSecret && !jwksUrl) {
@@ -163,40 +175,24 @@ export class AuthService implements OnModuleInit {
     if (alg === 'HS256') {
       // only ever against the shared secret: a JWKS public key is never used as an HMAC secret
       if (!jwtSecret) throw new AuthError('invalid token: HS256 is not accepted by this server', 'alg_not_allowed');
-      return this.userFromClaims(await this.verifyHs256(token, jwtSecret));
+      return this.userFromClaims(await this.verifyWith(token, new TextEncoder().encode(jwtSecret), ['HS256']));
     }
     if (!JWKS_ALGORITHMS.includes(alg) || !this.jwks) throw new AuthError(`invalid token: algorithm ${alg.slice(0, 16)} is not accepted`, 'alg_not_allowed');
-    return this.userFromClaims(await this.verifyJwks(token, this.jwks));
+    return this.userFromClaims(await this.verifyWith(token, this.jwks, JWKS_ALGORITHMS));
   }
 
-  private async verifyHs256(token: string, secret: string): Promise<Record<string, unknown>> {
+  private async verifyWith(token: string, key: Uint8Array | JWTVerifyGetKey, algorithms: string[]): Promise<Record<string, unknown>> {
+    const options: JWTVerifyOptions = {
+      algorithms,
+      issuer: this.config.auth.issuer,
+      audience: this.config.auth.audience,
+      clockTolerance: JWT_CLOCK_TOLERANCE_S,
+    };
     try {
-      return await this.jwt.verifyAsync<Record<string, unknown>>(token, {
-        secret,
-        algorithms: ['HS256'],
-        issuer: this.config.auth.issuer,
-        audience: this.config.auth.audience,
-      });
-    } catch (e) {
-      const name = (e as Error)?.name;
-      const msg = String((e as Error)?.message ?? '');
-      if (name === 'TokenExpiredError') throw new AuthError('token expired', 'expired');
-      if (name === 'NotBeforeError') throw new AuthError('token not yet valid', 'not_yet_valid');
-      if (/audience/.test(msg)) throw new AuthError('invalid token: wrong audience', 'wrong_audience');
-      if (/issuer/.test(msg)) throw new AuthError('invalid token: wrong issuer', 'wrong_issuer');
-      if (/signature/.test(msg)) throw new AuthError('invalid token: bad signature', 'bad_signature');
-      if (/algorithm/.test(msg)) throw new AuthError('invalid token: algorithm not accepted', 'alg_not_allowed');
-      throw new AuthError('invalid token', name === 'JsonWebTokenError' ? 'malformed' : 'invalid_claims');
-    }
-  }
-
-  private async verifyJwks(token: string, keys: JWTVerifyGetKey): Promise<Record<string, unknown>> {
-    try {
-      const { payload } = await jwtVerify(token, keys, {
-        algorithms: JWKS_ALGORITHMS,
-        issuer: this.config.auth.issuer,
-        audience: this.config.auth.audience,
-      });
+      const { payload } =
+        typeof (key as JWTVerifyGetKey) === 'function'
+          ? await jwtVerify(token, key as JWTVerifyGetKey, options)
+          : await jwtVerify(token, key as Uint8Array, options);
       return payload as Record<string, unknown>;
     } catch (e) {
       throw this.joseFailure(e);
@@ -217,8 +213,8 @@ export class AuthService implements OnModuleInit {
     if (e instanceof joseErrors.JOSEAlgNotAllowed || e instanceof joseErrors.JOSENotSupported)
       return new AuthError('invalid token: algorithm not accepted', 'alg_not_allowed');
     if (e instanceof joseErrors.JWSInvalid || e instanceof joseErrors.JWTInvalid) return new AuthError('invalid token', 'malformed');
-    if (isKeySetFetchFailure(e)) {
-      this.logger.error(`cannot fetch the JWKS from AUTH_JWKS_URL: ${(e as Error)?.message ?? e}`);
+    if (e instanceof KeySetUnavailable) {
+      this.logger.error(`cannot fetch the JWKS from AUTH_JWKS_URL: ${e.message}`);
       return new AuthError('cannot verify tokens right now (key set unavailable): retry later', 'jwks_unavailable', ErrorCode.UNAVAILABLE);
     }
     return new AuthError('invalid token', 'malformed');
@@ -240,8 +236,10 @@ export class AuthService implements OnModuleInit {
       try {
         return await remote(header, token);
       } catch (e) {
-        const cached = isKeySetFetchFailure(e) ? remote.jwks() : undefined;
-        if (!cached) throw e;
+        if (isKeyLookupFailure(e)) throw e;
+        // anything else the remote set throws is about fetching it (network, timeout, status, JSON)
+        const cached = remote.jwks();
+        if (!cached) throw new KeySetUnavailable(e);
         this.logger.warn(`JWKS refetch failed (${(e as Error)?.message ?? e}); using the last key set fetched`);
         return createLocalJWKSet(cached)(header, token);
       }
@@ -260,14 +258,17 @@ export class AuthService implements OnModuleInit {
     return { ...this.userFromClaims(claims), insecure: true };
   }
 
+  /**
+   * The user of verified claims. The identity is the first of `sub`, `userId`, `uid` that is
+   * present, and it must be a non-empty string without control characters (RFC 7519: `sub` is a
+   * string): a number is refused, never converted, so `42` and `"42"` can never name one user by
+   * accident, and a present but unusable `sub` is never passed over for a `userId` claim.
+   */
   userFromClaims(claims: Record<string, unknown>): AuthUser {
-    const raw = [claims.sub, claims.userId, claims.uid].find(
-      (v) => (typeof v === 'string' && v.length > 0) || (typeof v === 'number' && Number.isSafeInteger(v)),
-    );
-    const id = raw === undefined ? undefined : String(raw);
-    if (!id || !USER_ID_RE.test(id)) throw new AuthError('token has no usable subject (sub, userId or uid)', 'no_subject');
+    const raw = [claims.sub, claims.userId, claims.uid].find((v) => v !== undefined && v !== null);
+    if (typeof raw !== 'string' || !USER_ID_RE.test(raw)) throw new AuthError('token has no usable subject (a string sub, userId or uid)', 'no_subject');
     const exp = typeof claims.exp === 'number' && Number.isFinite(claims.exp) ? claims.exp * 1000 : undefined;
-    return { id, claims, expiresAt: exp };
+    return { id: raw, claims, expiresAt: exp };
   }
 
   /** AUTH_MODE=dev identity from a bare userId. */
@@ -302,11 +303,17 @@ export class AuthService implements OnModuleInit {
   }
 }
 
-/** The key set could not be fetched (network, timeout, non-200, not JSON): not the client's fault. */
-function isKeySetFetchFailure(e: unknown): boolean {
-  if (e instanceof joseErrors.JWKSTimeout) return true;
-  if (e instanceof joseErrors.JWKSInvalid) return true;
-  if (e instanceof joseErrors.JOSEError) return /JSON Web Key Set HTTP response/.test(e.message);
-  const code = (e as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^E[A-Z]+/.test(code); // ECONNREFUSED, ENOTFOUND, ECONNRESET, ...
+/** Thrown by the key function when the key set cannot be fetched (and no earlier one is cached). */
+class KeySetUnavailable extends Error {
+  constructor(override readonly cause: unknown) {
+    super(`key set unavailable: ${(cause as Error)?.message ?? String(cause)}`);
+  }
+}
+
+/**
+ * Which failures of the remote key set are about the key set (lookup of the token's key) rather
+ * than about fetching it. Decided by error class only, never by the text of a library message.
+ */
+function isKeyLookupFailure(e: unknown): boolean {
+  return e instanceof joseErrors.JWKSNoMatchingKey || e instanceof joseErrors.JWKSMultipleMatchingKeys || e instanceof joseErrors.JOSENotSupported;
 }

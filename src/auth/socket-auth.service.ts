@@ -25,6 +25,8 @@ interface SocketState {
   socket: SyncSocket;
   /** Pending token-expiry notice or disconnect. */
   timer?: NodeJS.Timeout;
+  /** Disconnects the socket if it has not authenticated within JOIN_TIMEOUT_MS. */
+  joinDeadline?: NodeJS.Timeout;
   /** Releases everything when the underlying connection closes before the socket ever connects. */
   onConnClose: () => void;
 }
@@ -36,10 +38,13 @@ interface SocketState {
  *
  * Handshake, in order (cheapest first, so a flood of bad handshakes costs little):
  *  1. Origin: with ALLOWED_ORIGINS set, a browser's Origin must be listed (no Origin: native client).
- *  2. Per-address limit (MAX_CONNECTIONS_PER_IP) on the client address (TRUST_PROXY aware).
- *  3. A token in `auth.token`, the `Authorization` header or `query.token` is verified; an invalid
+ *  2. A token in `auth.token`, the `Authorization` header or `query.token` is verified; an invalid
  *     one refuses the connection (`unauthorized`). Without a token the socket may connect and
- *     authenticate with sync:join.
+ *     authenticate with sync:join within JOIN_TIMEOUT_MS, or it is disconnected
+ *     (`sync:error` with code `JOIN_TIMEOUT` first).
+ *  3. Per-address limit (MAX_CONNECTIONS_PER_IP) on the client address (TRUST_PROXY aware).
+ *     Authenticated sockets count first: a full address evicts its oldest unauthenticated socket
+ *     for an authenticated one (code `EVICTED`), so anonymous sockets cannot lock users out.
  *  4. Per-user limit (MAX_CONNECTIONS_PER_USER) when the handshake named a user.
  * Refusals are `connect_error` with `err.message` a short sentence and `err.data = { code, error }`.
  */
@@ -90,24 +95,52 @@ export class SocketAuthService implements OnModuleDestroy {
 
     this.track(socket);
     try {
-      this.limits.takeAddress(socket.id, addressKey(ip));
       const ctx: AuthContext = { via: 'handshake', ip, socketId: socket.id };
       const credential = this.handshakeCredential(socket);
       if (credential.kind === 'invalid') {
         this.auth.recordFailure('malformed', ctx, 'unusable token');
         throw new AuthError('invalid token', 'malformed');
       }
-      if (credential.kind === 'token') {
-        const user = await this.auth.verifyToken(credential.token, ctx);
+      const user = credential.kind === 'token' ? await this.auth.verifyToken(credential.token, ctx) : undefined;
+      if (!this.sockets.has(socket.id)) return; // the connection closed meanwhile
+      this.evict(this.limits.takeAddress(socket.id, addressKey(ip), !!user));
+      if (user) {
+        await this.limits.takeUserShared(socket.id, user.id);
         if (!this.sockets.has(socket.id)) return; // the connection closed meanwhile
-        this.limits.takeUser(socket.id, user.id);
         socket.data.handshakeUser = user;
         this.watchExpiry(socket, user);
+      } else {
+        this.armJoinDeadline(socket);
       }
     } catch (e) {
       this.release(socket.id);
       throw e;
     }
+  }
+
+  /** An unauthenticated socket evicted from its address's slots for an authenticated one. */
+  private evict(socketId: string | undefined): void {
+    if (socketId === undefined) return;
+    const state = this.sockets.get(socketId);
+    this.release(socketId);
+    if (!state) return;
+    this.logger.debug(`disconnecting unauthenticated socket ${socketId}: its address is full and an authenticated client needed the slot`);
+    disconnectWithReason(state.socket, 'EVICTED', 'this address is at its connection limit and authenticated clients come first: connect with a token');
+  }
+
+  /** A socket that has not authenticated JOIN_TIMEOUT_MS after its handshake is disconnected. */
+  private armJoinDeadline(socket: SyncSocket): void {
+    const state = this.sockets.get(socket.id);
+    if (!state) return;
+    const ms = this.config.limits.joinTimeoutMs;
+    state.joinDeadline = setTimeout(() => {
+      state.joinDeadline = undefined;
+      if (socket.data.user || socket.data.handshakeUser || !this.sockets.has(socket.id)) return;
+      this.metrics.connectionsRefused.inc({ reason: 'join_timeout' });
+      this.logger.debug(`disconnecting socket ${socket.id}: not joined within ${ms} ms`);
+      disconnectWithReason(socket, 'JOIN_TIMEOUT', `not authenticated within ${ms} ms of connecting: send sync:join (or a token in the handshake) sooner`);
+    }, ms);
+    state.joinDeadline.unref();
   }
 
   /** The first credential present, in the protocol's order: auth.token, Authorization, query.token. */
@@ -168,7 +201,11 @@ export class SocketAuthService implements OnModuleDestroy {
     }
     if (socket.disconnected) throw new UnauthenticatedError('connection closed');
     this.track(socket);
-    this.limits.takeUser(socket.id, user.id);
+    await this.limits.takeUserShared(socket.id, user.id);
+    this.limits.markAuthenticated(socket.id);
+    const state = this.sockets.get(socket.id);
+    if (state?.joinDeadline) clearTimeout(state.joinDeadline);
+    if (state) state.joinDeadline = undefined;
     this.watchExpiry(socket, user);
     return user;
   }
@@ -197,6 +234,7 @@ export class SocketAuthService implements OnModuleDestroy {
     if (!state) return;
     this.sockets.delete(socketId);
     if (state.timer) clearTimeout(state.timer);
+    if (state.joinDeadline) clearTimeout(state.joinDeadline);
     state.socket.conn.off('close', state.onConnClose);
     state.socket.off('disconnect', state.onConnClose);
   }
@@ -245,6 +283,17 @@ export class SocketAuthService implements OnModuleDestroy {
     if (this.sweeper) clearInterval(this.sweeper);
     for (const id of [...this.sockets.keys()]) this.release(id);
   }
+}
+
+/**
+ * Tells the client why (`sync:error` `{ code, error }`), then closes the socket. Codes:
+ * `JOIN_TIMEOUT` (not authenticated within JOIN_TIMEOUT_MS: reconnect and join at once), `EVICTED`
+ * (an unauthenticated socket gave its address's slot to an authenticated client).
+ */
+function disconnectWithReason(socket: SyncSocket, code: 'JOIN_TIMEOUT' | 'EVICTED', error: string): void {
+  if (socket.disconnected) return;
+  socket.emit(EVENTS.syncError, { code, error });
+  socket.disconnect(true);
 }
 
 class HandshakeRefusal extends Error {

@@ -1,7 +1,7 @@
 import { BSON } from 'mongodb';
 import type { FeedEntry } from '../sync/change-feed.repository';
 import { toDelivered } from '../sync/change-feed.service';
-import { ClusterCodecError, decodeMessage, encodeBatch, isDeliverableEntry } from './cluster.codec';
+import { ClusterCodecError, decodeMessage, deriveBusKey, encodeBatch, isDeliverableEntry } from './cluster.codec';
 
 const CAP = 1024 * 1024;
 
@@ -158,5 +158,41 @@ describe('cluster codec', () => {
     expect(isDeliverableEntry(entry(1))).toBe(true);
     expect(isDeliverableEntry(entry(1, { operation: 'delete', after: null }))).toBe(true);
     expect(isDeliverableEntry(null)).toBe(false);
+  });
+});
+
+describe('cluster codec: signed messages', () => {
+  const key = deriveBusKey('a-shared-secret-a-shared-secret-a-shared', 'sync:db:changes');
+  const other = deriveBusKey('a-shared-secret-a-shared-secret-a-shared', 'sync:otherdb:changes');
+
+  it('round-trips with the key and refuses unsigned, forged, tampered and stale messages', () => {
+    const e = [entry(1), entry(2)];
+    const [msg] = encodeBatch('node-a', e, CAP, key).messages;
+    expect(decodeMessage(msg, CAP, key).entries).toEqual(e);
+    const reason = (buf: Buffer, k = key, now?: number) => {
+      try {
+        decodeMessage(buf, CAP, k, now);
+      } catch (err) {
+        return (err as ClusterCodecError).reason;
+      }
+      return 'accepted';
+    };
+    expect(reason(encodeBatch('node-a', e, CAP).messages[0])).toBe('unsigned');
+    expect(reason(msg, other)).toBe('forged'); // a key per channel: another deployment's messages do not pass
+    const tampered = Buffer.from(msg);
+    tampered[tampered.length - 10] ^= 1;
+    expect(reason(tampered)).toBe('forged');
+    expect(reason(Buffer.from('SBS2'))).toBe('unsigned');
+    expect(reason(msg, key, Date.now() + 10 * 60_000)).toBe('stale');
+  });
+
+  it('counts the signature in the size cap', () => {
+    const { messages } = encodeBatch(
+      'node-a',
+      Array.from({ length: 50 }, (_, i) => entry(i)),
+      4096,
+      key,
+    );
+    for (const m of messages) expect(m.length).toBeLessThanOrEqual(4096);
   });
 });

@@ -1,3 +1,4 @@
+import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { BSON } from 'mongodb';
 import type { FeedEntry } from '../sync/change-feed.repository';
 
@@ -13,6 +14,31 @@ import type { FeedEntry } from '../sync/change-feed.repository';
  * serverTimestamp) is checked on receipt; an entry that lacks it is dropped, never delivered half.
  */
 export const CLUSTER_WIRE_VERSION = 1;
+/**
+ * Signed messages (what the bus sends): `SBS2` + HMAC-SHA256(key, `SBS2` + body) + body, where body
+ * is the BSON document `{ v: 2, node, t: <sent at, epoch ms>, entries }`. A node drops (and counts)
+ * every message that is unsigned, signed with another key, or older than BUS_MESSAGE_MAX_AGE_MS
+ * (a replay of a message recorded earlier).
+ */
+export const CLUSTER_SIGNED_WIRE_VERSION = 2;
+const SIGNED_MAGIC = Buffer.from('SBS2', 'latin1');
+const MAC_BYTES = 32;
+const SIGNED_OVERHEAD = SIGNED_MAGIC.length + MAC_BYTES;
+/** How old (or how far ahead, for clock skew between nodes) a signed message may be. */
+export const BUS_MESSAGE_MAX_AGE_MS = 5 * 60_000;
+
+/** The key that signs the bus: derived (HKDF-SHA256) from a secret all nodes share. */
+export interface BusKey {
+  readonly key: Buffer;
+}
+
+export function deriveBusKey(secret: string, channel: string): BusKey {
+  return { key: Buffer.from(hkdfSync('sha256', Buffer.from(secret, 'utf8'), Buffer.from(channel, 'utf8'), 'sync cluster bus v2', 32)) };
+}
+
+function mac(key: BusKey, body: Uint8Array): Buffer {
+  return createHmac('sha256', key.key).update(SIGNED_MAGIC).update(body).digest();
+}
 
 const OPERATIONS = new Set(['insert', 'update', 'delete']);
 
@@ -33,16 +59,20 @@ export interface DecodedMessage {
 export class ClusterCodecError extends Error {
   constructor(
     message: string,
-    readonly reason: 'too_large' | 'unparsable',
+    readonly reason: 'too_large' | 'unparsable' | 'unsigned' | 'forged' | 'stale',
   ) {
     super(message);
     this.name = 'ClusterCodecError';
   }
 }
 
-function serialize(node: string, entries: FeedEntry[]): Buffer {
-  const bytes = BSON.serialize({ v: CLUSTER_WIRE_VERSION, node, entries }, { ignoreUndefined: true, checkKeys: false });
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+function serialize(node: string, entries: FeedEntry[], key?: BusKey, now = Date.now()): Buffer {
+  if (!key) {
+    const bytes = BSON.serialize({ v: CLUSTER_WIRE_VERSION, node, entries }, { ignoreUndefined: true, checkKeys: false });
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+  const body = BSON.serialize({ v: CLUSTER_SIGNED_WIRE_VERSION, node, t: now, entries }, { ignoreUndefined: true, checkKeys: false });
+  return Buffer.concat([SIGNED_MAGIC, mac(key, body), body]);
 }
 
 /**
@@ -50,14 +80,14 @@ function serialize(node: string, entries: FeedEntry[]): Buffer {
  * too large is halved until its parts fit, keeping the order). An entry too large on its own is
  * reported in `dropped`: the other nodes' clients then get it from the change feed.
  */
-export function encodeBatch(node: string, entries: FeedEntry[], maxBytes: number): EncodedBatch {
+export function encodeBatch(node: string, entries: FeedEntry[], maxBytes: number, key?: BusKey): EncodedBatch {
   const out: EncodedBatch = { messages: [], dropped: [] };
   const encode = (part: FeedEntry[]) => {
     if (part.length === 0) return;
     let buf: Buffer | undefined;
     let error: string | undefined;
     try {
-      buf = serialize(node, part);
+      buf = serialize(node, part, key);
     } catch (e) {
       error = (e as Error).message;
     }
@@ -103,16 +133,29 @@ export function isDeliverableEntry(e: unknown): e is FeedEntry {
 /**
  * Decodes one message. Throws ClusterCodecError when it is over `maxBytes` or not a message of this
  * protocol at all; malformed entries inside a valid message are left out and counted in `invalid`.
+ * With `key`, only messages signed with it are accepted (the signature is checked before anything
+ * is parsed): unsigned ones throw `unsigned`, a wrong signature `forged`, an old one `stale`.
  */
-export function decodeMessage(buf: Buffer, maxBytes: number): DecodedMessage {
+export function decodeMessage(buf: Buffer, maxBytes: number, key?: BusKey, now = Date.now()): DecodedMessage {
   if (buf.length > maxBytes) throw new ClusterCodecError(`message of ${buf.length} bytes is over the ${maxBytes}-byte cap`, 'too_large');
+  let body: Buffer = buf;
+  if (key) {
+    if (buf.length < SIGNED_OVERHEAD + 5 || !buf.subarray(0, SIGNED_MAGIC.length).equals(SIGNED_MAGIC))
+      throw new ClusterCodecError('unsigned message refused (the bus is signed)', 'unsigned');
+    body = buf.subarray(SIGNED_OVERHEAD);
+    if (!timingSafeEqual(buf.subarray(SIGNED_MAGIC.length, SIGNED_OVERHEAD), mac(key, body)))
+      throw new ClusterCodecError('message with a wrong signature refused (another key: forged, or a node with another SERVER_SECRET)', 'forged');
+  }
   let doc: Record<string, unknown>;
   try {
-    doc = BSON.deserialize(buf, { promoteBuffers: false, promoteLongs: true, promoteValues: true });
+    doc = BSON.deserialize(body, { promoteBuffers: false, promoteLongs: true, promoteValues: true });
   } catch (e) {
     throw new ClusterCodecError(`not a BSON message: ${(e as Error).message}`, 'unparsable');
   }
-  if (doc.v !== CLUSTER_WIRE_VERSION) throw new ClusterCodecError(`unknown message version ${JSON.stringify(doc.v)}`, 'unparsable');
+  const version = key ? CLUSTER_SIGNED_WIRE_VERSION : CLUSTER_WIRE_VERSION;
+  if (doc.v !== version) throw new ClusterCodecError(`unknown message version ${JSON.stringify(doc.v)}`, 'unparsable');
+  if (key && (!isNum(doc.t) || Math.abs(now - doc.t) > BUS_MESSAGE_MAX_AGE_MS))
+    throw new ClusterCodecError('signed message too old or too far ahead (a replay, or clocks far apart)', 'stale');
   if (!isStr(doc.node)) throw new ClusterCodecError('message without a node id', 'unparsable');
   if (!Array.isArray(doc.entries)) throw new ClusterCodecError('message without entries', 'unparsable');
   const entries = doc.entries.filter(isDeliverableEntry);

@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { Global, Module } from '@nestjs/common';
+import { Global, Logger, Module } from '@nestjs/common';
 import { getConnectionToken } from '@nestjs/mongoose';
 import type { Connection } from 'mongoose';
 import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
 import { MetricsService } from '../health/metrics.service';
 import { CLUSTER_BUS } from '../delivery/delivery.ports';
+import { deriveBusKey } from './cluster.codec';
 import { RedisClusterBus } from './redis-cluster-bus';
 
 /** The Redis channel of one deployment: nodes sharing a database share it. */
@@ -35,9 +36,13 @@ export function makeNodeId(): string {
         const url = config.scale.redisUrl;
         if (!url) return null;
         const dbName = connection.db?.databaseName ?? connection.name ?? 'default';
+        const channel = clusterChannel(config.scale.redisChannelPrefix, dbName);
+        if (config.serverSecret.source === 'development')
+          new Logger('ClusterBus').warn('the cluster bus is signed with a development key: set SERVER_SECRET (or AUTH_JWT_SECRET) so that only your nodes can publish on it');
         return new RedisClusterBus({
           url,
-          channel: clusterChannel(config.scale.redisChannelPrefix, dbName),
+          channel,
+          signingKey: deriveBusKey(config.serverSecret.value, channel),
           nodeId: makeNodeId(),
           maxMessageBytes: config.scale.redisMaxMessageBytes,
           metrics,

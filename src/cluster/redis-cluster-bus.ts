@@ -4,7 +4,7 @@ import { Counter, Gauge } from 'prom-client';
 import { MetricsService } from '../health/metrics.service';
 import type { FeedEntry } from '../sync/change-feed.repository';
 import { ClusterBus } from '../delivery/delivery.ports';
-import { ClusterCodecError, decodeMessage, encodeBatch } from './cluster.codec';
+import { BusKey, ClusterCodecError, decodeMessage, encodeBatch } from './cluster.codec';
 
 /** What /health shows about the bus. */
 export interface ClusterBusHealth {
@@ -36,6 +36,8 @@ export interface RedisClusterBusOptions {
   nodeId: string;
   maxMessageBytes: number;
   metrics: MetricsService;
+  /** Signs every message and refuses unsigned or forged ones (cluster.codec.ts). */
+  signingKey?: BusKey;
   /** Reconnect backoff bounds (ms): doubles from `min` up to `max`, with jitter. */
   backoff?: { min: number; max: number };
   connectTimeoutMs?: number;
@@ -211,7 +213,7 @@ export class RedisClusterBus extends ClusterBus implements OnModuleInit, OnModul
         this.dropped.inc({ reason: 'bus_down' }, entries.length);
         return;
       }
-      const { messages, dropped } = encodeBatch(this.nodeId, entries, this.opts.maxMessageBytes);
+      const { messages, dropped } = encodeBatch(this.nodeId, entries, this.opts.maxMessageBytes, this.opts.signingKey);
       for (const d of dropped) {
         this.dropped.inc({ reason: d.reason });
         this.logger.warn(
@@ -316,7 +318,7 @@ export class RedisClusterBus extends ClusterBus implements OnModuleInit, OnModul
     if (channel.toString() !== this.channel) return;
     let decoded;
     try {
-      decoded = decodeMessage(message, this.opts.maxMessageBytes);
+      decoded = decodeMessage(message, this.opts.maxMessageBytes, this.opts.signingKey);
     } catch (e) {
       const reason = e instanceof ClusterCodecError ? e.reason : 'unparsable';
       this.dropped.inc({ reason: `received_${reason}` });

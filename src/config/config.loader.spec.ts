@@ -65,6 +65,34 @@ describe('loadConfig', () => {
     expect(p).toMatch(/ALLOWED_ORIGINS/);
   });
 
+  it('requires issuer and audience with a JWKS URL in production, and parses ADMIN_CLAIM', () => {
+    const jwks = { NODE_ENV: 'production', AUTH_JWKS_URL: 'https://idp.example/jwks.json', ALLOWED_ORIGINS: 'https://x' };
+    expect(problems(jwks).join()).toMatch(/AUTH_JWT_ISSUER and AUTH_JWT_AUDIENCE: required with AUTH_JWKS_URL/);
+    expect(problems({ ...jwks, AUTH_JWT_ISSUER: 'https://idp.example' }).join()).toMatch(/(^|,)AUTH_JWT_AUDIENCE: required/);
+    expect(problems({ ...jwks, AUTH_JWT_ISSUER: 'https://idp.example', AUTH_JWT_AUDIENCE: 'sync' }).join()).not.toMatch(/AUTH_JWT_(ISSUER|AUDIENCE)/);
+    // JWKS alone leaves the server without a secret of its own: SERVER_SECRET is required then
+    expect(problems({ ...jwks, AUTH_JWT_ISSUER: 'https://idp.example', AUTH_JWT_AUDIENCE: 'sync' }).join()).toMatch(/SERVER_SECRET: required/);
+    expect(problems({ ...jwks, AUTH_JWT_ISSUER: 'i', AUTH_JWT_AUDIENCE: 'a', SERVER_SECRET: 'short' }).join()).toMatch(
+      /SERVER_SECRET: must be at least 32 bytes/,
+    );
+    expect(problems({ AUTH_JWKS_URL: 'https://idp.example/jwks.json' }).join()).not.toMatch(/AUTH_JWT_ISSUER/); // development: a warning at most
+    expect(problems({ ADMIN_CLAIM: 'roles' }).join()).toMatch(/ADMIN_CLAIM: expected <claim>:<value>/);
+    expect(problems({ ADMIN_CLAIM: 'sub:root' }).join()).toMatch(/registered claim/);
+    expect(loadConfig({ ADMIN_CLAIM: 'https://a.example/roles:sync-admin' }, NO_DIR).auth.adminClaim).toEqual({
+      name: 'https://a.example/roles',
+      value: 'sync-admin',
+    });
+    expect(loadConfig({}, NO_DIR).auth.adminClaim).toBeUndefined();
+  });
+
+  it('reads TRUST_PROXY as a boolean or a hop count', () => {
+    expect(loadConfig({ TRUST_PROXY: 'true' }, NO_DIR).server).toMatchObject({ trustProxy: true, proxyHops: 1 });
+    expect(loadConfig({ TRUST_PROXY: '2' }, NO_DIR).server).toMatchObject({ trustProxy: true, proxyHops: 2 });
+    expect(loadConfig({ TRUST_PROXY: '0' }, NO_DIR).server).toMatchObject({ trustProxy: false, proxyHops: 0 });
+    expect(loadConfig({}, NO_DIR).server).toMatchObject({ trustProxy: false, proxyHops: 0 });
+    expect(problems({ TRUST_PROXY: 'maybe' }).join()).toMatch(/TRUST_PROXY: expected true, false or a number of proxies/);
+  });
+
   it('refuses placeholder and short secrets, and hides secret values', () => {
     expect(problems({ AUTH_JWT_SECRET: 'your-secret-key-here' }).join()).toMatch(/placeholder/);
     expect(problems({ NODE_ENV: 'production', AUTH_JWT_SECRET: 'short', ALLOWED_ORIGINS: 'https://x' }).join()).toMatch(/at least 32 bytes/);
@@ -75,7 +103,11 @@ describe('loadConfig', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cfg-'));
     fs.writeFileSync(
       path.join(dir, 'development.json'),
-      JSON.stringify({ server: { port: 4100, corsOrigins: ['https://a.example', 'https://b.example'] }, sync: { maxBatchSize: 100, changeRetentionDays: 7, enableOptimisticLocking: true }, mongodb: { poolSize: 7, socketTimeoutMS: 1000 } }),
+      JSON.stringify({
+        server: { port: 4100, corsOrigins: ['https://a.example', 'https://b.example'] },
+        sync: { maxBatchSize: 100, changeRetentionDays: 7, enableOptimisticLocking: true },
+        mongodb: { poolSize: 7, socketTimeoutMS: 1000 },
+      }),
     );
     const c = loadConfig({ PORT: '4200' }, dir);
     expect(c.server.port).toBe(4200); // env wins

@@ -1,7 +1,6 @@
 import * as fs from 'node:fs';
 import { isIP } from 'node:net';
 import * as path from 'node:path';
-import { z } from 'zod';
 import { AppConfig, envSchema } from './config.schema';
 import { parseWebPubSubConnectionString } from './web-pubsub-connection-string';
 
@@ -20,6 +19,26 @@ function isIpOrCidr(v: string): boolean {
   if (!family || rest.length) return false;
   if (bits === undefined) return true;
   return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+}
+
+/**
+ * ADMIN_CLAIM `<claim>:<value>`, split at the last `:` so namespaced claim names
+ * (`https://example.com/roles:sync-admin`) work; the value cannot contain `:`.
+ */
+function parseAdminClaim(raw: string | undefined, problems: string[]): { name: string; value: string } | undefined {
+  if (raw === undefined) return undefined;
+  const at = raw.lastIndexOf(':');
+  const name = at > 0 ? raw.slice(0, at).trim() : '';
+  const value = at > 0 ? raw.slice(at + 1).trim() : '';
+  if (!name || !value || name.length > 256 || value.length > 256) {
+    problems.push('ADMIN_CLAIM: expected <claim>:<value>, e.g. roles:sync-admin');
+    return undefined;
+  }
+  if (['sub', 'iss', 'aud', 'exp', 'nbf', 'iat', 'jti'].includes(name)) {
+    problems.push(`ADMIN_CLAIM: "${name}" is a registered claim; list admin subjects in ADMIN_USER_IDS instead`);
+    return undefined;
+  }
+  return { name, value };
 }
 
 /** The optional JSON file's sections, mapped onto environment variable names (the env wins). */
@@ -111,6 +130,11 @@ export function loadConfig(
       problems.push('AUTH_JWT_SECRET or AUTH_JWKS_URL: one is required when NODE_ENV=production');
     if (!e.SYNC_RULES_FILE)
       problems.push('SYNC_RULES_FILE: a rules file is required when NODE_ENV=production (without one every user could read everything)');
+    if (e.AUTH_JWKS_URL && (!e.AUTH_JWT_ISSUER || !e.AUTH_JWT_AUDIENCE))
+      problems.push(
+        `${[!e.AUTH_JWT_ISSUER && 'AUTH_JWT_ISSUER', !e.AUTH_JWT_AUDIENCE && 'AUTH_JWT_AUDIENCE'].filter(Boolean).join(' and ')}: ` +
+          'required with AUTH_JWKS_URL when NODE_ENV=production (a key set is often shared by many apps: without both, their tokens would be accepted here)',
+      );
     if (!e.ALLOWED_ORIGINS || e.ALLOWED_ORIGINS.includes('*'))
       problems.push('ALLOWED_ORIGINS: list the allowed origins when NODE_ENV=production ("*" is refused)');
   }
@@ -127,6 +151,17 @@ export function loadConfig(
     const bad = e.TRUSTED_PROXIES.filter((p) => !isIpOrCidr(p));
     if (bad.length) problems.push(`TRUSTED_PROXIES: not an IP address or CIDR range: ${bad.join(', ')}`);
   }
+  const adminClaim = parseAdminClaim(e.ADMIN_CLAIM, problems);
+  const serverSecret = e.SERVER_SECRET
+    ? { value: e.SERVER_SECRET, source: 'SERVER_SECRET' as const }
+    : e.AUTH_JWT_SECRET
+      ? { value: e.AUTH_JWT_SECRET, source: 'AUTH_JWT_SECRET' as const }
+      : e.AUTH_SERVICE_TOKEN
+        ? { value: e.AUTH_SERVICE_TOKEN, source: 'AUTH_SERVICE_TOKEN' as const }
+        : { value: 'development only: not a secret', source: 'development' as const };
+  if (e.SERVER_SECRET && Buffer.byteLength(e.SERVER_SECRET) < 32) problems.push('SERVER_SECRET: must be at least 32 bytes long');
+  if (prod && serverSecret.source === 'development')
+    problems.push('SERVER_SECRET: required when NODE_ENV=production without AUTH_JWT_SECRET or AUTH_SERVICE_TOKEN (it keys cursor tags and cluster bus signatures; the same value on every node)');
   if (e.WEB_PUBSUB_CONNECTION_STRING) {
     const wps = parseWebPubSubConnectionString(e.WEB_PUBSUB_CONNECTION_STRING);
     if ('error' in wps) problems.push(`WEB_PUBSUB_CONNECTION_STRING: ${wps.error}`);
@@ -139,11 +174,13 @@ export function loadConfig(
   return {
     env: e.NODE_ENV,
     isProduction: prod,
+    serverSecret,
     server: {
       port: e.PORT,
       host: e.HOST,
       corsOrigins: e.ALLOWED_ORIGINS && e.ALLOWED_ORIGINS.length && !e.ALLOWED_ORIGINS.includes('*') ? e.ALLOWED_ORIGINS : '*',
-      trustProxy: e.TRUST_PROXY,
+      trustProxy: e.TRUST_PROXY > 0,
+      proxyHops: e.TRUST_PROXY,
       trustedProxies: e.TRUSTED_PROXIES ?? [],
       logLevel: e.LOG_LEVEL,
       logPretty: e.LOG_PRETTY ?? false,
@@ -166,6 +203,7 @@ export function loadConfig(
       audience: e.AUTH_JWT_AUDIENCE,
       serviceToken: e.AUTH_SERVICE_TOKEN,
       adminUserIds: e.ADMIN_USER_IDS ?? [],
+      adminClaim,
       tokenExpiryGraceMs: e.TOKEN_EXPIRY_GRACE_MS,
       jwksCacheMaxAgeMs: e.AUTH_JWKS_CACHE_MAX_AGE_MS,
       jwksCooldownMs: e.AUTH_JWKS_COOLDOWN_MS,
@@ -175,6 +213,8 @@ export function loadConfig(
       maxConnectionsPerUser: e.MAX_CONNECTIONS_PER_USER ?? (prod ? 10 : 100),
       maxConnectionsPerIp: e.MAX_CONNECTIONS_PER_IP ?? (prod ? 50 : 500),
       maxConnections: e.MAX_CONNECTIONS,
+      joinTimeoutMs: e.JOIN_TIMEOUT_MS,
+      nodeLeaseMs: e.LIMITS_NODE_LEASE_MS,
       rateLimitMax: e.SYNC_RATE_LIMIT_MAX,
       rateLimitWindowMs: e.SYNC_RATE_LIMIT_WINDOW_MS,
       rateLimitDisabled: e.RATE_LIMIT_DISABLED ?? !prod,

@@ -34,7 +34,19 @@ export const envSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   LOG_PRETTY: bool.optional(),
   ALLOWED_ORIGINS: csv,
-  TRUST_PROXY: bool.default(false),
+  /** true / false, or the number of proxies in front (a hop count, as Express's `trust proxy`). */
+  TRUST_PROXY: z
+    .union([z.boolean(), z.string()])
+    .transform((v, ctx) => {
+      if (typeof v === 'boolean') return v ? 1 : 0;
+      const s = v.trim().toLowerCase();
+      if (['true', 'yes', 'on'].includes(s)) return 1;
+      if (['false', 'no', 'off', ''].includes(s)) return 0;
+      if (/^\d{1,2}$/.test(s) && Number(s) <= 32) return Number(s);
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected true, false or a number of proxies (0-32), got "${v}"` });
+      return z.NEVER;
+    })
+    .default(false),
   TRUSTED_PROXIES: csv,
   SHUTDOWN_GRACE_MS: int(1000, 3_600_000).default(25_000),
   API_DOCS: bool.default(true),
@@ -53,7 +65,9 @@ export const envSchema = z.object({
   AUTH_JWT_ISSUER: optionalString,
   AUTH_JWT_AUDIENCE: optionalString,
   AUTH_SERVICE_TOKEN: optionalString,
+  SERVER_SECRET: optionalString,
   ADMIN_USER_IDS: csv,
+  ADMIN_CLAIM: optionalString,
   TOKEN_EXPIRY_GRACE_MS: int(0, 3_600_000).default(30_000),
   AUTH_JWKS_CACHE_MAX_AGE_MS: int(1000, 7 * 86_400_000).default(600_000),
   AUTH_JWKS_COOLDOWN_MS: int(0, 3_600_000).default(30_000),
@@ -63,6 +77,8 @@ export const envSchema = z.object({
   MAX_CONNECTIONS_PER_USER: int(1, 1_000_000).optional(),
   MAX_CONNECTIONS_PER_IP: int(1, 10_000_000).optional(),
   MAX_CONNECTIONS: int(1, 10_000_000).default(100_000),
+  JOIN_TIMEOUT_MS: int(100, 600_000).default(10_000),
+  LIMITS_NODE_LEASE_MS: int(500, 600_000).default(15_000),
   SYNC_RATE_LIMIT_MAX: int(1, 100_000_000).default(50),
   SYNC_RATE_LIMIT_WINDOW_MS: int(100, 86_400_000).default(10_000),
   RATE_LIMIT_DISABLED: bool.optional(),
@@ -112,11 +128,19 @@ export type Env = z.infer<typeof envSchema>;
 export interface AppConfig {
   env: Env['NODE_ENV'];
   isProduction: boolean;
+  /**
+   * The secret the server derives its own keys from (HKDF, one per use: cluster bus signatures,
+   * cursor tags): SERVER_SECRET, else AUTH_JWT_SECRET, else AUTH_SERVICE_TOKEN (every node has
+   * the same); outside production without any of them, a fixed development value.
+   */
+  serverSecret: { value: string; source: 'SERVER_SECRET' | 'AUTH_JWT_SECRET' | 'AUTH_SERVICE_TOKEN' | 'development' };
   server: {
     port: number;
     host: string;
     corsOrigins: string[] | '*';
     trustProxy: boolean;
+    /** TRUST_PROXY as a hop count: how many proxies stand in front (0: none). */
+    proxyHops: number;
     /** Proxy addresses / CIDRs trusted to set X-Forwarded-For (empty: only the direct peer). */
     trustedProxies: string[];
     logLevel: Env['LOG_LEVEL'];
@@ -143,6 +167,8 @@ export interface AppConfig {
     audience?: string;
     serviceToken?: string;
     adminUserIds: string[];
+    /** ADMIN_CLAIM `<claim>:<value>`: a token whose claim equals (or, as an array, holds) the value is an admin. Off when unset. */
+    adminClaim?: { name: string; value: string };
     tokenExpiryGraceMs: number;
     jwksCacheMaxAgeMs: number;
     jwksCooldownMs: number;
@@ -152,6 +178,10 @@ export interface AppConfig {
     maxConnectionsPerUser: number;
     maxConnectionsPerIp: number;
     maxConnections: number;
+    /** A socket that has not joined within this long is disconnected (it holds a per-address slot). */
+    joinTimeoutMs: number;
+    /** With REDIS_URL: how long the connection slots of a node that stopped renewing its lease (died) still count. */
+    nodeLeaseMs: number;
     rateLimitMax: number;
     rateLimitWindowMs: number;
     rateLimitDisabled: boolean;

@@ -1,4 +1,4 @@
-import { addressKey, normalizeIp, resolveClientAddress } from './client-address';
+import { addressKey, expressTrust, normalizeIp, resolveClientAddress } from './client-address';
 
 describe('normalizeIp', () => {
   it.each([
@@ -46,6 +46,43 @@ describe('resolveClientAddress', () => {
 
   it('with TRUSTED_PROXIES ignores the header when the peer itself is not trusted', () => {
     expect(resolveClientAddress('203.0.113.50', '1.1.1.1', chain)).toBe('203.0.113.50');
+  });
+});
+
+describe('TRUST_PROXY as a hop count', () => {
+  const two = { trustProxy: true, proxyHops: 2, trustedProxies: [] };
+  it('takes the entry that many proxies back, never one further left', () => {
+    // client → CDN (appends client) → ingress (appends CDN) → us
+    expect(resolveClientAddress('10.0.0.2', '6.6.6.6, 203.0.113.9, 198.51.100.1', two)).toBe('203.0.113.9');
+    expect(resolveClientAddress('10.0.0.2', '203.0.113.9, 198.51.100.1', two)).toBe('203.0.113.9');
+    // fewer entries than proxies: the left-most there is
+    expect(resolveClientAddress('10.0.0.2', '198.51.100.1', two)).toBe('198.51.100.1');
+  });
+});
+
+/** Express's own resolver of req.ip (a dependency of express, untyped). */
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const proxyaddr = require('proxy-addr') as (req: unknown, trust: (addr: string, hop: number) => boolean) => string;
+
+describe('expressTrust: req.ip agrees with the limits', () => {
+  const req = (peer: string, xff?: string) => ({
+    connection: { remoteAddress: peer },
+    socket: { remoteAddress: peer },
+    headers: xff ? { 'x-forwarded-for': xff } : {},
+  });
+  const cases: [string, { trustProxy: boolean; proxyHops?: number; trustedProxies: string[] }, string, string][] = [
+    ['off', { trustProxy: false, trustedProxies: [] }, '10.0.0.2', '6.6.6.6, 203.0.113.9'],
+    ['one proxy', { trustProxy: true, trustedProxies: [] }, '10.0.0.2', '6.6.6.6, 203.0.113.9'],
+    ['two proxies', { trustProxy: true, proxyHops: 2, trustedProxies: [] }, '10.0.0.2', '6.6.6.6, 203.0.113.9, 198.51.100.1'],
+    ['a trusted chain', { trustProxy: true, trustedProxies: ['10.0.0.0/8', '192.168.1.1'] }, '10.1.2.3', '6.6.6.6, 203.0.113.9, 192.168.1.1, 10.9.9.9'],
+    ['an untrusted peer', { trustProxy: true, trustedProxies: ['10.0.0.0/8'] }, '203.0.113.50', '1.1.1.1'],
+  ];
+  it.each(cases)('%s', (_name, trust, peer, xff) => {
+    expect(proxyaddr(req(peer, xff), expressTrust(trust))).toBe(resolveClientAddress(peer, xff, trust));
+  });
+
+  it("(Express's `trust proxy = true`, used before, believed the client-written left-most entry)", () => {
+    expect(proxyaddr(req('10.0.0.2', '6.6.6.6, 203.0.113.9'), () => true)).toBe('6.6.6.6');
   });
 });
 

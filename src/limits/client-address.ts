@@ -3,6 +3,8 @@ import { BlockList, isIP } from 'node:net';
 export interface ProxyTrust {
   /** TRUST_PROXY: the direct peer is a reverse proxy / gateway that appends to X-Forwarded-For. */
   trustProxy: boolean;
+  /** TRUST_PROXY=<n>: how many proxies stand in front (1 for `true`); ignored with TRUSTED_PROXIES. */
+  proxyHops?: number;
   /** TRUSTED_PROXIES: addresses or CIDRs of every proxy in the chain (empty: only the direct peer). */
   trustedProxies: string[];
 }
@@ -73,14 +75,31 @@ export function resolveClientAddress(
   if (!hops.length) return direct;
   const explicit = trust.trustedProxies.length > 0;
   if (explicit && !isTrusted(direct)) return direct;
+  const count = Math.max(1, trust.proxyHops ?? 1);
   let last = direct;
   for (let i = 0; i < hops.length; i++) {
     const ip = normalizeIp(hops[i]);
     if (!ip) return last; // a malformed entry: keep the last address a trusted hop vouched for
-    if (!explicit || !isTrusted(ip) || i === hops.length - 1) return ip;
+    const trusted = explicit ? isTrusted(ip) : i < count - 1; // with a hop count: the next proxies in line
+    if (!trusted || i === hops.length - 1) return ip;
     last = ip;
   }
   return last;
+}
+
+/**
+ * Express's `trust proxy` with the same answer as resolveClientAddress (so `req.ip`, used in logs
+ * and audit records, is the address the limits count): Express walks from the TCP peer (hop 0)
+ * leftwards through X-Forwarded-For and stops at the first address this returns false for.
+ */
+export function expressTrust(
+  trust: ProxyTrust,
+  isTrusted: (ip: string) => boolean = proxyMatcher(trust.trustedProxies),
+): (addr: string, hop: number) => boolean {
+  if (!trust.trustProxy) return () => false;
+  if (trust.trustedProxies.length) return (addr) => !!normalizeIp(addr) && isTrusted(normalizeIp(addr)!);
+  const count = Math.max(1, trust.proxyHops ?? 1);
+  return (_addr, hop) => hop < count;
 }
 
 /**

@@ -66,6 +66,20 @@ describe('ConnectionLimitService', () => {
     expect(limits.stats().sockets).toBe(3);
   });
 
+  it('lets an authenticated socket evict the oldest unauthenticated one of a full address', () => {
+    const { limits } = service('5', '3');
+    limits.takeAddress('anon1', '1.1.1.1');
+    limits.takeAddress('anon2', '1.1.1.1');
+    limits.takeAddress('joined', '1.1.1.1');
+    limits.markAuthenticated('joined');
+    expect(refusal(() => limits.takeAddress('anon3', '1.1.1.1')).reason).toBe('per_ip');
+    expect(limits.takeAddress('user1', '1.1.1.1', true)).toBe('anon1');
+    expect(limits.takeAddress('user2', '1.1.1.1', true)).toBe('anon2');
+    expect(refusal(() => limits.takeAddress('user3', '1.1.1.1', true)).reason).toBe('per_ip');
+    expect(limits.countForAddress('1.1.1.1')).toBe(3);
+    expect(limits.stats().sockets).toBe(3);
+  });
+
   it('sweeps slots of sockets that are gone', () => {
     const { limits } = service();
     limits.takeAddress('live', '1.1.1.1');

@@ -1,8 +1,9 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { RateLimitedError } from '@sync/protocol';
 import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
 import { MetricsService } from '../health/metrics.service';
+import { RedisConnectionCounter } from './redis-connection-counter';
 
 /** How long a client refused by a connection limit is told to wait before trying again. */
 export const CONNECTION_RETRY_AFTER_MS = 10_000;
@@ -21,6 +22,8 @@ export class ConnectionLimitError extends RateLimitedError {
 interface Slot {
   address?: string;
   userId?: string;
+  /** Authenticated (a verified handshake token or a join): such sockets count first at an address. */
+  authenticated: boolean;
   since: number;
 }
 
@@ -28,32 +31,71 @@ interface Slot {
  * Live connections per user and per client address (MAX_CONNECTIONS_PER_USER,
  * MAX_CONNECTIONS_PER_IP). Every count is a set of socket ids, so taking a slot twice is harmless and
  * releasing is idempotent; an empty set is deleted at once, so the maps only hold what is connected.
+ *
+ * Authenticated sockets count first: when an address is full and an authenticated socket asks for a
+ * slot, the oldest unauthenticated socket of that address is evicted in its favour (the caller
+ * disconnects it), so sockets that never authenticate (and are disconnected after JOIN_TIMEOUT_MS
+ * anyway) cannot lock the users behind a shared address out. An address full of authenticated
+ * sockets refuses everyone.
  */
 @Injectable()
-export class ConnectionLimitService {
+export class ConnectionLimitService implements OnModuleInit, OnModuleDestroy {
   private readonly slots = new Map<string, Slot>();
   private readonly byAddress = new Map<string, Set<string>>();
   private readonly byUser = new Map<string, Set<string>>();
+  /** With REDIS_URL: the per-user count over every node (see RedisConnectionCounter). */
+  private shared?: RedisConnectionCounter;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly metrics: MetricsService,
   ) {}
 
-  /** Counts `socketId` for `address`; throws ConnectionLimitError (nothing taken) when the address is full. */
-  takeAddress(socketId: string, address: string): void {
+  /**
+   * Counts `socketId` for `address`. When the address is full: an authenticated socket takes the
+   * slot of the oldest unauthenticated one, whose id is returned (the caller must disconnect it: its
+   * slot is already released); otherwise throws ConnectionLimitError (nothing taken).
+   */
+  takeAddress(socketId: string, address: string, authenticated = false): string | undefined {
     const slot = this.slot(socketId);
-    if (slot.address === address) return;
+    if (authenticated) slot.authenticated = true;
+    if (slot.address === address) return undefined;
     const set = this.byAddress.get(address);
     const max = this.config.limits.maxConnectionsPerIp;
+    let evicted: string | undefined;
     if (set && set.size >= max) {
-      this.dropIfEmpty(socketId);
-      this.metrics.connectionsRefused.inc({ reason: 'per_ip' });
-      throw new ConnectionLimitError('per_ip', `too many connections from this address (at most ${max})`);
+      evicted = slot.authenticated ? this.oldestUnauthenticated(set) : undefined;
+      if (evicted === undefined) {
+        this.dropIfEmpty(socketId);
+        this.metrics.connectionsRefused.inc({ reason: 'per_ip' });
+        throw new ConnectionLimitError('per_ip', `too many connections from this address (at most ${max})`);
+      }
+      this.release(evicted);
+      this.metrics.connectionsRefused.inc({ reason: 'evicted_unauthenticated' });
     }
     if (slot.address) this.remove(this.byAddress, slot.address, socketId);
     this.add(this.byAddress, address, socketId);
     slot.address = address;
+    return evicted;
+  }
+
+  /** The socket authenticated (a join after an anonymous handshake): it now counts first at its address. */
+  markAuthenticated(socketId: string): void {
+    const slot = this.slots.get(socketId);
+    if (slot) slot.authenticated = true;
+  }
+
+  private oldestUnauthenticated(set: Set<string>): string | undefined {
+    let oldest: string | undefined;
+    let since = Infinity;
+    for (const id of set) {
+      const s = this.slots.get(id);
+      if (s && !s.authenticated && s.since < since) {
+        oldest = id;
+        since = s.since;
+      }
+    }
+    return oldest;
   }
 
   /** Counts `socketId` for `userId` (moving it from another user); throws when the user is full. */
@@ -72,10 +114,55 @@ export class ConnectionLimitService {
     slot.userId = userId;
   }
 
+  /** With REDIS_URL, the per-user limit counts over every node. */
+  async onModuleInit(): Promise<void> {
+    const url = this.config.scale.redisUrl;
+    if (!url) return;
+    const counter = new RedisConnectionCounter(url, this.config.scale.redisChannelPrefix, this.config.limits.nodeLeaseMs);
+    await counter.start();
+    this.shareThrough(counter);
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    const counter = this.shared;
+    this.shared = undefined;
+    await counter?.close();
+  }
+
+  /** Counts users over every node from now on (LimitsModule, when REDIS_URL is set). */
+  shareThrough(counter: RedisConnectionCounter | undefined): void {
+    this.shared = counter;
+  }
+
+  /**
+   * takeUser, and with Redis the same limit over every node: throws ConnectionLimitError (nothing
+   * taken) when this node or the deployment already holds MAX_CONNECTIONS_PER_USER of the user's sockets.
+   */
+  async takeUserShared(socketId: string, userId: string): Promise<void> {
+    const before = this.slots.get(socketId)?.userId;
+    this.takeUser(socketId, userId);
+    if (!this.shared || before === userId) return;
+    const max = this.config.limits.maxConnectionsPerUser;
+    if (await this.shared.take('user', userId, socketId, max)) {
+      // released while Redis answered (the client hung up): give the shared slot back too
+      if (this.slots.get(socketId)?.userId !== userId) this.shared.release('user', userId, socketId);
+      return;
+    }
+    const slot = this.slots.get(socketId);
+    if (slot?.userId === userId) {
+      this.remove(this.byUser, userId, socketId);
+      slot.userId = undefined;
+      this.dropIfEmpty(socketId);
+    }
+    this.metrics.connectionsRefused.inc({ reason: 'per_user' });
+    throw new ConnectionLimitError('per_user', `too many connections for this user (at most ${max})`);
+  }
+
   /** Frees every slot of the socket. Safe to call any number of times. */
   release(socketId: string): void {
     const slot = this.slots.get(socketId);
     if (!slot) return;
+    if (slot.userId && this.shared) this.shared.release('user', slot.userId, socketId);
     if (slot.address) this.remove(this.byAddress, slot.address, socketId);
     if (slot.userId) this.remove(this.byUser, slot.userId, socketId);
     this.slots.delete(socketId);
@@ -109,7 +196,7 @@ export class ConnectionLimitService {
   private slot(socketId: string): Slot {
     let slot = this.slots.get(socketId);
     if (!slot) {
-      slot = { since: Date.now() };
+      slot = { since: Date.now(), authenticated: false };
       this.slots.set(socketId, slot);
     }
     return slot;

@@ -1507,7 +1507,7 @@ function checkKeys(v: unknown, depth: number, bad: (m: string) => Error): void {
     for (const x of v) checkKeys(x, depth + 1, bad);
   } else if (v && typeof v === 'object') {
     for (const [k, x] of Object.entries(v)) {
-      if (k.startsWith('$') || k.includes('.')) throw bad(`field name "${k}" may not start with $ or contain a dot`);
+      if (k.startsWith('$') || k.includes('.') || k.includes('\\')) throw bad(`field name "${k}" may not start with $ or contain a dot or a backslash`);
       checkKeys(x, depth + 1, bad);
     }
   }

@@ -1,6 +1,7 @@
-import { CanActivate, createParamDecorator, ExecutionContext, ForbiddenException, HttpException, HttpStatus, Injectable, UnauthorizedException } from '@nestjs/common';
+import { CanActivate, createParamDecorator, ExecutionContext, HttpException, HttpStatus, Injectable, UnauthorizedException } from '@nestjs/common';
 import type { Request } from 'express';
 import { ErrorCode } from '@sync/protocol';
+import { AdminGrant } from '../admin-grant';
 import { AuthError, AuthService } from '../auth.service';
 import { AuthUser } from '../auth.types';
 
@@ -55,37 +56,19 @@ export class HttpAuthGuard implements CanActivate {
 }
 
 /**
- * A server-to-server route (e.g. POST /api/changes): `Authorization: Bearer <AUTH_SERVICE_TOKEN>`
- * (compared in constant time), or the JWT of an admin (ADMIN_USER_IDS or an admin claim). In
- * AUTH_MODE=dev without AUTH_SERVICE_TOKEN the route is open, like everything else in dev mode.
- * `req.user` is `{ id: 'service' }` for the service token, else the admin.
+ * A server-to-server route (e.g. POST /api/changes): `Authorization: Bearer <AUTH_SERVICE_TOKEN>`,
+ * or the JWT of an admin by configuration (AdminGrant: ADMIN_USER_IDS or ADMIN_CLAIM; never a
+ * token's own `role: "admin"`). In AUTH_MODE=dev without AUTH_SERVICE_TOKEN the route is open, like
+ * everything else in dev mode. `req.user` is `{ id: 'service' }` for the service token, else the admin.
  */
 @Injectable()
 export class ServiceAuthGuard implements CanActivate {
-  constructor(private readonly auth: AuthService) {}
+  constructor(private readonly grant: AdminGrant) {}
 
   async canActivate(ctx: ExecutionContext): Promise<boolean> {
     const req = ctx.switchToHttp().getRequest<AuthenticatedRequest>();
-    const token = bearer(this.auth, req);
-    if (!token) {
-      if (this.auth.devMode && !this.auth.hasServiceToken) {
-        req.user = { id: 'service', claims: { service: true }, insecure: true };
-        return true;
-      }
-      this.auth.recordFailure('missing', { via: 'http', ip: req.ip }, `no service token for ${req.method} ${req.path}`);
-      throw new UnauthorizedException('a service token is required');
-    }
-    if (this.auth.isServiceToken(token)) {
-      req.user = { id: 'service', claims: { service: true } };
-      return true;
-    }
-    if (!this.auth.canVerify && !this.auth.devMode) {
-      this.auth.recordFailure('bad_signature', { via: 'http', ip: req.ip }, 'wrong service token');
-      throw new UnauthorizedException('invalid service token');
-    }
-    const user = await this.auth.verifyToken(token, { via: 'http', ip: req.ip }).catch(toHttp);
-    if (!this.auth.isAdmin(user)) throw new ForbiddenException('a service token or an admin is required');
-    req.user = user;
+    const principal = await this.grant.authorize(req.headers.authorization, { via: 'http', ip: req.ip }, true);
+    req.user = principal.user;
     return true;
   }
 }

@@ -52,8 +52,8 @@ export const documentData = (message = 'data must be an object') =>
     })
     .meta({
       type: 'object',
-      description: 'JSON data; keys never start with "$" nor contain "." at any depth; at most 32 levels; arrays of at most 10,000 items',
-      propertyNames: { not: { anyOf: [{ pattern: '^\\$' }, { pattern: '\\.' }, { const: '__proto__' }] }, maxLength: 256 },
+      description: 'JSON data; keys never start with "$" nor contain "." or "\\" at any depth; at most 32 levels; arrays of at most 10,000 items',
+      propertyNames: { not: { anyOf: [{ pattern: '^\\$' }, { pattern: '\\.' }, { pattern: '\\\\' }, { const: '__proto__' }] }, maxLength: 256 },
     } as Record<string, unknown>);
 
 export const ErrorCodeSchema = z.enum(Object.values(ErrorCode) as [ErrorCode, ...ErrorCode[]]).meta({ id: 'ErrorCode' });
