@@ -2,8 +2,7 @@ import 'reflect-metadata';
 import { Global, Module } from '@nestjs/common';
 import { extensionTokens } from './app.extensions';
 import { CONFLICT_RESOLVER } from './conflict/conflict.types';
-import { CLUSTER_BUS } from './sync/delivery.service';
-import { CHANGE_ROUTER } from './subscription/subscription.module';
+import { CHANGE_ROUTER, CLUSTER_BUS } from './delivery/delivery.ports';
 
 const resolver = { provide: CONFLICT_RESOLVER, useValue: () => ({ kind: 'conflict', current: null, timestamp: null, reason: 'no' }) };
 

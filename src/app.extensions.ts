@@ -1,8 +1,7 @@
 import { DynamicModule, Type } from '@nestjs/common';
 import { GLOBAL_MODULE_METADATA, MODULE_METADATA } from '@nestjs/common/constants';
 import { CONFLICT_RESOLVER } from './conflict/conflict.types';
-import { CLUSTER_BUS } from './sync/delivery.service';
-import { CHANGE_ROUTER } from './subscription/subscription.module';
+import { CHANGE_ROUTER, CLUSTER_BUS } from './delivery/delivery.ports';
 
 /**
  * A user's own Nest module plugged into the app through createApp's `extensions`

@@ -22,7 +22,7 @@ import { SyncModule } from './sync/sync.module';
 import { TelemetryModule } from './telemetry/telemetry.module';
 import { AppExtension, extensionTokens } from './app.extensions';
 import { CONFLICT_RESOLVER } from './conflict/conflict.types';
-import { CLUSTER_BUS } from './sync/delivery.service';
+import { CLUSTER_BUS } from './delivery/delivery.ports';
 import { randomUUID } from 'node:crypto';
 
 const QUIET_PATHS = new Set(['/health', '/ready', '/metrics']);

@@ -22,7 +22,7 @@ import type { Socket } from 'socket.io-client';
 import { MemoryStorage, SyncClient, type PendingChange, type SyncDocument } from '@sync/client';
 import { decodeCursor } from '@sync/protocol';
 import { freePort } from '../src/database/embedded-database';
-import { CLUSTER_BUS } from '../src/sync/delivery.service';
+import { CLUSTER_BUS } from '../src/delivery/delivery.ports';
 import type { RedisClusterBus } from '../src/cluster/redis-cluster-bus';
 import { emitAck, joinedClient, recordEvents, startTestApp, TestApp, waitFor } from './support/app';
 import { connectTestDb, testMongoUri } from './support/db';

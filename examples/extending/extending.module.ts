@@ -8,9 +8,8 @@ import type { Server } from 'socket.io';
 import { lastWriteWins } from '../../src/conflict/conflict.strategies';
 import { CONFLICT_RESOLVER, ConflictStrategy } from '../../src/conflict/conflict.types';
 import type { FeedEntry } from '../../src/feed/change-feed.repository';
-import { CLUSTER_BUS, ChangeRouter, ClusterBus, Recipients } from '../../src/sync/delivery.service';
+import { CHANGE_ROUTER, CLUSTER_BUS, ChangeRouter, ClusterBus, Recipients } from '../../src/delivery/delivery.ports';
 import type { SocketData } from '../../src/common/socket-context';
-import { CHANGE_ROUTER } from '../../src/subscription/subscription.module';
 
 /**
  * A conflict resolver: pure, deterministic, no I/O. A stored document with `locked: true` refuses

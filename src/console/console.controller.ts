@@ -6,7 +6,7 @@ import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
 import { MetricsService } from '../metrics/metrics.service';
 import { ChangeFeedService } from '../feed/change-feed.service';
-import { CLUSTER_BUS, ClusterBus } from '../sync/delivery.service';
+import { CLUSTER_BUS, ClusterBus } from '../delivery/delivery.ports';
 import { AdminGuard } from '../auth/guards/admin.guard';
 import { asyncApiJson } from './api-docs';
 import { ConsoleRepository } from './console.repository';

@@ -15,6 +15,12 @@ export abstract class ChangeRouter {
   abstract route(entry: FeedEntry, server: Server): Recipients;
 }
 
+/**
+ * Provide your own ChangeRouter under this token (in a global module passed to createApp's
+ * `extensions`) to replace the subscription router (docs/EXTENDING.md).
+ */
+export const CHANGE_ROUTER = Symbol('CHANGE_ROUTER');
+
 export const JOINED_ROOM = 'joined';
 
 export class AllJoinedRouter extends ChangeRouter {

@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { AuthModule } from '../auth/auth.module';
+import { DeliveryModule } from '../delivery/delivery.module';
 import { FeedModule } from '../feed/feed.module';
 import { SyncModule } from '../sync/sync.module';
 import { SocketAuthService } from './socket-auth.service';
@@ -12,7 +13,7 @@ import { SyncGateway } from './sync.gateway';
  * between sockets or requests and the services, nothing more.
  */
 @Module({
-  imports: [AuthModule, SyncModule, FeedModule],
+  imports: [AuthModule, SyncModule, FeedModule, DeliveryModule],
   controllers: [SyncController],
   providers: [SocketAuthService, SyncGateway],
   exports: [SyncGateway],

@@ -6,7 +6,7 @@ import { ClusterBusHealth, reportsHealth } from '../cluster/redis-cluster-bus';
 import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
 import { DatabaseLauncher } from '../database/database-launcher.service';
-import { CLUSTER_BUS, ClusterBus } from '../sync/delivery.service';
+import { CLUSTER_BUS, ClusterBus } from '../delivery/delivery.ports';
 import { DrainService } from '../lifecycle/drain.service';
 import { MetricsService } from '../metrics/metrics.service';
 import { StatsAccessGuard } from './stats-access.guard';

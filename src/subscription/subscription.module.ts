@@ -1,16 +1,10 @@
 import { Global, Module } from '@nestjs/common';
 import { FeedModule } from '../feed/feed.module';
-import { ChangeRouter } from '../sync/delivery.service';
+import { CHANGE_ROUTER, ChangeRouter } from '../delivery/delivery.ports';
 import { BootstrapScheduler } from './bootstrap.scheduler';
 import { SubscriptionRegistry } from './subscription.registry';
 import { SubscriptionRouter } from './subscription.router';
 import { SubscriptionService } from './subscription.service';
-
-/**
- * Provide your own ChangeRouter under this token (in a global module passed to createApp's
- * `extensions`) to replace the subscription router (docs/EXTENDING.md).
- */
-export const CHANGE_ROUTER = Symbol('CHANGE_ROUTER');
 
 /**
  * Subscriptions: the registry of each socket's queries, their bootstrap (first page, then the feed

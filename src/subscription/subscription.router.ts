@@ -8,7 +8,7 @@ import { AppConfig } from '../config/config.schema';
 import { MetricsService } from '../metrics/metrics.service';
 import { PermissionService } from '../permission/permission.service';
 import type { FeedEntry } from '../feed/change-feed.repository';
-import { ChangeRouter, Recipients } from '../sync/delivery.service';
+import { ChangeRouter, Recipients } from '../delivery/delivery.ports';
 import type { SyncSocket } from '../common/socket-context';
 import { Subscription, SubscriptionRegistry } from './subscription.registry';
 

@@ -26,7 +26,7 @@ import type { FeedEntry } from '../feed/change-feed.repository';
 import { publicDoc } from '../feed/change-feed.service';
 import { normalizeChange, NormalizedChange } from './change.validation';
 import { GroupCommit } from './group-commit';
-import { DeliveryService } from './delivery.service';
+import { DeliveryService } from '../delivery/delivery.service';
 import { DocumentRepository, docKey } from '../feed/document.repository';
 import { documentIdProblem, IdHint, readIdHint, wireIdType } from '../feed/document-id';
 import { fieldTypesTemplate, keepStoredTypes } from '../feed/stored-types';
