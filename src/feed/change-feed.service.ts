@@ -1,7 +1,6 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { CursorExpiredError, decodeCursor, DeliveredChange, encodeCursor, InvalidPayloadError, SyncDocument } from '@sync/protocol';
 import type { AuthUser } from '../common/user';
-import { AuditRepository } from '../audit/audit.repository';
 import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
 import { FIELD_TS, StoredState } from '../conflict/conflict.types';
@@ -80,14 +79,12 @@ export class ChangeFeedService implements OnApplicationBootstrap, OnModuleDestro
   /** Every position at or below this is settled (cached, only grows). */
   private settled = 0;
   private janitor?: NodeJS.Timeout;
-  private retention?: NodeJS.Timeout;
   private recovering = false;
 
   constructor(
     private readonly feed: ChangeFeedRepository,
     private readonly docs: DocumentRepository,
     private readonly locks: LockRepository,
-    private readonly audit: AuditRepository,
     private readonly permissions: PermissionService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(SYNC_TIMINGS) private readonly timings: SyncTimings,
@@ -98,14 +95,10 @@ export class ChangeFeedService implements OnApplicationBootstrap, OnModuleDestro
     void this.recoverStale(true).catch((e) => this.logger.warn(`start-up recovery failed: ${(e as Error).message}`));
     this.janitor = setInterval(() => void this.recoverStale(false).catch(() => undefined), this.timings.janitorIntervalMs);
     this.janitor.unref();
-    this.retention = setInterval(() => void this.sweepRetention().catch((e) => this.logger.warn(`retention sweep failed: ${(e as Error).message}`)), this.config.sync.retentionSweepIntervalMs);
-    this.retention.unref();
-    void this.sweepRetention().catch(() => undefined);
   }
 
   onModuleDestroy(): void {
     clearInterval(this.janitor);
-    clearInterval(this.retention);
   }
 
   /**
@@ -324,16 +317,4 @@ export class ChangeFeedService implements OnApplicationBootstrap, OnModuleDestro
       this.logger.log(`replayed change ${e.changeId} (#${e._id}) on ${key}${newerOrSame ? ' (already in place)' : ''}`);
     }
   }
-
-  // ---------------------------------------------------------------- retention
-
-  async sweepRetention(): Promise<void> {
-    const cutoff = new Date(Date.now() - this.config.sync.changeRetentionDays * 86_400_000);
-    const feed = await this.feed.purge(cutoff);
-    const audit = await this.audit.purge(cutoff);
-    const tombs = await this.docs.purgeTombstones(cutoff);
-    await this.locks.purgeExpired(new Date(Date.now() - 3_600_000));
-    if (feed || audit || tombs) this.logger.log(`retention: purged ${feed} feed entries, ${audit} audit records, ${tombs} tombstones`);
-  }
 }
-

@@ -1,5 +1,4 @@
 import { Module } from '@nestjs/common';
-import { AuditModule } from '../audit/audit.module';
 import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
 import { ChangeFeedRepository } from './change-feed.repository';
@@ -17,7 +16,6 @@ import { SYNC_TIMINGS, syncTimings } from './sync.constants';
  * `_sync_locks`, `_sync_tombstones` and the user collections.
  */
 @Module({
-  imports: [AuditModule],
   providers: [
     { provide: SYNC_TIMINGS, inject: [APP_CONFIG], useFactory: (c: AppConfig) => syncTimings(c.sync.lockTtlMs) },
     ChangeFeedRepository,
