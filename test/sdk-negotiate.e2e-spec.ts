@@ -38,9 +38,17 @@ describe('SDK negotiateUrl against the real server', () => {
       stubRequests.push({ url: req.url ?? '', authorization: req.headers.authorization });
       if (!req.headers.authorization?.startsWith('Bearer ')) return void res.writeHead(401).end();
       const endpoint = t.url.replace('http://', 'ws://');
-      res.writeHead(200, { 'Content-Type': 'application/json' }).end(
-        JSON.stringify({ url: `${endpoint}/socket.io?access_token=stub`, endpoint, path: '/socket.io', token: 'stub-access-token', expiresAt: Date.now() + 3_600_000 }),
-      );
+      res
+        .writeHead(200, { 'Content-Type': 'application/json' })
+        .end(
+          JSON.stringify({
+            url: `${endpoint}/socket.io?access_token=stub`,
+            endpoint,
+            path: '/socket.io',
+            token: 'stub-access-token',
+            expiresAt: Date.now() + 3_600_000,
+          }),
+        );
     });
     await new Promise<void>((r) => stub.listen(0, '127.0.0.1', r));
     stubUrl = `http://127.0.0.1:${(stub.address() as AddressInfo).port}`;

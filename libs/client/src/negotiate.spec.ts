@@ -107,7 +107,14 @@ describe('SyncClient with negotiateUrl', () => {
     expect(JSON.stringify(c.inspect())).not.toContain('svc-token-1');
 
     // a change from elsewhere arrives live through the same connection
-    sync.applyExternal({ changeId: '00000000-0000-4000-8000-000000000001', operation: 'insert', collection: 'tasks', documentId: 't-2', data: { title: 'live', sync_updated_at: Date.now() }, timestamp: Date.now() } as never);
+    sync.applyExternal({
+      changeId: '00000000-0000-4000-8000-000000000001',
+      operation: 'insert',
+      collection: 'tasks',
+      documentId: 't-2',
+      data: { title: 'live', sync_updated_at: Date.now() },
+      timestamp: Date.now(),
+    } as never);
     await until(() => !!c.getDocument('tasks', 't-2'), 'the live change');
   });
 
@@ -247,7 +254,10 @@ describe('SyncClient with negotiateUrl', () => {
   it('a 401 is UNAUTHENTICATED: the token is asked for again (forceRefresh) before the retry', async () => {
     const asked: boolean[] = [];
     neg.handlers = [
-      (req, res) => void res.writeHead(req.headers.authorization === 'Bearer fresh-jwt' ? 200 : 401, { 'Content-Type': 'application/json' }).end(JSON.stringify(azureAnswer('good'))),
+      (req, res) =>
+        void res
+          .writeHead(req.headers.authorization === 'Bearer fresh-jwt' ? 200 : 401, { 'Content-Type': 'application/json' })
+          .end(JSON.stringify(azureAnswer('good'))),
     ];
     const c = client({
       token: undefined,

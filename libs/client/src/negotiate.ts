@@ -42,7 +42,10 @@ export class NegotiateError extends Error {
   }
 }
 
-type FetchLike = (url: string, init: { method: string; headers: Record<string, string>; signal: AbortSignal; redirect: 'error' }) => Promise<{
+type FetchLike = (
+  url: string,
+  init: { method: string; headers: Record<string, string>; signal: AbortSignal; redirect: 'error' },
+) => Promise<{
   status: number;
   headers: { get(name: string): string | null };
   body?: unknown;
@@ -82,7 +85,10 @@ export async function negotiate(req: NegotiateRequest): Promise<NegotiatedTarget
       // no redirects: the answer decides where the app's JWT goes next, so it must come from here
       res = await f(req.url, { method: 'GET', headers, signal: ctrl.signal, redirect: 'error' });
     } catch (e) {
-      throw new NegotiateError('NEGOTIATE_FAILED', `negotiate ${req.url}: ${ctrl.signal.aborted && !req.signal?.aborted ? `no answer within ${req.timeoutMs} ms` : (e as Error).message}`);
+      throw new NegotiateError(
+        'NEGOTIATE_FAILED',
+        `negotiate ${req.url}: ${ctrl.signal.aborted && !req.signal?.aborted ? `no answer within ${req.timeoutMs} ms` : (e as Error).message}`,
+      );
     }
     if (res.status === 501) {
       // not in Azure mode: connect to the server directly (the body is not needed)
@@ -95,7 +101,11 @@ export async function negotiate(req: NegotiateRequest): Promise<NegotiatedTarget
       throw new NegotiateError('NEGOTIATE_FAILED', `negotiate ${req.url}: HTTP ${res.status}`, res.status);
     }
     const text = await readLimited(res, MAX_NEGOTIATE_BYTES).catch((e: Error) => {
-      throw new NegotiateError('NEGOTIATE_FAILED', `negotiate ${req.url}: ${ctrl.signal.aborted && !req.signal?.aborted ? `body not read within ${req.timeoutMs} ms` : e.message}`, res.status);
+      throw new NegotiateError(
+        'NEGOTIATE_FAILED',
+        `negotiate ${req.url}: ${ctrl.signal.aborted && !req.signal?.aborted ? `body not read within ${req.timeoutMs} ms` : e.message}`,
+        res.status,
+      );
     });
     return parseNegotiateAnswer(text, req.url, res.status);
   } finally {
@@ -126,7 +136,8 @@ export function parseNegotiateAnswer(text: string, negotiateUrl: string, status 
   // Socket.IO would take a path in the URL as a namespace: the path comes in `path`
   if (u.username || u.password || (u.pathname && u.pathname !== '/') || u.search || u.hash) throw bad('`endpoint` must be an origin only (scheme, host, port)');
   // no downgrade: an https negotiate URL never sends the app's JWT over plain ws/http
-  if (new URL(negotiateUrl).protocol === 'https:' && (u.protocol === 'ws:' || u.protocol === 'http:')) throw bad('an https negotiate URL answered an unencrypted endpoint');
+  if (new URL(negotiateUrl).protocol === 'https:' && (u.protocol === 'ws:' || u.protocol === 'http:'))
+    throw bad('an https negotiate URL answered an unencrypted endpoint');
   if (typeof path !== 'string' || !path.startsWith('/') || path.length > MAX_PATH_CHARS || !printable(path) || path.includes('?') || path.includes('#')) {
     throw bad('`path` is missing or not a URL path');
   }
