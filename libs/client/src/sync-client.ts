@@ -1611,10 +1611,10 @@ function publicChange(e: OutboxEntry): PendingChange {
   };
 }
 
-/** A server's retryAfterMs hint, bounded (at most an hour); undefined when absent or nonsense. */
 /** A negotiated access token is renewed when less than this is left before its expiresAt. */
 const NEGOTIATE_RENEW_MS = 60_000;
 
+/** A server's retryAfterMs hint, bounded (at most an hour); undefined when absent or nonsense. */
 function validHint(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? Math.min(v, 3_600_000) : undefined;
 }
