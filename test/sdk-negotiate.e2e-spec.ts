@@ -3,10 +3,14 @@
  * to the server directly; with a negotiate endpoint that answers as Azure Web PubSub's would (a
  * stand-in on 127.0.0.1 pointing at this server's own URL and /socket.io path: the service itself
  * cannot be reached from here) the SDK connects where the answer says, the app's JWT in auth.token,
- * and syncs for real. Nothing leaves 127.0.0.1. */
+ * and syncs for real. The answer the server gives in Azure mode (its negotiator, signing locally) is
+ * checked to be what the SDK takes. Nothing leaves 127.0.0.1. */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { MemoryStorage, SyncClient, type SyncClientError, type SyncClientOptions } from '@sync/client';
+import { randomBytes } from 'node:crypto';
+import { parseNegotiateAnswer } from '../libs/client/src/negotiate';
+import { AzureWebPubSubNegotiator } from '../src/integrations/azure/azure-web-pubsub';
 import { SyncGateway } from '../src/sync/sync.gateway';
 import { startTestApp, TestApp, waitFor } from './support/app';
 import { hs256, TEST_SECRET } from './support/jwt';
@@ -38,17 +42,15 @@ describe('SDK negotiateUrl against the real server', () => {
       stubRequests.push({ url: req.url ?? '', authorization: req.headers.authorization });
       if (!req.headers.authorization?.startsWith('Bearer ')) return void res.writeHead(401).end();
       const endpoint = t.url.replace('http://', 'ws://');
-      res
-        .writeHead(200, { 'Content-Type': 'application/json' })
-        .end(
-          JSON.stringify({
-            url: `${endpoint}/socket.io?access_token=stub`,
-            endpoint,
-            path: '/socket.io',
-            token: 'stub-access-token',
-            expiresAt: Date.now() + 3_600_000,
-          }),
-        );
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end(
+        JSON.stringify({
+          url: `${endpoint}/socket.io?access_token=stub`,
+          endpoint,
+          path: '/socket.io',
+          token: 'stub-access-token',
+          expiresAt: Date.now() + 3_600_000,
+        }),
+      );
     });
     await new Promise<void>((r) => stub.listen(0, '127.0.0.1', r));
     stubUrl = `http://127.0.0.1:${(stub.address() as AddressInfo).port}`;
@@ -130,5 +132,22 @@ describe('SDK negotiateUrl against the real server', () => {
     await waitFor(() => errors.length >= 2, 15_000, 'two refused negotiates');
     expect(errors.every((e) => e.code === 'UNAUTHENTICATED')).toBe(true);
     expect(erin.isOnline()).toBe(false);
+  });
+});
+
+describe("the server's Azure-mode negotiate answer", () => {
+  it('is what the SDK takes: a wss: origin, the hub path, the access token, expiresAt (signed locally, no network)', async () => {
+    const negotiator = new AzureWebPubSubNegotiator({
+      connectionString: `Endpoint=https://sync-test.webpubsub.invalid;AccessKey=${randomBytes(32).toString('base64')};Version=1.0;`,
+      hub: 'syncHub',
+    });
+    const answer = await negotiator.negotiate('alice');
+    expect(parseNegotiateAnswer(JSON.stringify(answer), 'https://app.example/api/negotiate')).toEqual({
+      via: 'negotiated',
+      endpoint: 'wss://sync-test.webpubsub.invalid',
+      path: '/clients/socketio/hubs/syncHub',
+      accessToken: answer.token,
+      expiresAt: answer.expiresAt,
+    });
   });
 });
