@@ -6,8 +6,7 @@ import type { Connection } from 'mongoose';
 import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
 import { MetricsService } from '../health/metrics.service';
-import { FEED_COLLECTION, FeedEntry } from '../sync/change-feed.repository';
-import { CLUSTER_BUS } from '../sync/delivery.service';
+import { CLUSTER_BUS } from '../delivery/delivery.ports';
 import { deriveBusKey } from './cluster.codec';
 import { RedisClusterBus } from './redis-cluster-bus';
 
@@ -24,7 +23,8 @@ export function makeNodeId(): string {
 /**
  * Provides CLUSTER_BUS when REDIS_URL is set (a RedisClusterBus on the channel
  * `<REDIS_CHANNEL_PREFIX>:<database name>:changes`), nothing otherwise: DeliveryService injects it
- * optionally and then delivers only the changes written through this node.
+ * optionally; without it, each node still delivers the other nodes' changes, from the feed, at
+ * DELIVERY_POLL_INTERVAL_MS.
  */
 @Global()
 @Module({
@@ -46,17 +46,6 @@ export function makeNodeId(): string {
           nodeId: makeNodeId(),
           maxMessageBytes: config.scale.redisMaxMessageBytes,
           metrics,
-          replay: {
-            // a writer holds its document lease at most lockTtlMs between claiming a position and applying it
-            marginMs: config.sync.lockTtlMs,
-            since: (fromMs, limit) =>
-              connection
-                .db!.collection<FeedEntry>(FEED_COLLECTION)
-                .find({ createdAt: { $gte: new Date(fromMs) }, state: 'applied' })
-                .sort({ _id: 1 })
-                .limit(limit)
-                .toArray(),
-          },
         });
       },
     },

@@ -3,8 +3,8 @@ import Redis, { RedisOptions } from 'ioredis';
 import { Counter, Gauge } from 'prom-client';
 import { MetricsService } from '../health/metrics.service';
 import type { FeedEntry } from '../sync/change-feed.repository';
-import { ClusterBus } from '../sync/delivery.service';
-import { BusKey, ClusterCodecError, decodeMessage, encodeBatch, isDeliverableEntry } from './cluster.codec';
+import { ClusterBus } from '../delivery/delivery.ports';
+import { BusKey, ClusterCodecError, decodeMessage, encodeBatch } from './cluster.codec';
 
 /** What /health shows about the bus. */
 export interface ClusterBusHealth {
@@ -41,18 +41,7 @@ export interface RedisClusterBusOptions {
   /** Reconnect backoff bounds (ms): doubles from `min` up to `max`, with jitter. */
   backoff?: { min: number; max: number };
   connectTimeoutMs?: number;
-  /**
-   * Catch-up when the bus comes back: the applied feed entries created since `fromMs` (oldest
-   * position first), of which those this node has not delivered yet are delivered locally.
-   */
-  replay?: {
-    since(fromMs: number, limit: number): Promise<FeedEntry[]>;
-    /** Read from this long before the outage began (a writer may apply an entry this late). */
-    marginMs: number;
-    /** At most this many entries are replayed; beyond, clients catch up through sync:get_changes. */
-    limit?: number;
-  };
-  /** How many recent feed positions are remembered to never deliver one twice (default 50,000). */
+  /** How many recent feed positions are remembered so none is handed over twice (default 50,000). */
   rememberPositions?: number;
 }
 
@@ -96,14 +85,15 @@ export function redactRedisUrl(url: string): string {
  * Carries applied changes between server nodes over one Redis pub/sub channel.
  *
  * Each node publishes the feed entries it applied, tagged with its node id; every node receives every
- * message, ignores its own and hands the others to DeliveryService.deliverLocal, which routes them
- * through its local subscriptions and read rules. Delivery through the bus is best effort: the write
+ * message, ignores its own and offers the others to its DeliveryService, which delivers them in feed
+ * order through its local subscriptions and read rules. Delivery through the bus is best effort: the write
  * is in MongoDB before it is published, and a client that missed a live change gets it from the
  * change feed (sync:get_changes). So Redis being down never fails a write nor the node: publishing is
  * skipped (and counted) while it is down, both connections reconnect with a capped, jittered backoff,
- * and state changes are logged once, not per failed attempt. When the bus is back, the changes other
- * nodes applied meanwhile are read from the feed and delivered (`replay`); positions already delivered
- * here are remembered, so a change reaches a socket once whether it came live, replayed, or both.
+ * and state changes are logged once, not per failed attempt. Nothing depends on the bus for
+ * correctness: every node's FeedTailer reads the feed for what the bus did not bring (down, message
+ * lost, node died before publishing) and delivers every change once, in feed order; the bus only
+ * brings changes sooner and wakes the tailer.
  */
 export class RedisClusterBus extends ClusterBus implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('ClusterBus');
@@ -120,10 +110,14 @@ export class RedisClusterBus extends ClusterBus implements OnModuleInit, OnModul
   private errorLogged = false;
   private skippedWhileDown = 0;
   private closing = false;
-  /** When the bus last stopped being up (construction counts: nothing was received before). */
-  private downSince = Date.now();
-  /** Positions delivered on this node (applied here or received), so none is delivered twice. */
+  /** Positions published or received here, so none is handed to delivery twice (delivery dedupes too). */
   private readonly seen: RecentPositions;
+
+  /**
+   * Test-only fault injection, off unless a test sets it on the instance: the next `dropPublishes`
+   * messages are not sent, as if Redis had lost them. Not reachable from configuration or the network.
+   */
+  readonly faults = { dropPublishes: 0 };
 
   private readonly connectedGauge: Gauge;
   private readonly published: Counter;
@@ -141,7 +135,7 @@ export class RedisClusterBus extends ClusterBus implements OnModuleInit, OnModul
     this.received = new Counter({ name: 'sync_cluster_changes_received_total', help: 'Changes received from other nodes and handed to local delivery', registers });
     this.replayed = new Counter({
       name: 'sync_cluster_changes_replayed_total',
-      help: 'Changes of other nodes missed while the bus was down, read from the feed and delivered when it came back',
+      help: 'Changes of other nodes the bus did not bring (down, lost, late): read from the change feed and delivered from there',
       registers,
     });
     this.seen = new RecentPositions(opts.rememberPositions ?? 50_000);
@@ -205,10 +199,14 @@ export class RedisClusterBus extends ClusterBus implements OnModuleInit, OnModul
     this.handler = handler;
   }
 
+  override recovered(count: number): void {
+    this.replayed.inc(count);
+  }
+
   publish(entries: FeedEntry[]): void {
     if (entries.length === 0) return;
     try {
-      for (const e of entries) this.seen.add(e._id); // delivered here by DeliveryService already
+      for (const e of entries) this.seen.add(e._id); // delivered here already
       // only the publishing connection matters here (our own subscription may be down on its own)
       if (this.pub.status !== 'ready') {
         this.skippedWhileDown += entries.length;
@@ -226,6 +224,10 @@ export class RedisClusterBus extends ClusterBus implements OnModuleInit, OnModul
       }
       const sent = entries.length - dropped.length;
       for (const m of messages) {
+        if (this.faults.dropPublishes > 0) {
+          this.faults.dropPublishes--;
+          continue;
+        }
         this.pub.publish(this.channel, m).catch((e: Error) => {
           this.dropped.inc({ reason: 'publish_failed' });
           this.logger.warn(`publish failed: ${e.message}`);
@@ -296,20 +298,18 @@ export class RedisClusterBus extends ClusterBus implements OnModuleInit, OnModul
     this.up = up;
     this.since = Date.now();
     this.connectedGauge.set(up ? 1 : 0);
-    if (!up) this.downSince = this.since;
     if (up) {
-      void this.replayMissed(this.downSince);
       this.errorLogged = false;
       this.lastError = undefined;
       const skipped = this.skippedWhileDown;
       this.skippedWhileDown = 0;
       this.logger.log(
         `cluster bus up (node ${this.nodeId}, channel ${this.channel})` +
-          (skipped ? `; ${skipped} change(s) applied here while it was down were not pushed to the other nodes (their clients catch up through the change feed)` : ''),
+          (skipped ? `; ${skipped} change(s) applied here while it was down were not pushed to the other nodes (the other nodes read them from the change feed)` : ''),
       );
     } else if (!this.closing) {
       this.logger.warn(
-        `cluster bus down${this.lastError ? ` (${this.lastError})` : ''}: changes written on other nodes are not pushed live to this node's clients until it is back; writes go on`,
+        `cluster bus down${this.lastError ? ` (${this.lastError})` : ''}: changes of other nodes reach this node's clients through the change feed (DELIVERY_POLL_INTERVAL_MS) until it is back; writes go on`,
       );
     }
   }
@@ -331,7 +331,7 @@ export class RedisClusterBus extends ClusterBus implements OnModuleInit, OnModul
       this.logger.warn(`dropped ${decoded.invalid} malformed change(s) in a message from node ${decoded.node}`);
     }
     if (!this.handler) return;
-    const fresh = decoded.entries.filter((e) => this.seen.add(e._id)); // a replayed one is not delivered again
+    const fresh = decoded.entries.filter((e) => this.seen.add(e._id));
     if (!fresh.length) return;
     try {
       this.handler(fresh);
@@ -339,36 +339,5 @@ export class RedisClusterBus extends ClusterBus implements OnModuleInit, OnModul
     } catch (e) {
       this.logger.error(`delivery of ${fresh.length} change(s) from node ${decoded.node} failed: ${(e as Error).stack}`);
     }
-  }
-
-  /**
-   * After an outage: delivers the changes other nodes applied meanwhile (read from the feed), so that
-   * clients connected through it get them without having to reconnect. Best effort, like the bus.
-   */
-  private async replayMissed(downSince: number): Promise<void> {
-    const replay = this.opts.replay;
-    const handler = this.handler;
-    if (!replay || !handler) return;
-    const limit = replay.limit ?? 10_000;
-    let found: FeedEntry[];
-    try {
-      found = await replay.since(downSince - replay.marginMs, limit + 1);
-    } catch (e) {
-      this.logger.warn(`could not read the changes missed while the bus was down: ${(e as Error).message}; clients get them through sync:get_changes`);
-      return;
-    }
-    const missed = found.slice(0, limit).filter((e) => isDeliverableEntry(e) && this.seen.add(e._id));
-    for (let i = 0; i < missed.length && !this.closing; i += 500) {
-      const chunk = missed.slice(i, i + 500);
-      try {
-        handler(chunk);
-        this.replayed.inc(chunk.length);
-      } catch (e) {
-        this.logger.error(`delivery of ${chunk.length} replayed change(s) failed: ${(e as Error).stack}`);
-      }
-    }
-    if (missed.length) this.logger.log(`delivered ${missed.length} change(s) of other nodes missed while the bus was down`);
-    if (found.length > limit)
-      this.logger.warn(`more than ${limit} changes were applied while the bus was down: only the first ${limit} were replayed; clients get the rest through sync:get_changes`);
   }
 }

@@ -14,6 +14,9 @@ import type { Socket } from 'socket.io';
 export function queuedBytes(socket: Socket): number {
   const conn = (socket as unknown as { conn?: EngineConn }).conn;
   if (!conn) return 0;
+  // the common case, cheaply: a transport that is writable has handed everything sent so far to the
+  // kernel (Engine.IO marks it busy until the WebSocket's write callback), and nothing waits
+  if (conn.transport?.writable === true && !conn.writeBuffer?.length) return 0;
   return writeBufferBytes(conn.writeBuffer) + transportBufferedBytes(conn.transport);
 }
 
@@ -22,7 +25,7 @@ interface EnginePacket {
 }
 interface EngineConn {
   writeBuffer?: EnginePacket[];
-  transport?: { socket?: { bufferedAmount?: number; terminate?: () => void } };
+  transport?: { writable?: boolean; socket?: { bufferedAmount?: number; terminate?: () => void } };
   close?: (discard?: boolean) => void;
 }
 

@@ -223,6 +223,7 @@ export function loadConfig(
       maxChangeBytes: e.MAX_CHANGE_BYTES,
       maxBatchSize: e.MAX_BATCH_SIZE,
       maxHttpBufferSize: e.SOCKET_MAX_HTTP_BUFFER_SIZE ?? Math.max(1024 * 1024, e.MAX_CHANGE_BYTES * 4 + 64 * 1024),
+      maxSocketBufferBytes: e.MAX_SOCKET_BUFFER_BYTES,
       queryMatchBudget: e.QUERY_MATCH_BUDGET,
       readRateLimitMax: e.READ_RATE_LIMIT_MAX,
       readRateLimitWindowMs: e.READ_RATE_LIMIT_WINDOW_MS,
@@ -241,6 +242,7 @@ export function loadConfig(
       rulesFile: e.SYNC_RULES_FILE,
       schemasFile: e.SYNC_SCHEMAS_FILE,
       lockTtlMs: e.SYNC_LOCK_TTL_MS,
+      deliveryPollMs: e.DELIVERY_POLL_INTERVAL_MS,
     },
     scale: {
       redisUrl: e.REDIS_URL,

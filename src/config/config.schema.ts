@@ -87,6 +87,7 @@ export const envSchema = z.object({
   MAX_CHANGE_BYTES: int(256, 64 * 1024 * 1024).default(256 * 1024),
   MAX_BATCH_SIZE: int(1, 10_000).default(500),
   SOCKET_MAX_HTTP_BUFFER_SIZE: int(1024, 512 * 1024 * 1024).optional(),
+  MAX_SOCKET_BUFFER_BYTES: int(64 * 1024, 1024 * 1024 * 1024).default(16 * 1024 * 1024),
   QUERY_MATCH_BUDGET: int(10_000, 1_000_000_000).default(8_000_000),
   READ_RATE_LIMIT_MAX: int(1, 100_000_000).default(1000),
   READ_RATE_LIMIT_WINDOW_MS: int(100, 86_400_000).default(10_000),
@@ -106,6 +107,7 @@ export const envSchema = z.object({
   SYNC_RULES_FILE: optionalString,
   SYNC_SCHEMAS_FILE: optionalString,
   SYNC_LOCK_TTL_MS: int(200, 600_000).default(10_000),
+  DELIVERY_POLL_INTERVAL_MS: int(20, 60_000).default(250),
 
   // scale-out
   REDIS_URL: optionalString.pipe(
@@ -188,6 +190,8 @@ export interface AppConfig {
     maxChangeBytes: number;
     maxBatchSize: number;
     maxHttpBufferSize: number;
+    /** A socket with more than this queued for it (not read by its client) is disconnected. */
+    maxSocketBufferBytes: number;
     /** Work units (≈ characters compared) one user's subscriptions may spend matching one change. */
     queryMatchBudget: number;
     /** Read budget per user (per address before join): tokens per window (ReadBudgetService). */
@@ -212,6 +216,8 @@ export interface AppConfig {
     /** JSON Schemas per collection (SYNC_SCHEMAS_FILE); the rules file may carry them too. */
     schemasFile?: string;
     lockTtlMs: number;
+    /** How often each node reads the feed for changes no one told it about (lost bus messages). */
+    deliveryPollMs: number;
   };
   scale: {
     redisUrl?: string;

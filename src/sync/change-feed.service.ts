@@ -165,6 +165,28 @@ export class ChangeFeedService implements OnApplicationBootstrap, OnModuleDestro
     return this.settled;
   }
 
+  /**
+   * Live delivery's read (FeedTailer): the applied entries after `after`, in feed order, and the
+   * position up to which every entry is settled; waits at a pending entry or a hole like `read`.
+   */
+  async tail(after: number, maxScan: number): Promise<{ entries: FeedEntry[]; position: number }> {
+    const entries: FeedEntry[] = [];
+    const { pos } = await this.walk(
+      after,
+      (e) => {
+        entries.push(e);
+        return 'take';
+      },
+      maxScan,
+    );
+    return { entries, position: pos };
+  }
+
+  /** Highest feed position written (the end of the feed as far as readers may tell). */
+  highWater(): Promise<number> {
+    return this.feed.highWater();
+  }
+
   /** Resolves a get_changes request's starting point: cursor, else since, else the beginning. */
   async startPosition(cursor: unknown, since: unknown): Promise<number> {
     const purged = await this.feed.purgedThrough();

@@ -143,7 +143,8 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
       socket.data.user = user;
       await socket.join([userRoom(user.id), JOINED_ROOM]);
       this.subscriptions.registry.joined(socket.id);
-      const cursor = encodeCursor(await this.feed.head());
+      // never past what this node has delivered live: a change in between reaches the socket live or on catch-up
+      const cursor = encodeCursor(this.delivery.safeCursor(await this.feed.head()));
       if (specs.length) this.subscriptions.scheduleBootstrap(socket, this.subscriptions.addAll(socket, user, specs));
       return { success: true as const, userId: user.id, timestamp: Date.now(), cursor };
     });
@@ -190,6 +191,7 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
       const user = this.requireUser(socket);
       await this.rateLimit.consume(user.id, 1);
       const [ack] = await this.sync.apply([body], this.origin(socket, user));
+      await this.delivery.settleAcks([ack]); // its cursor never lets the client skip a change
       return ack;
     });
   }
@@ -204,6 +206,7 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
       if (changes.length === 0) return { success: true as const, results: [], successCount: 0, failureCount: 0 };
       await this.rateLimit.consume(user.id, changes.length);
       const results = await this.sync.apply(changes, this.origin(socket, user));
+      await this.delivery.settleAcks(results); // their cursors never let the client skip a change
       const successCount = results.filter((r) => r.success).length;
       return { success: true as const, results, successCount, failureCount: results.length - successCount };
     });

@@ -75,6 +75,15 @@ export class RawSocket {
     this.ws.send(frame);
   }
 
+  /** Stops reading from the connection (a client that no longer consumes what it is sent). */
+  pauseReading(): void {
+    (this.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+  }
+
+  resumeReading(): void {
+    (this.ws as unknown as { _socket: { resume(): void } })._socket.resume();
+  }
+
   close(): void {
     this.ws.close();
   }

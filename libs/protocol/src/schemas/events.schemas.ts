@@ -150,6 +150,9 @@ export const TokenExpiredEventSchema = z
   .object({ code: z.literal(ErrorCode.UNAUTHENTICATED), error: z.string(), graceMs: z.number() })
   .meta({ id: 'TokenExpiredEvent' });
 
+/** `sync:error`: an optional notice right before the server disconnects the socket (`SLOW_CONSUMER`: it did not read its live changes). */
+export const SyncErrorEventSchema = z.object({ code: z.string(), error: z.string() }).meta({ id: 'SyncErrorEvent' });
+
 export interface EventSpec {
   direction: 'send' | 'receive';
   summary: string;
@@ -178,6 +181,11 @@ export const PROTOCOL_EVENTS: Record<string, EventSpec> = {
   [EVENTS.changes]: { direction: 'receive', summary: 'Live changes for the subscriptions of this socket', payload: ChangesEventSchema },
   [EVENTS.bootstrap]: { direction: 'receive', summary: 'A page of the snapshot of a new subscription', payload: BootstrapPageSchema },
   [EVENTS.tokenExpired]: { direction: 'receive', summary: "The socket's token expired: re-join with a fresh one or be disconnected", payload: TokenExpiredEventSchema },
+  [EVENTS.syncError]: {
+    direction: 'receive',
+    summary: 'Optional notice before the server disconnects the socket (SLOW_CONSUMER: it stopped reading); reconnect and catch up from the cursor',
+    payload: SyncErrorEventSchema,
+  },
 };
 
 export { ClientChangeSchema, FailureAckSchema };
