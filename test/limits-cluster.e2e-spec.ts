@@ -117,13 +117,23 @@ describeIfRedis('connection limits across nodes (REDIS_URL)', () => {
 
   it('a bucket in Redis follows the local rules: refill, batch by size, oversized batch on a full bucket, forced debt, expiry', async () => {
     const config = loadConfig(
-      { NODE_ENV: 'test', RATE_LIMIT_DISABLED: 'false', REDIS_URL: redis.url, REDIS_CHANNEL_PREFIX: 'unit', SYNC_RATE_LIMIT_MAX: '10', SYNC_RATE_LIMIT_WINDOW_MS: '1000' },
+      {
+        NODE_ENV: 'test',
+        RATE_LIMIT_DISABLED: 'false',
+        REDIS_URL: redis.url,
+        REDIS_CHANNEL_PREFIX: 'unit',
+        SYNC_RATE_LIMIT_MAX: '10',
+        SYNC_RATE_LIMIT_WINDOW_MS: '1000',
+      },
       '/nonexistent',
     );
     const rl = new RateLimitService(config, new MetricsService());
     await rl.onModuleInit();
     const refused = async (taking: Promise<void>) => {
-      const e = await taking.then(() => undefined, (err: unknown) => err);
+      const e = await taking.then(
+        () => undefined,
+        (err: unknown) => err,
+      );
       expect(e).toBeInstanceOf(RateLimitedError);
       return (e as RateLimitedError).retryAfterMs;
     };
@@ -170,7 +180,9 @@ describeIfRedis('connection limits across nodes (REDIS_URL)', () => {
     expect(accepted).toBeLessThanOrEqual(allowance);
     // spent on A (a batch): refused on B, with the shared retryAfterMs
     const other = await joined(a.url, 'rater2');
-    expect(await emitAck(other, 'sync:changeBatch', { changes: Array.from({ length: RATE_MAX }, (_, i) => change(`r2-${i}`)) })).toMatchObject({ success: true });
+    expect(await emitAck(other, 'sync:changeBatch', { changes: Array.from({ length: RATE_MAX }, (_, i) => change(`r2-${i}`)) })).toMatchObject({
+      success: true,
+    });
     const onB = await emitAck(await joined(bUrl, 'rater2'), 'sync:change', change('r2-b'));
     expect(onB).toMatchObject({ success: false, code: 'RATE_LIMITED' });
     expect(onB.retryAfterMs).toBeGreaterThan(RATE_WINDOW_MS / RATE_MAX / 2);
@@ -185,7 +197,11 @@ describeIfRedis('connection limits across nodes (REDIS_URL)', () => {
     const sb = await joined(bUrl, 'reader');
     // a subscription with its bootstrap costs 21 of 30
     expect(await emitAck(sa, 'sync:subscribe', { collection: 'rate_notes' })).toMatchObject({ success: true });
-    expect(await emitAck(sb, 'sync:subscribe', { collection: 'rate_notes' })).toMatchObject({ success: false, code: 'RATE_LIMITED', error: expect.stringMatching(/Too many reads/) });
+    expect(await emitAck(sb, 'sync:subscribe', { collection: 'rate_notes' })).toMatchObject({
+      success: false,
+      code: 'RATE_LIMITED',
+      error: expect.stringMatching(/Too many reads/),
+    });
     expect(await emitAck(sb, 'sync:subscribe', { collection: 'rate_notes', bootstrap: false })).toMatchObject({ success: true }); // 1 more: 22
     closeAll();
   });
@@ -249,7 +265,9 @@ describeIfRedis('connection limits across nodes (REDIS_URL)', () => {
     }
     const ra = await joined(a.url, 'after-outage');
     const rb = await joined(bUrl, 'after-outage');
-    expect(await emitAck(ra, 'sync:changeBatch', { changes: Array.from({ length: RATE_MAX }, (_, i) => change(`after-${i}`)) })).toMatchObject({ success: true });
+    expect(await emitAck(ra, 'sync:changeBatch', { changes: Array.from({ length: RATE_MAX }, (_, i) => change(`after-${i}`)) })).toMatchObject({
+      success: true,
+    });
     expect(await emitAck(rb, 'sync:change', change('after-b'))).toMatchObject({ success: false, code: 'RATE_LIMITED' });
     closeAll();
     await leasesBack();
@@ -288,7 +306,12 @@ describeIfRedis('connection limits across nodes (REDIS_URL)', () => {
     // and the address's two slots held on B are free too (dave is not at his user limit)
     const dave = { auth: { token: await hs256({ sub: 'dave' }, { expiresIn: '1h' }) }, ...from };
     for (let i = 0; i < 2; i++) sockets.push(await connectClient(a.url, dave));
-    expect(await connectClient(a.url, dave).then((s) => (sockets.push(s), 'accepted'), (e: Error) => e.message)).toBe(addressFull);
+    expect(
+      await connectClient(a.url, dave).then(
+        (s) => (sockets.push(s), 'accepted'),
+        (e: Error) => e.message,
+      ),
+    ).toBe(addressFull);
     // eslint-disable-next-line no-console
     console.log(`limits across nodes: the killed node's slots were free after ${freedAfter} ms (lease 2000 ms)`);
   }, 120_000);

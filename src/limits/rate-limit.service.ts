@@ -45,6 +45,8 @@ export class RateLimitService implements OnModuleInit, OnModuleDestroy {
   private sweeper?: NodeJS.Timeout;
   /** With REDIS_URL: the buckets shared by every node. */
   private shared?: RedisTokenBuckets;
+  /** The latest Redis check of each bucket still waiting for its answer (one entry per busy key). */
+  private readonly inFlight = new Map<string, Promise<number>>();
   /** Whether the current Redis outage was logged (once per outage). */
   private warned = false;
 
@@ -85,19 +87,27 @@ export class RateLimitService implements OnModuleInit, OnModuleDestroy {
     const n = Number.isFinite(count) && count > 0 ? Math.ceil(count) : 1;
     const shared = this.shared;
     if (shared) {
+      const id = `${limit.name}\u0000${key}`;
+      const earlier = this.inFlight.get(id); // the check of this bucket sent before this one, if unanswered
       let wait: number | undefined;
       if (shared.ready) {
+        const taking = shared.take(limit.name, key, limit.max, limit.windowMs, n, force, now);
+        this.inFlight.set(id, taking);
         try {
-          wait = await shared.take(limit.name, key, limit.max, limit.windowMs, n, force, now);
+          wait = await taking;
           this.warned = false;
         } catch (e) {
           this.warnOnce(`rate limit check in Redis failed (${(e as Error).message}): counting per node until it answers`);
+        } finally {
+          if (this.inFlight.get(id) === taking) this.inFlight.delete(id);
         }
       } else this.warnOnce('Redis is unreachable: rate limits count per node until it is back');
       if (wait !== undefined) {
         if (wait > 0) throw new RateLimitedError(wait, limit.message);
         return;
       }
+      // answers keep the order of the requests: a fallback first waits for the earlier check's answer
+      if (earlier) await earlier.catch(() => undefined);
       this.metrics.rateLimitFallbacks.inc({ limit: limit.name });
     }
     this.consumeLocal(limit, key, n, now ?? Date.now(), force);
