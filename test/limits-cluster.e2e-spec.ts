@@ -28,6 +28,8 @@ const root = path.join(__dirname, '..');
 /** The changes allowed per user (refilled over 10 minutes: the tests see practically no refill). */
 const RATE_MAX = 10;
 const RATE_WINDOW_MS = 600_000;
+/** Ack timeout: an ack waits until this node has delivered every earlier feed position (DeliveryService.settleAcks), up to the stale limit. */
+const ACK_MS = 60_000;
 
 describeIfRedis('connection limits across nodes (REDIS_URL)', () => {
   const redis = new TestRedis();
@@ -59,7 +61,7 @@ describeIfRedis('connection limits across nodes (REDIS_URL)', () => {
   const joined = async (url: string, userId: string) => {
     const s = await connectClient(url, { auth: { token: await hs256({ sub: userId }, { expiresIn: '1h' }) }, ...own() });
     sockets.push(s);
-    expect(await emitAck(s, 'sync:join', {})).toMatchObject({ success: true, userId });
+    expect(await emitAck(s, 'sync:join', {}, ACK_MS)).toMatchObject({ success: true, userId });
     return s;
   };
   const change = (id: string) => ({ operation: 'insert', collection: 'rate_notes', documentId: id, data: { n: id } });
@@ -88,6 +90,10 @@ describeIfRedis('connection limits across nodes (REDIS_URL)', () => {
       READ_RATE_LIMIT_MAX: '30',
       READ_RATE_LIMIT_WINDOW_MS: String(RATE_WINDOW_MS),
       LIMITS_NODE_LEASE_MS: '2000',
+      // an ack may wait for an earlier feed position up to the stale limit (SYNC_LOCK_TTL_MS × 1.5):
+      // with two nodes writing, a batch was seen waiting the whole 15 s of the default (reported, not a
+      // limits matter); a short lock TTL keeps this suite quick
+      SYNC_LOCK_TTL_MS: '2000',
       MONGODB_URI: testMongoUri('limits_cluster'),
     };
     const port = await freePort();
@@ -170,7 +176,7 @@ describeIfRedis('connection limits across nodes (REDIS_URL)', () => {
     const started = Date.now();
     let accepted = 0;
     for (let i = 0; i < 3 * RATE_MAX; i++) {
-      const ack = await emitAck(i % 2 ? sb : sa, 'sync:change', change(`rater-${i}`));
+      const ack = await emitAck(i % 2 ? sb : sa, 'sync:change', change(`rater-${i}`), ACK_MS);
       if (ack.success) accepted++;
       else expect(ack).toMatchObject({ code: 'RATE_LIMITED', retryAfterMs: expect.any(Number) });
     }
@@ -180,29 +186,29 @@ describeIfRedis('connection limits across nodes (REDIS_URL)', () => {
     expect(accepted).toBeLessThanOrEqual(allowance);
     // spent on A (a batch): refused on B, with the shared retryAfterMs
     const other = await joined(a.url, 'rater2');
-    expect(await emitAck(other, 'sync:changeBatch', { changes: Array.from({ length: RATE_MAX }, (_, i) => change(`r2-${i}`)) })).toMatchObject({
+    expect(await emitAck(other, 'sync:changeBatch', { changes: Array.from({ length: RATE_MAX }, (_, i) => change(`r2-${i}`)) }, ACK_MS)).toMatchObject({
       success: true,
     });
-    const onB = await emitAck(await joined(bUrl, 'rater2'), 'sync:change', change('r2-b'));
+    const onB = await emitAck(await joined(bUrl, 'rater2'), 'sync:change', change('r2-b'), ACK_MS);
     expect(onB).toMatchObject({ success: false, code: 'RATE_LIMITED' });
     expect(onB.retryAfterMs).toBeGreaterThan(RATE_WINDOW_MS / RATE_MAX / 2);
     // other users have their own allowance
-    expect(await emitAck(await joined(bUrl, 'bystander'), 'sync:change', change('bystander-1'))).toMatchObject({ success: true });
+    expect(await emitAck(await joined(bUrl, 'bystander'), 'sync:change', change('bystander-1'), ACK_MS)).toMatchObject({ success: true });
     expect(await metric(a.url, 'sync_rate_limit_fallback_total')).toBe(0);
     closeAll();
-  });
+  }, 180_000);
 
   it('the read budget is one budget over both nodes', async () => {
     const sa = await joined(a.url, 'reader');
     const sb = await joined(bUrl, 'reader');
     // a subscription with its bootstrap costs 21 of 30
-    expect(await emitAck(sa, 'sync:subscribe', { collection: 'rate_notes' })).toMatchObject({ success: true });
-    expect(await emitAck(sb, 'sync:subscribe', { collection: 'rate_notes' })).toMatchObject({
+    expect(await emitAck(sa, 'sync:subscribe', { collection: 'rate_notes' }, ACK_MS)).toMatchObject({ success: true });
+    expect(await emitAck(sb, 'sync:subscribe', { collection: 'rate_notes' }, ACK_MS)).toMatchObject({
       success: false,
       code: 'RATE_LIMITED',
       error: expect.stringMatching(/Too many reads/),
     });
-    expect(await emitAck(sb, 'sync:subscribe', { collection: 'rate_notes', bootstrap: false })).toMatchObject({ success: true }); // 1 more: 22
+    expect(await emitAck(sb, 'sync:subscribe', { collection: 'rate_notes', bootstrap: false }, ACK_MS)).toMatchObject({ success: true }); // 1 more: 22
     closeAll();
   });
 
@@ -240,8 +246,8 @@ describeIfRedis('connection limits across nodes (REDIS_URL)', () => {
     await redis.stop();
     // each node counts on its own meanwhile: every write within a node's own allowance is accepted
     for (let i = 0; i < 4; i++) {
-      expect(await emitAck(sa, 'sync:change', change(`outage-a-${i}`))).toMatchObject({ success: true });
-      expect(await emitAck(sb, 'sync:change', change(`outage-b-${i}`))).toMatchObject({ success: true });
+      expect(await emitAck(sa, 'sync:change', change(`outage-a-${i}`), ACK_MS)).toMatchObject({ success: true });
+      expect(await emitAck(sb, 'sync:change', change(`outage-b-${i}`), ACK_MS)).toMatchObject({ success: true });
     }
     expect(await metric(a.url, 'sync_rate_limit_fallback_total')).toBeGreaterThan(0);
     expect(await metric(bUrl, 'sync_rate_limit_fallback_total')).toBeGreaterThan(0);
@@ -256,7 +262,7 @@ describeIfRedis('connection limits across nodes (REDIS_URL)', () => {
       await waitFor(
         async () => {
           const user = `probe-${node}-${++n}`;
-          await emitAck(await joined(url, user), 'sync:change', change(user));
+          await emitAck(await joined(url, user), 'sync:change', change(user), ACK_MS);
           return (await probe.exists(`sync:limits:rate:changes:${user}`).catch(() => 0)) === 1;
         },
         30_000,
@@ -265,13 +271,13 @@ describeIfRedis('connection limits across nodes (REDIS_URL)', () => {
     }
     const ra = await joined(a.url, 'after-outage');
     const rb = await joined(bUrl, 'after-outage');
-    expect(await emitAck(ra, 'sync:changeBatch', { changes: Array.from({ length: RATE_MAX }, (_, i) => change(`after-${i}`)) })).toMatchObject({
+    expect(await emitAck(ra, 'sync:changeBatch', { changes: Array.from({ length: RATE_MAX }, (_, i) => change(`after-${i}`)) }, ACK_MS)).toMatchObject({
       success: true,
     });
-    expect(await emitAck(rb, 'sync:change', change('after-b'))).toMatchObject({ success: false, code: 'RATE_LIMITED' });
+    expect(await emitAck(rb, 'sync:change', change('after-b'), ACK_MS)).toMatchObject({ success: false, code: 'RATE_LIMITED' });
     closeAll();
     await leasesBack();
-  });
+  }, 180_000);
 
   it('a user allowed 3 connections gets 3 in total over two nodes, and a killed node frees its slots (user and address) within the lease', async () => {
     await connect(a.url);
