@@ -1,21 +1,31 @@
 /**
- * Bundles the client SDK for browsers (libs/client/src/browser.ts -> a global `SyncSdk`) into
- * public/demo/sync-client.js, which the server serves at /demo/sync-client.js next to the demo page
- * (the same file the package ships as dist/sync-client.global.js), and the React example
- * (libs/client/examples/react/main.tsx) into public/demo/react/app.js, served at /demo/react/.
+ * Browser builds next to the SDK package:
+ *
+ * - buildClient bundles the SDK for a plain <script> (libs/client/src/browser.ts -> a global
+ *   `SyncSdk`); scripts/build-sdk.ts runs it to make the package's dist/sync-client.global.js.
+ * - copyDemoSdk copies that file from the built package (libs/client/dist) to
+ *   public/demo/sync-client.js, which the server serves at /demo/sync-client.js for the demo page:
+ *   the demo runs exactly what is published, as an app loading the package's <script> build would.
+ * - buildReactExample bundles the React example (libs/client/examples/react/main.tsx) against the
+ *   built package into public/demo/react/app.js, served at /demo/react/.
+ *
  * Run by `npm run build` (after build:sdk, before `nest build`, which copies public/ into dist/public).
  *
- *   tsx scripts/build-client.ts [--outfile path] [--no-minify]
+ *   tsx scripts/build-client.ts [--no-minify]
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { build, type Plugin } from 'esbuild';
 
 export const ROOT = path.resolve(__dirname, '..');
-export const DEFAULT_OUTFILE = path.join(ROOT, 'public', 'demo', 'sync-client.js');
+/** Where the demo page loads the SDK from (public/demo/index.html: <script src="sync-client.js">). */
+export const DEMO_SDK_FILE = path.join(ROOT, 'public', 'demo', 'sync-client.js');
+/** The package's <script> build, as scripts/build-sdk.ts names it in dist/. */
+export const GLOBAL_BUILD = 'sync-client.global.js';
 
-export async function buildClient(opts: { outfile?: string; minify?: boolean; sourcemap?: boolean } = {}): Promise<string> {
-  const outfile = opts.outfile ?? DEFAULT_OUTFILE;
+/** Bundles the SDK's browser entry into one IIFE defining the global `SyncSdk`. */
+export async function buildClient(opts: { outfile: string; minify?: boolean; sourcemap?: boolean }): Promise<string> {
+  const outfile = opts.outfile;
   await build({
     entryPoints: [path.join(ROOT, 'libs', 'client', 'src', 'browser.ts')],
     outfile,
@@ -30,6 +40,25 @@ export async function buildClient(opts: { outfile?: string; minify?: boolean; so
     logLevel: 'warning',
     tsconfig: path.join(ROOT, 'tsconfig.json'),
   });
+  return outfile;
+}
+
+/**
+ * Copies the built package's <script> build (`<packageDir>/dist/sync-client.global.js`, default
+ * libs/client) to the demo page (public/demo/sync-client.js, or `outfile`). The package must have
+ * been built (npm run build:sdk).
+ */
+export function copyDemoSdk(opts: { packageDir?: string; outfile?: string } = {}): string {
+  const from = path.join(opts.packageDir ?? path.join(ROOT, 'libs', 'client'), 'dist', GLOBAL_BUILD);
+  const outfile = opts.outfile ?? DEMO_SDK_FILE;
+  if (!fs.existsSync(from)) throw new Error(`${from} is missing: run npm run build:sdk first`);
+  fs.mkdirSync(path.dirname(outfile), { recursive: true });
+  // write-then-rename: a server serving the page meanwhile never sees half a file
+  const tmp = `${outfile}.${process.pid}.tmp`;
+  fs.copyFileSync(from, tmp);
+  fs.renameSync(tmp, outfile);
+  // a source map of an older build from the sources would no longer match
+  fs.rmSync(`${outfile}.map`, { force: true });
   return outfile;
 }
 
@@ -77,14 +106,14 @@ export async function buildReactExample(opts: { outfile?: string; minify?: boole
 
 if (require.main === module) {
   const argv = process.argv.slice(2);
-  const i = argv.indexOf('--outfile');
   const minify = !argv.includes('--no-minify');
-  buildClient({ outfile: i >= 0 ? path.resolve(argv[i + 1]) : undefined, minify })
-    .then(async (f) => {
+  Promise.resolve()
+    .then(async () => {
+      const f = copyDemoSdk();
       const r = await buildReactExample({ minify });
-      return `${path.relative(process.cwd(), f)} and ${path.relative(process.cwd(), r)}`;
+      return `${path.relative(process.cwd(), f)} (from libs/client/dist/${GLOBAL_BUILD}) and ${path.relative(process.cwd(), r)}`;
     })
-    .then((f) => console.log(`client SDK bundled into ${f}`))
+    .then((f) => console.log(`demo SDK ready: ${f}`))
     .catch((e) => {
       console.error(e);
       process.exit(1);

@@ -2,9 +2,11 @@
  * browser contexts share a task list; one goes offline, edits, comes back, and both converge.
  * Screenshots go to test-artifacts/. */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { buildClient } from '../scripts/build-client';
+import { copyDemoSdk, GLOBAL_BUILD } from '../scripts/build-client';
+import { buildSdk } from '../scripts/build-sdk';
 import { startTestApp, TestApp } from './support/app';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -40,9 +42,14 @@ describeIf('demo page in Chromium', () => {
   let t: TestApp;
   let browser: Browser;
   const contexts: BrowserContext[] = [];
+  let pkgDir: string | undefined;
 
   beforeAll(async () => {
-    await buildClient({ minify: false });
+    // the page loads the package's own <script> build, as npm run build copies it: build the
+    // package in a directory of its own (other suites may be building libs/client/dist) and copy
+    pkgDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sdk-demo-'));
+    await buildSdk({ types: false, packageDir: pkgDir });
+    copyDemoSdk({ packageDir: pkgDir });
     t = await startTestApp({ AUTH_MODE: 'dev' }, 'demo_browser');
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -53,6 +60,7 @@ describeIf('demo page in Chromium', () => {
     for (const c of contexts) await c.close().catch(() => undefined);
     await browser?.close();
     await t?.close();
+    if (pkgDir) fs.rmSync(pkgDir, { recursive: true, force: true });
   });
 
   async function openDemo(user: string): Promise<{ context: BrowserContext; page: Page; errors: string[] }> {
@@ -72,6 +80,8 @@ describeIf('demo page in Chromium', () => {
     expect(await res.text()).toContain('sync-client.js');
     const js = await fetch(`${t.url}/demo/sync-client.js`);
     expect(js.status).toBe(200);
+    // exactly the package's published <script> build
+    expect(await js.text()).toBe(fs.readFileSync(path.join(pkgDir!, 'dist', GLOBAL_BUILD), 'utf8'));
   });
 
   it('two pages share tasks live; one goes offline, edits, comes back, and both converge', async () => {

@@ -1,5 +1,5 @@
 /**
- * The sync client SDK, browser entry point (bundled by scripts/build-client.ts into a global
+ * The sync client SDK, browser entry point (bundled by scripts/build-client.ts into the package's global
  * `SyncSdk`). A storage given to the SyncClient constructor as a string is an IndexedDB name here.
  */
 import { IndexedDbStorage } from './storage/indexeddb-storage';

@@ -58,6 +58,21 @@ describe('isNewer (last write wins, the feed position breaks ties)', () => {
 });
 
 describe('LocalView', () => {
+  it("keeps the server's copy of a change when the ack of that same change arrives after it", () => {
+    const { view } = viewWithEvents();
+    const e = pend('update', 'a', { y: 2 });
+    view.addPending(e);
+    // the server's full document for this change (same version and feed position as the ack)
+    expect(view.offer({ ...base('a', 500, { x: 1, y: 2, _updated_by: 'u1' }, 'live', 'c1a') }, 'remote')).toBe(true);
+    // the ack's copy, rebuilt locally, lacks what only the server knows
+    expect(view.settle(e, 'ack', base('a', 500, { y: 2 }, 'live', 'c1a'))).toBe(false);
+    expect(view.getBase('tasks', 'a')?.doc).toEqual({ x: 1, y: 2, _updated_by: 'u1', _id: 'a', sync_updated_at: 500 });
+    // a later version still replaces it
+    const e2 = pend('update', 'a', { y: 3 });
+    view.addPending(e2);
+    expect(view.settle(e2, 'ack', base('a', 501, { x: 1, y: 3 }, 'live', 'c1b'))).toBe(true);
+  });
+
   it('shows a pending change at once and keeps it over older or newer server states until settled', () => {
     const { view, events } = viewWithEvents();
     view.offer(base('a', 10, { title: 'server', done: false }), 'remote');

@@ -134,7 +134,9 @@ export class LocalView extends TypedEmitter<LocalViewEvents> {
       if (i >= 0) list.splice(i, 1);
       if (!list.length) this.pending.delete(key);
     }
-    const took = base ? this.putBase(base, force) : false;
+    // an ack's copy is rebuilt from the local change: when the server's own copy of that very change
+    // (same version, same feed position) is already here, the server's copy stays (it is complete)
+    const took = base ? this.putBase(base, force, source === 'ack') : false;
     this.refresh(entry.collection, entry.documentId, source);
     return took;
   }
@@ -156,10 +158,11 @@ export class LocalView extends TypedEmitter<LocalViewEvents> {
     return true;
   }
 
-  private putBase(rec: DocRecord, force: boolean): boolean {
+  private putBase(rec: DocRecord, force: boolean, yieldOnTie = false): boolean {
     const key = docKey(rec.collection, rec.id);
     const cur = this.bases.get(key);
     if (cur && !force && !isNewer(rec, cur)) return false;
+    if (cur && !force && yieldOnTie && cur.ts === rec.ts && cur.cursor !== undefined && cur.cursor === rec.cursor) return false;
     this.bases.set(key, rec);
     return true;
   }

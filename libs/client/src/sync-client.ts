@@ -34,6 +34,7 @@ import {
 } from './storage/storage.types';
 import { backoffDelay, isPlainObject, uuid } from './util';
 import { type DocumentIdInput, toDocumentId } from './object-id';
+import { negotiate, NegotiateError, type NegotiatedTarget } from './negotiate';
 
 /** Supplies a JWT; called at connect, and with `forceRefresh` after the server refused or expired one. */
 export type TokenProvider = (opts: { forceRefresh: boolean }) => string | undefined | null | Promise<string | undefined | null>;
@@ -90,6 +91,19 @@ export interface SyncClientOptions {
    * A function decides per reset.
    */
   clientResetMode?: ClientResetMode | ((info: { pending: PendingChange[] }) => ClientResetMode | Promise<ClientResetMode>);
+  /**
+   * Start every (re)connect from a negotiate URL (Azure Web PubSub for Socket.IO, docs/SDK.md
+   * "Connecting through Azure Web PubSub"): e.g. `/api/negotiate` (relative to serverUrl). The client
+   * GETs it with the app's token as `Authorization: Bearer` and connects to the answer's `endpoint`
+   * and `path` with `query.access_token`, the app's JWT still in `auth.token`. It negotiates again
+   * when the answer's `expiresAt` is less than a minute away or a connection with it was refused.
+   * A 501 (the server is not in Azure mode) means: connect to serverUrl directly. A failed or odd
+   * answer is an `error` event (code NEGOTIATE_FAILED or UNAUTHENTICATED) and a retry after the
+   * reconnect backoff.
+   */
+  negotiateUrl?: string;
+  /** Most time for one negotiate request, answer included (default 10 s). */
+  negotiateTimeoutMs?: number;
 }
 
 export type ClientResetMode = 'recoverUnsyncedChanges' | 'discardUnsyncedChanges';
@@ -149,6 +163,12 @@ export interface InspectReport {
   storage: { kind: string; durable: boolean };
   /** Reconnect backoff: failed attempts in a row and when the next one is due (UTC ms), if scheduled. */
   reconnect: { attempt: number; nextAt: number | null };
+  /**
+   * Where the client connects: `direct` (serverUrl), or with `negotiateUrl` what the last negotiate
+   * said (`negotiated`: through the service, until `expiresAt`; `direct` after a 501). Null before
+   * the first negotiate. The access token is never shown.
+   */
+  connection: { via: 'direct' | 'negotiated'; endpoint: string; path: string; expiresAt: number | null } | null;
   outbox: {
     changeId: string;
     seq: number;
@@ -192,6 +212,7 @@ export type SyncErrorCode =
   | 'OFFLINE'
   | 'TIMEOUT'
   | 'CLOSED'
+  | 'NEGOTIATE_FAILED'
   // eslint-disable-next-line @typescript-eslint/ban-types
   | (string & {});
 
@@ -346,6 +367,11 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
   private writes = new Set<Promise<unknown>>();
   private networkCleanup?: () => void;
   private readonly connectWaiters = new Set<(err?: Error) => void>();
+  /** With negotiateUrl: the last negotiate answer, a connect attempt under way, its cancellation. */
+  private negotiated?: NegotiatedTarget;
+  private opening = false;
+  private openSeq = 0;
+  private negotiateAbort?: AbortController;
 
   /**
    * @param serverUrl the sync server (e.g. http://localhost:3000)
@@ -424,9 +450,15 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       );
       this.connectWaiters.add(finish);
     });
-    if (!this.socket) this.createSocket();
-    if (!this.socket!.connected && !this.socket!.active) this.socket!.connect();
-    else if (this.joined) this.requestCatchUp();
+    if (this.options.negotiateUrl) {
+      if (this.socket?.connected) {
+        if (this.joined) this.requestCatchUp();
+      } else void this.openNegotiated();
+    } else {
+      if (!this.socket) this.createSocket();
+      if (!this.socket!.connected && !this.socket!.active) this.socket!.connect();
+      else if (this.joined) this.requestCatchUp();
+    }
     this.watchNetwork();
     return synced;
   }
@@ -502,6 +534,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     this.networkCleanup?.();
     this.networkCleanup = undefined;
     for (const finish of [...this.connectWaiters]) finish(new SyncClientError('OFFLINE', 'disconnect() was called'));
+    this.cancelOpening();
     if (this.socket) {
       this.socket.disconnect();
       this.endSession();
@@ -641,6 +674,11 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       lastSyncTimestamp: this.lastSyncTimestamp,
       storage: { kind: this.storage.kind, durable: this.storage.durable },
       reconnect: { attempt: this.reconnectAttempt, nextAt: this.reconnectAt },
+      connection: this.options.negotiateUrl
+        ? this.negotiated
+          ? { via: this.negotiated.via, endpoint: this.negotiated.endpoint, path: this.negotiated.path, expiresAt: this.negotiated.expiresAt ?? null }
+          : null
+        : { via: 'direct', endpoint: this.serverUrl, path: (this.options.socketOptions?.path as string | undefined) ?? '/socket.io', expiresAt: null },
       outbox: this.outbox.all().map((e) => {
         const info = this.entryInfo.get(e.changeId);
         const state: OutboxEntryState = !durable.has(e.changeId) ? 'storing' : this.inFlight.has(e.changeId) ? 'sending' : info ? 'retrying' : 'queued';
@@ -745,8 +783,89 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
 
   // ---- connection ----------------------------------------------------------------------------------
 
-  private createSocket(): void {
-    const socket = io(this.serverUrl, {
+  /**
+   * With negotiateUrl: negotiates (unless the last answer is still good), then connects a fresh
+   * socket where the answer says. Failures are reported and retried after the reconnect backoff.
+   */
+  private async openNegotiated(): Promise<void> {
+    if (this.opening || this.closed || !this.wantOnline || this.socket?.connected) return;
+    this.opening = true;
+    const seq = ++this.openSeq;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectAt = null;
+    try {
+      let target = this.negotiated;
+      // a negotiated token is used while more than a minute is left; a 501 is asked again each time
+      if (!target || target.via === 'direct' || (target.expiresAt ?? 0) - Date.now() < NEGOTIATE_RENEW_MS) {
+        target = undefined;
+        this.negotiated = undefined;
+        const abort = new AbortController();
+        this.negotiateAbort = abort;
+        const token = await this.currentToken(this.tokenStale);
+        if (seq !== this.openSeq) return;
+        const url = new URL(this.options.negotiateUrl!, this.serverUrl).toString();
+        target = await negotiate({
+          url,
+          token,
+          userId: this.userId || undefined,
+          fallback: { endpoint: this.serverUrl, path: (this.options.socketOptions?.path as string | undefined) ?? '/socket.io' },
+          timeoutMs: this.options.negotiateTimeoutMs ?? 10_000,
+          signal: abort.signal,
+        });
+        if (seq !== this.openSeq) return;
+        this.negotiated = target;
+        if (target.via === 'direct') this.log?.debug?.(`sync-client: ${url} answered 501: connecting to ${this.serverUrl} directly`);
+      }
+      if (this.closed || !this.wantOnline) {
+        this.opening = false;
+        return;
+      }
+      this.disposeSocket();
+      this.createSocket(target);
+      this.socket!.connect();
+    } catch (e) {
+      if (seq !== this.openSeq) return;
+      this.opening = false;
+      const err = e instanceof NegotiateError ? new SyncClientError(e.code, e.message) : new SyncClientError('NEGOTIATE_FAILED', `negotiate: ${(e as Error).message}`);
+      if (e instanceof NegotiateError && e.code === 'UNAUTHENTICATED') this.tokenStale = true;
+      this.log?.warn(`sync-client: ${err.message}`);
+      this.emit('error', err);
+      if (this.wantOnline && !this.closed) this.scheduleReconnect();
+    } finally {
+      if (seq === this.openSeq) this.negotiateAbort = undefined;
+    }
+  }
+
+  /** A negotiate or connect attempt under way (negotiateUrl) stops here. */
+  private cancelOpening(): void {
+    this.openSeq++;
+    this.opening = false;
+    this.negotiateAbort?.abort();
+    this.negotiateAbort = undefined;
+  }
+
+  /** Drops the current socket for good (its listeners first: it reports nothing more). */
+  private disposeSocket(): void {
+    const old = this.socket;
+    if (!old) return;
+    this.socket = undefined;
+    old.removeAllListeners();
+    old.disconnect();
+    if (this.joined || this.sessionEnd) this.endSession();
+  }
+
+  private createSocket(target?: NegotiatedTarget): void {
+    // through a negotiated endpoint each attempt gets a fresh socket (and a fresh token), so
+    // socket.io's own reconnection is off: the client reconnects (openNegotiated) after its backoff
+    const via: Partial<ManagerOptions & SocketOptions> = target
+      ? {
+          path: target.path,
+          forceNew: true,
+          reconnection: false,
+          ...(target.accessToken ? { query: { ...(this.options.socketOptions?.query ?? {}), access_token: target.accessToken } } : {}),
+        }
+      : {};
+    const socket = io(target?.endpoint ?? this.serverUrl, {
       path: '/socket.io',
       autoConnect: false,
       reconnection: true,
@@ -763,10 +882,12 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
         );
       },
       ...this.options.socketOptions,
+      ...via,
     });
     this.socket = socket;
     socket.on('connect', () => {
       this.reconnectAt = null;
+      this.opening = false;
       void this.runSession();
     });
     socket.on('disconnect', (reason) => {
@@ -780,11 +901,21 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
         this.serverCloseHint = undefined;
         this.scheduleReconnect(hint?.retryAfterMs);
         this.emit('disconnected', { reason: hint?.reason ?? reason, code: hint?.code, retryInMs: this.reconnectAt ? this.reconnectAt - Date.now() : undefined });
+      } else if (target && reason !== 'io client disconnect' && this.wantOnline) {
+        // a dropped connection through the service: socket.io's reconnection is off (see above)
+        this.scheduleReconnect();
       }
     });
     socket.on('connect_error', (err) => {
       this.log?.debug?.(`sync-client: connect error: ${err.message}`);
       if (/unauthori[sz]ed/i.test(err.message)) this.tokenStale = true;
+      if (target) {
+        // refused (an expired or unknown access token, ...): negotiate again before the next attempt
+        this.opening = false;
+        this.negotiated = undefined;
+        if (this.wantOnline) this.scheduleReconnect();
+        return;
+      }
       // refused by a server middleware: socket.io does not retry by itself
       if (!socket.active && this.wantOnline) this.scheduleReconnect();
     });
@@ -832,7 +963,8 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     this.reconnectAt = Date.now() + delay;
     this.reconnectTimer = setTimeout(() => {
       this.reconnectAt = null;
-      if (this.wantOnline && this.socket && !this.socket.connected) this.socket.connect();
+      if (this.options.negotiateUrl) void this.openNegotiated();
+      else if (this.wantOnline && this.socket && !this.socket.connected) this.socket.connect();
     }, delay);
   }
 
@@ -846,11 +978,13 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     if (typeof g.addEventListener !== 'function' || typeof g.navigator?.onLine !== 'boolean') return;
     const offline = () => {
       this.log?.debug?.('sync-client: the browser went offline');
+      this.cancelOpening();
       this.socket?.disconnect();
       this.endSession();
     };
     const online = () => {
-      if (this.wantOnline && this.socket && !this.socket.connected) this.socket.connect();
+      if (this.options.negotiateUrl) void this.openNegotiated();
+      else if (this.wantOnline && this.socket && !this.socket.connected) this.socket.connect();
     };
     g.addEventListener('offline', offline);
     g.addEventListener('online', online);
@@ -1476,6 +1610,9 @@ function publicChange(e: OutboxEntry): PendingChange {
     timestamp: e.timestamp,
   };
 }
+
+/** A negotiated access token is renewed when less than this is left before its expiresAt. */
+const NEGOTIATE_RENEW_MS = 60_000;
 
 /** A server's retryAfterMs hint, bounded (at most an hour); undefined when absent or nonsense. */
 function validHint(v: unknown): number | undefined {

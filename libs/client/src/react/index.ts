@@ -4,13 +4,15 @@
  * nothing it shows changed, so a change to another collection or document re-renders nothing.
  * Changes made in one tick are coalesced into one notification.
  *
- * This module imports only types from the SDK, so it shares the app's SyncClient instance and adds
- * nothing but these hooks to a bundle. React (>= 18) is a peer dependency.
+ * This module imports only types from the SDK (and its small dependency-free ObjectId helper), so it
+ * shares the app's SyncClient instance and adds nothing but these hooks to a bundle. React (>= 18)
+ * is a peer dependency.
  */
 import { createContext, createElement, useContext, useMemo, useRef, useSyncExternalStore, type ReactElement, type ReactNode } from 'react';
 import type { InspectReport, SyncClient } from '../sync-client';
 import type { SyncDocument } from '../../../protocol/src/types';
 import type { ViewChange, ViewFilter } from '../local-view';
+import { toDocumentId, type DocumentIdInput } from '../object-id';
 
 const SyncContext = createContext<SyncClient | null>(null);
 
@@ -32,7 +34,7 @@ export function useSyncClient(): SyncClient {
 }
 
 /** An external store with a cached snapshot, notified at most once per tick. */
-interface Store<T> {
+export interface Store<T> {
   subscribe(onChange: () => void): () => void;
   getSnapshot(): T;
 }
@@ -98,20 +100,29 @@ export function useQuery(collection: string, filter?: ViewFilter, args?: unknown
   return useSyncExternalStore(store.subscribe, store.getSnapshot, store.getSnapshot);
 }
 
-/** One live document, or undefined when it does not exist here (yet). */
-export function useDocument(collection: string, documentId: string): SyncDocument | undefined {
+/**
+ * One live document, or undefined when it does not exist here (yet). `id` takes the forms the rest
+ * of the SDK takes: a string, or an ObjectId-like value (a `BSON.ObjectId` / Realm ObjectId, i.e.
+ * anything with `toHexString()`, or `{ $oid: "<hex>" }`), which names the document by its 24-hex
+ * form. A new ObjectId object at every render is fine: the hook keys on the hex string. An
+ * ObjectId-like value that does not give 24 hex characters throws (a TypeError), as getDocument does.
+ */
+export function useDocument(collection: string, id: DocumentIdInput): SyncDocument | undefined {
   const client = useSyncClient();
-  const store = useMemo(
-    () =>
-      viewStore<{ doc: SyncDocument | undefined }>(
-        client,
-        (c) => c.collection === collection && c.documentId === documentId,
-        () => ({ doc: client.getDocument(collection, documentId) }),
-        (a, b) => a.doc === b.doc,
-      ),
-    [client, collection, documentId],
-  );
+  const documentId = toDocumentId(id).id;
+  const store = useMemo(() => documentStore(client, collection, documentId), [client, collection, documentId]);
   return useSyncExternalStore(store.subscribe, store.getSnapshot, store.getSnapshot).doc;
+}
+
+/** @internal useDocument's store (exported for its tests): one document, by any id form. */
+export function documentStore(client: SyncClient, collection: string, id: DocumentIdInput): Store<{ doc: SyncDocument | undefined }> {
+  const documentId = toDocumentId(id).id;
+  return viewStore<{ doc: SyncDocument | undefined }>(
+    client,
+    (c) => c.collection === collection && c.documentId === documentId,
+    () => ({ doc: client.getDocument(collection, documentId) }),
+    (a, b) => a.doc === b.doc,
+  );
 }
 
 /** What useSyncStatus returns. */

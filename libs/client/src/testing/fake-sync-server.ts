@@ -40,10 +40,20 @@ export class FakeSyncServer {
   io!: Server;
   private subSeq = 0;
 
-  async start(port = 0, opts: { maxHttpBufferSize?: number } = {}): Promise<void> {
+  /** Every handshake: its query and auth (what a client sent to connect). */
+  readonly handshakes: { query: Record<string, unknown>; auth: Record<string, unknown> }[] = [];
+  /** When set, a connection needs `query.access_token` to be one of these (as the Azure service would). */
+  accessTokens?: Set<string>;
+
+  async start(port = 0, opts: { maxHttpBufferSize?: number; path?: string } = {}): Promise<void> {
     this.http = createServer();
     this.io = new Server(this.http, { path: '/socket.io', ...opts });
-    this.io.use((socket, next) => (this.accepting ? next() : next(new Error('server refusing'))));
+    this.io.use((socket, next) => {
+      const query = { ...(socket.handshake.query as Record<string, unknown>) };
+      this.handshakes.push({ query, auth: { ...(socket.handshake.auth as Record<string, unknown>) } });
+      if (this.accessTokens && !this.accessTokens.has(String(query.access_token))) return next(new Error('access token refused'));
+      return this.accepting ? next() : next(new Error('server refusing'));
+    });
     this.io.on('connection', (socket) => this.onConnection(socket));
     await new Promise<void>((resolve) => this.http.listen(port, '127.0.0.1', resolve));
     this.url = `http://127.0.0.1:${(this.http.address() as AddressInfo).port}`;
