@@ -95,7 +95,7 @@ describe('deployment files, validated offline', () => {
       expect(env.map((e) => e.name).filter((n) => !known.has(n))).toEqual([]);
       expect(new Set(env.map((e) => e.name)).size).toBe(env.length);
       // credentials never inline: every one is a secretKeyRef into existingSecret
-      for (const name of ['MONGODB_URI', 'AUTH_SERVICE_TOKEN', 'REDIS_URL', 'WEB_PUBSUB_CONNECTION_STRING']) {
+      for (const name of ['MONGODB_URI', 'AUTH_SERVICE_TOKEN', 'SERVER_SECRET', 'REDIS_URL', 'WEB_PUBSUB_CONNECTION_STRING']) {
         const e = env.find((x) => x.name === name);
         expect(e?.value).toBeUndefined();
         expect(e?.valueFrom?.secretKeyRef?.name).toBe('sync-server');
@@ -116,8 +116,10 @@ describe('deployment files, validated offline', () => {
       const rules = path.join(tmp, 'rules.json');
       const configMap = docs.find((d) => d.kind === 'ConfigMap');
       fs.writeFileSync(rules, configMap.data['rules.json']);
+      // every secretKeyRef gets a value (as the Secret would hold), then the real-looking ones
+      const fromSecret = Object.fromEntries(env.filter((e) => e.valueFrom?.secretKeyRef).map((e) => [e.name, `${e.name.toLowerCase()}-value-0123456789abcdef0123456789`]));
       const config = loadConfig(
-        { ...byName, SYNC_RULES_FILE: rules, MONGODB_URI: 'mongodb://db:27017/x', REDIS_URL: 'redis://redis:6379', WEB_PUBSUB_CONNECTION_STRING: 'Endpoint=https://x.webpubsub.azure.com;AccessKey=a2V5;Version=1.0;' },
+        { ...fromSecret, ...byName, SYNC_RULES_FILE: rules, MONGODB_URI: 'mongodb://db:27017/x', REDIS_URL: 'redis://redis:6379', WEB_PUBSUB_CONNECTION_STRING: 'Endpoint=https://x.webpubsub.azure.com;AccessKey=a2V5;Version=1.0;' },
         '/nonexistent-config-dir',
       );
       expect(config.isProduction).toBe(true);
@@ -159,6 +161,10 @@ describe('deployment files, validated offline', () => {
       expect(bad(['--set', 'env.MONGODB_URI=mongodb://inline']).code).not.toBe(0); // credentials only from the Secret
       expect(bad(['--set', 'auth.jwksUrl=https://idp/jwks']).code).not.toBe(0); // JWKS without issuer and audience
       expect(bad(['--set', 'redis.enabled=false']).code).not.toBe(0); // several replicas without the bus
+      // JWKS with neither SERVER_SECRET nor the service token: the pods would refuse to start
+      const jwksOnly = ['--set', 'auth.jwksUrl=https://idp/jwks', '--set', 'auth.issuer=https://idp/', '--set', 'auth.audience=a', '--set', 'secretKeys.jwtSecret='];
+      expect(bad([...jwksOnly, '--set', 'secretKeys.serviceToken=']).code).not.toBe(0);
+      expect(bad([...jwksOnly, '--set', 'secretKeys.serviceToken=', '--set', 'secretKeys.serverSecret=server-secret']).code).toBe(0);
       expect(bad(['--set', 'shutdown.graceMs=10']).code).not.toBe(0);
     });
 

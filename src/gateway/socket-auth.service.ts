@@ -103,7 +103,8 @@ export class SocketAuthService implements OnModuleDestroy {
       }
       const user = credential.kind === 'token' ? await this.auth.verifyToken(credential.token, ctx) : undefined;
       if (!this.sockets.has(socket.id)) return; // the connection closed meanwhile
-      this.evict(this.limits.takeAddress(socket.id, addressKey(ip), !!user));
+      for (const id of await this.limits.takeAddressShared(socket.id, addressKey(ip), !!user)) this.evict(id);
+      if (!this.sockets.has(socket.id)) return; // the connection closed meanwhile
       if (user) {
         await this.limits.takeUserShared(socket.id, user.id);
         if (!this.sockets.has(socket.id)) return; // the connection closed meanwhile

@@ -104,10 +104,11 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
   }
 
   /** requireUser for reads: charges `cost` to the user's read budget (1 to the address when not joined). */
-  private readUser(socket: SyncSocket, cost: number): AuthUser {
+  private async readUser(socket: SyncSocket, cost: number): Promise<AuthUser> {
     const user = socket.data.user;
-    this.readBudget.charge({ userId: user?.id, address: socket.data.clientIp }, user ? cost : READ_COST.anonymous);
+    await this.readBudget.charge({ userId: user?.id, address: socket.data.clientIp }, user ? cost : READ_COST.anonymous);
     if (!user) throw new UnauthenticatedError();
+    if (socket.disconnected) throw new UnauthenticatedError('connection closed'); // (the charge may have waited for Redis)
     return user;
   }
 
@@ -132,7 +133,7 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
       const user = await this.socketAuth.join(socket, req);
       // subscriptions given with the join: all validated before anything changes
       const specs = req.subscriptions === undefined || req.subscriptions === null ? [] : this.subscriptions.compileAll(user, req.subscriptions, 'filter');
-      if (specs.length) this.readBudget.charge({ userId: user.id }, specs.length * (READ_COST.subscribe + READ_COST.bootstrap), true);
+      if (specs.length) await this.readBudget.charge({ userId: user.id }, specs.length * (READ_COST.subscribe + READ_COST.bootstrap), true);
       const previous = socket.data.user;
       if (previous && previous.id !== user.id) {
         this.metrics.userLeft(previous.id);
@@ -153,7 +154,7 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
   @SubscribeMessage(EVENTS.subscribe)
   subscribe(@ConnectedSocket() socket: SyncSocket, @MessageBody() body: unknown) {
     return this.run(EVENTS.subscribe, async () => {
-      const user = this.readUser(socket, READ_COST.subscribe + (asObject(body).bootstrap === false ? 0 : READ_COST.bootstrap));
+      const user = await this.readUser(socket, READ_COST.subscribe + (asObject(body).bootstrap === false ? 0 : READ_COST.bootstrap));
       parsePayload(SubscribeRequestSchema, body);
       const { sub, count, bootstrap } = await this.subscriptions.subscribe(socket, user, body);
       if (bootstrap) this.subscriptions.scheduleBootstrap(socket, [sub]);
@@ -163,8 +164,8 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
 
   @SubscribeMessage(EVENTS.unsubscribe)
   unsubscribe(@ConnectedSocket() socket: SyncSocket, @MessageBody() body: unknown) {
-    return this.run(EVENTS.unsubscribe, () => {
-      this.readUser(socket, READ_COST.unsubscribe);
+    return this.run(EVENTS.unsubscribe, async () => {
+      await this.readUser(socket, READ_COST.unsubscribe);
       parsePayload(UnsubscribeRequestSchema, body);
       return { success: true as const, count: this.subscriptions.unsubscribe(socket, body) };
     });
@@ -172,11 +173,14 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
 
   @SubscribeMessage(EVENTS.updateSubscriptions)
   updateSubscriptions(@ConnectedSocket() socket: SyncSocket, @MessageBody() body: unknown) {
-    return this.run(EVENTS.updateSubscriptions, () => {
-      const user = this.readUser(socket, READ_COST.subscribe);
+    return this.run(EVENTS.updateSubscriptions, async () => {
+      const user = await this.readUser(socket, READ_COST.subscribe);
       parsePayload(UpdateSubscriptionsRequestSchema, body);
       // the new subscriptions (those that bootstrap) are paid for before anything changes
-      const { version, added } = this.subscriptions.replace(socket, user, body, (n) => this.readBudget.charge({ userId: user.id }, n * READ_COST.bootstrap));
+      const { version, added } = await this.subscriptions.replace(socket, user, body, async (n) => {
+        await this.readBudget.charge({ userId: user.id }, n * READ_COST.bootstrap);
+        if (socket.disconnected) throw new UnauthenticatedError('connection closed');
+      });
       this.subscriptions.scheduleBootstrap(socket, added);
       return { success: true as const, version };
     });
@@ -186,7 +190,7 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
   change(@ConnectedSocket() socket: SyncSocket, @MessageBody() body: unknown) {
     return this.run(EVENTS.change, async () => {
       const user = this.requireUser(socket);
-      this.rateLimit.consume(user.id, 1);
+      await this.rateLimit.consume(user.id, 1);
       const [ack] = await this.sync.apply([body], this.origin(socket, user));
       await this.delivery.settleAcks([ack]); // its cursor never lets the client skip a change
       return ack;
@@ -201,7 +205,7 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
       if (changes.length > this.config.limits.maxBatchSize)
         throw new PayloadTooLargeError(`a batch may hold at most ${this.config.limits.maxBatchSize} changes (got ${changes.length})`);
       if (changes.length === 0) return { success: true as const, results: [], successCount: 0, failureCount: 0 };
-      this.rateLimit.consume(user.id, changes.length);
+      await this.rateLimit.consume(user.id, changes.length);
       const results = await this.sync.apply(changes, this.origin(socket, user));
       await this.delivery.settleAcks(results); // their cursors never let the client skip a change
       const successCount = results.filter((r) => r.success).length;
@@ -213,7 +217,7 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
   getChanges(@ConnectedSocket() socket: SyncSocket, @MessageBody() body: unknown) {
     return this.run(EVENTS.getChanges, async () => {
       const limit = asObject(body).limit;
-      const user = this.readUser(socket, ReadBudgetService.getChangesCost(typeof limit === 'number' && limit >= 1 ? Math.ceil(limit) : undefined));
+      const user = await this.readUser(socket, ReadBudgetService.getChangesCost(typeof limit === 'number' && limit >= 1 ? Math.ceil(limit) : undefined));
       const req = parsePayload(GetChangesRequestSchema, asObject(body));
       const lim = Math.min(req.limit ?? LIMITS.defaultGetChangesLimit, LIMITS.maxGetChangesLimit);
       const page = await this.readBudget.exclusive(socket.id, async () => {
@@ -238,7 +242,7 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
       const user = this.requireUser(socket);
       const req = asObject(body);
       const query = asObject(req.query);
-      this.rateLimit.consume(user.id, 1);
+      await this.rateLimit.consume(user.id, 1);
       const [r] = await this.sync.apply(
         [{ operation: 'update', collection: req.collection, documentId: query._id, data: req.update, changeId: req.patchId ?? undefined }],
         this.origin(socket, user),
@@ -255,7 +259,7 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
       const user = this.requireUser(socket);
       const req = asObject(body);
       const query = asObject(req.query);
-      this.rateLimit.consume(user.id, 1);
+      await this.rateLimit.consume(user.id, 1);
       const [r] = await this.sync.apply(
         [{ operation: 'delete', collection: req.collection, documentId: query._id, changeId: req.patchId ?? undefined }],
         this.origin(socket, user),

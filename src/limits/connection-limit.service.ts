@@ -85,6 +85,46 @@ export class ConnectionLimitService implements OnModuleInit, OnModuleDestroy {
     if (slot) slot.authenticated = true;
   }
 
+  /**
+   * takeAddress, and with Redis the same limit over every node. Resolves the sockets evicted for this
+   * one (the caller disconnects them: their slots are already released). At an address full over the
+   * deployment, an authenticated socket takes the slot of this node's oldest unauthenticated socket
+   * of that address; without one (the unauthenticated sockets may all be on other nodes, which
+   * disconnect them after JOIN_TIMEOUT_MS) it is refused like any other: ConnectionLimitError,
+   * nothing taken.
+   */
+  async takeAddressShared(socketId: string, address: string, authenticated = false): Promise<string[]> {
+    const before = this.slots.get(socketId)?.address;
+    const local = this.takeAddress(socketId, address, authenticated);
+    const evicted = local === undefined ? [] : [local];
+    if (!this.shared || before === address) return evicted;
+    const max = this.config.limits.maxConnectionsPerIp;
+    const set = this.byAddress.get(address);
+    const victim = authenticated && set ? this.oldestUnauthenticated(set) : undefined;
+    const r = await this.shared.takeOrReplace('ip', address, socketId, max, victim);
+    if (r === 'replaced' && victim !== undefined) {
+      // the victim's shared slot is ours now; its local one goes too (if it has not left meanwhile)
+      if (this.slots.get(victim)?.address === address) {
+        this.release(victim);
+        evicted.push(victim);
+      }
+      this.metrics.connectionsRefused.inc({ reason: 'evicted_unauthenticated' });
+    }
+    const slot = this.slots.get(socketId);
+    if (r !== 'refused') {
+      // released while Redis answered (the client hung up): give the shared slot back too
+      if (slot?.address !== address) this.shared.release('ip', address, socketId);
+      return evicted;
+    }
+    if (slot?.address === address) {
+      this.remove(this.byAddress, address, socketId);
+      slot.address = undefined;
+      this.dropIfEmpty(socketId);
+    }
+    this.metrics.connectionsRefused.inc({ reason: 'per_ip' });
+    throw new ConnectionLimitError('per_ip', `too many connections from this address (at most ${max})`);
+  }
+
   private oldestUnauthenticated(set: Set<string>): string | undefined {
     let oldest: string | undefined;
     let since = Infinity;
@@ -114,7 +154,7 @@ export class ConnectionLimitService implements OnModuleInit, OnModuleDestroy {
     slot.userId = userId;
   }
 
-  /** With REDIS_URL, the per-user limit counts over every node. */
+  /** With REDIS_URL, the per-user and per-address limits count over every node. */
   async onModuleInit(): Promise<void> {
     const url = this.config.scale.redisUrl;
     if (!url) return;
@@ -163,6 +203,7 @@ export class ConnectionLimitService implements OnModuleInit, OnModuleDestroy {
     const slot = this.slots.get(socketId);
     if (!slot) return;
     if (slot.userId && this.shared) this.shared.release('user', slot.userId, socketId);
+    if (slot.address && this.shared) this.shared.release('ip', slot.address, socketId);
     if (slot.address) this.remove(this.byAddress, slot.address, socketId);
     if (slot.userId) this.remove(this.byUser, slot.userId, socketId);
     this.slots.delete(socketId);

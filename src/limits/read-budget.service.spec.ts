@@ -9,44 +9,45 @@ function setup(env: Record<string, string> = {}) {
     { NODE_ENV: 'test', RATE_LIMIT_DISABLED: 'false', READ_RATE_LIMIT_MAX: '100', READ_RATE_LIMIT_WINDOW_MS: '1000', SYNC_RATE_LIMIT_MAX: '5', ...env },
     '/nonexistent',
   );
-  const rl = new RateLimitService(config);
-  return { rl, reads: new ReadBudgetService(config, rl, new MetricsService()) };
+  const metrics = new MetricsService();
+  const rl = new RateLimitService(config, metrics);
+  return { rl, reads: new ReadBudgetService(config, rl, metrics) };
 }
 
 describe('ReadBudgetService', () => {
-  it('charges reads by cost per user, apart from the change limit, and answers RATE_LIMITED with retryAfterMs and its own sentence', () => {
+  it('charges reads by cost per user, apart from the change limit, and answers RATE_LIMITED with retryAfterMs and its own sentence', async () => {
     const { rl, reads } = setup();
-    for (let i = 0; i < 4; i++) reads.charge({ userId: 'u' }, READ_COST.subscribe + READ_COST.bootstrap); // 84
+    for (let i = 0; i < 4; i++) await reads.charge({ userId: 'u' }, READ_COST.subscribe + READ_COST.bootstrap); // 84
     let err: unknown;
     try {
-      reads.charge({ userId: 'u' }, ReadBudgetService.getChangesCost(5000)); // 51 more
+      await reads.charge({ userId: 'u' }, ReadBudgetService.getChangesCost(5000)); // 51 more
     } catch (e) {
       err = e;
     }
     expect(err).toBeInstanceOf(RateLimitedError);
     expect((err as RateLimitedError).toAck()).toMatchObject({ code: 'RATE_LIMITED', retryAfterMs: expect.any(Number) });
     expect((err as Error).message).toMatch(/Too many reads/);
-    reads.charge({ userId: 'v' }, 100); // another user: a full budget
-    rl.consume('u', 5); // the change limit is another bucket
+    await reads.charge({ userId: 'v' }, 100); // another user: a full budget
+    await rl.consume('u', 5); // the change limit is another bucket
     rl.onModuleDestroy();
   });
 
-  it('keys sockets that have not joined by address', () => {
+  it('keys sockets that have not joined by address', async () => {
     const { rl, reads } = setup();
-    reads.charge({ address: '10.0.0.1' }, 100);
-    expect(() => reads.charge({ address: '10.0.0.1' }, 1)).toThrow(RateLimitedError);
-    reads.charge({ address: '10.0.0.2' }, 1);
-    reads.charge({ userId: '10.0.0.1' }, 1); // a user named like an address is another key
+    await reads.charge({ address: '10.0.0.1' }, 100);
+    await expect(reads.charge({ address: '10.0.0.1' }, 1)).rejects.toThrow(RateLimitedError);
+    await reads.charge({ address: '10.0.0.2' }, 1);
+    await reads.charge({ userId: '10.0.0.1' }, 1); // a user named like an address is another key
     rl.onModuleDestroy();
   });
 
-  it("a forced charge (a join's subscriptions) never refuses, and leaves a debt of at most one budget", () => {
+  it("a forced charge (a join's subscriptions) never refuses, and leaves a debt of at most one budget", async () => {
     const { rl, reads } = setup();
-    reads.charge({ userId: 'u' }, 90);
-    reads.charge({ userId: 'u' }, 500, true);
-    const e = (() => {
+    await reads.charge({ userId: 'u' }, 90);
+    await reads.charge({ userId: 'u' }, 500, true);
+    const e = await (async () => {
       try {
-        reads.charge({ userId: 'u' }, 1);
+        await reads.charge({ userId: 'u' }, 1);
       } catch (err) {
         return err as RateLimitedError;
       }

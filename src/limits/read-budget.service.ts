@@ -52,10 +52,10 @@ export class ReadBudgetService {
    * `force` (the subscriptions of a sync:join, which must not fail the join) it never refuses and
    * leaves the budget in debt instead.
    */
-  charge(who: { userId?: string; address?: string }, cost: number, force = false): void {
+  async charge(who: { userId?: string; address?: string }, cost: number, force = false): Promise<void> {
     const key = who.userId !== undefined ? `u:${who.userId}` : `a:${who.address ?? '?'}`;
     try {
-      this.rateLimit.consumeFrom(this.limit, key, cost, Date.now(), force);
+      await this.rateLimit.consumeFrom(this.limit, key, cost, undefined, force);
     } catch (e) {
       if (e instanceof RateLimitedError) this.metrics.readsRefused.inc({ reason: 'budget' });
       throw e;

@@ -5,8 +5,8 @@ import Redis from 'ioredis';
 
 /**
  * Counts connections across every node that shares a Redis (REDIS_URL), so that a limit holds for
- * the deployment, not per node. One sorted set per counted key (`<prefix>:limits:user:<id>`),
- * members `<nodeId>|<socketId>`. Each node holds a lease (`<prefix>:limits:node:<nodeId>`, expiring
+ * the deployment, not per node. One sorted set per counted key (`<prefix>:limits:user:<id>`,
+ * `<prefix>:limits:ip:<address>`), members `<nodeId>|<socketId>`. Each node holds a lease (`<prefix>:limits:node:<nodeId>`, expiring
  * after LIMITS_NODE_LEASE_MS, refreshed at a third of it); members of a node whose lease is gone are
  * not counted and are removed by the next take, so a node that dies with sockets counted frees them
  * within the lease time.
@@ -57,6 +57,15 @@ export class RedisConnectionCounter {
 
   /** Takes a slot of `key` for the socket when fewer than `max` live ones exist; true when taken (or Redis is down). */
   async take(kind: 'user' | 'ip', key: string, socketId: string, max: number): Promise<boolean> {
+    return (await this.takeOrReplace(kind, key, socketId, max)) !== 'refused';
+  }
+
+  /**
+   * take, and when the key is full and `victim` (a socket of this node) holds one of its slots, hands
+   * that slot to `socketId` in the same step ('replaced': the caller must disconnect the victim).
+   * 'taken' also when Redis is down (the caller's local count still applies).
+   */
+  async takeOrReplace(kind: 'user' | 'ip', key: string, socketId: string, max: number, victim?: string): Promise<'taken' | 'replaced' | 'refused'> {
     try {
       const r = await (this.redis as Redis & { takeSlot(k: string, ...a: (string | number)[]): Promise<number> }).takeSlot(
         this.slotKey(kind, key),
@@ -64,11 +73,12 @@ export class RedisConnectionCounter {
         max,
         Date.now(),
         `${this.prefix}:limits:node:`,
+        victim === undefined ? '' : `${this.nodeId}|${victim}`,
       );
-      return r === 1;
+      return r === 2 ? 'replaced' : r === 1 ? 'taken' : 'refused';
     } catch (e) {
       this.warn(`connection limit check in Redis failed (${(e as Error).message}): counting per node`);
-      return true;
+      return 'taken';
     }
   }
 
@@ -103,8 +113,9 @@ export class RedisConnectionCounter {
 }
 
 /**
- * KEYS[1] the slot set; ARGV: member, max, now, lease key prefix.
- * Drops members of nodes without a lease, then adds the member if fewer than max remain. (The set
+ * KEYS[1] the slot set; ARGV: member, max, now, lease key prefix, victim member ('' for none).
+ * Drops members of nodes without a lease, then adds the member if fewer than max remain (1); when
+ * full, replaces the victim by the member if the victim holds a slot (2); else refuses (0). (The set
  * disappears with its last member; members of a dead node stay until the next take of that key.)
  */
 const TAKE_SCRIPT = `
@@ -122,7 +133,13 @@ for _, m in ipairs(members) do
   end
 end
 if mine then return 1 end
-if live >= tonumber(ARGV[2]) then return 0 end
+if live >= tonumber(ARGV[2]) then
+  if ARGV[5] ~= '' and redis.call('ZREM', KEYS[1], ARGV[5]) == 1 then
+    redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+    return 2
+  end
+  return 0
+end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 return 1
 `;

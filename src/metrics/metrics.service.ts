@@ -46,6 +46,12 @@ export class MetricsService {
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
+  readonly rateLimitFallbacks = new Counter({
+    name: 'sync_rate_limit_fallback_total',
+    help: 'Rate-limit checks counted on the local node because Redis (REDIS_URL) did not answer, by limit (changes, reads)',
+    labelNames: ['limit'] as const,
+    registers: [this.registry],
+  });
   readonly applyDuration = new Histogram({
     name: 'sync_apply_duration_seconds',
     help: 'Time to apply one change or one batch',

@@ -157,25 +157,34 @@ export class SubscriptionService {
   }
 
   /** sync:update_subscriptions: replaces the whole set (all validated first); returns the new ones to bootstrap. */
-  replace(socket: SyncSocket, user: AuthUser, body: unknown, payForNew?: (count: number) => void): { version: number; added: Subscription[] } {
+  async replace(
+    socket: SyncSocket,
+    user: AuthUser,
+    body: unknown,
+    payForNew?: (count: number) => Promise<void> | void,
+  ): Promise<{ version: number; added: Subscription[] }> {
     if (!isObject(body)) throw new InvalidPayloadError('expected { subscriptions: [...] }');
     const specs = this.compileAll(user, body.subscriptions, 'query');
-    const keep = new Map<string, Subscription[]>();
-    for (const sub of this.registry.list(socket.id)) {
-      const l = keep.get(sub.sig) ?? [];
-      l.push(sub);
-      keep.set(sub.sig, l);
-    }
+    const current = () => {
+      const keep = new Map<string, Subscription[]>();
+      for (const sub of this.registry.list(socket.id)) {
+        const l = keep.get(sub.sig) ?? [];
+        l.push(sub);
+        keep.set(sub.sig, l);
+      }
+      return keep;
+    };
     if (payForNew) {
-      const left = new Map([...keep].map(([sig, l]) => [sig, l.length]));
+      const left = new Map([...current()].map(([sig, l]) => [sig, l.length]));
       let fresh = 0;
       for (const spec of specs) {
         const n = left.get(spec.sig) ?? 0;
         if (n > 0) left.set(spec.sig, n - 1);
         else fresh++;
       }
-      if (fresh) payForNew(fresh); // throws RATE_LIMITED before anything changes
+      if (fresh) await payForNew(fresh); // throws RATE_LIMITED before anything changes
     }
+    const keep = current(); // read after the payment: the socket may have changed its set meanwhile
     this.registry.ensure(socket.id, user);
     const added: Subscription[] = [];
     for (const spec of specs) {
