@@ -6,6 +6,7 @@ import { AppConfig } from '../config/config.schema';
 import { FIELD_TS, StoredState } from '../conflict/conflict.types';
 import { PermissionService } from '../permission/permission.service';
 import { ChangeFeedRepository, FeedEntry } from './change-feed.repository';
+import { documentWrite } from './feed-writer';
 import { DocumentRepository } from './document.repository';
 import { LockRepository } from './lock.repository';
 import { SYNC_TIMINGS, SyncTimings } from './sync.constants';
@@ -298,19 +299,7 @@ export class ChangeFeedService implements OnApplicationBootstrap, OnModuleDestro
       // timestamp (one author's edits within a millisecond): then only its content tells them apart
       const newerOrSame = state.timestamp !== null && (state.timestamp > e.timestamp! || (state.timestamp === e.timestamp && holds(state, e)));
       if (!newerOrSame) {
-        const failed = await this.docs.applyWrites([
-          {
-            collection: coll,
-            documentId: id,
-            expected: { exists: state.doc !== null, timestamp: state.doc ? state.timestamp : null },
-            dbId: state.dbId,
-            after: e.operation === 'delete' ? null : (e.after ?? null),
-            tombstone:
-              e.operation === 'delete'
-                ? { timestamp: e.timestamp!, changeId: e.changeId, userId: e.userId!, deletedAt: new Date(e.serverTimestamp!), lastDoc: e.before ?? state.lastDoc ?? null }
-                : undefined,
-          },
-        ]);
+        const failed = await this.docs.applyWrites([documentWrite(e, state, e.before ?? state.lastDoc ?? null, e.serverTimestamp!)]);
         if (failed.size) throw new Error(`document ${key} changed during replay`);
       }
       await this.feed.setState([e._id], 'applied');

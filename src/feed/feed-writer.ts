@@ -167,14 +167,17 @@ export class FeedWriter {
   }
 }
 
-/** The compare-and-set write of a document's final state in a commit (tombstone first for a delete). */
-function documentWrite(e: FeedEntry, init: StoredState, lastDoc: SyncDocument | null, serverTimestamp: number): DocumentWrite {
+/**
+ * The compare-and-set write that puts a feed entry's version in place over `init` (the state it was
+ * computed from), tombstone first for a delete: the commit's writes and the replay's.
+ */
+export function documentWrite(e: FeedEntry, init: StoredState, lastDoc: SyncDocument | null, serverTimestamp: number): DocumentWrite {
   return {
     collection: e.collection!,
     documentId: e.documentId!,
     expected: { exists: init.doc !== null, timestamp: init.doc ? init.timestamp : null },
     dbId: init.dbId,
-    after: e.operation === 'delete' ? null : e.after!,
+    after: e.operation === 'delete' ? null : (e.after ?? null),
     tombstone: e.operation === 'delete' ? { timestamp: e.timestamp!, changeId: e.changeId, userId: e.userId!, deletedAt: new Date(serverTimestamp), lastDoc } : undefined,
   };
 }
