@@ -71,6 +71,15 @@ const idemKey = (userId: string, changeId: string) => `${userId}\u0000${changeId
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The changes that a later change of their document in `work` folds onto (server-made changeIds excepted: never retries). */
+function foldedOnto(work: Work[]): { userId: string; changeId: string }[] {
+  const last = new Map<string, number>();
+  work.forEach((w, i) => last.set(docKey(w.change.collection, w.change.documentId), i));
+  return work
+    .filter((w, i) => !w.change.generatedId && i < last.get(docKey(w.change.collection, w.change.documentId))!)
+    .map((w) => ({ userId: w.origin.user.id, changeId: w.change.changeId }));
+}
+
 /**
  * The write path: validate → idempotency → lease the documents → resolve conflicts (pure strategy)
  * → check write rules → write-ahead feed entries → compare-and-set document writes → settle the
@@ -307,12 +316,17 @@ export class SyncService implements OnModuleDestroy {
           idHints.set(w.change.collection, (idHints.get(w.change.collection) ?? new Map<string, IdHint>()).set(w.change.documentId, w.idHint));
         }
       }
-      await Promise.all(
-        [...byCollection.entries()].map(async ([coll, ids]) => {
+      // alongside: the records of the changes that later changes of their document fold onto. A retry of
+      // a change applied before must be known before the fold: resolved again (without a timestamp it
+      // gets the server's clock and wins), the changes after it would be built on it, while the feed's
+      // unique index then drops the retry itself
+      const [recorded] = await Promise.all([
+        this.findRecorded(foldedOnto(active), false),
+        ...[...byCollection.entries()].map(async ([coll, ids]) => {
           const m = await this.docs.loadStates(coll, [...new Set(ids)], idHints.get(coll));
           for (const [id, s] of m) states.set(docKey(coll, id), s);
         }),
-      );
+      ]);
       const initial = new Map(states);
 
       // resolve in order; several changes to one document fold onto each other
@@ -321,6 +335,11 @@ export class SyncService implements OnModuleDestroy {
       const declined: { w: Work; ack: SyncError | ChangeAckFailure }[] = [];
       for (const w of active) {
         const { change: c, origin } = w;
+        const first = recorded.get(idemKey(origin.user.id, c.changeId));
+        if (first) {
+          results[w.index] = this.duplicateAck(first);
+          continue;
+        }
         const key = docKey(c.collection, c.documentId);
         const stored = states.get(key)!;
         // A change whose timestamp the server chose (none was sent) or clamped ("the device's clock
@@ -392,14 +411,15 @@ export class SyncService implements OnModuleDestroy {
       if (!accepted.length) return;
 
       // write-ahead: the feed entries exist (pending) before any document changes
-      const { retries, bookkeeping } = await this.insertPending(accepted.map((a) => a.entry));
+      const { retries, spoiled, bookkeeping } = await this.insertPending(accepted.map((a) => a.entry));
       if (retries.size) {
         // retries of changes already in the feed (applied before, or racing us from another node)
         for (const a of accepted) {
           const first = retries.get(a.entry);
           if (first) results[a.w.index] = this.duplicateAck(first);
+          else if (spoiled.has(a.entry)) reject(a.w.index, new UnavailableError('a retry of a change applied before was resolved with this one: retry'), a.w.change);
         }
-        accepted = accepted.filter((x) => !retries.has(x.entry));
+        accepted = accepted.filter((x) => !retries.has(x.entry) && !spoiled.has(x.entry));
         if (!accepted.length) {
           await bookkeeping;
           return;
@@ -515,10 +535,14 @@ export class SyncService implements OnModuleDestroy {
    * jumps past the feed's highest position and the rest is retried. An entry the unique
    * (userId, changeId) index refuses is the retry of a change already in the feed: it is dropped
    * (returned with the entry of its first attempt, to answer duplicate) and its position gets a
-   * `skip` entry, so readers see no gap.
+   * `skip` entry, so readers see no gap. The entries after such a retry that change its document were
+   * resolved on top of it (a retry whose record was missing when the group was loaded): they are
+   * not written either (`spoiled`, skipped alike) and their changes are answered UNAVAILABLE.
    */
-  private async insertPending(entries: FeedEntry[]): Promise<{ retries: Map<FeedEntry, FeedEntry>; bookkeeping: Promise<unknown> }> {
+  private async insertPending(entries: FeedEntry[]): Promise<{ retries: Map<FeedEntry, FeedEntry>; spoiled: Set<FeedEntry>; bookkeeping: Promise<unknown> }> {
     const retries = new Map<FeedEntry, FeedEntry>();
+    const spoiled = new Set<FeedEntry>();
+    const retried = new Set<string>();
     const side: Promise<unknown>[] = [];
     let todo = entries;
     let assign = true;
@@ -552,8 +576,11 @@ export class SyncService implements OnModuleDestroy {
       };
       if (isRetry(rest[0])) {
         todo = rest.map((e) => {
-          if (!isRetry(e)) return e;
-          retries.set(e, firstOf(e)!);
+          if (isRetry(e)) {
+            retries.set(e, firstOf(e)!);
+            retried.add(e.docKey!);
+          } else if (e.state !== 'skip' && retried.has(e.docKey!)) spoiled.add(e);
+          else return e;
           return { _id: e._id, changeId: `skip:${e._id}`, state: 'skip' as const, createdAt: e.createdAt };
         });
         assign = false;
@@ -566,7 +593,7 @@ export class SyncService implements OnModuleDestroy {
     }
     const bookkeeping = Promise.all(side);
     bookkeeping.catch(() => undefined);
-    return { retries, bookkeeping };
+    return { retries, spoiled, bookkeeping };
   }
 
   /**
