@@ -84,7 +84,7 @@ describe('a retry followed by new changes of its document', () => {
     expect(entries[3].before).toEqual({ _id: id, b: null, sync_updated_at: bobsAck.timestamp, _updated_by: 'bob' });
   }
 
-  it('in one batch: the retry is a duplicate, the next edit is resolved against the other user\'s version', async () => {
+  it("in one batch: the retry is a duplicate, the next edit is resolved against the other user's version", async () => {
     const id = `batch-${randomUUID()}`;
     const { first, firstAck, bobs } = await setUp(id);
     const next = change(id, 'insert', { c: { n: 2 }, a: 15 });
@@ -93,7 +93,7 @@ describe('a retry followed by new changes of its document', () => {
     await expectRetryHadNoEffect(id, res.results[0], firstAck, res.results[1], bobs);
   });
 
-  it('through group commit: the retry and the next edit queued behind other sockets\' changes', async () => {
+  it("through group commit: the retry and the next edit queued behind other sockets' changes", async () => {
     const id = `group-${randomUUID()}`;
     const { first, firstAck, bobs } = await setUp(id);
     const next = change(id, 'insert', { c: { n: 2 }, a: 15 });
@@ -105,7 +105,7 @@ describe('a retry followed by new changes of its document', () => {
     await expectRetryHadNoEffect(id, retryAck, firstAck, nextAck, bobs);
   });
 
-  it('a retry whose record was lost (recognised only by the feed\'s unique index) does not spoil the next edit either', async () => {
+  it("a retry whose record was lost (recognised only by the feed's unique index) does not spoil the next edit either", async () => {
     const id = `norecord-${randomUUID()}`;
     const { first, firstAck, bobs } = await setUp(id);
     // as if the first attempt's writer had stopped before writing its idempotency record

@@ -317,9 +317,9 @@ export class SyncService implements OnModuleDestroy {
         }
       }
       // alongside: the records of the changes that later changes of their document fold onto. A retry of
-      // a change applied before must be known before the fold: resolved again (without a timestamp it
-      // gets the server's clock and wins), the changes after it would be built on it, while the feed's
-      // unique index then drops the retry itself
+      // a change applied before must be known before the fold: resolved again (without a timestamp, or
+      // clamped, it comes after the stored version and wins), the changes after it would be built on
+      // it, while the feed's unique index then drops the retry itself
       const [recorded] = await Promise.all([
         this.findRecorded(foldedOnto(active), false),
         ...[...byCollection.entries()].map(async ([coll, ids]) => {
