@@ -17,6 +17,11 @@ export interface AcceptedChange {
 export interface WrittenAhead<T extends AcceptedChange> {
   /** Retries of changes already in the feed, with the entry of their first attempt: answered duplicate. */
   retries: Map<T, FeedEntry>;
+  /**
+   * Changes of a retry's document resolved on top of it (its record was missing when the group was
+   * loaded): not written (their positions are skips), to be answered UNAVAILABLE.
+   */
+  spoiled: Set<T>;
   /** The others, to write and settle (`writeDocuments`). */
   fresh: T[];
   /** The high-water mark and the idempotency records, landing meanwhile: awaited before the settle. */
@@ -42,11 +47,14 @@ export class FeedWriter {
   async writeAhead<T extends AcceptedChange>(accepted: T[]): Promise<WrittenAhead<T>> {
     const inserted = await this.insertPending(accepted.map((a) => a.entry));
     const retries = new Map<T, FeedEntry>();
+    const spoiled = new Set<T>();
     for (const a of accepted) {
       const first = inserted.retries.get(a.entry);
       if (first) retries.set(a, first);
+      else if (inserted.spoiled.has(a.entry)) spoiled.add(a);
     }
-    return { retries, fresh: retries.size ? accepted.filter((a) => !retries.has(a)) : accepted, bookkeeping: inserted.bookkeeping };
+    const fresh = retries.size ? accepted.filter((a) => !retries.has(a) && !spoiled.has(a)) : accepted;
+    return { retries, spoiled, fresh, bookkeeping: inserted.bookkeeping };
   }
 
   /**
@@ -89,10 +97,14 @@ export class FeedWriter {
    * jumps past the feed's highest position and the rest is retried. An entry the unique
    * (userId, changeId) index refuses is the retry of a change already in the feed: it is dropped
    * (returned with the entry of its first attempt, to answer duplicate) and its position gets a
-   * `skip` entry, so readers see no gap.
+   * `skip` entry, so readers see no gap. The entries after such a retry that change its document were
+   * resolved on top of it (a retry whose record was missing when the group was loaded): they are
+   * not written either (`spoiled`, skipped alike) and their changes are answered UNAVAILABLE.
    */
-  private async insertPending(entries: FeedEntry[]): Promise<{ retries: Map<FeedEntry, FeedEntry>; bookkeeping: Promise<unknown> }> {
+  private async insertPending(entries: FeedEntry[]): Promise<{ retries: Map<FeedEntry, FeedEntry>; spoiled: Set<FeedEntry>; bookkeeping: Promise<unknown> }> {
     const retries = new Map<FeedEntry, FeedEntry>();
+    const spoiled = new Set<FeedEntry>();
+    const retried = new Set<string>();
     const side: Promise<unknown>[] = [];
     let todo = entries;
     let assign = true;
@@ -126,8 +138,11 @@ export class FeedWriter {
       };
       if (isRetry(rest[0])) {
         todo = rest.map((e) => {
-          if (!isRetry(e)) return e;
-          retries.set(e, firstOf(e)!);
+          if (isRetry(e)) {
+            retries.set(e, firstOf(e)!);
+            retried.add(e.docKey!);
+          } else if (e.state !== 'skip' && retried.has(e.docKey!)) spoiled.add(e);
+          else return e;
           return { _id: e._id, changeId: `skip:${e._id}`, state: 'skip' as const, createdAt: e.createdAt };
         });
         assign = false;
@@ -140,7 +155,7 @@ export class FeedWriter {
     }
     const bookkeeping = Promise.all(side);
     bookkeeping.catch(() => undefined);
-    return { retries, bookkeeping };
+    return { retries, spoiled, bookkeeping };
   }
 
   /**

@@ -77,6 +77,15 @@ interface Declined {
 }
 
 
+/** The changes that a later change of their document in `work` folds onto (server-made changeIds excepted: never retries). */
+function foldedOnto(work: Work[]): { userId: string; changeId: string }[] {
+  const last = new Map<string, number>();
+  work.forEach((w, i) => last.set(docKey(w.change.collection, w.change.documentId), i));
+  return work
+    .filter((w, i) => !w.change.generatedId && i < last.get(docKey(w.change.collection, w.change.documentId))!)
+    .map((w) => ({ userId: w.origin.user.id, changeId: w.change.changeId }));
+}
+
 /**
  * The write path, one road read top to bottom (docs/ARCHITECTURE.md, "The write path"):
  *   apply          single changes join a group (GroupCommit), batches go straight on
@@ -264,16 +273,33 @@ export class SyncService {
       });
       if (!active.length) return;
 
-      const states = await this.docs.loadMany(active.map((w) => ({ collection: w.change.collection, documentId: w.change.documentId, idHint: w.idHint })));
+      // alongside: the records of the changes that later changes of their document fold onto. A retry of
+      // a change applied before must be known before the fold: resolved again (without a timestamp, or
+      // clamped, it comes after the stored version and wins), the changes after it would be built on
+      // it, while the feed's unique index then drops the retry itself
+      const [recorded, states] = await Promise.all([
+        this.writer.findRecorded(foldedOnto(active), false),
+        this.docs.loadMany(active.map((w) => ({ collection: w.change.collection, documentId: w.change.documentId, idHint: w.idHint }))),
+      ]);
       const initial = new Map(states);
       const serverTimestamp = Date.now();
-      const { accepted, declined } = this.decide(active, states, initial, serverTimestamp);
+      const toDecide = active.filter((w) => {
+        const first = recorded.get(idemKey(w.origin.user.id, w.change.changeId));
+        if (first) results[w.index] = this.duplicateAck(first);
+        return !first;
+      });
+      const { accepted, declined } = this.decide(toDecide, states, initial, serverTimestamp);
       if (declined.length) await this.answerDeclined(declined, results, reject);
       if (!accepted.length) return;
 
       const ahead = await this.writer.writeAhead(accepted);
-      // retries of changes already in the feed (applied before, or racing us from another node)
-      for (const [a, first] of ahead.retries) results[a.w.index] = this.duplicateAck(first);
+      // retries of changes already in the feed (applied before, or racing us from another node), and the
+      // changes of their documents resolved on top of them
+      for (const a of accepted) {
+        const first = ahead.retries.get(a);
+        if (first) results[a.w.index] = this.duplicateAck(first);
+        else if (ahead.spoiled.has(a)) reject(a.w.index, new UnavailableError('a retry of a change applied before was resolved with this one: retry'), a.w.change);
+      }
       if (!ahead.fresh.length) {
         await ahead.bookkeeping;
         return;
