@@ -1,14 +1,17 @@
 /* Two projects: fast unit specs next to the code, and e2e suites that boot the real app
  * against a real MongoDB-wire database (embedded FerretDB unless MONGODB_URI is set). */
-const swc = ['@swc/jest', {
-  jsc: {
-    parser: { syntax: 'typescript', decorators: true },
-    transform: { legacyDecorator: true, decoratorMetadata: true },
-    target: 'es2022',
-    keepClassNames: true,
+const swc = [
+  '@swc/jest',
+  {
+    jsc: {
+      parser: { syntax: 'typescript', decorators: true },
+      transform: { legacyDecorator: true, decoratorMetadata: true },
+      target: 'es2022',
+      keepClassNames: true,
+    },
+    module: { type: 'commonjs' },
   },
-  module: { type: 'commonjs' },
-}];
+];
 const moduleNameMapper = {
   '^@sync/protocol$': '<rootDir>/libs/protocol/src',
   '^@sync/protocol/(.*)$': '<rootDir>/libs/protocol/src/$1',

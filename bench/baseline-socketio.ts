@@ -9,7 +9,18 @@ import type { AddressInfo } from 'node:net';
 import { LiteSocket } from './lib/lite-client';
 
 const arg = (k: string, d: number) => Number(process.argv.find((a) => a.startsWith(`--${k}=`))?.slice(k.length + 3) ?? d);
-const EVENTS = ['sync:join', 'ping', 'sync:change', 'sync:changeBatch', 'sync:get_changes', 'sync:subscribe', 'mongoUpsert', 'mongoDelete', 'sync:unsubscribe', 'sync:update_subscriptions'];
+const EVENTS = [
+  'sync:join',
+  'ping',
+  'sync:change',
+  'sync:changeBatch',
+  'sync:get_changes',
+  'sync:subscribe',
+  'mongoUpsert',
+  'mongoDelete',
+  'sync:unsubscribe',
+  'sync:update_subscriptions',
+];
 
 async function child() {
   const { Server } = await import('socket.io');

@@ -56,7 +56,9 @@ describe('bench harness (smoke)', () => {
         expect(Array.isArray(s.rows)).toBe(true);
         if (s.error) {
           // the harness reports a server crash as a failed scenario; anything else is a harness bug
-          expect({ scenario: s.name, error: s.error, notes: s.notes }).toMatchObject({ notes: expect.arrayContaining([expect.stringMatching(/the server process died/)]) });
+          expect({ scenario: s.name, error: s.error, notes: s.notes }).toMatchObject({
+            notes: expect.arrayContaining([expect.stringMatching(/the server process died/)]),
+          });
           console.warn(`bench smoke: scenario ${s.name} failed because the server died: ${s.notes[0]}`);
           continue;
         }

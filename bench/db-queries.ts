@@ -46,7 +46,14 @@ async function main() {
     for (const size of sizes) {
       while (n < size) {
         const k = Math.min(1000, size - n);
-        const mk = (id: number | string, j: number) => ({ _id: id, changeId: `c${j}`, docKey: `t:${j}`, state: 'applied', sync_updated_at: 1, body: 'x'.repeat(200) });
+        const mk = (id: number | string, j: number) => ({
+          _id: id,
+          changeId: `c${j}`,
+          docKey: `t:${j}`,
+          state: 'applied',
+          sync_updated_at: 1,
+          body: 'x'.repeat(200),
+        });
         await num.insertMany(Array.from({ length: k }, (_, j) => mk(n + j, n + j)));
         await str.insertMany(Array.from({ length: k }, (_, j) => mk(sid(n + j), n + j)));
         n += k;
@@ -77,24 +84,54 @@ async function main() {
       };
       await flipTime('numeric _id: updateMany({_id: {$in: 100}, state}) (settle)', (ids) => ({ _id: { $in: ids } }));
       await flipTime('alt: updateMany({_id: {$gte, $lte}, state}) (settle by range)', (ids) => ({ _id: { $gte: ids[0], $lte: ids[ids.length - 1] } }));
-      await time('numeric _id: find({_id: {$gt}}).sort({_id}).limit(1000) (scan)', size, () => num.find({ _id: { $gt: size - 2000 } }).sort({ _id: 1 }).limit(1000).toArray());
+      await time('numeric _id: find({_id: {$gt}}).sort({_id}).limit(1000) (scan)', size, () =>
+        num
+          .find({ _id: { $gt: size - 2000 } })
+          .sort({ _id: 1 })
+          .limit(1000)
+          .toArray(),
+      );
       await time('numeric _id: findOne({_id})', size, () => num.findOne({ _id: rnd() }));
       await time('indexed field: find({changeId: {$in: 100}}) (idempotency)', size, () => num.find({ changeId: { $in: ids().map((i) => `c${i}`) } }).toArray());
       await time('indexed field: find({docKey}) (equality)', size, () => num.find({ docKey: `t:${rnd()}` }).toArray());
       await time('string _id: find({_id: {$in: 100}}) (load states)', size, () => str.find({ _id: { $in: ids().map(sid) } }).toArray());
       await time('string _id: findOne({_id})', size, () => str.findOne({ _id: sid(rnd()) }));
       await time('string _id: findOne({_id, sync_updated_at}) (CAS guard)', size, () => str.findOne({ _id: sid(rnd()), sync_updated_at: 1 }));
-      await time('string _id: bulk 20 × replaceOne({_id, sync_updated_at}) (CAS)', size, () => str.bulkWrite(ids(20).map((i) => ({ replaceOne: { filter: { _id: sid(i), sync_updated_at: 1 }, replacement: { changeId: `c${i}`, docKey: `t:${i}`, state: 'applied', sync_updated_at: 1, body: 'y' } } })), { ordered: false }));
+      await time('string _id: bulk 20 × replaceOne({_id, sync_updated_at}) (CAS)', size, () =>
+        str.bulkWrite(
+          ids(20).map((i) => ({
+            replaceOne: {
+              filter: { _id: sid(i), sync_updated_at: 1 },
+              replacement: { changeId: `c${i}`, docKey: `t:${i}`, state: 'applied', sync_updated_at: 1, body: 'y' },
+            },
+          })),
+          { ordered: false },
+        ),
+      );
       // alternatives
-      await time('alt: bulk 100 × updateOne({_id: string})', size, () => str.bulkWrite(ids().map((i) => ({ updateOne: { filter: { _id: sid(i) }, update: { $set: { state: 'applied' } } } })), { ordered: false }));
+      await time('alt: bulk 100 × updateOne({_id: string})', size, () =>
+        str.bulkWrite(
+          ids().map((i) => ({ updateOne: { filter: { _id: sid(i) }, update: { $set: { state: 'applied' } } } })),
+          { ordered: false },
+        ),
+      );
       await time('alt: 100 × findOne({_id: string}) in parallel', size, () => Promise.all(ids().map((i) => str.findOne({ _id: sid(i) }))));
-      await time('alt: bulk 20 × replaceOne({_id: string}) (no guard)', size, () => str.bulkWrite(ids(20).map((i) => ({ replaceOne: { filter: { _id: sid(i) }, replacement: { changeId: `c${i}`, docKey: `t:${i}`, state: 'applied', sync_updated_at: 1, body: 'y' } } })), { ordered: false }));
+      await time('alt: bulk 20 × replaceOne({_id: string}) (no guard)', size, () =>
+        str.bulkWrite(
+          ids(20).map((i) => ({
+            replaceOne: { filter: { _id: sid(i) }, replacement: { changeId: `c${i}`, docKey: `t:${i}`, state: 'applied', sync_updated_at: 1, body: 'y' } },
+          })),
+          { ordered: false },
+        ),
+      );
       await time('insertOne (e.g. a commit marker)', size, async (i) => {
         await str.insertOne({ _id: `marker-${size}-${i}`, changeId: `m${size}-${i}`, docKey: `m:${size}-${i}`, state: 'applied' });
       });
       await time('insertMany 100 (new string _ids)', size, async (i) => {
         const base = 90_000_000 + size * 10 + (i + 1) * 100;
-        await str.insertMany(Array.from({ length: 100 }, (_, j) => ({ _id: sid(base + j), changeId: `n${base + j}`, docKey: `n:${base + j}`, state: 'pending', body: 'z' })));
+        await str.insertMany(
+          Array.from({ length: 100 }, (_, j) => ({ _id: sid(base + j), changeId: `n${base + j}`, docKey: `n:${base + j}`, state: 'pending', body: 'z' })),
+        );
       });
     }
   } finally {

@@ -77,7 +77,8 @@ async function main(): Promise<number> {
 
   log(`sync server benchmark: ${opts.mode} mode, scenarios ${opts.only.join(', ')}; temporary files in ${tmpDir}`);
   const loadAverageAtStart = os.loadavg().map((l) => Math.round(l * 100) / 100);
-  if (loadAverageAtStart[0] > os.cpus().length * 0.5) log(`warning: the machine is busy (load average ${loadAverageAtStart.join(' ')}): figures will be low and noisy`);
+  if (loadAverageAtStart[0] > os.cpus().length * 0.5)
+    log(`warning: the machine is busy (load average ${loadAverageAtStart.join(' ')}): figures will be low and noisy`);
 
   // the database
   let dbBaseUri: string;
@@ -126,17 +127,35 @@ async function main(): Promise<number> {
       const r = await RUNNERS[name](ctx);
       const died = crashes();
       if (died.length) failed = true;
-      results.push({ ...r, notes: [...died, ...r.notes], elapsedS: Math.round((Date.now() - t0) / 100) / 10, ...(died.length ? { error: died[0].slice(0, 200) } : {}) });
+      results.push({
+        ...r,
+        notes: [...died, ...r.notes],
+        elapsedS: Math.round((Date.now() - t0) / 100) / 10,
+        ...(died.length ? { error: died[0].slice(0, 200) } : {}),
+      });
       for (const [phase, p] of Object.entries(r.phases)) {
         if (p.profile) log(`  profile of ${phase} (${p.profile.file}): ${formatProfileSummary(p.profile)}`);
-        if (p.db) log(`  database commands during ${phase} (count, total ms, mean ms, max ms):\n${p.db.map((c) => `    ${String(c.count).padStart(7)} ${String(c.totalMs).padStart(8)} ${String(c.meanMs).padStart(8)} ${String(c.maxMs).padStart(8)}  ${c.command}`).join('\n')}`);
+        if (p.db)
+          log(
+            `  database commands during ${phase} (count, total ms, mean ms, max ms):\n${p.db.map((c) => `    ${String(c.count).padStart(7)} ${String(c.totalMs).padStart(8)} ${String(c.meanMs).padStart(8)} ${String(c.maxMs).padStart(8)}  ${c.command}`).join('\n')}`,
+          );
       }
     } catch (e) {
       failed = true;
       log(`  FAILED: ${(e as Error).stack ?? e}`);
       const died = crashes();
       for (const d of died) log(`  ${d}`);
-      results.push({ name, title: TITLES[name], params: {}, figures: {}, rows: [], notes: died, phases: {}, elapsedS: Math.round((Date.now() - t0) / 100) / 10, error: String((e as Error).message ?? e) });
+      results.push({
+        name,
+        title: TITLES[name],
+        params: {},
+        figures: {},
+        rows: [],
+        notes: died,
+        phases: {},
+        elapsedS: Math.round((Date.now() - t0) / 100) / 10,
+        error: String((e as Error).message ?? e),
+      });
     }
   }
   await cleanup();
@@ -176,7 +195,12 @@ async function main(): Promise<number> {
   };
   const written = writeReport(report, opts.outDir, runId);
   console.log(formatStdout(report));
-  console.log(`\nwrote ${[written.files.json, written.files.markdown, written.files.chart].filter(Boolean).map((f) => path.relative(process.cwd(), f!)).join(', ')}`);
+  console.log(
+    `\nwrote ${[written.files.json, written.files.markdown, written.files.chart]
+      .filter(Boolean)
+      .map((f) => path.relative(process.cwd(), f!))
+      .join(', ')}`,
+  );
   return failed ? 1 : 0;
 }
 

@@ -355,7 +355,11 @@ const commands: Record<string, (a: any) => Promise<unknown>> = {
         else if (p.subscriptionId === subId) onPage(p);
       });
       const t0 = nowMs();
-      const ack = await s.emitWithAck<Ack & { subscriptionId: string; count: number }>(EV.subscribe, { collection: a.collection, bootstrap: true }, a.timeoutMs);
+      const ack = await s.emitWithAck<Ack & { subscriptionId: string; count: number }>(
+        EV.subscribe,
+        { collection: a.collection, bootstrap: true },
+        a.timeoutMs,
+      );
       const ackMs = nowMs() - t0;
       if (!ack?.success) throw new Error(`subscribe failed: ${ack?.code} ${ack?.error}`);
       subId = ack.subscriptionId;

@@ -68,11 +68,33 @@ describe('API documents: AsyncAPI (Socket.IO) and OpenAPI (REST)', () => {
 
     it('describes every event of the protocol, each client event with its ack and error codes', () => {
       const names = Object.values(doc.components.messages as Record<string, { name: string }>).map((m) => m.name);
-      for (const ev of ['sync:join', 'sync:subscribe', 'sync:unsubscribe', 'sync:change', 'sync:changeBatch', 'sync:get_changes', 'ping', 'mongoUpsert', 'mongoDelete', 'sync:update_subscriptions'])
+      for (const ev of [
+        'sync:join',
+        'sync:subscribe',
+        'sync:unsubscribe',
+        'sync:change',
+        'sync:changeBatch',
+        'sync:get_changes',
+        'ping',
+        'mongoUpsert',
+        'mongoDelete',
+        'sync:update_subscriptions',
+      ])
         expect(names).toEqual(expect.arrayContaining([ev, `${ev} ack`]));
       for (const ev of ['sync:changes', 'sync:bootstrap', 'sync:token_expired']) expect(names).toContain(ev);
       expect(doc.components.schemas.ErrorCode.enum).toEqual(
-        expect.arrayContaining(['UNAUTHENTICATED', 'FORBIDDEN', 'INVALID_PAYLOAD', 'INVALID_QUERY', 'CONFLICT', 'RATE_LIMITED', 'PAYLOAD_TOO_LARGE', 'CURSOR_EXPIRED', 'UNAVAILABLE', 'INTERNAL']),
+        expect.arrayContaining([
+          'UNAUTHENTICATED',
+          'FORBIDDEN',
+          'INVALID_PAYLOAD',
+          'INVALID_QUERY',
+          'CONFLICT',
+          'RATE_LIMITED',
+          'PAYLOAD_TOO_LARGE',
+          'CURSOR_EXPIRED',
+          'UNAVAILABLE',
+          'INTERNAL',
+        ]),
       );
       expect(doc.operations['sync.change'].reply).toBeDefined();
     });
@@ -124,22 +146,57 @@ describe('API documents: AsyncAPI (Socket.IO) and OpenAPI (REST)', () => {
         if (!ack.success) expect(ack.code).toBe('INVALID_PAYLOAD');
       }
       const subscribe = validator('SubscribeRequest');
-      for (const body of [{ collection: 'agree' }, { collection: 'agree', filter: 'title == $0', args: ['x'], bootstrap: false }, { collection: 5 }, { collection: '_sync_feed' }, { collection: 'agree', filter: 5 }, { collection: 'agree', args: 'x' }, { collection: 'agree', bootstrap: 'yes' }, {}]) {
+      for (const body of [
+        { collection: 'agree' },
+        { collection: 'agree', filter: 'title == $0', args: ['x'], bootstrap: false },
+        { collection: 5 },
+        { collection: '_sync_feed' },
+        { collection: 'agree', filter: 5 },
+        { collection: 'agree', args: 'x' },
+        { collection: 'agree', bootstrap: 'yes' },
+        {},
+      ]) {
         const ack = await emitAck(s, 'sync:subscribe', body);
         expect({ body, ok: ack.success || ack.code !== 'INVALID_PAYLOAD' }).toEqual({ body, ok: subscribe(body) as boolean });
       }
       const unsubscribe = validator('UnsubscribeRequest');
-      for (const body of [{ subscriptionId: 'nope' }, { collection: 'agree' }, { collection: 'agree', filter: 'x == 1' }, {}, { subscriptionId: 5 }, { collection: '_sync' }, { collection: 'agree', filter: 3 }]) {
+      for (const body of [
+        { subscriptionId: 'nope' },
+        { collection: 'agree' },
+        { collection: 'agree', filter: 'x == 1' },
+        {},
+        { subscriptionId: 5 },
+        { collection: '_sync' },
+        { collection: 'agree', filter: 3 },
+      ]) {
         const ack = await emitAck(s, 'sync:unsubscribe', body);
         expect({ body, ok: ack.success || ack.code !== 'INVALID_PAYLOAD' }).toEqual({ body, ok: unsubscribe(body) as boolean });
       }
       const update = validator('UpdateSubscriptionsRequest');
-      for (const body of [{ subscriptions: [] }, { subscriptions: [{ collection: 'agree', query: 'TRUEPREDICATE' }] }, {}, { subscriptions: 'x' }, { subscriptions: [{ collection: 'agree', query: 1 }] }, { subscriptions: [5] }]) {
+      for (const body of [
+        { subscriptions: [] },
+        { subscriptions: [{ collection: 'agree', query: 'TRUEPREDICATE' }] },
+        {},
+        { subscriptions: 'x' },
+        { subscriptions: [{ collection: 'agree', query: 1 }] },
+        { subscriptions: [5] },
+      ]) {
         const ack = await emitAck(s, 'sync:update_subscriptions', body);
         expect({ body, ok: ack.success || ack.code !== 'INVALID_PAYLOAD' }).toEqual({ body, ok: update(body) as boolean });
       }
       const get = validator('GetChangesRequest');
-      for (const body of [{}, { limit: 10 }, { limit: 0 }, { limit: 1.5 }, { limit: 'x' }, { collection: '_sync_feed' }, { collection: 'agree' }, { since: -1 }, { since: 'x' }, { cursor: 5 }]) {
+      for (const body of [
+        {},
+        { limit: 10 },
+        { limit: 0 },
+        { limit: 1.5 },
+        { limit: 'x' },
+        { collection: '_sync_feed' },
+        { collection: 'agree' },
+        { since: -1 },
+        { since: 'x' },
+        { cursor: 5 },
+      ]) {
         const ack = await emitAck(s, 'sync:get_changes', body);
         expect(ackValidator('sync.get_changes.ack')(ack)).toBe(true);
         expect({ body, success: ack.success }).toEqual({ body, success: get(body) as boolean });
@@ -148,7 +205,7 @@ describe('API documents: AsyncAPI (Socket.IO) and OpenAPI (REST)', () => {
     });
   });
 
-  it('the server\'s own events fit the document: sync:changes, sync:bootstrap, join and ping acks', async () => {
+  it("the server's own events fit the document: sync:changes, sync:bootstrap, join and ping acks", async () => {
     const res = await request(t.url).get('/asyncapi.json').expect(200);
     const doc = JSON.parse(res.text);
     const ajv = new Ajv({ strict: false });
@@ -190,7 +247,8 @@ describe('API documents: AsyncAPI (Socket.IO) and OpenAPI (REST)', () => {
 
     it('has every route the application registers', () => {
       const documented = new Set<string>();
-      for (const [p, item] of Object.entries(doc.paths as Record<string, Record<string, unknown>>)) for (const m of Object.keys(item)) documented.add(`${m.toUpperCase()} ${p}`);
+      for (const [p, item] of Object.entries(doc.paths as Record<string, Record<string, unknown>>))
+        for (const m of Object.keys(item)) documented.add(`${m.toUpperCase()} ${p}`);
       // the console's vendored chart library is a static file, left out of the document on purpose
       const routes = registeredRoutes(t).filter((r) => !r.includes('/console/vendor/'));
       expect(routes.length).toBeGreaterThan(5);

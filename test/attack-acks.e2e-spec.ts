@@ -79,7 +79,14 @@ describe('attack: acks leak nothing of another user (write rule before conflict 
     const rules = path.join(dir, 'rules.json');
     fs.writeFileSync(rules, JSON.stringify(RULES));
     t = await startTestApp(
-      { NODE_ENV: 'production', ALLOWED_ORIGINS: 'https://app.example', AUTH_JWT_SECRET: TEST_SECRET, SYNC_RULES_FILE: rules, AUTH_SERVICE_TOKEN: SERVICE_TOKEN, SYNC_RATE_LIMIT_MAX: '100000' },
+      {
+        NODE_ENV: 'production',
+        ALLOWED_ORIGINS: 'https://app.example',
+        AUTH_JWT_SECRET: TEST_SECRET,
+        SYNC_RULES_FILE: rules,
+        AUTH_SERVICE_TOKEN: SERVICE_TOKEN,
+        SYNC_RATE_LIMIT_MAX: '100000',
+      },
       'attack_acks',
     );
     expect(t.config.isProduction).toBe(true);
@@ -157,22 +164,39 @@ describe('attack: acks leak nothing of another user (write rule before conflict 
     expect(answers.missing).toEqual(answers.live);
   });
 
-  it('a deleted document\'s id stays its owner\'s: bob cannot take it over, with any timestamp', async () => {
+  it("a deleted document's id stays its owner's: bob cannot take it over, with any timestamp", async () => {
     const answers: unknown[] = [];
     for (const id of [TARGETS.live, TARGETS.deleted]) {
       for (const timestamp of [1, Date.now() + 5_000, undefined]) {
-        const ack = await emitAck(bob, 'sync:change', { changeId: randomUUID(), operation: 'insert', collection: 'tasks', documentId: id, data: { owner: 'bob' }, timestamp });
+        const ack = await emitAck(bob, 'sync:change', {
+          changeId: randomUUID(),
+          operation: 'insert',
+          collection: 'tasks',
+          documentId: id,
+          data: { owner: 'bob' },
+          timestamp,
+        });
         expect(ack).toMatchObject({ success: false, code: 'FORBIDDEN' });
         expectNoLeak(ack);
         answers.push(shape(ack));
       }
     }
     expect(answers.slice(3)).toEqual(answers.slice(0, 3));
-    expect(await mongo.db().collection('tasks').findOne({ _id: TARGETS.deleted as never })).toBeNull();
+    expect(
+      await mongo
+        .db()
+        .collection('tasks')
+        .findOne({ _id: TARGETS.deleted as never }),
+    ).toBeNull();
     // (an id nobody holds is free: bob may create his own document there; that is a write he may make)
     // and alice herself may bring her deleted document back
     expect(
-      await emitAck(alice, 'sync:change', { operation: 'insert', collection: 'tasks', documentId: TARGETS.deleted, data: { owner: 'alice', title: `${SECRET} back` } }),
+      await emitAck(alice, 'sync:change', {
+        operation: 'insert',
+        collection: 'tasks',
+        documentId: TARGETS.deleted,
+        data: { owner: 'alice', title: `${SECRET} back` },
+      }),
     ).toMatchObject({ success: true });
     expect(await emitAck(alice, 'sync:change', { operation: 'delete', collection: 'tasks', documentId: TARGETS.deleted })).toMatchObject({ success: true });
   });
@@ -181,7 +205,14 @@ describe('attack: acks leak nothing of another user (write rule before conflict 
     const answers: unknown[] = [];
     for (const id of ['d-live', 'd-deleted']) {
       for (const operation of ['update', 'insert', 'delete']) {
-        const ack = await emitAck(bob, 'sync:change', { changeId: randomUUID(), operation, collection: 'drop', documentId: id, data: { owner: 'bob', note: 'x' }, timestamp: 1 });
+        const ack = await emitAck(bob, 'sync:change', {
+          changeId: randomUUID(),
+          operation,
+          collection: 'drop',
+          documentId: id,
+          data: { owner: 'bob', note: 'x' },
+          timestamp: 1,
+        });
         expect(ack).toMatchObject({ success: false, code: 'CONFLICT', current: null });
         expect(ack).not.toHaveProperty('timestamp');
         expectNoLeak(ack);
@@ -192,17 +223,30 @@ describe('attack: acks leak nothing of another user (write rule before conflict 
     // the owner, who may read it, gets the winning version to roll back to
     const own = await emitAck(alice, 'sync:change', { operation: 'update', collection: 'drop', documentId: 'd-live', data: { note: 'old' }, timestamp: 1 });
     expect(own).toMatchObject({ success: false, code: 'CONFLICT', timestamp: T0, current: { _id: 'd-live', owner: 'alice', title: `${SECRET} drop` } });
-    const ownDeleted = await emitAck(alice, 'sync:change', { operation: 'update', collection: 'drop', documentId: 'd-deleted', data: { note: 'old' }, timestamp: 1 });
+    const ownDeleted = await emitAck(alice, 'sync:change', {
+      operation: 'update',
+      collection: 'drop',
+      documentId: 'd-deleted',
+      data: { note: 'old' },
+      timestamp: 1,
+    });
     expect(ownDeleted).toMatchObject({ success: false, code: 'CONFLICT', timestamp: T0 + 1, current: null });
   });
 
-  it('a retry of bob\'s own change is answered from his own first ack only', async () => {
+  it("a retry of bob's own change is answered from his own first ack only", async () => {
     const changeId = randomUUID();
     const first = await emitAck(bob, 'sync:change', { changeId, operation: 'insert', collection: 'tasks', documentId: 'b-own', data: { owner: 'bob' } });
     expect(first).toMatchObject({ success: true });
     // the same changeId aimed at alice's ids: answered as the duplicate it is, nothing of hers
     for (const id of Object.values(TARGETS)) {
-      const again = await emitAck(bob, 'sync:change', { changeId, operation: 'update', collection: 'tasks', documentId: id, data: { title: 'x' }, timestamp: 1 });
+      const again = await emitAck(bob, 'sync:change', {
+        changeId,
+        operation: 'update',
+        collection: 'tasks',
+        documentId: id,
+        data: { title: 'x' },
+        timestamp: 1,
+      });
       expect(again).toEqual({ ...first, duplicate: true });
     }
   });
@@ -216,7 +260,7 @@ describe('attack: acks leak nothing of another user (write rule before conflict 
     expect(res.body.results[0]).toMatchObject({ success: false, code: 'CONFLICT', timestamp: T0, current: { _id: TARGETS.live, owner: 'alice' } });
   });
 
-  it('the audit trail of bob\'s refused probes holds nothing of alice\'s', async () => {
+  it("the audit trail of bob's refused probes holds nothing of alice's", async () => {
     const records = await mongo.db().collection('_sync_audit').find({ userId: 'bob' }).toArray();
     expect(records.length).toBeGreaterThan(50);
     for (const r of records) {

@@ -91,7 +91,9 @@ describeWithRules(`attack: user B against user A${RULES_READY ? '' : ' (pending:
       ],
     });
     expect(seed).toMatchObject({ success: true, successCount: 4 });
-    expect(await emitAck(bob, 'sync:change', { operation: 'insert', collection: 'tasks', documentId: 'b1', data: { owner: 'bob', title: 'mine' } })).toMatchObject({ success: true });
+    expect(
+      await emitAck(bob, 'sync:change', { operation: 'insert', collection: 'tasks', documentId: 'b1', data: { owner: 'bob', title: 'mine' } }),
+    ).toMatchObject({ success: true });
 
     aliceDocs = async () => {
       const db = mongo.db();
@@ -112,8 +114,16 @@ describeWithRules(`attack: user B against user A${RULES_READY ? '' : ' (pending:
   });
 
   describe('reads', () => {
-    it('sync:subscribe: bootstrap and count hold only bob\'s documents, whatever the filter', async () => {
-      for (const filter of [undefined, 'TRUEPREDICATE', 'owner == "alice"', 'owner != "bob"', 'TRUEPREDICATE OR owner == "alice"', 'NOT (owner == "bob")', 'title CONTAINS "secret"']) {
+    it("sync:subscribe: bootstrap and count hold only bob's documents, whatever the filter", async () => {
+      for (const filter of [
+        undefined,
+        'TRUEPREDICATE',
+        'owner == "alice"',
+        'owner != "bob"',
+        'TRUEPREDICATE OR owner == "alice"',
+        'NOT (owner == "bob")',
+        'title CONTAINS "secret"',
+      ]) {
         const s = await bobSocket();
         const pages = recordEvents(s, 'sync:bootstrap');
         const ack = await emitAck(s, 'sync:subscribe', { collection: 'tasks', filter });
@@ -127,7 +137,7 @@ describeWithRules(`attack: user B against user A${RULES_READY ? '' : ' (pending:
       }
     });
 
-    it('sync:subscribe with operator-shaped arguments matches nothing of alice\'s', async () => {
+    it("sync:subscribe with operator-shaped arguments matches nothing of alice's", async () => {
       const s = await bobSocket();
       for (const args of [[{ $ne: null }], [{ $gt: '' }], [['alice', 'bob']], [null]]) {
         const ack = await emitAck(s, 'sync:subscribe', { collection: 'tasks', filter: 'owner == $0', args, bootstrap: false });
@@ -148,7 +158,7 @@ describeWithRules(`attack: user B against user A${RULES_READY ? '' : ' (pending:
       }
     });
 
-    it('sync:get_changes returns none of alice\'s tasks, from any cursor or time', async () => {
+    it("sync:get_changes returns none of alice's tasks, from any cursor or time", async () => {
       for (const req of [{}, { since: 0 }, { cursor: '0' }, { collection: 'tasks' }, { collection: 'tasks', since: 0, limit: 5000 }]) {
         let cursor: string | undefined;
         let more = true;
@@ -168,31 +178,48 @@ describeWithRules(`attack: user B against user A${RULES_READY ? '' : ' (pending:
       }
     });
 
-    it('sync:join and sync:update_subscriptions subscriptions bootstrap nothing of alice\'s', async () => {
+    it("sync:join and sync:update_subscriptions subscriptions bootstrap nothing of alice's", async () => {
       const s = await connectClient(t.url);
       sockets.push(s);
       const pages = recordEvents(s, 'sync:bootstrap');
       const ack = await emitAck(s, 'sync:join', { token: bobToken, subscriptions: [{ collection: 'tasks', filter: 'TRUEPREDICATE' }] });
       expect(ack).toMatchObject({ success: true, userId: 'bob' });
-      const upd = await emitAck(s, 'sync:update_subscriptions', { subscriptions: [{ collection: 'tasks', query: 'owner == "alice"' }, { collection: 'secrets', query: 'TRUEPREDICATE' }] });
+      const upd = await emitAck(s, 'sync:update_subscriptions', {
+        subscriptions: [
+          { collection: 'tasks', query: 'owner == "alice"' },
+          { collection: 'secrets', query: 'TRUEPREDICATE' },
+        ],
+      });
       expect(upd).toMatchObject({ success: true });
       await waitFor(() => pages.filter((p: any) => p.done).length >= 1, 5000, 'bootstraps');
       expectNoLeak(pages);
     });
 
-    it('live: bob, subscribed to everything he can name, receives nothing of alice\'s changes', async () => {
+    it("live: bob, subscribed to everything he can name, receives nothing of alice's changes", async () => {
       const s = await bobSocket();
       const got = recordEvents(s, 'sync:changes');
       await emitAck(s, 'sync:subscribe', { collection: 'tasks', bootstrap: false });
       await emitAck(s, 'sync:subscribe', { collection: 'tasks', filter: 'owner == "alice"', bootstrap: false });
       await emitAck(s, 'sync:subscribe', { collection: 'chat', bootstrap: false });
-      await emitAck(s, 'sync:update_subscriptions', { subscriptions: [{ collection: 'tasks', query: 'TRUEPREDICATE' }, { collection: 'chat', query: 'TRUEPREDICATE' }] });
+      await emitAck(s, 'sync:update_subscriptions', {
+        subscriptions: [
+          { collection: 'tasks', query: 'TRUEPREDICATE' },
+          { collection: 'chat', query: 'TRUEPREDICATE' },
+        ],
+      });
       const marker = randomUUID();
       expect(
-        await emitAck(alice, 'sync:change', { operation: 'insert', collection: 'tasks', documentId: 'a-live', data: { owner: 'alice', title: `${ALICE_SECRET} live` } }),
+        await emitAck(alice, 'sync:change', {
+          operation: 'insert',
+          collection: 'tasks',
+          documentId: 'a-live',
+          data: { owner: 'alice', title: `${ALICE_SECRET} live` },
+        }),
       ).toMatchObject({ success: true });
       // a chat message is public: its arrival proves delivery happened, so the task would have come first
-      expect(await emitAck(alice, 'sync:change', { operation: 'insert', collection: 'chat', documentId: marker, data: { senderId: 'alice', text: 'public' } })).toMatchObject({
+      expect(
+        await emitAck(alice, 'sync:change', { operation: 'insert', collection: 'chat', documentId: marker, data: { senderId: 'alice', text: 'public' } }),
+      ).toMatchObject({
         success: true,
       });
       await waitFor(() => got.some((c: any) => c.documentId === marker), 5000, 'the public chat message');
@@ -206,14 +233,17 @@ describeWithRules(`attack: user B against user A${RULES_READY ? '' : ' (pending:
 
   describe('writes', () => {
     const attempts: [string, Record<string, unknown>][] = [
-      ['update another\'s task', { operation: 'update', collection: 'tasks', documentId: 'a1', data: { title: 'pwned' } }],
-      ['take over another\'s task (owner field)', { operation: 'update', collection: 'tasks', documentId: 'a1', data: { owner: 'bob' } }],
-      ['delete another\'s task', { operation: 'delete', collection: 'tasks', documentId: 'a2' }],
-      ['insert over another\'s task', { operation: 'insert', collection: 'tasks', documentId: 'a3', data: { owner: 'bob', title: 'mine now' } }],
+      ["update another's task", { operation: 'update', collection: 'tasks', documentId: 'a1', data: { title: 'pwned' } }],
+      ["take over another's task (owner field)", { operation: 'update', collection: 'tasks', documentId: 'a1', data: { owner: 'bob' } }],
+      ["delete another's task", { operation: 'delete', collection: 'tasks', documentId: 'a2' }],
+      ["insert over another's task", { operation: 'insert', collection: 'tasks', documentId: 'a3', data: { owner: 'bob', title: 'mine now' } }],
       ['insert as another user', { operation: 'insert', collection: 'tasks', documentId: 'fake', data: { owner: 'alice', title: 'framed' } }],
-      ['far-future timestamp', { operation: 'update', collection: 'tasks', documentId: 'a1', data: { owner: 'bob' }, timestamp: Date.now() + 10 * 365 * 86_400_000 }],
+      [
+        'far-future timestamp',
+        { operation: 'update', collection: 'tasks', documentId: 'a1', data: { owner: 'bob' }, timestamp: Date.now() + 10 * 365 * 86_400_000 },
+      ],
       ['chat as another sender', { operation: 'insert', collection: 'chat', documentId: 'm-fake', data: { senderId: 'alice', text: 'framed' } }],
-      ['edit another\'s chat message', { operation: 'update', collection: 'chat', documentId: 'm1', data: { text: 'edited' } }],
+      ["edit another's chat message", { operation: 'update', collection: 'chat', documentId: 'm1', data: { text: 'edited' } }],
       ['write a closed collection', { operation: 'insert', collection: 'secrets', documentId: 's1', data: { owner: 'bob' } }],
       ['write __proto__ collection', { operation: 'insert', collection: '__proto__', documentId: 'p1', data: { owner: 'bob' } }],
       ['spoofed author', { operation: 'insert', collection: 'tasks', documentId: 'spoof', data: { owner: 'alice', _updated_by: 'alice' }, userId: 'alice' }],
@@ -239,9 +269,17 @@ describeWithRules(`attack: user B against user A${RULES_READY ? '' : ' (pending:
       expect(del).toMatchObject({ success: false });
     });
 
-    it('replaying alice\'s changeId gets bob nothing of hers', async () => {
+    it("replaying alice's changeId gets bob nothing of hers", async () => {
       const changeId = randomUUID();
-      expect(await emitAck(alice, 'sync:change', { changeId, operation: 'update', collection: 'tasks', documentId: 'a2', data: { title: `${ALICE_SECRET} replay` } })).toMatchObject({
+      expect(
+        await emitAck(alice, 'sync:change', {
+          changeId,
+          operation: 'update',
+          collection: 'tasks',
+          documentId: 'a2',
+          data: { title: `${ALICE_SECRET} replay` },
+        }),
+      ).toMatchObject({
         success: true,
       });
       before = await aliceDocs();
@@ -267,10 +305,15 @@ describeWithRules(`attack: user B against user A${RULES_READY ? '' : ' (pending:
     });
   });
 
-  it('nothing of alice\'s changed, and bob never saw any of it', async () => {
+  it("nothing of alice's changed, and bob never saw any of it", async () => {
     expect(await aliceDocs()).toEqual(before);
     const tasks = await mongo.db().collection('tasks').find({}).toArray();
-    expect(tasks.filter((d) => d.owner === 'bob').map((d) => d._id).sort()).toEqual(['b1']);
+    expect(
+      tasks
+        .filter((d) => d.owner === 'bob')
+        .map((d) => d._id)
+        .sort(),
+    ).toEqual(['b1']);
     expect(await mongo.db().collection('secrets').countDocuments()).toBe(0);
     expectNoLeak(bobSaw);
   });
@@ -290,8 +333,12 @@ describe('attack: changeId collisions between users', () => {
     bob = await connectClient(t.url, { auth: { token: await hs256({ sub: 'bob' }, { expiresIn: '1h' }) } });
     expect(await emitAck(alice, 'sync:join', {})).toMatchObject({ success: true });
     expect(await emitAck(bob, 'sync:join', {})).toMatchObject({ success: true });
-    expect(await emitAck(alice, 'sync:change', { operation: 'insert', collection: 'tasks', documentId: 'a1', data: { owner: 'alice', done: false } })).toMatchObject({ success: true });
-    expect(await emitAck(bob, 'sync:change', { operation: 'insert', collection: 'tasks', documentId: 'b1', data: { owner: 'bob' } })).toMatchObject({ success: true });
+    expect(
+      await emitAck(alice, 'sync:change', { operation: 'insert', collection: 'tasks', documentId: 'a1', data: { owner: 'alice', done: false } }),
+    ).toMatchObject({ success: true });
+    expect(await emitAck(bob, 'sync:change', { operation: 'insert', collection: 'tasks', documentId: 'b1', data: { owner: 'bob' } })).toMatchObject({
+      success: true,
+    });
   });
   afterAll(async () => {
     alice?.close();
@@ -310,7 +357,10 @@ describe('attack: changeId collisions between users', () => {
     const ack = await emitAck(alice, 'sync:change', { changeId, operation: 'update', collection: 'tasks', documentId: 'a1', data: { done: true } });
     expect(ack).toMatchObject({ success: true });
     expect(ack.duplicate).toBeUndefined();
-    const a1 = await mongo.db().collection('tasks').findOne({ _id: 'a1' as never });
+    const a1 = await mongo
+      .db()
+      .collection('tasks')
+      .findOne({ _id: 'a1' as never });
     expect(a1?.done).toBe(true);
   });
 });

@@ -342,28 +342,54 @@ describe('production: /stats and /metrics are admin-only', () => {
     for (const p of ['/stats', '/metrics']) {
       await request(t.url).get(p).expect(401);
       await request(t.url).get(p).set('Authorization', 'Bearer garbage').expect(401);
-      await request(t.url).get(p).set('Authorization', `Bearer ${await hs256({ sub: 'alice' }, admin)}`).expect(403);
-      await request(t.url).get(p).set('Authorization', `Bearer ${await hs256({ sub: 'root' }, { ...admin, secret: 'forged-forged-forged-forged-forged-xx' })}`).expect(401);
+      await request(t.url)
+        .get(p)
+        .set('Authorization', `Bearer ${await hs256({ sub: 'alice' }, admin)}`)
+        .expect(403);
+      await request(t.url)
+        .get(p)
+        .set('Authorization', `Bearer ${await hs256({ sub: 'root' }, { ...admin, secret: 'forged-forged-forged-forged-forged-xx' })}`)
+        .expect(401);
     }
   });
 
   it('lets admins by configuration and the service token in', async () => {
-    await request(t.url).get('/stats').set('Authorization', `Bearer ${await hs256({ sub: 'root' }, admin)}`).expect(200);
-    await request(t.url).get('/stats').set('Authorization', `Bearer ${await hs256({ sub: 'ops', 'https://sync.example/roles': ['sync-admin'] }, admin)}`).expect(200);
+    await request(t.url)
+      .get('/stats')
+      .set('Authorization', `Bearer ${await hs256({ sub: 'root' }, admin)}`)
+      .expect(200);
+    await request(t.url)
+      .get('/stats')
+      .set('Authorization', `Bearer ${await hs256({ sub: 'ops', 'https://sync.example/roles': ['sync-admin'] }, admin)}`)
+      .expect(200);
     await request(t.url).get('/metrics').set('Authorization', 'Bearer service-token-0123456789-0123456789').expect(200);
   });
 
   it('attack: a token that calls itself admin is not one (finding 8): /stats, /metrics and /api/changes stay closed', async () => {
     const selfMade = [{ role: 'admin' }, { roles: ['admin'] }, { admin: true }, { roles: ['sync-admin'] }, { 'https://sync.example/roles': 'other' }];
-    const change = { changeId: 'forged-admin-1', collection: 'tasks', documentId: 'forged-1', operation: 'insert', data: { owner: 'alice' }, timestamp: Date.now() };
+    const change = {
+      changeId: 'forged-admin-1',
+      collection: 'tasks',
+      documentId: 'forged-1',
+      operation: 'insert',
+      data: { owner: 'alice' },
+      timestamp: Date.now(),
+    };
     for (const claims of selfMade) {
       const bearer = `Bearer ${await hs256({ sub: 'mallory', ...claims }, admin)}`;
       await request(t.url).get('/stats').set('Authorization', bearer).expect(403);
       await request(t.url).get('/metrics').set('Authorization', bearer).expect(403);
-      await request(t.url).post('/api/changes').set('Authorization', bearer).send({ changes: [change] }).expect(403);
+      await request(t.url)
+        .post('/api/changes')
+        .set('Authorization', bearer)
+        .send({ changes: [change] })
+        .expect(403);
     }
     // the admin subject may ingest (nothing was written by mallory above)
-    const ok = await request(t.url).post('/api/changes').set('Authorization', `Bearer ${await hs256({ sub: 'root' }, admin)}`).send({ changes: [change] });
+    const ok = await request(t.url)
+      .post('/api/changes')
+      .set('Authorization', `Bearer ${await hs256({ sub: 'root' }, admin)}`)
+      .send({ changes: [change] });
     expect(ok.status).toBeLessThan(300);
   });
 

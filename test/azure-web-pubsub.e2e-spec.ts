@@ -77,7 +77,10 @@ describe('Azure Web PubSub: config validation', () => {
     expect(() => loadConfig({ ...base, WEB_PUBSUB_CONNECTION_STRING: CONNECTION_STRING, WEB_PUBSUB_HUB_NAME: 'a hub!' }, '/nonexistent')).toThrow(ConfigError);
     let err: Error | undefined;
     try {
-      loadConfig({ NODE_ENV: 'production', AUTH_JWT_SECRET: TEST_SECRET, WEB_PUBSUB_CONNECTION_STRING: `Endpoint=http://${HOST};AccessKey=${ACCESS_KEY};` }, '/nonexistent');
+      loadConfig(
+        { NODE_ENV: 'production', AUTH_JWT_SECRET: TEST_SECRET, WEB_PUBSUB_CONNECTION_STRING: `Endpoint=http://${HOST};AccessKey=${ACCESS_KEY};` },
+        '/nonexistent',
+      );
     } catch (e) {
       err = e as Error;
     }

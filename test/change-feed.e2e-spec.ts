@@ -72,7 +72,15 @@ describe('change feed: sync:get_changes', () => {
   });
 
   it('rejects bad requests with INVALID_PAYLOAD', async () => {
-    for (const p of [{ cursor: 'garbage' }, { cursor: 42 }, { limit: 0 }, { limit: 'x' }, { since: -5 }, { collection: '_sync_feed' }, { collection: 'system.users' }]) {
+    for (const p of [
+      { cursor: 'garbage' },
+      { cursor: 42 },
+      { limit: 0 },
+      { limit: 'x' },
+      { since: -5 },
+      { collection: '_sync_feed' },
+      { collection: 'system.users' },
+    ]) {
       const ack = await emitAck(b, 'sync:get_changes', p);
       expect(ack).toMatchObject({ success: false, code: 'INVALID_PAYLOAD' });
     }
@@ -159,9 +167,19 @@ describe('change feed: sync:get_changes', () => {
       const lost = (max as unknown as number) + 1;
       const now = Date.now();
       await db.db.collection('_sync_feed').insertOne({
-        _id: (lost + 1) as any, changeId: 'after-gap', state: 'applied', collection: 'gaptest', documentId: 'g1', docKey: 'gaptest:g1',
-        operation: 'insert', after: { _id: 'g1', sync_updated_at: 5, _updated_by: 'alice' }, before: null, timestamp: 5, userId: 'alice',
-        serverTimestamp: now, createdAt: new Date(now),
+        _id: (lost + 1) as any,
+        changeId: 'after-gap',
+        state: 'applied',
+        collection: 'gaptest',
+        documentId: 'g1',
+        docKey: 'gaptest:g1',
+        operation: 'insert',
+        after: { _id: 'g1', sync_updated_at: 5, _updated_by: 'alice' },
+        before: null,
+        timestamp: 5,
+        userId: 'alice',
+        serverTimestamp: now,
+        createdAt: new Date(now),
       });
       const blocked = await emitAck(b, 'sync:get_changes', { cursor: head, collection: 'gaptest' });
       expect(blocked.changes).toEqual([]);
@@ -205,7 +223,14 @@ describe('change feed: sync:get_changes', () => {
       expect(await db.db.collection('replay').findOne({ _id: 'r1' as any })).toEqual({ _id: 'r1', v: 1, sync_updated_at: 77, _updated_by: 'alice' });
       expect(await db.db.collection('_sync_feed').findOne({ _id: pos as any })).toMatchObject({ state: 'applied' });
       // the retry of that change is answered as a duplicate, not applied again
-      const retry = await emitAck(a, 'sync:change', { changeId: 'crashed-writer', operation: 'insert', collection: 'replay', documentId: 'r1', data: { v: 1 }, timestamp: 77 });
+      const retry = await emitAck(a, 'sync:change', {
+        changeId: 'crashed-writer',
+        operation: 'insert',
+        collection: 'replay',
+        documentId: 'r1',
+        data: { v: 1 },
+        timestamp: 77,
+      });
       expect(retry).toMatchObject({ success: true, duplicate: true, timestamp: 77, cursor: encodeCursor(pos) });
     } finally {
       await db.client.close();

@@ -18,10 +18,16 @@ interface Line {
 }
 
 /** Runs the example in script mode; `onLine` may return true to SIGKILL the process there and then. */
-function runExample(args: string[], onLine: (l: Line) => boolean | void = () => undefined): Promise<{ lines: Line[]; signal: NodeJS.Signals | null; code: number | null; stderr: string }> {
+function runExample(
+  args: string[],
+  onLine: (l: Line) => boolean | void = () => undefined,
+): Promise<{ lines: Line[]; signal: NodeJS.Signals | null; code: number | null; stderr: string }> {
   return new Promise((resolve, reject) => {
     // one process (node with the tsx loader), so that SIGKILL hits the client itself, not a wrapper
-    const child: ChildProcessWithoutNullStreams = spawn(process.execPath, ['--import', 'tsx', EXAMPLE, ...args], { cwd: ROOT, env: { ...process.env, NODE_ENV: 'test' } });
+    const child: ChildProcessWithoutNullStreams = spawn(process.execPath, ['--import', 'tsx', EXAMPLE, ...args], {
+      cwd: ROOT,
+      env: { ...process.env, NODE_ENV: 'test' },
+    });
     const lines: Line[] = [];
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
@@ -77,14 +83,22 @@ describe('client killed with SIGKILL', () => {
   });
 
   async function serverIds(prefix: string): Promise<Set<string>> {
-    const docs = await mongo.db().collection<{ _id: string }>('tasks').find({ _id: { $regex: `^${prefix}` } }).project({ _id: 1 }).toArray();
+    const docs = await mongo
+      .db()
+      .collection<{ _id: string }>('tasks')
+      .find({ _id: { $regex: `^${prefix}` } })
+      .project({ _id: 1 })
+      .toArray();
     return new Set(docs.map((d) => d._id));
   }
 
   it('offline: changes stored before the kill are delivered after a restart', async () => {
     const offline = `http://127.0.0.1:${await deadPort()}`;
     let stored = 0;
-    const first = await runExample(['killer-a', '--script', '--data', dir, '--server', offline, '--add', '500', '--linger', '-1'], (l) => l.event === 'stored' && ++stored === 60);
+    const first = await runExample(
+      ['killer-a', '--script', '--data', dir, '--server', offline, '--add', '500', '--linger', '-1'],
+      (l) => l.event === 'stored' && ++stored === 60,
+    );
     expect(first.signal).toBe('SIGKILL');
     const storedIds = first.lines.filter((l) => l.event === 'stored').map((l) => l.id as string);
     expect(storedIds.length).toBeGreaterThanOrEqual(60);
@@ -100,7 +114,10 @@ describe('client killed with SIGKILL', () => {
 
   it('online: killed mid-flight (batches in the air), the restart delivers the rest, each change once', async () => {
     let stored = 0;
-    const first = await runExample(['killer-b', '--script', '--data', dir, '--server', t.url, '--add', '400', '--linger', '-1'], (l) => l.event === 'stored' && ++stored === 150);
+    const first = await runExample(
+      ['killer-b', '--script', '--data', dir, '--server', t.url, '--add', '400', '--linger', '-1'],
+      (l) => l.event === 'stored' && ++stored === 150,
+    );
     expect(first.signal).toBe('SIGKILL');
     const storedIds = first.lines.filter((l) => l.event === 'stored').map((l) => l.id as string);
 

@@ -107,7 +107,14 @@ describeIfRedis('horizontal scale: two nodes, one database, Redis cluster bus', 
     await waitFor(() => gotRemote.length >= 1 && gotLocal.length >= 1, 5000, 'delivery on both nodes');
     await sleep(400); // any duplicate (bus echo, double publish) would arrive by now
     expect(gotRemote).toEqual([
-      expect.objectContaining({ documentId: 'm1', collection: 'chat', operation: 'insert', userId: 'alice', data: expect.objectContaining({ text: 'hello from A' }), cursor: ack.cursor }),
+      expect.objectContaining({
+        documentId: 'm1',
+        collection: 'chat',
+        operation: 'insert',
+        userId: 'alice',
+        data: expect.objectContaining({ text: 'hello from A' }),
+        cursor: ack.cursor,
+      }),
     ]);
     expect(gotLocal).toHaveLength(1);
     expect(gotLocal[0]).toEqual(gotRemote[0]); // same payload whichever node delivers it
@@ -152,7 +159,12 @@ describeIfRedis('horizontal scale: two nodes, one database, Redis cluster bus', 
     const bob = await join(b, 'bob');
     await emitAck(bob, 'sync:subscribe', { collection: 'bulk', bootstrap: false });
     const got = recordEvents(bob, 'sync:changes');
-    const changes = Array.from({ length: 60 }, (_, i) => ({ operation: 'insert', collection: 'bulk', documentId: `k${String(i).padStart(3, '0')}`, data: { i } }));
+    const changes = Array.from({ length: 60 }, (_, i) => ({
+      operation: 'insert',
+      collection: 'bulk',
+      documentId: `k${String(i).padStart(3, '0')}`,
+      data: { i },
+    }));
     const ack = await emitAck(writer, 'sync:changeBatch', { changes });
     expect(ack).toMatchObject({ success: true, successCount: 60 });
     await waitFor(() => got.length >= 60, 10_000, '60 changes on B');
@@ -171,7 +183,11 @@ describeIfRedis('horizontal scale: two nodes, one database, Redis cluster bus', 
     } finally {
       raw.disconnect();
     }
-    await waitFor(async () => (await metric(b, 'sync_cluster_changes_dropped_total{reason="received_too_large"}')) === 1, 5000, 'the oversized message counted');
+    await waitFor(
+      async () => (await metric(b, 'sync_cluster_changes_dropped_total{reason="received_too_large"}')) === 1,
+      5000,
+      'the oversized message counted',
+    );
     // garbage carries no signature: it is refused before any parsing
     expect(await metric(b, 'sync_cluster_changes_dropped_total{reason="received_unsigned"}')).toBe(1);
     const writer = await join(a, 'alice');
@@ -189,21 +205,22 @@ describeIfRedis('horizontal scale: two nodes, one database, Redis cluster bus', 
     await emitAck(bob, 'sync:subscribe', { collection: 'forged', bootstrap: false });
     const got = recordEvents(bob, 'sync:changes');
     const now = Date.now();
-    const forged = (i: number) => ({
-      _id: 900_000_000 + i,
-      changeId: `forged-${i}`,
-      state: 'applied',
-      collection: 'forged',
-      documentId: `f-${i}`,
-      docKey: `forged:f-${i}`,
-      operation: 'insert',
-      after: { _id: `f-${i}`, owner: 'bob', text: 'FORGED-BY-REDIS-ACCESS', sync_updated_at: now },
-      before: null,
-      timestamp: now,
-      userId: 'alice',
-      serverTimestamp: now,
-      createdAt: new Date(now),
-    }) as unknown as FeedEntry;
+    const forged = (i: number) =>
+      ({
+        _id: 900_000_000 + i,
+        changeId: `forged-${i}`,
+        state: 'applied',
+        collection: 'forged',
+        documentId: `f-${i}`,
+        docKey: `forged:f-${i}`,
+        operation: 'insert',
+        after: { _id: `f-${i}`, owner: 'bob', text: 'FORGED-BY-REDIS-ACCESS', sync_updated_at: now },
+        before: null,
+        timestamp: now,
+        userId: 'alice',
+        serverTimestamp: now,
+        createdAt: new Date(now),
+      }) as unknown as FeedEntry;
     const count = async (reason: string) => (await metric(b, `sync_cluster_changes_dropped_total{reason="received_${reason}"}`)) ?? 0;
     const before = { unsigned: await count('unsigned'), forged: await count('forged'), stale: await count('stale') };
     const wrongKey = deriveBusKey('another-secret-another-secret-another-secret', channel);
@@ -317,7 +334,9 @@ describe('without REDIS_URL: a single node, no bus', () => {
     try {
       await emitAck(reader, 'sync:subscribe', { collection: 'solo', bootstrap: false });
       const got = recordEvents(reader, 'sync:changes');
-      expect(await emitAck(writer, 'sync:change', { operation: 'insert', collection: 'solo', documentId: 's1', data: { a: 1 } })).toMatchObject({ success: true });
+      expect(await emitAck(writer, 'sync:change', { operation: 'insert', collection: 'solo', documentId: 's1', data: { a: 1 } })).toMatchObject({
+        success: true,
+      });
       await waitFor(() => got.length === 1, 5000, 'local delivery');
       await sleep(200);
       expect(got).toHaveLength(1);

@@ -37,11 +37,17 @@ describe('collection schemas: enforced on the resulting document on every write 
 
   it('accepts a document that fits (embedded object, list of embedded objects, optional fields)', async () => {
     const docId = id();
-    const ack = await emitAck(a, 'sync:change', person(docId, { name: 'Ann', age: 30, address: { city: 'Oslo' }, dogs: [{ name: 'Rex', age: 3 }], tags: ['a'], email: null }));
+    const ack = await emitAck(
+      a,
+      'sync:change',
+      person(docId, { name: 'Ann', age: 30, address: { city: 'Oslo' }, dogs: [{ name: 'Rex', age: 3 }], tags: ['a'], email: null }),
+    );
     expect(ack).toMatchObject({ success: true });
     expect(await stored(docId)).toMatchObject({ name: 'Ann', dogs: [{ name: 'Rex', age: 3 }] });
     // a collection without a schema is not checked
-    expect(await emitAck(a, 'sync:change', { operation: 'insert', collection: 'free', documentId: id(), data: { anything: [1, { x: true }] } })).toMatchObject({ success: true });
+    expect(await emitAck(a, 'sync:change', { operation: 'insert', collection: 'free', documentId: id(), data: { anything: [1, { x: true }] } })).toMatchObject({
+      success: true,
+    });
   });
 
   it('refuses a violation with INVALID_PAYLOAD and the JSON pointer, changes nothing, and audits it', async () => {
@@ -53,7 +59,13 @@ describe('collection schemas: enforced on the resulting document on every write 
     expect(await stored(docId)).toBeNull();
     expect(await db.db.collection('_sync_feed').countDocuments({ changeId })).toBe(0);
     await waitFor(async () => !!(await db.db.collection('_sync_audit').findOne({ changeId })), 15_000, 'the audit record');
-    expect(await db.db.collection('_sync_audit').findOne({ changeId })).toMatchObject({ userId: 'ann', code: 'INVALID_PAYLOAD', collection: 'people', documentId: docId, reason: expect.stringContaining('/dogs/1/age') });
+    expect(await db.db.collection('_sync_audit').findOne({ changeId })).toMatchObject({
+      userId: 'ann',
+      code: 'INVALID_PAYLOAD',
+      collection: 'people',
+      documentId: docId,
+      reason: expect.stringContaining('/dogs/1/age'),
+    });
 
     const missing = await emitAck(a, 'sync:change', person(id(), { age: 3 }));
     expect(missing).toMatchObject({ code: 'INVALID_PAYLOAD', details: { pointer: '/name', message: 'is required' } });
@@ -67,12 +79,22 @@ describe('collection schemas: enforced on the resulting document on every write 
     const docId = id();
     expect(await emitAck(a, 'sync:change', person(docId, { name: 'Ann', age: 1 }, { timestamp: 10 }))).toMatchObject({ success: true });
     // the update carries no name: the merged document still has one
-    expect(await emitAck(a, 'sync:change', { operation: 'update', collection: 'people', documentId: docId, data: { age: 2 }, timestamp: 20 })).toMatchObject({ success: true });
-    const bad = await emitAck(a, 'sync:change', { operation: 'update', collection: 'people', documentId: docId, data: { address: { street: 'x' } }, timestamp: 30 });
+    expect(await emitAck(a, 'sync:change', { operation: 'update', collection: 'people', documentId: docId, data: { age: 2 }, timestamp: 20 })).toMatchObject({
+      success: true,
+    });
+    const bad = await emitAck(a, 'sync:change', {
+      operation: 'update',
+      collection: 'people',
+      documentId: docId,
+      data: { address: { street: 'x' } },
+      timestamp: 30,
+    });
     expect(bad).toMatchObject({ code: 'INVALID_PAYLOAD', details: { pointer: '/address/city' } });
     expect(await stored(docId)).toMatchObject({ name: 'Ann', age: 2, sync_updated_at: 20 });
     // a change that loses its conflict is answered CONFLICT, whatever its data
-    expect(await emitAck(a, 'sync:change', { operation: 'update', collection: 'people', documentId: docId, data: { age: -1 }, timestamp: 5 })).toMatchObject({ code: 'CONFLICT' });
+    expect(await emitAck(a, 'sync:change', { operation: 'update', collection: 'people', documentId: docId, data: { age: -1 }, timestamp: 5 })).toMatchObject({
+      code: 'CONFLICT',
+    });
     // deletes are not checked
     expect(await emitAck(a, 'sync:change', { operation: 'delete', collection: 'people', documentId: docId, timestamp: 40 })).toMatchObject({ success: true });
   });
@@ -116,7 +138,8 @@ describe('collection schemas: enforced on the resulting document on every write 
 
     it('keeps concurrent edits of different fields, and validates the merged document', async () => {
       const docId = id('field');
-      const up = (data: Record<string, unknown>, timestamp: number) => emitAck(s, 'sync:change', { operation: 'update', collection: 'people', documentId: docId, data, timestamp });
+      const up = (data: Record<string, unknown>, timestamp: number) =>
+        emitAck(s, 'sync:change', { operation: 'update', collection: 'people', documentId: docId, data, timestamp });
       expect(await emitAck(s, 'sync:change', person(docId, { name: 'A', age: 1 }, { timestamp: 10 }))).toMatchObject({ success: true });
       expect(await up({ age: 2 }, 30)).toMatchObject({ success: true });
       // older than the document, newer on its own field: merged
@@ -148,7 +171,12 @@ describe('collection schemas: enforced on the resulting document on every write 
               read: 'TRUEPREDICATE',
               write: 'TRUEPREDICATE',
               fieldTypes: { owner_id: 'objectId' },
-              schema: { type: 'object', required: ['owner_id'], properties: { owner_id: { type: 'string', pattern: '^[0-9a-f]{24}$' }, text: { type: 'string' } }, additionalProperties: false },
+              schema: {
+                type: 'object',
+                required: ['owner_id'],
+                properties: { owner_id: { type: 'string', pattern: '^[0-9a-f]{24}$' }, text: { type: 'string' } },
+                additionalProperties: false,
+              },
             },
           },
         }),
@@ -167,13 +195,22 @@ describe('collection schemas: enforced on the resulting document on every write 
     it('validates the document as clients see it (an ObjectId field in its hex form)', async () => {
       const owner = '64b7f0c2a1b2c3d4e5f60718';
       const docId = id('note');
-      expect(await emitAck(s, 'sync:change', { operation: 'insert', collection: 'notes', documentId: docId, data: { owner_id: owner, text: 'a' } })).toMatchObject({ success: true });
+      expect(
+        await emitAck(s, 'sync:change', { operation: 'insert', collection: 'notes', documentId: docId, data: { owner_id: owner, text: 'a' } }),
+      ).toMatchObject({ success: true });
       const stored = await rdb.db.collection('notes').findOne({ _id: docId as never });
       expect(stored?.owner_id?.constructor?.name).toBe('ObjectId');
       // an update of another field: the merged document still has the (stored) ObjectId, which fits
-      expect(await emitAck(s, 'sync:change', { operation: 'update', collection: 'notes', documentId: docId, data: { text: 'b' } })).toMatchObject({ success: true });
-      expect(await emitAck(s, 'sync:change', { operation: 'insert', collection: 'notes', documentId: id('note'), data: { text: 'no owner' } })).toMatchObject({ code: 'INVALID_PAYLOAD', details: { pointer: '/owner_id' } });
-      expect(await emitAck(s, 'sync:change', { operation: 'insert', collection: 'notes', documentId: id('note'), data: { owner_id: 'not-hex' } })).toMatchObject({ code: 'INVALID_PAYLOAD', details: { pointer: '/owner_id' } });
+      expect(await emitAck(s, 'sync:change', { operation: 'update', collection: 'notes', documentId: docId, data: { text: 'b' } })).toMatchObject({
+        success: true,
+      });
+      expect(await emitAck(s, 'sync:change', { operation: 'insert', collection: 'notes', documentId: id('note'), data: { text: 'no owner' } })).toMatchObject({
+        code: 'INVALID_PAYLOAD',
+        details: { pointer: '/owner_id' },
+      });
+      expect(
+        await emitAck(s, 'sync:change', { operation: 'insert', collection: 'notes', documentId: id('note'), data: { owner_id: 'not-hex' } }),
+      ).toMatchObject({ code: 'INVALID_PAYLOAD', details: { pointer: '/owner_id' } });
     });
   });
 });

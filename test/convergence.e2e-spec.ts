@@ -69,10 +69,7 @@ const valueArb = fc.oneof(
   fc.record({ n: fc.integer({ min: 0, max: 3 }) }),
 );
 const fieldsArb = fc.dictionary(fc.constantFrom('a', 'b', 'c'), valueArb, { minKeys: 1, maxKeys: 3 });
-const skewArb = fc.oneof(
-  { weight: 4, arbitrary: fc.integer({ min: -3_000, max: 3_000 }) },
-  { weight: 1, arbitrary: fc.constantFrom(-120_000, 75_000) },
-);
+const skewArb = fc.oneof({ weight: 4, arbitrary: fc.integer({ min: -3_000, max: 3_000 }) }, { weight: 1, arbitrary: fc.constantFrom(-120_000, 75_000) });
 
 const scenarioArb: fc.Arbitrary<Scenario> = fc
   .record({ nClients: fc.integer({ min: 3, max: 4 }), docs: fc.integer({ min: 3, max: 5 }) })
@@ -146,7 +143,23 @@ async function readFeedFromScratch(s: Socket, collection: string, limit: number)
 }
 
 // Coverage across all runs: the generator must actually produce offline edits, conflicts, deletes.
-const stats = { runs: 0, checkpoints: 0, clientErrors: 0, noOpDeletes: 0, changes: 0, offlineChanges: 0, acked: 0, duplicates: 0, conflicts: 0, ackedDeletes: 0, clamped: 0, bursts: 0, burstChanges: 0, burstConflicts: 0, ties: 0 };
+const stats = {
+  runs: 0,
+  checkpoints: 0,
+  clientErrors: 0,
+  noOpDeletes: 0,
+  changes: 0,
+  offlineChanges: 0,
+  acked: 0,
+  duplicates: 0,
+  conflicts: 0,
+  ackedDeletes: 0,
+  clamped: 0,
+  bursts: 0,
+  burstChanges: 0,
+  burstConflicts: 0,
+  ties: 0,
+};
 
 describe('randomized convergence: SDK clients, offline edits, catch-up through the feed', () => {
   let t: TestApp;
@@ -177,7 +190,14 @@ describe('randomized convergence: SDK clients, offline edits, catch-up through t
     const online = new Set<number>();
     /** raw sockets: another device of a client's user, for bursts */
     const devices = new Map<number, Socket>();
-    const bursts: { userId: string; documentId: string; clock: 'server' | 'same'; via: 'single' | 'batch'; timestamp: number; results: { change: PendingChange; ok: boolean }[] }[] = [];
+    const bursts: {
+      userId: string;
+      documentId: string;
+      clock: 'server' | 'same';
+      via: 'single' | 'batch';
+      timestamp: number;
+      results: { change: PendingChange; ok: boolean }[];
+    }[] = [];
     try {
       // ---- clients
       for (const [i, spec] of sc.clients.entries()) {
@@ -314,7 +334,9 @@ describe('randomized convergence: SDK clients, offline edits, catch-up through t
         const tomb = tombstones.get(a.change.documentId);
         if (stored) expect(stored.sync_updated_at).toBeGreaterThanOrEqual(a.ack.timestamp);
         else if (!tomb || tomb.timestamp < a.ack.timestamp) {
-          throw new Error(`acked ${a.change.operation} of ${a.change.documentId} at ${a.ack.timestamp}: the document is gone without a tombstone that recent (${JSON.stringify(tomb)})\n${context(serverDocs)}`);
+          throw new Error(
+            `acked ${a.change.operation} of ${a.change.documentId} at ${a.ack.timestamp}: the document is gone without a tombstone that recent (${JSON.stringify(tomb)})\n${context(serverDocs)}`,
+          );
         }
       }
       // every change made was settled exactly once; what lost its conflict never reached the feed
@@ -353,7 +375,9 @@ describe('randomized convergence: SDK clients, offline edits, catch-up through t
         const prev = lastTs.get(id) ?? -Infinity;
         const tie = e.timestamp === prev && e.userId === lastBy.get(id);
         if (!(e.timestamp > prev || tie))
-          throw new Error(`feed #${e._id} (${e.operation} ${id} by ${e.userId}) has timestamp ${e.timestamp}, not after ${prev} by ${lastBy.get(id)}\n${context(serverDocs)}`);
+          throw new Error(
+            `feed #${e._id} (${e.operation} ${id} by ${e.userId}) has timestamp ${e.timestamp}, not after ${prev} by ${lastBy.get(id)}\n${context(serverDocs)}`,
+          );
         if (tie) stats.ties++;
         lastTs.set(id, e.timestamp);
         lastBy.set(id, String(e.userId));
@@ -369,7 +393,12 @@ describe('randomized convergence: SDK clients, offline edits, catch-up through t
 
       // bursts: nothing lost to the device's own previous edit
       for (const b of bursts) {
-        const what = { documentId: b.documentId, clock: b.clock, via: b.via, results: b.results.map((r) => `${r.change.operation}:${r.ok ? 'ok' : 'CONFLICT'}`) };
+        const what = {
+          documentId: b.documentId,
+          clock: b.clock,
+          via: b.via,
+          results: b.results.map((r) => `${r.change.operation}:${r.ok ? 'ok' : 'CONFLICT'}`),
+        };
         // without timestamps, the server's clock always comes after the stored version
         if (b.clock === 'server') expect(what).toEqual({ ...what, results: b.results.map((r) => `${r.change.operation}:ok`) });
         // one batch is resolved under one lease: its edits of one millisecond stand or fall together
@@ -378,8 +407,13 @@ describe('randomized convergence: SDK clients, offline edits, catch-up through t
         for (const r of b.results) {
           if (r.ok) continue;
           stats.burstConflicts++;
-          const winner = feed.find((e) => e.documentId === b.documentId && (e.timestamp > r.change.timestamp || (e.timestamp === r.change.timestamp && e.userId !== b.userId)));
-          if (!winner) throw new Error(`burst change ${r.change.changeId} (${JSON.stringify(what)}) lost, but nothing newer nor another author's tie is in the feed\n${context(serverDocs)}`);
+          const winner = feed.find(
+            (e) => e.documentId === b.documentId && (e.timestamp > r.change.timestamp || (e.timestamp === r.change.timestamp && e.userId !== b.userId)),
+          );
+          if (!winner)
+            throw new Error(
+              `burst change ${r.change.changeId} (${JSON.stringify(what)}) lost, but nothing newer nor another author's tie is in the feed\n${context(serverDocs)}`,
+            );
         }
         stats.bursts++;
         stats.burstChanges += b.results.length;

@@ -114,7 +114,14 @@ async function streamUntilKilled(url: string, server: Server, round: number, kil
       batches++;
       spent += Date.now() - sent;
       res.results.forEach((r: any, j: number) => {
-        if (r.success) acked.set(changes[j].changeId, { documentId: changes[j].documentId, timestamp: r.timestamp, operation: changes[j].operation, cursor: r.cursor, round });
+        if (r.success)
+          acked.set(changes[j].changeId, {
+            documentId: changes[j].documentId,
+            timestamp: r.timestamp,
+            operation: changes[j].operation,
+            cursor: r.cursor,
+            round,
+          });
       });
     }
   } finally {
@@ -176,7 +183,9 @@ describe('crash safety: SIGKILL during a stream of batches (embedded database)',
     await ready(url, server);
     for (const o of orphans) expect(alive(o)).toBe(false);
     const replays = servers.flatMap((s) => s.stderr.join('').match(/replayed \d+ change\(s\)|replaying change #\d+/g) ?? []);
-    console.log(`crash test: ${acked.size} changes acked over 3 crashes; ${orphans.length} orphaned database(s) stopped; recovery: ${replays.join(', ') || 'nothing was pending'}`);
+    console.log(
+      `crash test: ${acked.size} changes acked over 3 crashes; ${orphans.length} orphaned database(s) stopped; recovery: ${replays.join(', ') || 'nothing was pending'}`,
+    );
 
     const rec = readPidRecord(path.join(dataDir, 'ferretdb'))!;
     const db = await connectTestDb('crash', `mongodb://127.0.0.1:${rec.port}/${DEFAULT_DB_NAME}`);
@@ -260,10 +269,22 @@ describe('crash safety: SIGKILL during a stream of batches (embedded database)',
     const gone = spawn(process.execPath, ['-e', '0']);
     await new Promise((r) => gone.once('exit', r));
     const fport = await freePort();
-    const orphan = spawn(path.join(root, '.tools/bin/ferretdb'), ['--handler=sqlite', `--sqlite-url=file:${dir}/`, `--state-dir=${dir}`, `--listen-addr=127.0.0.1:${fport}`, '--telemetry=disable', '--debug-addr=-', '--log-level=error'], {
-      stdio: 'ignore',
-      detached: true,
-    });
+    const orphan = spawn(
+      path.join(root, '.tools/bin/ferretdb'),
+      [
+        '--handler=sqlite',
+        `--sqlite-url=file:${dir}/`,
+        `--state-dir=${dir}`,
+        `--listen-addr=127.0.0.1:${fport}`,
+        '--telemetry=disable',
+        '--debug-addr=-',
+        '--log-level=error',
+      ],
+      {
+        stdio: 'ignore',
+        detached: true,
+      },
+    );
     fs.writeFileSync(path.join(dir, 'ferretdb.pid'), JSON.stringify({ owner: gone.pid, child: orphan.pid, port: fport, startedAt: new Date().toISOString() }));
     await waitFor(async () => (await fetch(`http://127.0.0.1:${fport}`).catch((e) => e))?.cause?.code !== 'ECONNREFUSED', 20_000, 'orphan listening');
     expect(alive(orphan.pid!)).toBe(true);

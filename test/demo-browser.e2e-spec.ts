@@ -53,7 +53,16 @@ describeIf('demo page in Chromium', () => {
     t = await startTestApp({ AUTH_MODE: 'dev' }, 'demo_browser');
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
   }, 120_000);
   afterAll(async () => {
@@ -108,7 +117,9 @@ describeIf('demo page in Chromium', () => {
     // meanwhile alice keeps working
     await addTask(alice.page, 'While bob was away');
     await alice.page.click('[data-testid=task]:has-text("Walk the dog") [data-testid=delete]');
-    await alice.page.waitForFunction(() => (window as unknown as { demo: { client: { getPendingChangesCount(): number } } }).demo.client.getPendingChangesCount() === 0);
+    await alice.page.waitForFunction(
+      () => (window as unknown as { demo: { client: { getPendingChangesCount(): number } } }).demo.client.getPendingChangesCount() === 0,
+    );
     expect(titles(await tasks(alice.page))).not.toContain('Written offline');
     await bob.page.screenshot({ path: path.join(ARTIFACTS, 'demo-bob-offline.png') });
 
@@ -120,7 +131,9 @@ describeIf('demo page in Chromium', () => {
     for (const p of [alice.page, bob.page]) {
       await p.waitForFunction(
         (want) => {
-          const got = Array.from(document.querySelectorAll('[data-testid=task] [data-testid=title]')).map((e) => e.textContent).sort();
+          const got = Array.from(document.querySelectorAll('[data-testid=task] [data-testid=title]'))
+            .map((e) => e.textContent)
+            .sort();
           return JSON.stringify(got) === JSON.stringify(want);
         },
         expected,

@@ -117,9 +117,18 @@ describe('deployment files, validated offline', () => {
       const configMap = docs.find((d) => d.kind === 'ConfigMap');
       fs.writeFileSync(rules, configMap.data['rules.json']);
       // every secretKeyRef gets a value (as the Secret would hold), then the real-looking ones
-      const fromSecret = Object.fromEntries(env.filter((e) => e.valueFrom?.secretKeyRef).map((e) => [e.name, `${e.name.toLowerCase()}-value-0123456789abcdef0123456789`]));
+      const fromSecret = Object.fromEntries(
+        env.filter((e) => e.valueFrom?.secretKeyRef).map((e) => [e.name, `${e.name.toLowerCase()}-value-0123456789abcdef0123456789`]),
+      );
       const config = loadConfig(
-        { ...fromSecret, ...byName, SYNC_RULES_FILE: rules, MONGODB_URI: 'mongodb://db:27017/x', REDIS_URL: 'redis://redis:6379', WEB_PUBSUB_CONNECTION_STRING: 'Endpoint=https://x.webpubsub.azure.com;AccessKey=a2V5;Version=1.0;' },
+        {
+          ...fromSecret,
+          ...byName,
+          SYNC_RULES_FILE: rules,
+          MONGODB_URI: 'mongodb://db:27017/x',
+          REDIS_URL: 'redis://redis:6379',
+          WEB_PUBSUB_CONNECTION_STRING: 'Endpoint=https://x.webpubsub.azure.com;AccessKey=a2V5;Version=1.0;',
+        },
         '/nonexistent-config-dir',
       );
       expect(config.isProduction).toBe(true);
@@ -162,7 +171,16 @@ describe('deployment files, validated offline', () => {
       expect(bad(['--set', 'auth.jwksUrl=https://idp/jwks']).code).not.toBe(0); // JWKS without issuer and audience
       expect(bad(['--set', 'redis.enabled=false']).code).not.toBe(0); // several replicas without the bus
       // JWKS with neither SERVER_SECRET nor the service token: the pods would refuse to start
-      const jwksOnly = ['--set', 'auth.jwksUrl=https://idp/jwks', '--set', 'auth.issuer=https://idp/', '--set', 'auth.audience=a', '--set', 'secretKeys.jwtSecret='];
+      const jwksOnly = [
+        '--set',
+        'auth.jwksUrl=https://idp/jwks',
+        '--set',
+        'auth.issuer=https://idp/',
+        '--set',
+        'auth.audience=a',
+        '--set',
+        'secretKeys.jwtSecret=',
+      ];
       expect(bad([...jwksOnly, '--set', 'secretKeys.serviceToken=']).code).not.toBe(0);
       expect(bad([...jwksOnly, '--set', 'secretKeys.serviceToken=', '--set', 'secretKeys.serverSecret=server-secret']).code).toBe(0);
       expect(bad(['--set', 'shutdown.graceMs=10']).code).not.toBe(0);
@@ -205,7 +223,12 @@ describe('deployment files, validated offline', () => {
     /** docker-compose config with exactly these variables (an .env of the developer is not read). */
     const composeConfig = (file: string, vars: Record<string, string>) => {
       const envFile = path.join(tmp, `env-${Math.random().toString(36).slice(2)}`);
-      fs.writeFileSync(envFile, Object.entries(vars).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
+      fs.writeFileSync(
+        envFile,
+        Object.entries(vars)
+          .map(([k, v]) => `${k}=${v}`)
+          .join('\n') + '\n',
+      );
       return run(COMPOSE, ['--env-file', envFile, '-f', file, 'config']);
     };
     const prodVars = { AUTH_JWT_SECRET: 'k'.repeat(48), ALLOWED_ORIGINS: 'https://app.example.com', SYNC_RULES_PATH: './config/rules.example.json' };
@@ -252,8 +275,12 @@ describe('deployment files, validated offline', () => {
       const env = { ...cfg.services.sync1.environment, SYNC_RULES_FILE: path.join(root, 'config/rules.example.json') };
       expect(loadConfig(env, '/nonexistent-config-dir').isProduction).toBe(true);
       const [placeholder] = parseYamlDocs(ok(composeConfig('docker-compose.yml', { ...prodVars, AUTH_JWT_SECRET: 'change-me' }), 'docker-compose config'));
-      expect(() => loadConfig({ ...placeholder.services.sync1.environment, SYNC_RULES_FILE: env.SYNC_RULES_FILE }, '/nonexistent-config-dir')).toThrow(ConfigError);
-      expect(() => loadConfig({ ...placeholder.services.sync1.environment, SYNC_RULES_FILE: env.SYNC_RULES_FILE }, '/nonexistent-config-dir')).toThrow(/placeholder/);
+      expect(() => loadConfig({ ...placeholder.services.sync1.environment, SYNC_RULES_FILE: env.SYNC_RULES_FILE }, '/nonexistent-config-dir')).toThrow(
+        ConfigError,
+      );
+      expect(() => loadConfig({ ...placeholder.services.sync1.environment, SYNC_RULES_FILE: env.SYNC_RULES_FILE }, '/nonexistent-config-dir')).toThrow(
+        /placeholder/,
+      );
     });
 
     it('docker-compose.dev.yml publishes on 127.0.0.1 only', () => {

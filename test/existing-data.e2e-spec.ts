@@ -87,7 +87,13 @@ describe('existing data (Atlas Device Sync collections)', () => {
   });
 
   const hex = (i: number) => seed.tasks[i]._id.toHexString();
-  const idsOf = async (coll: string, id: string) => (await db.collection(coll).find({ _id: { $in: [id, new ObjectId(id)] } } as never).toArray()).map((d) => d._id);
+  const idsOf = async (coll: string, id: string) =>
+    (
+      await db
+        .collection(coll)
+        .find({ _id: { $in: [id, new ObjectId(id)] } } as never)
+        .toArray()
+    ).map((d) => d._id);
 
   it('bootstrap through the SDK: every document, ObjectId ids as hex strings (flagged), string ids as they are', async () => {
     const a = makeClient(t, 'alice');
@@ -116,13 +122,23 @@ describe('existing data (Atlas Device Sync collections)', () => {
     expect(a.getDocuments('items')).toHaveLength(3);
     expect(a.idTypeOf('items', seed.items[0]._id.toHexString())).toBe('objectId');
     // local queries see them too
-    expect(a.getDocuments('tasks', 'checklist.done == true AND meta.source.app == "realm"').map((d) => d._id).sort()).toEqual([hex(0), hex(2), hex(4)].sort());
+    expect(
+      a
+        .getDocuments('tasks', 'checklist.done == true AND meta.source.app == "realm"')
+        .map((d) => d._id)
+        .sort(),
+    ).toEqual([hex(0), hex(2), hex(4)].sort());
 
     // a filtered subscription (the database evaluates it) over documents without sync metadata
     const b = makeClient(t, 'bob');
     await b.subscribe('tasks', 'checklist.done == true AND tags == $0', ['imported']);
     await b.connect();
-    expect(b.getDocuments('tasks').map((d) => d._id).sort()).toEqual([hex(0), hex(2), hex(4)].sort());
+    expect(
+      b
+        .getDocuments('tasks')
+        .map((d) => d._id)
+        .sort(),
+    ).toEqual([hex(0), hex(2), hex(4)].sort());
     expect(b.idTypeOf('tasks', hex(2))).toBe('objectId');
   });
 
@@ -165,10 +181,20 @@ describe('existing data (Atlas Device Sync collections)', () => {
     // the database: same ObjectId documents, updated in place, untouched fields keep their BSON types
     expect(await idsOf('tasks', hex(0))).toEqual([seed.tasks[0]._id]);
     const d0 = await db.collection('tasks').findOne({ _id: seed.tasks[0]._id });
-    expect(d0).toMatchObject({ title: 'edited online', _updated_by: 'alice', owner_id: seed.owner, createdAt: seed.tasks[0].createdAt, tags: ['imported', 'n0'] });
+    expect(d0).toMatchObject({
+      title: 'edited online',
+      _updated_by: 'alice',
+      owner_id: seed.owner,
+      createdAt: seed.tasks[0].createdAt,
+      tags: ['imported', 'n0'],
+    });
     expect(typeof d0!.sync_updated_at).toBe('number');
     const d4After = await db.collection('tasks').findOne({ _id: seed.tasks[4]._id });
-    expect(d4After).toMatchObject({ title: 'whole document sent back', checklist: [{ name: 'step', done: true }], meta: { source: { app: 'realm', version: 12 } } });
+    expect(d4After).toMatchObject({
+      title: 'whole document sent back',
+      checklist: [{ name: 'step', done: true }],
+      meta: { source: { app: 'realm', version: 12 } },
+    });
     expect(d4After!.owner_id).toBeInstanceOf(ObjectId);
     expect(d4After!.owner_id).toEqual(seed.owner);
     expect(d4After!.createdAt).toBeInstanceOf(Date);
@@ -196,7 +222,12 @@ describe('existing data (Atlas Device Sync collections)', () => {
     const plainHex = newObjectId(); // a 24-hex string without the ObjectId flag: auto keeps it a string
     await a.makeChange('update', 'tasks', hex(2), { title: 'edited offline', tags: ['imported', 'n2', 'offline'] });
     await a.makeChange('delete', 'tasks', hex(3));
-    await a.makeChange('insert', 'tasks', { $oid: fresh }, { title: 'created offline with an ObjectId', owner_id: seed.owner.toHexString(), createdAt: '2024-05-06T07:08:09.010Z' });
+    await a.makeChange(
+      'insert',
+      'tasks',
+      { $oid: fresh },
+      { title: 'created offline with an ObjectId', owner_id: seed.owner.toHexString(), createdAt: '2024-05-06T07:08:09.010Z' },
+    );
     await a.makeChange('insert', 'tasks', plainHex, { title: 'created offline with a string id' });
     await a.makeChange('insert', 'items', freshItem, { name: 'new item', qty: 9 }); // objectId collection: no flag needed
     await a.makeChange('update', 'items', seed.items[0]._id.toHexString(), { qty: 100 });
@@ -208,7 +239,11 @@ describe('existing data (Atlas Device Sync collections)', () => {
     expect(a.getPendingChangesCount()).toBe(0);
 
     expect(await idsOf('tasks', hex(2))).toEqual([seed.tasks[2]._id]);
-    expect(await db.collection('tasks').findOne({ _id: seed.tasks[2]._id })).toMatchObject({ title: 'edited offline', tags: ['imported', 'n2', 'offline'], createdAt: seed.tasks[2].createdAt });
+    expect(await db.collection('tasks').findOne({ _id: seed.tasks[2]._id })).toMatchObject({
+      title: 'edited offline',
+      tags: ['imported', 'n2', 'offline'],
+      createdAt: seed.tasks[2].createdAt,
+    });
     expect(await idsOf('tasks', hex(3))).toEqual([]);
     expect(await idsOf('tasks', fresh)).toEqual([new ObjectId(fresh)]);
     // a new document: the rules file's fieldTypes store its reference and date as BSON, like the imported ones
@@ -223,7 +258,10 @@ describe('existing data (Atlas Device Sync collections)', () => {
     expect(await db.collection('items').countDocuments()).toBe(4);
 
     await waitFor(
-      () => b.getDocument('tasks', fresh)?.title === 'created offline with an ObjectId' && !b.getDocument('tasks', hex(3)) && b.getDocument('items', freshItem)?.qty === 9,
+      () =>
+        b.getDocument('tasks', fresh)?.title === 'created offline with an ObjectId' &&
+        !b.getDocument('tasks', hex(3)) &&
+        b.getDocument('items', freshItem)?.qty === 9,
       15_000,
       'offline changes at bob',
     );
@@ -280,11 +318,19 @@ describe('existing data (Atlas Device Sync collections)', () => {
     const guarded = new ObjectId();
     await db.collection('tasks').insertOne({ _id: guarded, title: 'v1', sync_updated_at: 5 } as never);
     const failed = await repo.applyWrites([
-      { collection: 'tasks', documentId: guarded.toHexString(), dbId: guarded, expected: { exists: true, timestamp: null }, after: { _id: guarded.toHexString(), title: 'lost write', sync_updated_at: 6 } },
+      {
+        collection: 'tasks',
+        documentId: guarded.toHexString(),
+        dbId: guarded,
+        expected: { exists: true, timestamp: null },
+        after: { _id: guarded.toHexString(), title: 'lost write', sync_updated_at: 6 },
+      },
     ]);
     expect(failed.size).toBe(1);
     expect(await db.collection('tasks').findOne({ _id: guarded })).toMatchObject({ title: 'v1', sync_updated_at: 5 });
-    const failedDelete = await repo.applyWrites([{ collection: 'tasks', documentId: guarded.toHexString(), dbId: guarded, expected: { exists: true, timestamp: null }, after: null }]);
+    const failedDelete = await repo.applyWrites([
+      { collection: 'tasks', documentId: guarded.toHexString(), dbId: guarded, expected: { exists: true, timestamp: null }, after: null },
+    ]);
     expect(failedDelete.size).toBe(1);
     expect(await db.collection('tasks').countDocuments({ _id: guarded })).toBe(1);
     expect(await idsOf('tasks', guarded.toHexString())).toEqual([guarded]); // no string duplicate from the refused upsert
@@ -305,7 +351,15 @@ describe('existing data (Atlas Device Sync collections)', () => {
       });
     const s = await joinedClient(t.url, 'erin');
     try {
-      expect(await emitAck(s, 'sync:change', { changeId: 'both-1', operation: 'update', collection: 'tasks', documentId: id.toHexString(), data: { title: 'changed' } })).toMatchObject({ success: true });
+      expect(
+        await emitAck(s, 'sync:change', {
+          changeId: 'both-1',
+          operation: 'update',
+          collection: 'tasks',
+          documentId: id.toHexString(),
+          data: { title: 'changed' },
+        }),
+      ).toMatchObject({ success: true });
     } finally {
       s.close();
     }
@@ -319,10 +373,22 @@ describe('existing data (Atlas Device Sync collections)', () => {
     try {
       const send = (c: Record<string, unknown>) => emitAck(s, 'sync:change', { operation: 'insert', data: { x: 1 }, ...c });
       expect(await send({ changeId: 'bad-1', collection: 'items', documentId: 'not-an-objectid' })).toMatchObject({ success: false, code: 'INVALID_PAYLOAD' });
-      expect(await send({ changeId: 'bad-2', collection: 'items', documentId: newObjectId().toUpperCase() })).toMatchObject({ success: false, code: 'INVALID_PAYLOAD' });
-      expect(await send({ changeId: 'bad-3', collection: 'notes', documentId: newObjectId(), idType: 'objectId' })).toMatchObject({ success: false, code: 'INVALID_PAYLOAD' });
-      expect(await send({ changeId: 'bad-4', collection: 'tasks', documentId: 'short', idType: 'objectId' })).toMatchObject({ success: false, code: 'INVALID_PAYLOAD' });
-      expect(await send({ changeId: 'bad-5', collection: 'tasks', documentId: newObjectId(), idType: { $ne: null } })).toMatchObject({ success: false, code: 'INVALID_PAYLOAD' });
+      expect(await send({ changeId: 'bad-2', collection: 'items', documentId: newObjectId().toUpperCase() })).toMatchObject({
+        success: false,
+        code: 'INVALID_PAYLOAD',
+      });
+      expect(await send({ changeId: 'bad-3', collection: 'notes', documentId: newObjectId(), idType: 'objectId' })).toMatchObject({
+        success: false,
+        code: 'INVALID_PAYLOAD',
+      });
+      expect(await send({ changeId: 'bad-4', collection: 'tasks', documentId: 'short', idType: 'objectId' })).toMatchObject({
+        success: false,
+        code: 'INVALID_PAYLOAD',
+      });
+      expect(await send({ changeId: 'bad-5', collection: 'tasks', documentId: newObjectId(), idType: { $ne: null } })).toMatchObject({
+        success: false,
+        code: 'INVALID_PAYLOAD',
+      });
       // a string collection keeps 24-hex ids as strings
       const n = newObjectId();
       expect(await send({ changeId: 'ok-1', collection: 'notes', documentId: n })).toMatchObject({ success: true });
@@ -369,7 +435,10 @@ describe('existing data with CONFLICT_STRATEGY=field', () => {
     expect(doc).toMatchObject({ a: 'a1', b: 'b1', when: new Date(Date.UTC(2022, 5, 1)), sync_updated_at: 10 });
     expect(doc!._sync_field_ts).toEqual({ a: 10, b: 3, when: -1 });
     expect(await db.collection('tasks').countDocuments({ _id: { $in: [id.toHexString(), gone.toHexString(), gone] } } as never)).toBe(0);
-    expect(await db.collection('_sync_tombstones').findOne({ _id: `tasks:${gone.toHexString()}` as never })).toMatchObject({ idType: 'objectId', timestamp: 1 });
+    expect(await db.collection('_sync_tombstones').findOne({ _id: `tasks:${gone.toHexString()}` as never })).toMatchObject({
+      idType: 'objectId',
+      timestamp: 1,
+    });
   });
 
   it('the replay of a crashed write (a pending feed entry) writes to the ObjectId document, and creates new ones as ObjectIds', async () => {
@@ -402,9 +471,17 @@ describe('existing data with CONFLICT_STRATEGY=field', () => {
     const feed = t.app.get(ChangeFeedService);
     await feed.replayPending(`tasks:${existing.toHexString()}`);
     await feed.replayPending(`tasks:${created.toHexString()}`);
-    expect(await db.collection('tasks').find({ _id: { $in: [existing, existing.toHexString()] } } as never).toArray()).toEqual([
-      expect.objectContaining({ _id: existing, a: 'replayed', sync_updated_at: 50 }),
-    ]);
-    expect(await db.collection('tasks').find({ _id: { $in: [created, created.toHexString()] } } as never).toArray()).toEqual([expect.objectContaining({ _id: created, a: 'new' })]);
+    expect(
+      await db
+        .collection('tasks')
+        .find({ _id: { $in: [existing, existing.toHexString()] } } as never)
+        .toArray(),
+    ).toEqual([expect.objectContaining({ _id: existing, a: 'replayed', sync_updated_at: 50 })]);
+    expect(
+      await db
+        .collection('tasks')
+        .find({ _id: { $in: [created, created.toHexString()] } } as never)
+        .toArray(),
+    ).toEqual([expect.objectContaining({ _id: created, a: 'new' })]);
   });
 });

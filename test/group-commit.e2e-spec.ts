@@ -26,13 +26,19 @@ describe('group commit of concurrent single changes', () => {
     await t?.close();
   });
 
-  it('applies every socket\'s back-to-back changes, each on its own ack, in order per socket', async () => {
+  it("applies every socket's back-to-back changes, each on its own ack, in order per socket", async () => {
     const shared = `shared-${randomUUID()}`;
     const base = Date.now();
     const sent = sockets.map((s, i) => {
       const own = `own-${i}-${randomUUID()}`;
       const changes = [
-        ...Array.from({ length: EDITS }, (_, k) => ({ changeId: randomUUID(), operation: k === 0 ? 'insert' : 'update', collection: 'gc', documentId: own, data: { k, by: i } })),
+        ...Array.from({ length: EDITS }, (_, k) => ({
+          changeId: randomUUID(),
+          operation: k === 0 ? 'insert' : 'update',
+          collection: 'gc',
+          documentId: own,
+          data: { k, by: i },
+        })),
         // everyone also writes one shared document, with distinct timestamps: the newest one wins
         { changeId: randomUUID(), operation: 'update', collection: 'gc', documentId: shared, data: { by: i }, timestamp: base + i },
       ];
@@ -59,7 +65,7 @@ describe('group commit of concurrent single changes', () => {
     expect(groups).toBeGreaterThan(0);
   });
 
-  it('a retry sent by two sockets of one user in the same moment is applied once; another user\'s change with that id is its own', async () => {
+  it("a retry sent by two sockets of one user in the same moment is applied once; another user's change with that id is its own", async () => {
     const a1 = sockets[0];
     const a2 = await joinedClient(t.url, 'user0');
     sockets.push(a2);
@@ -81,15 +87,17 @@ describe('group commit of concurrent single changes', () => {
 
   it('a refused or malformed change in the same moment costs the others nothing', async () => {
     const acks = await Promise.all(
-      sockets.slice(0, 10).map((s, i) =>
-        emitAck(
-          s,
-          'sync:change',
-          i % 2
-            ? { operation: 'insert', collection: 'gc', documentId: `bad-${i}`, data: { $where: 'x' } }
-            : { operation: 'insert', collection: 'gc', documentId: `good-${i}-${randomUUID()}`, data: { i } },
+      sockets
+        .slice(0, 10)
+        .map((s, i) =>
+          emitAck(
+            s,
+            'sync:change',
+            i % 2
+              ? { operation: 'insert', collection: 'gc', documentId: `bad-${i}`, data: { $where: 'x' } }
+              : { operation: 'insert', collection: 'gc', documentId: `good-${i}-${randomUUID()}`, data: { i } },
+          ),
         ),
-      ),
     );
     acks.forEach((a, i) => expect({ i, code: a.success || a.code }).toEqual({ i, code: i % 2 ? 'INVALID_PAYLOAD' : true }));
   });

@@ -58,7 +58,10 @@ describe('HealthModule (embedded database managed by the app)', () => {
       const bad = await request(t.url).post('/api/changes').set('content-type', 'application/json').send('{"changes": [');
       expect(bad.status).toBe(400);
       expect(bad.body).toMatchObject({ statusCode: 400, message: expect.any(String) });
-      const big = await request(t.url).post('/api/changes').set('content-type', 'application/json').send(`{"x":"${'a'.repeat(20 * 1024 * 1024)}"}`);
+      const big = await request(t.url)
+        .post('/api/changes')
+        .set('content-type', 'application/json')
+        .send(`{"x":"${'a'.repeat(20 * 1024 * 1024)}"}`);
       expect(big.status).toBe(413);
       expect(big.body).toEqual({ statusCode: 413, message: 'request body too large' });
       expect(JSON.stringify([bad.body, big.body])).not.toMatch(/\bat .*\(|node_modules/);

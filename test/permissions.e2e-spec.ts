@@ -50,9 +50,15 @@ describe('permissions: the rules file', () => {
     const bobPages = recordEvents(bob, 'sync:bootstrap');
     await emitAck(bob, 'sync:subscribe', { collection: 'tasks', filter: 'TRUEPREDICATE', bootstrap: false });
     await emitAck(bob, 'sync:subscribe', { collection: 'chat', bootstrap: false });
-    expect(await emitAck(alice, 'sync:change', { operation: 'insert', collection: 'tasks', documentId: 'a1', data: { userId: 'alice', title: 'secret' } })).toMatchObject({ success: true });
-    expect(await emitAck(bob, 'sync:change', { operation: 'insert', collection: 'tasks', documentId: 'b1', data: { userId: 'bob', title: 'mine' } })).toMatchObject({ success: true });
-    expect(await emitAck(alice, 'sync:change', { operation: 'insert', collection: 'chat', documentId: 'm1', data: { senderId: 'alice', text: 'hi' } })).toMatchObject({ success: true });
+    expect(
+      await emitAck(alice, 'sync:change', { operation: 'insert', collection: 'tasks', documentId: 'a1', data: { userId: 'alice', title: 'secret' } }),
+    ).toMatchObject({ success: true });
+    expect(
+      await emitAck(bob, 'sync:change', { operation: 'insert', collection: 'tasks', documentId: 'b1', data: { userId: 'bob', title: 'mine' } }),
+    ).toMatchObject({ success: true });
+    expect(
+      await emitAck(alice, 'sync:change', { operation: 'insert', collection: 'chat', documentId: 'm1', data: { senderId: 'alice', text: 'hi' } }),
+    ).toMatchObject({ success: true });
     await waitFor(() => bobChanges.some((c) => c.documentId === 'm1'), 5000, 'the public chat message');
     expect(bobChanges.map((c) => c.documentId)).toEqual(['m1']); // own b1: no echo; a1: denied
 
@@ -78,7 +84,13 @@ describe('permissions: the rules file', () => {
     // void the owner's older offline insert of that id
     const post = await emitAck(carol, 'sync:change', { operation: 'delete', collection: 'posts', documentId: 'dave-post', timestamp: Date.now() + 50_000 });
     expect(post).toMatchObject({ success: false, code: 'FORBIDDEN' });
-    const insert = await emitAck(dave, 'sync:change', { operation: 'insert', collection: 'posts', documentId: 'dave-post', data: { authorId: 'dave', public: true }, timestamp: Date.now() - 10_000 });
+    const insert = await emitAck(dave, 'sync:change', {
+      operation: 'insert',
+      collection: 'posts',
+      documentId: 'dave-post',
+      data: { authorId: 'dave', public: true },
+      timestamp: Date.now() - 10_000,
+    });
     expect(insert).toMatchObject({ success: true });
     const feed = await emitAck(dave, 'sync:get_changes', { cursor: head });
     expect(feed.changes.map((c: any) => `${c.collection}/${c.documentId}`)).toEqual(['posts/dave-post']);
@@ -89,8 +101,13 @@ describe('permissions: the rules file', () => {
     const viewer = await join('vi', { org: 'o1', role: 'viewer' });
     const other = await join('ot', { org: 'o2', role: 'editor' });
     const none = await join('no');
-    expect(await emitAck(ed, 'sync:change', { operation: 'insert', collection: 'docs', documentId: 'doc1', data: { orgId: 'o1' } })).toMatchObject({ success: true });
-    expect(await emitAck(viewer, 'sync:change', { operation: 'update', collection: 'docs', documentId: 'doc1', data: { x: 1 } })).toMatchObject({ success: false, code: 'FORBIDDEN' });
+    expect(await emitAck(ed, 'sync:change', { operation: 'insert', collection: 'docs', documentId: 'doc1', data: { orgId: 'o1' } })).toMatchObject({
+      success: true,
+    });
+    expect(await emitAck(viewer, 'sync:change', { operation: 'update', collection: 'docs', documentId: 'doc1', data: { x: 1 } })).toMatchObject({
+      success: false,
+      code: 'FORBIDDEN',
+    });
     expect(await emitAck(viewer, 'sync:subscribe', { collection: 'docs', bootstrap: false })).toMatchObject({ success: true, count: 1 });
     expect(await emitAck(other, 'sync:subscribe', { collection: 'docs', bootstrap: false })).toMatchObject({ success: true, count: 0 });
     expect(await emitAck(none, 'sync:subscribe', { collection: 'docs', bootstrap: false })).toMatchObject({ success: true, count: 0 });
@@ -101,15 +118,26 @@ describe('permissions: the rules file', () => {
     const reader = await join('re');
     await emitAck(reader, 'sync:subscribe', { collection: 'posts', bootstrap: false });
     const got = recordEvents(reader, 'sync:changes');
-    expect(await emitAck(author, 'sync:change', { operation: 'insert', collection: 'posts', documentId: 'p1', data: { authorId: 'au', public: true, body: 'hello' } })).toMatchObject({ success: true });
+    expect(
+      await emitAck(author, 'sync:change', {
+        operation: 'insert',
+        collection: 'posts',
+        documentId: 'p1',
+        data: { authorId: 'au', public: true, body: 'hello' },
+      }),
+    ).toMatchObject({ success: true });
     await waitFor(() => got.length === 1, 5000, 'insert');
     expect(got[0]).toMatchObject({ documentId: 'p1', data: { body: 'hello' } });
-    expect(await emitAck(author, 'sync:change', { operation: 'update', collection: 'posts', documentId: 'p1', data: { public: false, body: 'private now' } })).toMatchObject({ success: true });
+    expect(
+      await emitAck(author, 'sync:change', { operation: 'update', collection: 'posts', documentId: 'p1', data: { public: false, body: 'private now' } }),
+    ).toMatchObject({ success: true });
     await waitFor(() => got.length === 2, 5000, 'out of view');
     expect(got[1]).toMatchObject({ documentId: 'p1', outOfView: true });
     expect(JSON.stringify(got[1])).not.toContain('private now');
     // later changes of the now private post do not reach the reader
-    expect(await emitAck(author, 'sync:change', { operation: 'update', collection: 'posts', documentId: 'p1', data: { body: 'still private' } })).toMatchObject({ success: true });
+    expect(await emitAck(author, 'sync:change', { operation: 'update', collection: 'posts', documentId: 'p1', data: { body: 'still private' } })).toMatchObject(
+      { success: true },
+    );
     expect(await emitAck(author, 'sync:change', { operation: 'delete', collection: 'posts', documentId: 'p1' })).toMatchObject({ success: true });
     await sleep(300);
     expect(got).toHaveLength(2);
@@ -118,7 +146,9 @@ describe('permissions: the rules file', () => {
   it('a write the rule denies (before or after image) gets FORBIDDEN and changes nothing', async () => {
     const alice = await join('alice');
     const bob = await join('bob');
-    expect(await emitAck(alice, 'sync:change', { operation: 'insert', collection: 'tasks', documentId: 'w1', data: { userId: 'alice', title: 't' } })).toMatchObject({ success: true });
+    expect(
+      await emitAck(alice, 'sync:change', { operation: 'insert', collection: 'tasks', documentId: 'w1', data: { userId: 'alice', title: 't' } }),
+    ).toMatchObject({ success: true });
     const before = await db.db.collection('tasks').findOne({ _id: 'w1' as never });
     const attempts = [
       { operation: 'update', collection: 'tasks', documentId: 'w1', data: { title: 'pwned' } }, // before image denied
@@ -129,7 +159,10 @@ describe('permissions: the rules file', () => {
     ];
     for (const change of attempts) expect(await emitAck(bob, 'sync:change', change)).toMatchObject({ success: false, code: 'FORBIDDEN' });
     // alice may not give her task away either (after image denied)
-    expect(await emitAck(alice, 'sync:change', { operation: 'update', collection: 'tasks', documentId: 'w1', data: { userId: 'bob' } })).toMatchObject({ success: false, code: 'FORBIDDEN' });
+    expect(await emitAck(alice, 'sync:change', { operation: 'update', collection: 'tasks', documentId: 'w1', data: { userId: 'bob' } })).toMatchObject({
+      success: false,
+      code: 'FORBIDDEN',
+    });
     expect(await db.db.collection('tasks').findOne({ _id: 'w1' as never })).toEqual(before);
     expect(await db.db.collection('tasks').findOne({ _id: 'w2' as never })).toBeNull();
     expect(await db.db.collection('closed').countDocuments()).toBe(0);

@@ -26,14 +26,39 @@ type Doc = Record<string, unknown> & { _id: string };
 
 const KEYS = ['a', 'b', 'c'] as const;
 const PATHS = ['a', 'b', 'c', 'a.b', 'a.c', 'b.a', 'c.c', 'a.b.c', 'b.a.b'];
-const STRING_CHARS = ['a', 'A', 'b', 'B', 'é', 'É', '5', ' ', '.', '*', '?', '^', '$', '(', ')', '[', ']', '{', '}', '|', '\\', '+', '/', '\n', '\u0000', '\uE000', '😀'];
+const STRING_CHARS = [
+  'a',
+  'A',
+  'b',
+  'B',
+  'é',
+  'É',
+  '5',
+  ' ',
+  '.',
+  '*',
+  '?',
+  '^',
+  '$',
+  '(',
+  ')',
+  '[',
+  ']',
+  '{',
+  '}',
+  '|',
+  '\\',
+  '+',
+  '/',
+  '\n',
+  '\u0000',
+  '\uE000',
+  '😀',
+];
 const CI_CHARS = ['a', 'A', 'b', 'B', 'é', 'É', '.', '*', '?', '\n'];
 
 const stringArb = (chars: string[], max = 4) => fc.array(fc.constantFrom(...chars), { maxLength: max }).map((cs) => cs.join(''));
-const numberArb = fc.oneof(
-  fc.integer({ min: -3, max: 6 }),
-  fc.constantFrom(0.5, -1.5, 2.5, 1e15, -1e-3, 2 ** 53, -0),
-);
+const numberArb = fc.oneof(fc.integer({ min: -3, max: 6 }), fc.constantFrom(0.5, -1.5, 2.5, 1e15, -1e-3, 2 ** 53, -0));
 const scalarArb: fc.Arbitrary<QueryPrimitive> = fc.oneof(
   { weight: 2, arbitrary: fc.constant(null) },
   { weight: 2, arbitrary: fc.boolean() },
@@ -94,8 +119,7 @@ type Spec =
 
 const pathArb = fc.constantFrom(...PATHS);
 const styleArb = fc.nat(5);
-const litArb = (arb: fc.Arbitrary<QueryPrimitive>): fc.Arbitrary<ValueSpec> =>
-  fc.record({ kind: fc.constant('lit' as const), v: arb, asArg: fc.boolean() });
+const litArb = (arb: fc.Arbitrary<QueryPrimitive>): fc.Arbitrary<ValueSpec> => fc.record({ kind: fc.constant('lit' as const), v: arb, asArg: fc.boolean() });
 const anyValueArb: fc.Arbitrary<ValueSpec> = fc.oneof(
   { weight: 8, arbitrary: litArb(scalarArb) },
   { weight: 1, arbitrary: fc.constantFrom('id', 'org', 'missing', 'nested.role').map((claim): ValueSpec => ({ kind: 'user', claim })) },
@@ -105,9 +129,7 @@ const stringValueArb = (chars: string[]): fc.Arbitrary<ValueSpec> =>
     { weight: 8, arbitrary: litArb(stringArb(chars, 3)) },
     { weight: 1, arbitrary: fc.constantFrom('id', 'nested.role', 'missing').map((claim): ValueSpec => ({ kind: 'user', claim })) },
   );
-const likeArb = litArb(
-  fc.array(fc.constantFrom('a', 'A', 'b', '.', '\n', '😀', '*', '?', '*', '?', '$'), { maxLength: 5 }).map((cs) => cs.join('')),
-);
+const likeArb = litArb(fc.array(fc.constantFrom('a', 'A', 'b', '.', '\n', '😀', '*', '?', '*', '?', '$'), { maxLength: 5 }).map((cs) => cs.join('')));
 
 const specArb: fc.Arbitrary<Spec> = fc.letrec<{ spec: Spec; leaf: Spec }>((tie) => ({
   leaf: fc.oneof(
@@ -179,7 +201,10 @@ function kw(word: string, style: number): string {
 
 function literal(v: QueryPrimitive, style = 0): string {
   if (typeof v === 'string') {
-    const body = v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/\u0000/g, '\\u0000');
+    const body = v
+      .replace(/\\/g, '\\\\')
+      .replace(/\n/g, '\\n')
+      .replace(/\u0000/g, '\\u0000');
     return style % 2 ? `'${body.replace(/'/g, "\\'")}'` : `"${body.replace(/"/g, '\\"')}"`;
   }
   if (v === null) return kw('null', style);
@@ -280,11 +305,19 @@ describe('query language: the MongoDB filter and the in-memory predicate agree o
   const check = async (text: string, args: unknown[]) => {
     const q = compileQuery(text, args, VARS);
     const fromDb = (await col.find(q.mongo, { projection: { _id: 1 } }).toArray()).map((d) => d._id).sort();
-    const inMemory = docs.filter((d) => q.test(d)).map((d) => d._id).sort();
+    const inMemory = docs
+      .filter((d) => q.test(d))
+      .map((d) => d._id)
+      .sort();
     if (fromDb.join() !== inMemory.join()) {
-      const diff = [...fromDb.filter((id) => !inMemory.includes(id)).map((id) => `db only: ${id}`), ...inMemory.filter((id) => !fromDb.includes(id)).map((id) => `memory only: ${id}`)];
+      const diff = [
+        ...fromDb.filter((id) => !inMemory.includes(id)).map((id) => `db only: ${id}`),
+        ...inMemory.filter((id) => !fromDb.includes(id)).map((id) => `memory only: ${id}`),
+      ];
       const shown = diff.slice(0, 5).map((line) => `${line} ${JSON.stringify(docs.find((d) => d._id === line.split(': ')[1]))}`);
-      throw new Error(`disagreement (seed ${SEED}) on ${JSON.stringify(text)} args ${JSON.stringify(args)}\nfilter ${JSON.stringify(q.mongo)}\n${shown.join('\n')}`);
+      throw new Error(
+        `disagreement (seed ${SEED}) on ${JSON.stringify(text)} args ${JSON.stringify(args)}\nfilter ${JSON.stringify(q.mongo)}\n${shown.join('\n')}`,
+      );
     }
     return fromDb.length;
   };

@@ -38,7 +38,13 @@ describe.each([
   const feed = (docId: string) => db.db.collection('_sync_feed').find({ documentId: docId, state: 'applied' }).sort({ _id: 1 }).toArray();
   /** Emits every payload at once (back to back on one socket) and waits for all the acks. */
   const burst = (s: Socket, event: string, payloads: unknown[]) => Promise.all(payloads.map((p) => emitAck(s, event, p)));
-  const update = (docId: string, i: number, extra: Record<string, unknown> = {}) => ({ operation: 'update', collection: 'tasks', documentId: docId, data: { n: i, text: `edit ${i}` }, ...extra });
+  const update = (docId: string, i: number, extra: Record<string, unknown> = {}) => ({
+    operation: 'update',
+    collection: 'tasks',
+    documentId: docId,
+    data: { n: i, text: `edit ${i}` },
+    ...extra,
+  });
 
   /** Every edit applied, in the order sent: the stored document is the last one, the feed holds them all. */
   async function expectAllApplied(docId: string, edits: number) {
@@ -53,7 +59,11 @@ describe.each([
   it('sync:change without a timestamp: every edit applies, in order (was ok, ok, CONFLICT, ok, CONFLICT)', async () => {
     const docId = id();
     expect(await emitAck(a, 'sync:change', { operation: 'insert', collection: 'tasks', documentId: docId, data: { n: -1 } })).toMatchObject({ success: true });
-    const acks = await burst(a, 'sync:change', Array.from({ length: BURST }, (_, i) => update(docId, i)));
+    const acks = await burst(
+      a,
+      'sync:change',
+      Array.from({ length: BURST }, (_, i) => update(docId, i)),
+    );
     expect(acks.map((r) => r.success || r.code)).toEqual(Array(BURST).fill(true));
     // the server's clock never gives a timestamp at or below the stored version's
     for (let i = 1; i < BURST; i++) expect(acks[i].timestamp).toBeGreaterThan(acks[i - 1].timestamp);
@@ -63,8 +73,14 @@ describe.each([
   it('sync:change with one explicit timestamp (several edits in one millisecond): every edit applies', async () => {
     const docId = id();
     const ts = Date.now();
-    expect(await emitAck(a, 'sync:change', { operation: 'insert', collection: 'tasks', documentId: docId, data: { n: -1 }, timestamp: ts })).toMatchObject({ success: true });
-    const acks = await burst(a, 'sync:change', Array.from({ length: BURST }, (_, i) => update(docId, i, { timestamp: ts })));
+    expect(await emitAck(a, 'sync:change', { operation: 'insert', collection: 'tasks', documentId: docId, data: { n: -1 }, timestamp: ts })).toMatchObject({
+      success: true,
+    });
+    const acks = await burst(
+      a,
+      'sync:change',
+      Array.from({ length: BURST }, (_, i) => update(docId, i, { timestamp: ts })),
+    );
     expect(acks.map((r) => r.success || r.code)).toEqual(Array(BURST).fill(true));
     for (const r of acks) expect(r.timestamp).toBe(ts);
     await expectAllApplied(docId, BURST);
@@ -73,11 +89,19 @@ describe.each([
   it('a tie with a version of another author still keeps the stored version; another device of the same user wins it', async () => {
     const docId = id();
     const ts = Date.now();
-    expect(await emitAck(a, 'sync:change', { operation: 'insert', collection: 'tasks', documentId: docId, data: { n: 0, text: 'alice' }, timestamp: ts })).toMatchObject({ success: true });
+    expect(
+      await emitAck(a, 'sync:change', { operation: 'insert', collection: 'tasks', documentId: docId, data: { n: 0, text: 'alice' }, timestamp: ts }),
+    ).toMatchObject({ success: true });
     const lost = await emitAck(b, 'sync:change', { operation: 'update', collection: 'tasks', documentId: docId, data: { n: 9, text: 'bob' }, timestamp: ts });
     expect(lost).toMatchObject({ success: false, code: 'CONFLICT', timestamp: ts });
     expect(lost.current).toMatchObject({ n: 0, text: 'alice' });
-    const won = await emitAck(a2, 'sync:change', { operation: 'update', collection: 'tasks', documentId: docId, data: { n: 1, text: 'alice again' }, timestamp: ts });
+    const won = await emitAck(a2, 'sync:change', {
+      operation: 'update',
+      collection: 'tasks',
+      documentId: docId,
+      data: { n: 1, text: 'alice again' },
+      timestamp: ts,
+    });
     expect(won).toMatchObject({ success: true, timestamp: ts });
     expect(await stored(docId)).toMatchObject({ n: 1, text: 'alice again', sync_updated_at: ts });
   });
@@ -112,7 +136,10 @@ describe.each([
       const ts = Date.now();
       const extra = mode === 'server clock' ? {} : { timestamp: ts };
       const first = await emitAck(a, 'sync:changeBatch', {
-        changes: [{ operation: 'insert', collection: 'tasks', documentId: docId, data: { n: -1 }, ...extra }, ...Array.from({ length: BURST }, (_, i) => update(docId, i, extra))],
+        changes: [
+          { operation: 'insert', collection: 'tasks', documentId: docId, data: { n: -1 }, ...extra },
+          ...Array.from({ length: BURST }, (_, i) => update(docId, i, extra)),
+        ],
       });
       expect({ mode, results: first.results.map((r: any) => r.success || r.code) }).toEqual({ mode, results: Array(BURST + 1).fill(true) });
       // three more batches sent back to back, without waiting for each other's acks
@@ -166,8 +193,12 @@ describe('replay of a version that shares its timestamp with the stored one', ()
 
   it('writes the pending version (update, and delete) whose writer died, though the document is at that timestamp', async () => {
     const ts = 4242;
-    expect(await emitAck(a, 'sync:change', { operation: 'insert', collection: 'replay', documentId: 'r1', data: { v: 1 }, timestamp: ts })).toMatchObject({ success: true });
-    expect(await emitAck(a, 'sync:change', { operation: 'insert', collection: 'replay', documentId: 'r2', data: { v: 1 }, timestamp: ts })).toMatchObject({ success: true });
+    expect(await emitAck(a, 'sync:change', { operation: 'insert', collection: 'replay', documentId: 'r1', data: { v: 1 }, timestamp: ts })).toMatchObject({
+      success: true,
+    });
+    expect(await emitAck(a, 'sync:change', { operation: 'insert', collection: 'replay', documentId: 'r2', data: { v: 1 }, timestamp: ts })).toMatchObject({
+      success: true,
+    });
     const head = (await emitAck(a, 'sync:join', { userId: 'alice' })).cursor;
     const max = (await db.db.collection('_sync_feed').find({}).sort({ _id: -1 }).limit(1).toArray())[0]._id as unknown as number;
     const now = Date.now();
@@ -187,13 +218,16 @@ describe('replay of a version that shares its timestamp with the stored one', ()
       serverTimestamp: now,
       createdAt: new Date(now),
     });
-    await db.db.collection('_sync_feed').insertMany([
-      entry(max + 1, 'r1', 'update', { _id: 'r1', v: 2, sync_updated_at: ts, _updated_by: 'alice' }),
-      entry(max + 2, 'r2', 'delete', null),
-    ]);
+    await db.db
+      .collection('_sync_feed')
+      .insertMany([entry(max + 1, 'r1', 'update', { _id: 'r1', v: 2, sync_updated_at: ts, _updated_by: 'alice' }), entry(max + 2, 'r2', 'delete', null)]);
     await waitFor(async () => (await emitAck(a, 'sync:get_changes', { cursor: head, collection: 'replay' })).changes.length === 2, 30_000, 'replay');
     expect(await db.db.collection('replay').findOne({ _id: 'r1' as never })).toEqual({ _id: 'r1', v: 2, sync_updated_at: ts, _updated_by: 'alice' });
     expect(await db.db.collection('replay').findOne({ _id: 'r2' as never })).toBeNull();
-    expect(await db.db.collection('_sync_tombstones').findOne({ _id: 'replay:r2' as never })).toMatchObject({ timestamp: ts, userId: 'alice', lastDoc: { v: 1 } });
+    expect(await db.db.collection('_sync_tombstones').findOne({ _id: 'replay:r2' as never })).toMatchObject({
+      timestamp: ts,
+      userId: 'alice',
+      lastDoc: { v: 1 },
+    });
   });
 });

@@ -50,7 +50,16 @@ describeIf('React example in Chromium', () => {
     t = await startTestApp({ AUTH_MODE: 'dev', MAX_CHANGE_BYTES: '8192' }, 'react_example');
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
   }, 180_000);
   afterAll(async () => {
@@ -116,7 +125,9 @@ describeIf('React example in Chromium', () => {
     for (const p of [alice.page, bob.page]) {
       await p.waitForFunction(
         (want) => {
-          const got = Array.from(document.querySelectorAll('[data-testid=task] [data-testid=title]')).map((e) => e.textContent).sort();
+          const got = Array.from(document.querySelectorAll('[data-testid=task] [data-testid=title]'))
+            .map((e) => e.textContent)
+            .sort();
           return JSON.stringify(got) === JSON.stringify(want);
         },
         expected,
@@ -140,7 +151,9 @@ describeIf('React example in Chromium', () => {
   it('no re-render storms: changes to another collection do not re-render the task list', async () => {
     const carol = await open('carol');
     await carol.page.waitForSelector('[data-testid=task]', { timeout: 20_000 });
-    type Demo = { reactDemo: { renders: { tasks: number; status: number }; client: { makeChange(o: string, c: string, id: string, d?: object): Promise<unknown> } } };
+    type Demo = {
+      reactDemo: { renders: { tasks: number; status: number }; client: { makeChange(o: string, c: string, id: string, d?: object): Promise<unknown> } };
+    };
     const before = await carol.page.evaluate(() => ({ ...(window as unknown as Demo).reactDemo.renders }));
     await carol.page.evaluate(async () => {
       const { client } = (window as unknown as Demo).reactDemo;
@@ -170,7 +183,8 @@ describeIf('React example in Chromium', () => {
     await dave.page.waitForSelector('[data-testid=task] >> text=Fine', { timeout: 20_000 });
     // bigger than the server's MAX_CHANGE_BYTES (8 KiB), smaller than the client's own limit
     await dave.page.evaluate(async () => {
-      const { client } = (window as unknown as { reactDemo: { client: { makeChange(o: string, c: string, id: string, d?: object): Promise<unknown> } } }).reactDemo;
+      const { client } = (window as unknown as { reactDemo: { client: { makeChange(o: string, c: string, id: string, d?: object): Promise<unknown> } } })
+        .reactDemo;
       await client.makeChange('insert', 'tasks', 'too-big', { title: 'Too big', pad: 'x'.repeat(20_000) });
     });
     await dave.page.waitForSelector('[data-testid=last-error]:has-text("PAYLOAD_TOO_LARGE")', { timeout: 20_000 });

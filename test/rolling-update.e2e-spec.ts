@@ -129,7 +129,9 @@ async function nodeReady(node: Node): Promise<void> {
   await waitFor(
     async () => {
       if (gone) throw new Error(`${node.name} exited before it was ready:\n${node.log.join('')}`);
-      const h = await fetch(`${node.url}/health`).then((r) => r.json()).catch(() => null);
+      const h = await fetch(`${node.url}/health`)
+        .then((r) => r.json())
+        .catch(() => null);
       const ready = (await fetch(`${node.url}/ready`).catch(() => null))?.status === 200;
       return ready && h?.cluster?.status === 'up';
     },
@@ -365,13 +367,14 @@ describeIfRedis('rolling update: SIGTERM one of two nodes during write streams (
       for (const [id, n] of lastAcked) expect(server.get(id)).toEqual({ n, w: id.split('-')[0] });
 
       // every client's replica equals the server (B's clients live only, A's after catching up on B)
-      const view = (c: SimClient) =>
-        new Map([...c.local].filter(([, d]) => d.data).map(([id, d]) => [id, { n: d.data!.n, w: d.data!.w }]));
+      const view = (c: SimClient) => new Map([...c.local].filter(([, d]) => d.data).map(([id, d]) => [id, { n: d.data!.n, w: d.data!.w }]));
       for (const c of clients) {
         await waitFor(() => JSON.stringify([...view(c)].sort()) === JSON.stringify([...server].sort()), 30_000, `${c.user} equal to the server`).catch(() => {
           const mine = view(c);
           const diff = [...server].filter(([id, v]) => JSON.stringify(mine.get(id)) !== JSON.stringify(v)).slice(0, 5);
-          throw new Error(`${c.user} differs from the server on ${diff.length}+ documents, e.g. ${JSON.stringify(diff.map(([id, v]) => [id, v, mine.get(id)]))}`);
+          throw new Error(
+            `${c.user} differs from the server on ${diff.length}+ documents, e.g. ${JSON.stringify(diff.map(([id, v]) => [id, v, mine.get(id)]))}`,
+          );
         });
       }
       // eslint-disable-next-line no-console

@@ -16,9 +16,7 @@ const NPM_CLI = process.env.npm_execpath && process.env.npm_execpath.endsWith('.
 
 /** Runs npm (the one on PATH, or the one that started this test). */
 function npm(args: string[], cwd: string) {
-  return NPM_CLI
-    ? run(process.execPath, [NPM_CLI, ...args], { cwd, maxBuffer: 32 << 20 })
-    : run('npm', args, { cwd, maxBuffer: 32 << 20 });
+  return NPM_CLI ? run(process.execPath, [NPM_CLI, ...args], { cwd, maxBuffer: 32 << 20 }) : run('npm', args, { cwd, maxBuffer: 32 << 20 });
 }
 
 const CJS_APP = `
@@ -90,7 +88,7 @@ function readmeSnippet(): string {
   const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
   const section = readme.slice(readme.indexOf('## Client SDK'));
   const m = /```typescript\n([\s\S]*?)```/.exec(section);
-  if (!m) throw new Error('no typescript block in README.md\'s Client SDK section');
+  if (!m) throw new Error("no typescript block in README.md's Client SDK section");
   return m[1];
 }
 
@@ -107,7 +105,21 @@ describe('the SDK as an npm package', () => {
     tarball = path.join(scratch, JSON.parse(stdout)[0].filename);
     fs.writeFileSync(path.join(scratch, 'package.json'), JSON.stringify({ name: 'scratch-app', private: true, version: '1.0.0' }));
     // react & co. come from the npm cache the repository's install filled (the registry otherwise)
-    await npm(['install', '--no-audit', '--no-fund', '--prefer-offline', tarball, 'react@19', 'react-dom@19', '@types/react@19', '@types/react-dom@19', '@types/node@20'], scratch);
+    await npm(
+      [
+        'install',
+        '--no-audit',
+        '--no-fund',
+        '--prefer-offline',
+        tarball,
+        'react@19',
+        'react-dom@19',
+        '@types/react@19',
+        '@types/react-dom@19',
+        '@types/node@20',
+      ],
+      scratch,
+    );
     t = await startTestApp({ AUTH_MODE: 'dev' }, 'sdk_package');
   }, 300_000);
   afterAll(async () => {
@@ -136,7 +148,15 @@ describe('the SDK as an npm package', () => {
     fs.writeFileSync(
       path.join(scratch, 'tsconfig.json'),
       JSON.stringify({
-        compilerOptions: { strict: true, target: 'es2022', module: 'nodenext', moduleResolution: 'nodenext', outDir: 'out', types: ['node'], skipLibCheck: false },
+        compilerOptions: {
+          strict: true,
+          target: 'es2022',
+          module: 'nodenext',
+          moduleResolution: 'nodenext',
+          outDir: 'out',
+          types: ['node'],
+          skipLibCheck: false,
+        },
         files: ['app.cts', 'app.mts', 'react-app.mts', 'readme-snippet.mts'],
       }),
     );

@@ -45,8 +45,10 @@ describe('SDK: refused changes never block the outbox (real server)', () => {
     me.on('rejected', (r) => rejected.push({ id: r.change.documentId, code: r.code }));
     for (let i = 0; i < 120; i++) {
       const id = `job-${String(i).padStart(3, '0')}`;
-      if (i === 40) await me.makeChange('insert', 'jobs', id, { owner: 'someone-else', i }); // the write rule refuses it
-      else if (i === 80) await me.makeChange('insert', 'jobs', id, { owner: 'worker', i, blob: 'x'.repeat(10_000) }); // over MAX_CHANGE_BYTES
+      if (i === 40)
+        await me.makeChange('insert', 'jobs', id, { owner: 'someone-else', i }); // the write rule refuses it
+      else if (i === 80)
+        await me.makeChange('insert', 'jobs', id, { owner: 'worker', i, blob: 'x'.repeat(10_000) }); // over MAX_CHANGE_BYTES
       else await me.makeChange('insert', 'jobs', id, { owner: 'worker', i });
     }
     await me.makeChange('update', 'jobs', 'job-041', { done: true }); // behind the refused one, same batch area

@@ -92,11 +92,15 @@ describe('subscriptions (no rules: development allows all)', () => {
     const gotRed = recordEvents(reds, 'sync:changes');
     const gotBlue = recordEvents(blues, 'sync:changes');
     const id = randomUUID();
-    expect(await emitAck(writer, 'sync:change', { operation: 'insert', collection: 'cars', documentId: id, data: { color: 'red' } })).toMatchObject({ success: true });
+    expect(await emitAck(writer, 'sync:change', { operation: 'insert', collection: 'cars', documentId: id, data: { color: 'red' } })).toMatchObject({
+      success: true,
+    });
     await waitFor(() => gotRed.length === 1, 5000, 'red insert');
     expect(gotRed[0]).toMatchObject({ documentId: id, operation: 'insert', data: { color: 'red' } });
     // moves from red to blue: out of view for reds, in view for blues
-    expect(await emitAck(writer, 'sync:change', { operation: 'update', collection: 'cars', documentId: id, data: { color: 'blue' } })).toMatchObject({ success: true });
+    expect(await emitAck(writer, 'sync:change', { operation: 'update', collection: 'cars', documentId: id, data: { color: 'blue' } })).toMatchObject({
+      success: true,
+    });
     await waitFor(() => gotRed.length === 2 && gotBlue.length === 1, 5000, 'the move');
     expect(gotRed[1]).toMatchObject({ documentId: id, operation: 'update', outOfView: true });
     expect(gotRed[1].data).toBeUndefined();
@@ -135,7 +139,12 @@ describe('subscriptions (no rules: development allows all)', () => {
     const got = recordEvents(s, 'sync:changes');
     const v1 = await emitAck(s, 'sync:update_subscriptions', { subscriptions: [{ collection: 'pets', query: 'kind == "cat"' }] });
     expect(v1).toEqual({ success: true, version: 1 });
-    const bad = await emitAck(s, 'sync:update_subscriptions', { subscriptions: [{ collection: 'pets', query: 'kind == "dog"' }, { collection: 'pets', query: 'kind ==' }] });
+    const bad = await emitAck(s, 'sync:update_subscriptions', {
+      subscriptions: [
+        { collection: 'pets', query: 'kind == "dog"' },
+        { collection: 'pets', query: 'kind ==' },
+      ],
+    });
     expect(bad).toMatchObject({ success: false, code: 'INVALID_QUERY' });
     await emitAck(writer, 'sync:change', { operation: 'insert', collection: 'pets', documentId: 'c1', data: { kind: 'cat' } });
     await emitAck(writer, 'sync:change', { operation: 'insert', collection: 'pets', documentId: 'd1', data: { kind: 'dog' } });
@@ -161,7 +170,8 @@ describe('subscriptions (no rules: development allows all)', () => {
 
   it('limits the subscriptions of a socket', async () => {
     const s = await client('many');
-    for (let i = 0; i < 100; i++) expect(await emitAck(s, 'sync:subscribe', { collection: 'few', filter: `n == ${i}`, bootstrap: false })).toMatchObject({ success: true });
+    for (let i = 0; i < 100; i++)
+      expect(await emitAck(s, 'sync:subscribe', { collection: 'few', filter: `n == ${i}`, bootstrap: false })).toMatchObject({ success: true });
     expect(await emitAck(s, 'sync:subscribe', { collection: 'few', bootstrap: false })).toMatchObject({ success: false, code: 'PAYLOAD_TOO_LARGE' });
   });
 

@@ -46,10 +46,25 @@ describe('sync engine: write path (sync:change, sync:changeBatch, compat events)
     const docId = id();
     const aEvents = recordEvents(a, 'sync:changes');
     const got = collectEvents(b, 'sync:changes', 1);
-    const ack = await emitAck(a, 'sync:change', { changeId: `c-${docId}`, operation: 'insert', collection: 'tasks', documentId: docId, data: { title: 'Buy milk', done: false }, timestamp: 1000 });
+    const ack = await emitAck(a, 'sync:change', {
+      changeId: `c-${docId}`,
+      operation: 'insert',
+      collection: 'tasks',
+      documentId: docId,
+      data: { title: 'Buy milk', done: false },
+      timestamp: 1000,
+    });
     expect(ack).toEqual({ success: true, changeId: `c-${docId}`, timestamp: 1000, cursor: expect.stringMatching(/^c2/) });
     const [change] = await got;
-    expect(change).toMatchObject({ changeId: `c-${docId}`, operation: 'insert', collection: 'tasks', documentId: docId, timestamp: 1000, userId: 'alice', cursor: ack.cursor });
+    expect(change).toMatchObject({
+      changeId: `c-${docId}`,
+      operation: 'insert',
+      collection: 'tasks',
+      documentId: docId,
+      timestamp: 1000,
+      userId: 'alice',
+      cursor: ack.cursor,
+    });
     expect(change.data).toEqual({ _id: docId, title: 'Buy milk', done: false, sync_updated_at: 1000, _updated_by: 'alice' });
     expect(typeof change.serverTimestamp).toBe('number');
     const stored = await db.db.collection('tasks').findOne({ _id: docId as any });
@@ -60,21 +75,40 @@ describe('sync engine: write path (sync:change, sync:changeBatch, compat events)
 
   it('accepts the aliases collectionName / id and falls back to data.sync_updated_at', async () => {
     const docId = id();
-    const ack = await emitAck(a, 'sync:change', { id: `alias-${docId}`, operation: 'insert', collectionName: 'tasks', documentId: docId, data: { x: 1, sync_updated_at: 4242 } });
+    const ack = await emitAck(a, 'sync:change', {
+      id: `alias-${docId}`,
+      operation: 'insert',
+      collectionName: 'tasks',
+      documentId: docId,
+      data: { x: 1, sync_updated_at: 4242 },
+    });
     expect(ack).toMatchObject({ success: true, changeId: `alias-${docId}`, timestamp: 4242 });
   });
 
   it('resolves conflicts: older loses with CONFLICT and the current doc, newer wins, equal keeps stored', async () => {
     const docId = id();
     await emitAck(a, 'sync:change', { operation: 'insert', collection: 'tasks', documentId: docId, data: { title: 'v1' }, timestamp: 100 });
-    const older = await emitAck(b, 'sync:change', { changeId: `old-${docId}`, operation: 'update', collection: 'tasks', documentId: docId, data: { title: 'old' }, timestamp: 50 });
+    const older = await emitAck(b, 'sync:change', {
+      changeId: `old-${docId}`,
+      operation: 'update',
+      collection: 'tasks',
+      documentId: docId,
+      data: { title: 'old' },
+      timestamp: 50,
+    });
     expect(older).toMatchObject({ success: false, code: 'CONFLICT', changeId: `old-${docId}`, timestamp: 100 });
     expect(older.current).toEqual({ _id: docId, title: 'v1', sync_updated_at: 100, _updated_by: 'alice' });
     const equal = await emitAck(b, 'sync:change', { operation: 'update', collection: 'tasks', documentId: docId, data: { title: 'same' }, timestamp: 100 });
     expect(equal).toMatchObject({ success: false, code: 'CONFLICT' });
     const newer = await emitAck(b, 'sync:change', { operation: 'update', collection: 'tasks', documentId: docId, data: { done: true }, timestamp: 150 });
     expect(newer).toMatchObject({ success: true, timestamp: 150 });
-    expect(await db.db.collection('tasks').findOne({ _id: docId as any })).toEqual({ _id: docId, title: 'v1', done: true, sync_updated_at: 150, _updated_by: 'bob' });
+    expect(await db.db.collection('tasks').findOne({ _id: docId as any })).toEqual({
+      _id: docId,
+      title: 'v1',
+      done: true,
+      sync_updated_at: 150,
+      _updated_by: 'bob',
+    });
   });
 
   it('insert over an existing document is resolved like an update, never a blind overwrite', async () => {
@@ -89,7 +123,13 @@ describe('sync engine: write path (sync:change, sync:changeBatch, compat events)
 
   it('update of a missing document creates it', async () => {
     const docId = id();
-    const ack = await emitAck(a, 'sync:change', { operation: 'update', collection: 'tasks', documentId: docId, data: { title: 'created by update' }, timestamp: 10 });
+    const ack = await emitAck(a, 'sync:change', {
+      operation: 'update',
+      collection: 'tasks',
+      documentId: docId,
+      data: { title: 'created by update' },
+      timestamp: 10,
+    });
     expect(ack.success).toBe(true);
     expect(await db.db.collection('tasks').findOne({ _id: docId as any })).toMatchObject({ title: 'created by update' });
   });
@@ -113,7 +153,13 @@ describe('sync engine: write path (sync:change, sync:changeBatch, compat events)
   it('clamps a timestamp far in the future to the server clock', async () => {
     const docId = id();
     const before = Date.now();
-    const ack = await emitAck(a, 'sync:change', { operation: 'insert', collection: 'tasks', documentId: docId, data: { x: 1 }, timestamp: Date.now() + 10 * 86_400_000 });
+    const ack = await emitAck(a, 'sync:change', {
+      operation: 'insert',
+      collection: 'tasks',
+      documentId: docId,
+      data: { x: 1 },
+      timestamp: Date.now() + 10 * 86_400_000,
+    });
     expect(ack.success).toBe(true);
     expect(ack.timestamp).toBeGreaterThanOrEqual(before);
     expect(ack.timestamp).toBeLessThanOrEqual(Date.now());
@@ -122,7 +168,7 @@ describe('sync engine: write path (sync:change, sync:changeBatch, compat events)
     expect(next.success).toBe(true);
   });
 
-  it('keeps the order of a fast-clock device\'s own changes: insert then update of one document, both clamped', async () => {
+  it("keeps the order of a fast-clock device's own changes: insert then update of one document, both clamped", async () => {
     const docId = id();
     const far = Date.now() + 75_000;
     const res = await emitAck(a, 'sync:changeBatch', {
@@ -151,7 +197,14 @@ describe('sync engine: write path (sync:change, sync:changeBatch, compat events)
     expect(first).toMatchObject({ success: true, changeId });
     expect(first.duplicate).toBeUndefined();
     for (const r of [second, third]) expect(r).toEqual({ ...first, duplicate: true });
-    const batch = await emitAck(a, 'sync:changeBatch', { changes: [change, change, { ...change, changeId: `${changeId}-b`, data: { n: 2 }, timestamp: 600 }, { ...change, changeId: `${changeId}-b`, data: { n: 2 }, timestamp: 600 }] });
+    const batch = await emitAck(a, 'sync:changeBatch', {
+      changes: [
+        change,
+        change,
+        { ...change, changeId: `${changeId}-b`, data: { n: 2 }, timestamp: 600 },
+        { ...change, changeId: `${changeId}-b`, data: { n: 2 }, timestamp: 600 },
+      ],
+    });
     expect(batch.results[0]).toEqual({ ...first, duplicate: true });
     expect(batch.results[1]).toEqual({ ...first, duplicate: true });
     expect(batch.results[2]).toMatchObject({ success: true, changeId: `${changeId}-b` });
@@ -179,7 +232,16 @@ describe('sync engine: write path (sync:change, sync:changeBatch, compat events)
       ],
     });
     expect(res.success).toBe(true);
-    expect(res.results.map((r: any) => r.success || r.code)).toEqual([true, true, 'CONFLICT', 'INVALID_PAYLOAD', 'INVALID_PAYLOAD', 'INVALID_PAYLOAD', true, 'INVALID_PAYLOAD']);
+    expect(res.results.map((r: any) => r.success || r.code)).toEqual([
+      true,
+      true,
+      'CONFLICT',
+      'INVALID_PAYLOAD',
+      'INVALID_PAYLOAD',
+      'INVALID_PAYLOAD',
+      true,
+      'INVALID_PAYLOAD',
+    ]);
     expect(res.successCount).toBe(3);
     expect(res.failureCount).toBe(5);
     expect(res.results[2].current).toMatchObject({ v: 2 });
@@ -188,7 +250,20 @@ describe('sync engine: write path (sync:change, sync:changeBatch, compat events)
   });
 
   it('answers malformed payloads with INVALID_PAYLOAD / PAYLOAD_TOO_LARGE and keeps running', async () => {
-    const bad = [null, 42, 'x', [], { operation: 'insert' }, { operation: 'insert', collection: 'tasks', documentId: '' }, { operation: 'insert', collection: 'system.users', documentId: 'a' }, { operation: 'update', collection: 'tasks', documentId: 'a', data: { 'a.b': 1 } }, { operation: 'update', collection: 'tasks', documentId: 'a', data: { nested: { $gt: 1 } } }, { operation: 'update', collection: 'tasks', documentId: 'a', data: [1] }, { operation: 'update', collection: 'tasks', documentId: 'a', data: { x: 1 }, timestamp: 'yesterday' }, { operation: 'insert', collection: 'tasks', documentId: 'x'.repeat(300), data: {} }];
+    const bad = [
+      null,
+      42,
+      'x',
+      [],
+      { operation: 'insert' },
+      { operation: 'insert', collection: 'tasks', documentId: '' },
+      { operation: 'insert', collection: 'system.users', documentId: 'a' },
+      { operation: 'update', collection: 'tasks', documentId: 'a', data: { 'a.b': 1 } },
+      { operation: 'update', collection: 'tasks', documentId: 'a', data: { nested: { $gt: 1 } } },
+      { operation: 'update', collection: 'tasks', documentId: 'a', data: [1] },
+      { operation: 'update', collection: 'tasks', documentId: 'a', data: { x: 1 }, timestamp: 'yesterday' },
+      { operation: 'insert', collection: 'tasks', documentId: 'x'.repeat(300), data: {} },
+    ];
     for (const p of bad) {
       const ack = await emitAck(a, 'sync:change', p);
       expect(ack).toMatchObject({ success: false, code: 'INVALID_PAYLOAD' });
@@ -222,7 +297,9 @@ describe('sync engine: write path (sync:change, sync:changeBatch, compat events)
   it('supports the Flutter compatibility events mongoUpsert and mongoDelete', async () => {
     const docId = id();
     const got = collectEvents(b, 'sync:changes', 2);
-    expect(await emitAck(a, 'mongoUpsert', { collection: 'chat', update: { text: 'hi', sync_updated_at: 10 }, query: { _id: docId }, patchId: `p-${docId}` })).toBe('ok');
+    expect(
+      await emitAck(a, 'mongoUpsert', { collection: 'chat', update: { text: 'hi', sync_updated_at: 10 }, query: { _id: docId }, patchId: `p-${docId}` }),
+    ).toBe('ok');
     expect(await emitAck(a, 'mongoUpsert', { collection: 'chat', update: { text: 'hi' }, query: {} })).toBe('error');
     expect(await emitAck(a, 'mongoDelete', { collection: 'chat', query: { _id: docId }, patchId: `pd-${docId}` })).toEqual({ success: true });
     const bad = await emitAck(a, 'mongoDelete', { collection: '$bad', query: { _id: docId } });
@@ -241,7 +318,12 @@ describe('sync engine: write path (sync:change, sync:changeBatch, compat events)
     const res = await fetch(`${t.url}/api/changes`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: 'Bearer svc-token-for-tests-0123456789abcdef' },
-      body: JSON.stringify({ changes: [{ changeId: `rest-${docId}`, operation: 'insert', collection: 'tasks', documentId: docId, data: { via: 'rest' }, timestamp: 5 }, { operation: 'nope' }] }),
+      body: JSON.stringify({
+        changes: [
+          { changeId: `rest-${docId}`, operation: 'insert', collection: 'tasks', documentId: docId, data: { via: 'rest' }, timestamp: 5 },
+          { operation: 'nope' },
+        ],
+      }),
     });
     expect(res.status).toBe(200);
     const body = await res.json();
@@ -281,7 +363,14 @@ describe('sync engine: a whole batch resent after its ack was lost', () => {
     const a = await joinedClient(t.url, 'alice');
     const reader = await joinedClient(t.url, 'reader');
     const head = (await emitAck(reader, 'sync:get_changes', { limit: 1 })).cursor;
-    const first = Array.from({ length: 6 }, (_, i) => ({ changeId: `r-${i}`, operation: 'insert', collection: 'notes', documentId: `n${i}`, data: { v: i }, timestamp: 1000 + i }));
+    const first = Array.from({ length: 6 }, (_, i) => ({
+      changeId: `r-${i}`,
+      operation: 'insert',
+      collection: 'notes',
+      documentId: `n${i}`,
+      data: { v: i },
+      timestamp: 1000 + i,
+    }));
     const acked = await emitAck(a, 'sync:changeBatch', { changes: first });
     expect(acked.results.every((r: any) => r.success && !r.duplicate)).toBe(true);
     // the client never saw that ack: it sends the batch again, with two new changes in between
@@ -302,7 +391,11 @@ describe('sync engine: a whole batch resent after its ack was lost', () => {
     const page = await emitAck(reader, 'sync:get_changes', { cursor: head, limit: 100 });
     expect(page.changes.map((c: any) => c.changeId)).toEqual([...first.map((c) => c.changeId), 'r-new-1', 'r-new-2']);
     expect(page.hasMore).toBe(false);
-    const positions = (await db.db.collection('_sync_feed').find({}, { projection: { _id: 1, state: 1 } }).sort({ _id: 1 }).toArray()) as any[];
+    const positions = (await db.db
+      .collection('_sync_feed')
+      .find({}, { projection: { _id: 1, state: 1 } })
+      .sort({ _id: 1 })
+      .toArray()) as any[];
     expect(positions.map((e) => e._id)).toEqual(positions.map((_, i) => positions[0]._id + i));
     expect(positions.filter((e) => e.state === 'skip').length).toBeGreaterThan(0);
     a.close();

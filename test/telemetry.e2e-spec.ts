@@ -42,7 +42,12 @@ describe('OpenTelemetry traces', () => {
 
     it('a change batch is one span with its database round trips as children', async () => {
       exporter.reset();
-      const changes: Record<string, unknown>[] = Array.from({ length: 4 }, (_, i) => ({ operation: 'insert', collection: 'traced', documentId: `t-${i}-${Date.now()}`, data: { i } }));
+      const changes: Record<string, unknown>[] = Array.from({ length: 4 }, (_, i) => ({
+        operation: 'insert',
+        collection: 'traced',
+        documentId: `t-${i}-${Date.now()}`,
+        data: { i },
+      }));
       changes.push({ operation: 'insert', collection: '_sync_feed', documentId: 'refused' });
       const ack = await emitAck(s, 'sync:changeBatch', { changes });
       expect(ack).toMatchObject({ success: true, successCount: 4, failureCount: 1 });

@@ -68,7 +68,12 @@ export interface Ctx {
    * Runs `work`, measuring CPU (and profiling with --profile) over [startAt, endAt] when a window is
    * given (the workers' measured window), otherwise over the whole of `work`.
    */
-  observe<T>(server: ServerProcess | undefined, phase: string, window: { startAt: number; endAt: number } | null, work: () => Promise<T>): Promise<{ value: T } & PhaseObservation>;
+  observe<T>(
+    server: ServerProcess | undefined,
+    phase: string,
+    window: { startAt: number; endAt: number } | null,
+    work: () => Promise<T>,
+  ): Promise<{ value: T } & PhaseObservation>;
 }
 
 /**
@@ -119,12 +124,18 @@ export function makeContext(base: Omit<Ctx, 'startServer' | 'subscriptions' | 'o
       const s = await LiteSocket.connect(server.url);
       try {
         await s.emitWithAck(EV.join, { userId: 'bench-probe' }, 10_000);
-        const ack = await s.emitWithAck<{ success?: boolean; code?: string }>(EV.subscribe, { collection: 'bench_probe', bootstrap: false }, 3000).catch(() => null);
+        const ack = await s
+          .emitWithAck<{ success?: boolean; code?: string }>(EV.subscribe, { collection: 'bench_probe', bootstrap: false }, 3000)
+          .catch(() => null);
         subs = ack?.success === true;
       } finally {
         s.close();
       }
-      base.log(subs ? '  the server implements sync:subscribe: sockets subscribe' : '  the server does not answer sync:subscribe yet: sockets only join (every joined socket gets every change)');
+      base.log(
+        subs
+          ? '  the server implements sync:subscribe: sockets subscribe'
+          : '  the server does not answer sync:subscribe yet: sockets only join (every joined socket gets every change)',
+      );
       return subs;
     },
     async observe(server, phase, window, work) {

@@ -86,7 +86,13 @@ export function summarizeProfile(profile: CpuProfile, root = process.cwd(), top 
       .slice(0, top)
       .map(([name, ms]) => ({ name, ms: Math.round(ms), pct: wallMs ? Math.round((ms / wallMs) * 1000) / 10 : 0 }));
   const busyMs = Math.max(0, wallMs - idle);
-  return { wallMs: Math.round(wallMs), busyMs: Math.round(busyMs), busyPct: wallMs ? Math.round((busyMs / wallMs) * 1000) / 10 : 0, topFunctions: rank(fn), topOrigins: rank(origin) };
+  return {
+    wallMs: Math.round(wallMs),
+    busyMs: Math.round(busyMs),
+    busyPct: wallMs ? Math.round((busyMs / wallMs) * 1000) / 10 : 0,
+    topFunctions: rank(fn),
+    topOrigins: rank(origin),
+  };
 }
 
 export function summarizeProfileFile(file: string, root = process.cwd(), top = 15): ProfileSummary {

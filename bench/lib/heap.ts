@@ -38,7 +38,12 @@ export function heapByClass(file: string): Map<string, HeapClass> {
 }
 
 /** (after − before) / n per class, largest first. */
-export function heapDiffPer(before: Map<string, HeapClass>, after: Map<string, HeapClass>, n: number, top = 15): { name: string; countPer: number; bytesPer: number }[] {
+export function heapDiffPer(
+  before: Map<string, HeapClass>,
+  after: Map<string, HeapClass>,
+  n: number,
+  top = 15,
+): { name: string; countPer: number; bytesPer: number }[] {
   const rows: { name: string; countPer: number; bytesPer: number }[] = [];
   for (const [name, a] of after) {
     const b = before.get(name) ?? { count: 0, bytes: 0 };

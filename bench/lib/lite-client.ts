@@ -135,10 +135,13 @@ export class LiteSocket {
     if (this.closed) return Promise.reject(new Error('socket closed'));
     const id = this.nextAck++;
     return new Promise<T>((resolve, reject) => {
-      const timer = timeoutMs > 0 ? setTimeout(() => {
-        this.acks.delete(id);
-        reject(new AckTimeoutError(event, timeoutMs));
-      }, timeoutMs) : undefined;
+      const timer =
+        timeoutMs > 0
+          ? setTimeout(() => {
+              this.acks.delete(id);
+              reject(new AckTimeoutError(event, timeoutMs));
+            }, timeoutMs)
+          : undefined;
       this.acks.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
       this.ws.send(`42${id}${JSON.stringify([event, payload])}`);
     });

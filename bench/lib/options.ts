@@ -56,7 +56,10 @@ export interface BenchOptions {
   catchup: { changes: number; limit: number; fillClients: number; batchSize: number };
 }
 
-const PRESETS: Record<Exclude<Mode, 'custom'>, Omit<BenchOptions, 'mode' | 'only' | 'outDir' | 'profile' | 'dbSpy' | 'keepData' | 'mongoUri' | 'serverEnv' | 'serverEntry'>> = {
+const PRESETS: Record<
+  Exclude<Mode, 'custom'>,
+  Omit<BenchOptions, 'mode' | 'only' | 'outDir' | 'profile' | 'dbSpy' | 'keepData' | 'mongoUri' | 'serverEnv' | 'serverEntry'>
+> = {
   // a tiny configuration for the harness's own smoke test (bench/bench.spec.ts): one writer at a time
   smoke: {
     workers: 1,
@@ -124,8 +127,23 @@ export function parseOptions(argv: string[], defaultsOut: string): BenchOptions 
     return Math.round(n * scale);
   };
   const knobs = [
-    'clients', 'single-clients', 'duration', 'warmup', 'batch', 'db-writers', 'db-duration', 'subscribers', 'rate',
-    'fanout-duration', 'inflight', 'connections', 'settle', 'changes', 'limit', 'workers', 'singles',
+    'clients',
+    'single-clients',
+    'duration',
+    'warmup',
+    'batch',
+    'db-writers',
+    'db-duration',
+    'subscribers',
+    'rate',
+    'fanout-duration',
+    'inflight',
+    'connections',
+    'settle',
+    'changes',
+    'limit',
+    'workers',
+    'singles',
   ];
   const customised = knobs.some((k) => flags.has(k));
   const only = (flags.get('only') ?? SCENARIOS.join(','))

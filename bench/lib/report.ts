@@ -37,7 +37,9 @@ function table(rows: string[][]): string {
 
 export function formatStdout(report: RunReport): string {
   const out: string[] = [];
-  out.push(`\n=== sync server benchmark (${report.mode}) — ${report.machine.cpus} × ${report.machine.cpuModel}, ${report.machine.memoryGB} GB, Node ${report.machine.node}, ${report.database.kind}`);
+  out.push(
+    `\n=== sync server benchmark (${report.mode}) — ${report.machine.cpus} × ${report.machine.cpuModel}, ${report.machine.memoryGB} GB, Node ${report.machine.node}, ${report.database.kind}`,
+  );
   for (const s of report.scenarios) {
     out.push(`\n--- ${s.title} [${s.name}] (${s.elapsedS} s)`);
     if (s.error) out.push(`  FAILED: ${s.error}`);
@@ -56,7 +58,13 @@ export function formatMarkdown(report: RunReport): string {
   out.push('');
   out.push(`- Machine: ${m.cpus} × ${m.cpuModel}, ${m.memoryGB} GB RAM, ${m.os}, Node ${m.node}; load average at start ${m.loadAverageAtStart.join(' / ')}`);
   out.push(`- Database: ${report.database.kind}`);
-  out.push(`- Server: commit ${report.server.commit}${report.server.dirty ? ' (with uncommitted changes)' : ''}, ${report.server.entry}, ${Object.entries(report.server.env).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  out.push(
+    `- Server: commit ${report.server.commit}${report.server.dirty ? ' (with uncommitted changes)' : ''}, ${report.server.entry}, ${Object.entries(
+      report.server.env,
+    )
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ')}`,
+  );
   out.push(`- Load generator: ${report.generator.workers} worker processes, ${report.generator.client}`);
   out.push(`- Command: \`${report.command}\` (${report.durationS} s)`);
   for (const s of report.scenarios) {
@@ -121,7 +129,9 @@ export function fanoutSvg(points: FanoutPoint[], title: string): string {
   };
   const yPos = (y: number) => T + ph - ((Math.log10(Math.max(y, yMin)) - Math.log10(yMin)) / (Math.log10(yMax) - Math.log10(yMin))) * ph;
   const parts: string[] = [];
-  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="Helvetica, Arial, sans-serif" font-size="12">`);
+  parts.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="Helvetica, Arial, sans-serif" font-size="12">`,
+  );
   parts.push(`<rect width="${W}" height="${H}" fill="#fff"/>`);
   parts.push(`<text x="${L}" y="28" font-size="15" font-weight="bold">${title.replace(/&/g, '&amp;').replace(/</g, '&lt;')}</text>`);
   for (let d = yMin; d <= yMax * 1.0001; d *= 10) {
@@ -150,14 +160,22 @@ export function fanoutSvg(points: FanoutPoint[], title: string): string {
   series.forEach(([name, color, get, dash], i) => {
     const pts = points.map((p) => `${xPos(p.subscribers).toFixed(1)},${yPos(get(p)).toFixed(1)}`);
     if (pts.length > 1) parts.push(`<polyline points="${pts.join(' ')}" fill="none" stroke="${color}" stroke-width="2"${dash}/>`);
-    for (const p of points) parts.push(`<circle cx="${xPos(p.subscribers).toFixed(1)}" cy="${yPos(get(p)).toFixed(1)}" r="3.5" fill="${color}"><title>${name} ${get(p)} ms at ${p.subscribers} subscribers</title></circle>`);
+    for (const p of points)
+      parts.push(
+        `<circle cx="${xPos(p.subscribers).toFixed(1)}" cy="${yPos(get(p)).toFixed(1)}" r="3.5" fill="${color}"><title>${name} ${get(p)} ms at ${p.subscribers} subscribers</title></circle>`,
+      );
     const ly = T + 15 + i * 20;
     parts.push(`<line x1="${L + pw + 15}" x2="${L + pw + 40}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="2"${dash}/>`);
     parts.push(`<text x="${L + pw + 46}" y="${ly + 4}">${name}</text>`);
   });
   const sat = points.filter((p) => p.saturated);
-  parts.push(`<text x="${L + pw + 15}" y="${T + 100}" fill="#555" font-size="10">latency: writer emit →</text><text x="${L + pw + 15}" y="${T + 113}" fill="#555" font-size="10">subscriber receipt;</text><text x="${L + pw + 15}" y="${T + 126}" fill="#555" font-size="10">spread: first → last</text><text x="${L + pw + 15}" y="${T + 139}" fill="#555" font-size="10">subscriber, per change</text>`);
-  if (sat.length) parts.push(`<text x="${L + pw + 15}" y="${T + 165}" fill="#a00">saturated at</text><text x="${L + pw + 15}" y="${T + 181}" fill="#a00">S = ${sat.map((p) => p.subscribers).join(', ')}</text>`);
+  parts.push(
+    `<text x="${L + pw + 15}" y="${T + 100}" fill="#555" font-size="10">latency: writer emit →</text><text x="${L + pw + 15}" y="${T + 113}" fill="#555" font-size="10">subscriber receipt;</text><text x="${L + pw + 15}" y="${T + 126}" fill="#555" font-size="10">spread: first → last</text><text x="${L + pw + 15}" y="${T + 139}" fill="#555" font-size="10">subscriber, per change</text>`,
+  );
+  if (sat.length)
+    parts.push(
+      `<text x="${L + pw + 15}" y="${T + 165}" fill="#a00">saturated at</text><text x="${L + pw + 15}" y="${T + 181}" fill="#a00">S = ${sat.map((p) => p.subscribers).join(', ')}</text>`,
+    );
   parts.push('</svg>');
   return parts.join('\n');
 }
@@ -173,7 +191,10 @@ export function writeReport(report: RunReport, dir: string, runId: string): RunR
     fs.writeFileSync(files.chart, fanoutSvg(points, `Fan-out latency, writer at ${rate} changes/s (${report.date}, ${report.mode})`));
   }
   const rel = (f?: string) => (f ? path.basename(f) : undefined);
-  const final: RunReport = { ...report, files: { json: rel(files.json)!, markdown: rel(files.markdown)!, ...(files.chart ? { chart: rel(files.chart) } : {}) } };
+  const final: RunReport = {
+    ...report,
+    files: { json: rel(files.json)!, markdown: rel(files.markdown)!, ...(files.chart ? { chart: rel(files.chart) } : {}) },
+  };
   fs.writeFileSync(files.json, JSON.stringify(final, null, 2) + '\n');
   fs.writeFileSync(files.markdown, formatMarkdown({ ...final, files: { ...final.files, chart: files.chart } }));
   return { ...final, files };

@@ -8,8 +8,7 @@ const inspector = require('node:inspector');
 
 if (typeof process.send === 'function') {
   let session;
-  const post = (method, params) =>
-    new Promise((resolve, reject) => session.post(method, params || {}, (err, res) => (err ? reject(err) : resolve(res))));
+  const post = (method, params) => new Promise((resolve, reject) => session.post(method, params || {}, (err, res) => (err ? reject(err) : resolve(res))));
   const handlers = {
     async memory({ gc }) {
       if (gc && typeof global.gc === 'function') {

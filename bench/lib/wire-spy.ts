@@ -123,7 +123,13 @@ export class WireSpy {
   /** Commands by total time, heaviest first. */
   snapshot(top = 15): CommandStat[] {
     return [...this.stats.entries()]
-      .map(([command, s]) => ({ command, count: s.count, totalMs: Math.round(s.total), meanMs: Math.round((s.total / s.count) * 100) / 100, maxMs: Math.round(s.max * 10) / 10 }))
+      .map(([command, s]) => ({
+        command,
+        count: s.count,
+        totalMs: Math.round(s.total),
+        meanMs: Math.round((s.total / s.count) * 100) / 100,
+        maxMs: Math.round(s.max * 10) / 10,
+      }))
       .sort((a, b) => b.totalMs - a.totalMs)
       .slice(0, top);
   }

@@ -31,7 +31,9 @@ export async function runCatchup(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapse
     ctx.log(`  writing ${o.changes} changes while the reader is offline`);
     const fill = await ctx.observe(server, 'catchup-fill', null, () =>
       ctx.pool.all<{ acked: number; failed: number; elapsedMs: number; codes: Record<string, number> }>('fill', (i) =>
-        clients[i] ? { count: counts[i], clients: clients[i], batchSize: o.batchSize, collection: COLLECTION, prefix: `doc-${String(firsts[i]).padStart(7, '0')}` } : null,
+        clients[i]
+          ? { count: counts[i], clients: clients[i], batchSize: o.batchSize, collection: COLLECTION, prefix: `doc-${String(firsts[i]).padStart(7, '0')}` }
+          : null,
       ),
     );
     await ctx.pool.all('disconnect', {});
@@ -40,7 +42,10 @@ export async function runCatchup(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapse
     const fillMs = Math.max(...f.map((r) => r.elapsedMs));
     figures.fill = { written, failed: f.reduce((s, r) => s + r.failed, 0), changesPerS: Math.round(written / (fillMs / 1000)) };
     phases['catchup-fill'] = phaseOf(fill);
-    rows.push({ metric: `written while offline (changeBatch×${o.batchSize}, ${o.fillClients} clients)`, value: `${fmt(written)} at ${fmt(written / (fillMs / 1000))}/s` });
+    rows.push({
+      metric: `written while offline (changeBatch×${o.batchSize}, ${o.fillClients} clients)`,
+      value: `${fmt(written)} at ${fmt(written / (fillMs / 1000))}/s`,
+    });
 
     ctx.log(`  the reader comes back: sync:get_changes, limit ${o.limit}`);
     const obs = await ctx.observe(server, 'catchup-read', null, () =>
@@ -54,7 +59,15 @@ export async function runCatchup(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapse
     const r = obs.value;
     const page = summarize(mergeHistograms([r.hist]));
     const perS = r.received / (r.elapsedMs / 1000);
-    figures.catchup = { received: r.received, unique: r.unique, expected: written, pages: r.pages, seconds: r.elapsedMs / 1000, changesPerS: Math.round(perS), pageLatencyMs: page };
+    figures.catchup = {
+      received: r.received,
+      unique: r.unique,
+      expected: written,
+      pages: r.pages,
+      seconds: r.elapsedMs / 1000,
+      changesPerS: Math.round(perS),
+      pageLatencyMs: page,
+    };
     phases['catchup-read'] = phaseOf(obs);
     rows.push({ metric: 'catch-up: changes received / written', value: `${fmt(r.received)} / ${fmt(written)}` });
     rows.push({ metric: 'catch-up: total time', value: fmt(r.elapsedMs / 1000), unit: 's' });
@@ -65,9 +78,21 @@ export async function runCatchup(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapse
     if (await ctx.subscriptions(server)) {
       ctx.log(`  bootstrap of the ${written} documents`);
       const b = await ctx.observe(server, 'bootstrap', null, () =>
-        reader.call<{ docs: number; pages: number; count: number; ackMs: number; elapsedMs: number }>('bootstrap', { url: server.url, userId: 'bootstrapper', collection: COLLECTION, timeoutMs: 600_000 }),
+        reader.call<{ docs: number; pages: number; count: number; ackMs: number; elapsedMs: number }>('bootstrap', {
+          url: server.url,
+          userId: 'bootstrapper',
+          collection: COLLECTION,
+          timeoutMs: 600_000,
+        }),
       );
-      figures.bootstrap = { docs: b.value.docs, pages: b.value.pages, count: b.value.count, seconds: b.value.elapsedMs / 1000, ackMs: b.value.ackMs, docsPerS: Math.round(b.value.docs / (b.value.elapsedMs / 1000)) };
+      figures.bootstrap = {
+        docs: b.value.docs,
+        pages: b.value.pages,
+        count: b.value.count,
+        seconds: b.value.elapsedMs / 1000,
+        ackMs: b.value.ackMs,
+        docsPerS: Math.round(b.value.docs / (b.value.elapsedMs / 1000)),
+      };
       phases.bootstrap = phaseOf(b);
       rows.push({ metric: 'bootstrap: documents / pages', value: `${fmt(b.value.docs)} / ${fmt(b.value.pages)}` });
       rows.push({ metric: 'bootstrap: total time (subscribe → last page)', value: fmt(b.value.elapsedMs / 1000), unit: 's' });

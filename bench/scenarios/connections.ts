@@ -70,7 +70,14 @@ export async function runConnections(ctx: Ctx): Promise<Omit<ScenarioResult, 'el
           'connect',
           (i) => {
             if (!per[i]) return null;
-            const a = { url: server.url, count: per[i], userPrefix: `idle-${i}-`, offset: offsets[i], concurrency: Math.max(1, Math.round(o.concurrency / workers.length)), subscribe };
+            const a = {
+              url: server.url,
+              count: per[i],
+              userPrefix: `idle-${i}-`,
+              offset: offsets[i],
+              concurrency: Math.max(1, Math.round(o.concurrency / workers.length)),
+              subscribe,
+            };
             offsets[i] += per[i];
             return a;
           },
@@ -107,10 +114,17 @@ export async function runConnections(ctx: Ctx): Promise<Omit<ScenarioResult, 'el
           const f = path.join(heapDir, `${held}.heapsnapshot`);
           await server.heapSnapshot(f);
           heapPerConnection = heapDiffPer(heapBefore, heapByClass(f), held);
-          ctx.log(`    heap per connection by kind (bytes, objects): ${heapPerConnection.slice(0, 8).map((h) => `${h.name} ${h.bytesPer} B ×${h.countPer}`).join(', ')}`);
+          ctx.log(
+            `    heap per connection by kind (bytes, objects): ${heapPerConnection
+              .slice(0, 8)
+              .map((h) => `${h.name} ${h.bytesPer} B ×${h.countPer}`)
+              .join(', ')}`,
+          );
           fs.rmSync(heapDir, { recursive: true, force: true });
         }
-        ctx.log(`    ${held} sockets (server sees ${step.active}): RSS ${mb(mem.rss)} MB, heap ${mb(mem.heapUsed)} MB, ramp ${step.rampPerS}/s, connect+join p99 ${fmt(step.connectJoinMs.p99)} ms`);
+        ctx.log(
+          `    ${held} sockets (server sees ${step.active}): RSS ${mb(mem.rss)} MB, heap ${mb(mem.heapUsed)} MB, ramp ${step.rampPerS}/s, connect+join p99 ${fmt(step.connectJoinMs.p99)} ms`,
+        );
         if (failed > delta / 2) {
           notes.push(`stopped the ramp at ${held}: most sockets of the last step failed`);
           break;
@@ -130,7 +144,11 @@ export async function runConnections(ctx: Ctx): Promise<Omit<ScenarioResult, 'el
       rows.push({ metric: 'RSS per connection (slope)', value: fmt(kb(rssSlope)), unit: 'KB' });
       rows.push({ metric: 'heap per connection (slope, after GC)', value: fmt(kb(heapSlope)), unit: 'KB' });
       rows.push({ metric: 'ramp rate (last step)', value: fmt(top.rampPerS), unit: 'sockets/s' });
-      rows.push({ metric: 'connect + join (+ subscribe) p50 / p99 (last step)', value: `${fmt(top.connectJoinMs.p50)} / ${fmt(top.connectJoinMs.p99)}`, unit: 'ms' });
+      rows.push({
+        metric: 'connect + join (+ subscribe) p50 / p99 (last step)',
+        value: `${fmt(top.connectJoinMs.p50)} / ${fmt(top.connectJoinMs.p99)}`,
+        unit: 'ms',
+      });
     }
     return {
       name: 'connections',

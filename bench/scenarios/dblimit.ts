@@ -79,7 +79,10 @@ async function writePathBatch(db: Db, p: string, coll: string, batch: Doc[]): Pr
   const ids = batch.map((d) => d._id);
   const keys = ids.map((id) => `${coll}:${id}`);
   const now = Date.now();
-  await locks.insertMany(keys.map((k) => ({ _id: k, owner: 'bench', expiresAt: new Date(now + 10_000) })), { ordered: false });
+  await locks.insertMany(
+    keys.map((k) => ({ _id: k, owner: 'bench', expiresAt: new Date(now + 10_000) })),
+    { ordered: false },
+  );
   await Promise.all([docsColl.find({ _id: { $in: ids } }).toArray(), tombs.find({ _id: { $in: keys } }).toArray()]);
   const entries = batch.map((d, i) => ({
     _id: 0,
@@ -134,9 +137,10 @@ export async function runDbLimit(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapse
         'bulk upsert (replaceOne, upsert)',
         async (w, seq) => {
           const batch = docs(`u${w}`, seq * o.batchSize, o.batchSize);
-          const r = await db
-            .collection<Doc>('dblimit_upsert')
-            .bulkWrite(batch.map((d) => ({ replaceOne: { filter: { _id: d._id }, replacement: d, upsert: true } })), { ordered: false });
+          const r = await db.collection<Doc>('dblimit_upsert').bulkWrite(
+            batch.map((d) => ({ replaceOne: { filter: { _id: d._id }, replacement: d, upsert: true } })),
+            { ordered: false },
+          );
           return r.upsertedCount + r.modifiedCount;
         },
       ],
@@ -148,7 +152,11 @@ export async function runDbLimit(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapse
           return r.insertedCount;
         },
       ],
-      ['writePath', "server's write path via the driver", (w, seq) => writePathBatch(db, '_benchpath', 'dblimit_path', docs(`p${w}`, seq * o.batchSize, o.batchSize))],
+      [
+        'writePath',
+        "server's write path via the driver",
+        (w, seq) => writePathBatch(db, '_benchpath', 'dblimit_path', docs(`p${w}`, seq * o.batchSize, o.batchSize)),
+      ],
     ];
     await ensureWritePathIndexes(db, '_benchpath');
     for (const [key, label, op] of runs) {
@@ -177,7 +185,7 @@ export async function runDbLimit(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapse
       const f = figures.server as Record<string, number>;
       rows.push({ metric: 'server changeBatch as % of bulk upsert (the ceiling)', value: `${f.batchPctOfBulkUpsert}%` });
       rows.push({ metric: 'server changeBatch as % of raw insertMany', value: `${f.batchPctOfInsertMany}%` });
-      rows.push({ metric: "server changeBatch as % of its write path via the driver", value: `${f.batchPctOfWritePath}%` });
+      rows.push({ metric: 'server changeBatch as % of its write path via the driver', value: `${f.batchPctOfWritePath}%` });
       rows.push({ metric: 'server single change as % of bulk upsert', value: `${f.singlePctOfBulkUpsert}%` });
     } else notes.push('run the write scenario in the same run (not --only=dblimit) to get the server as a percentage of the ceiling');
   } finally {

@@ -53,10 +53,16 @@ export async function runFanout(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapsed
       const startAt = warmupAt + o.warmupMs;
       const endAt = startAt + o.durationMs;
       const obs = await ctx.observe(server, `fanout-${S}`, { startAt, endAt }, () =>
-        ctx.pool.writer.call<{ sent: number; acked: number; failed: number; codes: Record<string, number>; hist: string; maxInFlight: number }>(
-          'writeRate',
-          { rate: o.rate, warmupAt, startAt, endAt, collection: FANOUT_COLLECTION, tag, batch: 1, maxInFlight: o.maxInFlight },
-        ),
+        ctx.pool.writer.call<{ sent: number; acked: number; failed: number; codes: Record<string, number>; hist: string; maxInFlight: number }>('writeRate', {
+          rate: o.rate,
+          warmupAt,
+          startAt,
+          endAt,
+          collection: FANOUT_COLLECTION,
+          tag,
+          batch: 1,
+          maxInFlight: o.maxInFlight,
+        }),
       );
       const w = obs.value;
       const expected = w.acked * S;
@@ -90,7 +96,10 @@ export async function runFanout(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapsed
       const writerAck = summarize(mergeHistograms([w.hist]));
       const achievedRate = w.acked / (o.durationMs / 1000);
       const saturated = delivered < expected || latency.p99 > 1000;
-      if (achievedRate < o.rate * 0.95) notes.push(`S=${S}: the writer reached ${fmt(achievedRate)} of ${o.rate} changes/s (at most ${o.maxInFlight} change(s) in flight: the write path is the limit)`);
+      if (achievedRate < o.rate * 0.95)
+        notes.push(
+          `S=${S}: the writer reached ${fmt(achievedRate)} of ${o.rate} changes/s (at most ${o.maxInFlight} change(s) in flight: the write path is the limit)`,
+        );
       const point: FanoutPoint = {
         subscribers: S,
         targetRate: o.rate,
@@ -118,7 +127,11 @@ export async function runFanout(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapsed
         metric: `S=${S}: changes/s sent, deliveries/s, delivered`,
         value: `${fmt(achievedRate)} / ${fmt(point.deliveriesPerS)} / ${expected ? ((delivered / expected) * 100).toFixed(1) : '0'}%`,
       });
-      rows.push({ metric: `S=${S}: CPU server / database / generator`, value: `${obs.cpu.server ?? '?'} / ${obs.cpu.database ?? '?'} / ${obs.cpu.generator ?? '?'}`, unit: '% of a core' });
+      rows.push({
+        metric: `S=${S}: CPU server / database / generator`,
+        value: `${obs.cpu.server ?? '?'} / ${obs.cpu.database ?? '?'} / ${obs.cpu.generator ?? '?'}`,
+        unit: '% of a core',
+      });
       if (saturated) notes.push(`S=${S}: saturated (delivered ${delivered}/${expected}, p99 ${fmt(latency.p99)} ms)`);
       if (w.failed) notes.push(`S=${S}: ${w.failed} writer changes failed ${JSON.stringify(w.codes)}`);
     } finally {

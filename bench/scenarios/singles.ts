@@ -50,7 +50,11 @@ export async function runSingles(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapse
       phases[`singles-${n}`] = phaseOf(obs);
       rows.push({ metric: `${n} client(s): acked changes/s`, value: fmt(perS) });
       rows.push({ metric: `${n} client(s): ack latency p50 / p95 / p99`, value: `${fmt(lat.p50)} / ${fmt(lat.p95)} / ${fmt(lat.p99)}`, unit: 'ms' });
-      rows.push({ metric: `${n} client(s): CPU server / database / generator`, value: `${obs.cpu.server ?? '?'} / ${obs.cpu.database ?? '?'} / ${obs.cpu.generator ?? '?'}`, unit: '% of a core' });
+      rows.push({
+        metric: `${n} client(s): CPU server / database / generator`,
+        value: `${obs.cpu.server ?? '?'} / ${obs.cpu.database ?? '?'} / ${obs.cpu.generator ?? '?'}`,
+        unit: '% of a core',
+      });
       if (failed) {
         rows.push({ metric: `${n} client(s): failed changes`, value: failed });
         notes.push(`${n} client(s): ${failed} changes failed (${JSON.stringify(codes)})`);

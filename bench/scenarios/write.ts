@@ -31,7 +31,9 @@ export async function runWrite(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapsedS
       const clients = split(mode === 'batch' ? o.clients : o.singleClients, ctx.pool.clients.length);
       const startAt = Date.now() + 300 + o.warmupMs;
       const endAt = startAt + o.durationMs;
-      ctx.log(`  ${mode === 'batch' ? `sync:changeBatch (${o.batchSize} per batch)` : 'sync:change'}: ${clients.reduce((a, b) => a + b, 0)} clients, ${o.durationMs / 1000} s after ${o.warmupMs / 1000} s warm-up`);
+      ctx.log(
+        `  ${mode === 'batch' ? `sync:changeBatch (${o.batchSize} per batch)` : 'sync:change'}: ${clients.reduce((a, b) => a + b, 0)} clients, ${o.durationMs / 1000} s after ${o.warmupMs / 1000} s warm-up`,
+      );
       const obs = await ctx.observe(server, `write-${mode}`, { startAt, endAt }, () =>
         ctx.pool.all<{ acked: number; failed: number; requests: number; codes: Record<string, number>; hist: string }>('write', (i) =>
           clients[i] ? { mode, clients: clients[i], startAt, endAt, batchSize: o.batchSize, collection: WRITE_COLLECTION, tag: `${mode}` } : null,
@@ -62,7 +64,11 @@ export async function runWrite(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapsedS
       rows.push({ metric: `${label}: acked changes/s`, value: fmt(perS) });
       rows.push({ metric: `${label}: ack latency p50 / p95 / p99`, value: `${fmt(lat.p50)} / ${fmt(lat.p95)} / ${fmt(lat.p99)}`, unit: 'ms' });
       if (Number.isFinite(feedAtEnd)) rows.push({ metric: `${label}: changes in the feed at the end`, value: fmt(feedAtEnd) });
-      rows.push({ metric: `${label}: CPU server / database / generator`, value: `${obs.cpu.server ?? '?'} / ${obs.cpu.database ?? '?'} / ${obs.cpu.generator ?? '?'}`, unit: '% of a core' });
+      rows.push({
+        metric: `${label}: CPU server / database / generator`,
+        value: `${obs.cpu.server ?? '?'} / ${obs.cpu.database ?? '?'} / ${obs.cpu.generator ?? '?'}`,
+        unit: '% of a core',
+      });
       if (failed) {
         rows.push({ metric: `${label}: failed changes`, value: failed });
         notes.push(`${label}: ${failed} changes failed (${JSON.stringify(codes)})`);

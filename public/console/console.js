@@ -4,7 +4,9 @@
 (function () {
   'use strict';
   var POLL_MS = 2000;
-  var $ = function (id) { return document.getElementById(id); };
+  var $ = function (id) {
+    return document.getElementById(id);
+  };
   var token = sessionStorage.getItem('syncConsoleToken') || '';
   var timer = null;
   var charts = null;
@@ -53,8 +55,13 @@
     var width = Math.max(320, el.parentElement.clientWidth - 20);
     return new uPlot(
       { width: width, height: 180, series: [{}].concat(series), axes: [{}, { size: 60 }], legend: { live: false } },
-      [[], ...series.map(function () { return []; })],
-      el
+      [
+        [],
+        ...series.map(function () {
+          return [];
+        }),
+      ],
+      el,
     );
   }
 
@@ -87,22 +94,65 @@
     $('figure-p99').textContent = o.ackLatencyMs.p99 === null ? '–' : fmt(o.ackLatencyMs.p99) + ' ms';
     $('figure-applied').textContent = fmt(o.totals.applied, 0);
     $('figure-cluster').textContent = o.cluster.kind === 'redis' ? 'redis ' + o.cluster.status : o.cluster.status || o.cluster.kind;
-    fillRows($('acks').tBodies[0], Object.keys(o.acksByCode).map(function (k) { return [k, fmt(o.acksByCode[k], 0)]; }));
+    fillRows(
+      $('acks').tBodies[0],
+      Object.keys(o.acksByCode).map(function (k) {
+        return [k, fmt(o.acksByCode[k], 0)];
+      }),
+    );
     $('feed-head').textContent = fmt(o.feed.head, 0);
     $('feed-highwater').textContent = fmt(o.feed.highWater, 0);
     $('feed-purged').textContent = fmt(o.feed.purgedThrough, 0);
     $('feed-retention').textContent = o.feed.retentionDays + ' days';
-    fillRows($('collections').tBodies[0], o.collections.map(function (c) { return [c.name, fmt(c.count, 0)]; }));
+    fillRows(
+      $('collections').tBodies[0],
+      o.collections.map(function (c) {
+        return [c.name, fmt(c.count, 0)];
+      }),
+    );
     var ul = $('users');
     ul.textContent = '';
-    o.users.ids.forEach(function (id) { var li = document.createElement('li'); li.textContent = id; ul.appendChild(li); });
+    o.users.ids.forEach(function (id) {
+      var li = document.createElement('li');
+      li.textContent = id;
+      ul.appendChild(li);
+    });
 
     ensureCharts();
     var h = o.history;
-    var t = h.map(function (s) { return s.t / 1000; });
-    charts.rates.setData([t, h.map(function (s) { return s.changesPerSecond; }), h.map(function (s) { return s.deliveriesPerSecond; }), h.map(function (s) { return s.rejectedPerSecond; })]);
-    charts.latency.setData([t, h.map(function (s) { return s.p50; }), h.map(function (s) { return s.p99; })]);
-    charts.connections.setData([t, h.map(function (s) { return s.connections; }), h.map(function (s) { return s.users; })]);
+    var t = h.map(function (s) {
+      return s.t / 1000;
+    });
+    charts.rates.setData([
+      t,
+      h.map(function (s) {
+        return s.changesPerSecond;
+      }),
+      h.map(function (s) {
+        return s.deliveriesPerSecond;
+      }),
+      h.map(function (s) {
+        return s.rejectedPerSecond;
+      }),
+    ]);
+    charts.latency.setData([
+      t,
+      h.map(function (s) {
+        return s.p50;
+      }),
+      h.map(function (s) {
+        return s.p99;
+      }),
+    ]);
+    charts.connections.setData([
+      t,
+      h.map(function (s) {
+        return s.connections;
+      }),
+      h.map(function (s) {
+        return s.users;
+      }),
+    ]);
     setStatus('live · updated ' + new Date(o.at).toLocaleTimeString());
   }
 
@@ -123,15 +173,19 @@
         if (e.status) return hideAll(e.message);
         setStatus('could not reach the server: ' + e.message + ' (retrying)', true);
         timer = setTimeout(poll, POLL_MS * 2);
-      }
+      },
     );
   }
 
   function auditQuery() {
     var f = $('audit-filters');
     var q = new URLSearchParams();
-    ['collection', 'userId', 'code'].forEach(function (k) { if (f.elements[k].value) q.set(k, f.elements[k].value.trim()); });
-    ['from', 'to'].forEach(function (k) { if (f.elements[k].value) q.set(k, new Date(f.elements[k].value).toISOString()); });
+    ['collection', 'userId', 'code'].forEach(function (k) {
+      if (f.elements[k].value) q.set(k, f.elements[k].value.trim());
+    });
+    ['from', 'to'].forEach(function (k) {
+      if (f.elements[k].value) q.set(k, new Date(f.elements[k].value).toISOString());
+    });
     q.set('limit', '25');
     var cursor = auditCursors[auditPage];
     if (cursor) q.set('cursor', cursor);
@@ -142,9 +196,12 @@
     $('audit-error').textContent = '';
     api('/api/audit?' + auditQuery().toString()).then(
       function (page) {
-        fillRows($('audit').tBodies[0], page.items.map(function (r) {
-          return [new Date(r.at).toLocaleString(), r.userId, r.code, r.collection, r.documentId, r.operation, r.reason, r.clientAddress];
-        }));
+        fillRows(
+          $('audit').tBodies[0],
+          page.items.map(function (r) {
+            return [new Date(r.at).toLocaleString(), r.userId, r.code, r.collection, r.documentId, r.operation, r.reason, r.clientAddress];
+          }),
+        );
         auditNext = page.nextCursor;
         $('audit-next').disabled = !auditNext;
         $('audit-prev').disabled = auditPage === 0;
@@ -153,7 +210,7 @@
       function (e) {
         if (e.status) return hideAll(e.message);
         $('audit-error').textContent = e.message;
-      }
+      },
     );
   }
 

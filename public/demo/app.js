@@ -9,7 +9,9 @@
     userId = 'guest-' + Math.random().toString(36).slice(2, 6);
     localStorage.setItem('sync-demo-user', userId);
   }
-  var $ = function (id) { return document.getElementById(id); };
+  var $ = function (id) {
+    return document.getElementById(id);
+  };
   $('user').textContent = userId;
 
   var client = new SyncSdk.SyncClient(location.origin, userId, 'demo:' + userId, {
@@ -20,7 +22,9 @@
 
   function el(tag, attrs, text) {
     var e = document.createElement(tag);
-    Object.keys(attrs || {}).forEach(function (k) { e.setAttribute(k, attrs[k]); });
+    Object.keys(attrs || {}).forEach(function (k) {
+      e.setAttribute(k, attrs[k]);
+    });
     if (text !== undefined) e.textContent = text;
     return e;
   }
@@ -41,7 +45,9 @@
       if (client.view.isPending(COLLECTION, t._id)) li.appendChild(el('span', { class: 'pending', 'data-testid': 'task-pending' }, 'pending'));
       li.appendChild(el('span', { class: 'owner' }, t.owner || ''));
       var del = el('button', { class: 'delete', title: 'delete', 'data-testid': 'delete' }, '×');
-      del.addEventListener('click', function () { client.makeChange('delete', COLLECTION, t._id).catch(report); });
+      del.addEventListener('click', function () {
+        client.makeChange('delete', COLLECTION, t._id).catch(report);
+      });
       li.appendChild(del);
       ul.appendChild(li);
     });
@@ -72,8 +78,12 @@
   client.on('online', renderStatus);
   client.on('pending', renderStatus);
   client.on('synced', renderStatus);
-  client.on('conflict', function (c) { report('Your change to "' + ((c.current && c.current.title) || c.change.documentId) + '" lost to a newer one.'); });
-  client.on('rejected', function (r) { report('The server refused a change (' + r.code + '): undone.'); });
+  client.on('conflict', function (c) {
+    report('Your change to "' + ((c.current && c.current.title) || c.change.documentId) + '" lost to a newer one.');
+  });
+  client.on('rejected', function (r) {
+    report('The server refused a change (' + r.code + '): undone.');
+  });
   client.on('error', report);
 
   $('add-form').addEventListener('submit', function (ev) {
@@ -100,9 +110,14 @@
     }
   });
 
-  client.initialize()
-    .then(function () { return client.subscribe(COLLECTION); })
-    .then(function () { return client.connect(); })
+  client
+    .initialize()
+    .then(function () {
+      return client.subscribe(COLLECTION);
+    })
+    .then(function () {
+      return client.connect();
+    })
     .catch(report)
     .then(renderStatus);
   setInterval(renderStatus, 5000);

@@ -8,7 +8,10 @@ export const AUDIT_PAGE_MAX = 200;
 const CURSOR_RE = /^(\d{1,15})\.([0-9a-f]{24})$/;
 
 const when = z.union([
-  z.string().regex(/^\d{1,15}$/).transform((s) => new Date(Number(s))),
+  z
+    .string()
+    .regex(/^\d{1,15}$/)
+    .transform((s) => new Date(Number(s))),
   z.iso.datetime({ offset: true }).transform((s) => new Date(s)),
 ]);
 

@@ -64,7 +64,11 @@ export class AuditRepository implements OnModuleInit {
     if (filter.userId) f.userId = filter.userId;
     if (filter.code) f.code = filter.code;
     if (filter.changeId) f.changeId = filter.changeId;
-    return this.audit.find(f, { projection: { _id: 0 } }).sort({ at: -1 }).limit(limit).toArray();
+    return this.audit
+      .find(f, { projection: { _id: 0 } })
+      .sort({ at: -1 })
+      .limit(limit)
+      .toArray();
   }
 
   /** A page of the audit trail, newest first (keyset paging on `at`, `_id`). */
@@ -77,9 +81,7 @@ export class AuditRepository implements OnModuleInit {
     if (q.from) at.$gte = q.from;
     if (q.to) at.$lte = q.to;
     if (Object.keys(at).length) f.at = at;
-    const filter: Filter<AuditRow> = q.before
-      ? { $and: [f, { $or: [{ at: { $lt: q.before.at } }, { at: q.before.at, _id: { $lt: q.before.id } }] }] }
-      : f;
+    const filter: Filter<AuditRow> = q.before ? { $and: [f, { $or: [{ at: { $lt: q.before.at } }, { at: q.before.at, _id: { $lt: q.before.id } }] }] } : f;
     return (this.connection.db as unknown as Db)
       .collection<AuditRow>(AUDIT_COLLECTION)
       .find(filter, { maxTimeMS: AUDIT_READ_MAX_TIME_MS })

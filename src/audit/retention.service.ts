@@ -26,7 +26,10 @@ export class RetentionService implements OnApplicationBootstrap, OnModuleDestroy
   ) {}
 
   onApplicationBootstrap(): void {
-    this.timer = setInterval(() => void this.sweep().catch((e) => this.logger.warn(`retention sweep failed: ${(e as Error).message}`)), this.config.sync.retentionSweepIntervalMs);
+    this.timer = setInterval(
+      () => void this.sweep().catch((e) => this.logger.warn(`retention sweep failed: ${(e as Error).message}`)),
+      this.config.sync.retentionSweepIntervalMs,
+    );
     this.timer.unref();
     void this.sweep().catch(() => undefined);
   }

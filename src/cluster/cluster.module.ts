@@ -38,7 +38,9 @@ export function makeNodeId(): string {
         const dbName = connection.db?.databaseName ?? connection.name ?? 'default';
         const channel = clusterChannel(config.scale.redisChannelPrefix, dbName);
         if (config.serverSecret.source === 'development')
-          new Logger('ClusterBus').warn('the cluster bus is signed with a development key: set SERVER_SECRET (or AUTH_JWT_SECRET) so that only your nodes can publish on it');
+          new Logger('ClusterBus').warn(
+            'the cluster bus is signed with a development key: set SERVER_SECRET (or AUTH_JWT_SECRET) so that only your nodes can publish on it',
+          );
         return new RedisClusterBus({
           url,
           channel,

@@ -130,9 +130,17 @@ export class RedisClusterBus extends ClusterBus implements OnModuleInit, OnModul
     this.nodeId = opts.nodeId;
     this.channel = opts.channel;
     const registers = [opts.metrics.registry];
-    this.connectedGauge = new Gauge({ name: 'sync_cluster_bus_connected', help: '1 while the Redis cluster bus is connected and subscribed, else 0', registers });
+    this.connectedGauge = new Gauge({
+      name: 'sync_cluster_bus_connected',
+      help: '1 while the Redis cluster bus is connected and subscribed, else 0',
+      registers,
+    });
     this.published = new Counter({ name: 'sync_cluster_changes_published_total', help: 'Applied changes published to the other nodes', registers });
-    this.received = new Counter({ name: 'sync_cluster_changes_received_total', help: 'Changes received from other nodes and handed to local delivery', registers });
+    this.received = new Counter({
+      name: 'sync_cluster_changes_received_total',
+      help: 'Changes received from other nodes and handed to local delivery',
+      registers,
+    });
     this.replayed = new Counter({
       name: 'sync_cluster_changes_replayed_total',
       help: 'Changes of other nodes the bus did not bring (down, lost, late): read from the change feed and delivered from there',
@@ -305,7 +313,9 @@ export class RedisClusterBus extends ClusterBus implements OnModuleInit, OnModul
       this.skippedWhileDown = 0;
       this.logger.log(
         `cluster bus up (node ${this.nodeId}, channel ${this.channel})` +
-          (skipped ? `; ${skipped} change(s) applied here while it was down were not pushed to the other nodes (the other nodes read them from the change feed)` : ''),
+          (skipped
+            ? `; ${skipped} change(s) applied here while it was down were not pushed to the other nodes (the other nodes read them from the change feed)`
+            : ''),
       );
     } else if (!this.closing) {
       this.logger.warn(

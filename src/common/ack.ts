@@ -8,8 +8,9 @@ export function isUnavailableError(e: unknown): boolean {
   const name = (e as { name?: string } | null)?.name ?? '';
   const msg = (e as { message?: string } | null)?.message ?? '';
   return (
-    /MongoServerSelectionError|MongoNetworkError|MongoNetworkTimeoutError|MongoNotConnectedError|MongoTopologyClosedError|PoolClearedError|MongoPoolClearedError/.test(name) ||
-    /ECONNREFUSED|connection .* closed|Topology is closed|Client must be connected|not connected/i.test(msg)
+    /MongoServerSelectionError|MongoNetworkError|MongoNetworkTimeoutError|MongoNotConnectedError|MongoTopologyClosedError|PoolClearedError|MongoPoolClearedError/.test(
+      name,
+    ) || /ECONNREFUSED|connection .* closed|Topology is closed|Client must be connected|not connected/i.test(msg)
   );
 }
 

@@ -97,10 +97,7 @@ function readConfigFile(nodeEnv: string, configDir: string, problems: string[]):
  * Validates the environment (over config/<NODE_ENV>.json) and returns the typed config, or throws
  * a ConfigError that lists every problem at once.
  */
-export function loadConfig(
-  env: Record<string, string | undefined> = process.env,
-  configDir = path.resolve(process.cwd(), 'config'),
-): AppConfig {
+export function loadConfig(env: Record<string, string | undefined> = process.env, configDir = path.resolve(process.cwd(), 'config')): AppConfig {
   const problems: string[] = [];
   const nodeEnv = env.NODE_ENV && env.NODE_ENV.trim() ? env.NODE_ENV.trim() : 'development';
   const fromFile = readConfigFile(nodeEnv, configDir, problems);
@@ -126,10 +123,8 @@ export function loadConfig(
   const authMode = e.AUTH_MODE ?? (!prod && !e.AUTH_JWT_SECRET && !e.AUTH_JWKS_URL ? 'dev' : 'jwt');
   if (prod) {
     if (authMode === 'dev') problems.push('AUTH_MODE: "dev" (no token checks) is refused when NODE_ENV=production');
-    if (!e.AUTH_JWT_SECRET && !e.AUTH_JWKS_URL)
-      problems.push('AUTH_JWT_SECRET or AUTH_JWKS_URL: one is required when NODE_ENV=production');
-    if (!e.SYNC_RULES_FILE)
-      problems.push('SYNC_RULES_FILE: a rules file is required when NODE_ENV=production (without one every user could read everything)');
+    if (!e.AUTH_JWT_SECRET && !e.AUTH_JWKS_URL) problems.push('AUTH_JWT_SECRET or AUTH_JWKS_URL: one is required when NODE_ENV=production');
+    if (!e.SYNC_RULES_FILE) problems.push('SYNC_RULES_FILE: a rules file is required when NODE_ENV=production (without one every user could read everything)');
     if (e.AUTH_JWKS_URL && (!e.AUTH_JWT_ISSUER || !e.AUTH_JWT_AUDIENCE))
       problems.push(
         `${[!e.AUTH_JWT_ISSUER && 'AUTH_JWT_ISSUER', !e.AUTH_JWT_AUDIENCE && 'AUTH_JWT_AUDIENCE'].filter(Boolean).join(' and ')}: ` +
@@ -138,13 +133,11 @@ export function loadConfig(
     if (!e.ALLOWED_ORIGINS || e.ALLOWED_ORIGINS.includes('*'))
       problems.push('ALLOWED_ORIGINS: list the allowed origins when NODE_ENV=production ("*" is refused)');
   }
-  if (authMode === 'jwt' && !e.AUTH_JWT_SECRET && !e.AUTH_JWKS_URL)
-    problems.push('AUTH_MODE=jwt needs AUTH_JWT_SECRET or AUTH_JWKS_URL');
+  if (authMode === 'jwt' && !e.AUTH_JWT_SECRET && !e.AUTH_JWKS_URL) problems.push('AUTH_MODE=jwt needs AUTH_JWT_SECRET or AUTH_JWKS_URL');
   if (e.AUTH_JWT_SECRET) {
     if (PLACEHOLDER_SECRETS.some((re) => re.test(e.AUTH_JWT_SECRET!)))
       problems.push('AUTH_JWT_SECRET: looks like a placeholder; use a random secret of 32+ bytes');
-    else if (prod && Buffer.byteLength(e.AUTH_JWT_SECRET) < 32)
-      problems.push('AUTH_JWT_SECRET: must be at least 32 bytes long in production');
+    else if (prod && Buffer.byteLength(e.AUTH_JWT_SECRET) < 32) problems.push('AUTH_JWT_SECRET: must be at least 32 bytes long in production');
   }
   if (e.TRUSTED_PROXIES?.length) {
     if (!e.TRUST_PROXY) problems.push('TRUSTED_PROXIES: only used with TRUST_PROXY=true');
@@ -161,14 +154,15 @@ export function loadConfig(
         : { value: 'development only: not a secret', source: 'development' as const };
   if (e.SERVER_SECRET && Buffer.byteLength(e.SERVER_SECRET) < 32) problems.push('SERVER_SECRET: must be at least 32 bytes long');
   if (prod && serverSecret.source === 'development')
-    problems.push('SERVER_SECRET: required when NODE_ENV=production without AUTH_JWT_SECRET or AUTH_SERVICE_TOKEN (it keys cursor tags and cluster bus signatures; the same value on every node)');
+    problems.push(
+      'SERVER_SECRET: required when NODE_ENV=production without AUTH_JWT_SECRET or AUTH_SERVICE_TOKEN (it keys cursor tags and cluster bus signatures; the same value on every node)',
+    );
   if (e.WEB_PUBSUB_CONNECTION_STRING) {
     const wps = parseWebPubSubConnectionString(e.WEB_PUBSUB_CONNECTION_STRING);
     if ('error' in wps) problems.push(`WEB_PUBSUB_CONNECTION_STRING: ${wps.error}`);
     else if (prod && !wps.endpoint.startsWith('https:')) problems.push('WEB_PUBSUB_CONNECTION_STRING: the Endpoint must be https:// in production');
   }
-  if (e.SYNC_RULES_FILE && !fs.existsSync(e.SYNC_RULES_FILE))
-    problems.push(`SYNC_RULES_FILE: file not found: ${e.SYNC_RULES_FILE}`);
+  if (e.SYNC_RULES_FILE && !fs.existsSync(e.SYNC_RULES_FILE)) problems.push(`SYNC_RULES_FILE: file not found: ${e.SYNC_RULES_FILE}`);
   if (problems.length) throw new ConfigError(problems);
 
   return {

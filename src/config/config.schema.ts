@@ -5,16 +5,14 @@ import { z } from 'zod';
  * over an optional `config/<NODE_ENV>.json` file (see config.loader.ts). Nothing else in the code
  * reads process.env.
  */
-const bool = z
-  .union([z.boolean(), z.string()])
-  .transform((v, ctx) => {
-    if (typeof v === 'boolean') return v;
-    const s = v.trim().toLowerCase();
-    if (['true', '1', 'yes', 'on'].includes(s)) return true;
-    if (['false', '0', 'no', 'off', ''].includes(s)) return false;
-    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected true or false, got "${v}"` });
-    return z.NEVER;
-  });
+const bool = z.union([z.boolean(), z.string()]).transform((v, ctx) => {
+  if (typeof v === 'boolean') return v;
+  const s = v.trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(s)) return true;
+  if (['false', '0', 'no', 'off', ''].includes(s)) return false;
+  ctx.addIssue({ code: z.ZodIssueCode.custom, message: `expected true or false, got "${v}"` });
+  return z.NEVER;
+});
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const optionalString = z
   .string()
@@ -23,9 +21,7 @@ const optionalString = z
 const csv = z
   .union([z.string(), z.array(z.string())])
   .optional()
-  .transform((v) =>
-    v === undefined ? undefined : (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter(Boolean),
-  );
+  .transform((v) => (v === undefined ? undefined : (Array.isArray(v) ? v : v.split(',')).map((s) => s.trim()).filter(Boolean)));
 
 export const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -116,10 +112,16 @@ export const envSchema = z.object({
       .regex(/^rediss?:\/\/\S+$/, 'a redis:// or rediss:// URL')
       .optional(),
   ),
-  REDIS_CHANNEL_PREFIX: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'letters, digits, _ . : and - only (at most 64)').default('sync'),
+  REDIS_CHANNEL_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_.:-]{1,64}$/, 'letters, digits, _ . : and - only (at most 64)')
+    .default('sync'),
   REDIS_MAX_MESSAGE_BYTES: int(16 * 1024, 16 * 1024 * 1024).default(4 * 1024 * 1024),
   WEB_PUBSUB_CONNECTION_STRING: optionalString,
-  WEB_PUBSUB_HUB_NAME: z.string().regex(/^[A-Za-z][A-Za-z0-9_-]{0,127}$/, 'letters, digits, _ and - only').default('Hub'),
+  WEB_PUBSUB_HUB_NAME: z
+    .string()
+    .regex(/^[A-Za-z][A-Za-z0-9_-]{0,127}$/, 'letters, digits, _ and - only')
+    .default('Hub'),
 });
 
 export type Env = z.infer<typeof envSchema>;

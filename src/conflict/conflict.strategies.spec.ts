@@ -2,7 +2,12 @@ import { afterIfApplied, clampTimestamp, clientWins, fieldLastWriteWins, lastWri
 import { IncomingChange, StoredState } from './conflict.types';
 
 const missing: StoredState = { doc: null, timestamp: null, deleted: false };
-const stored = (ts: number, fields: Record<string, unknown> = { title: 'old', done: false }, fieldTimes?: Record<string, number>, author = 'u0'): StoredState => ({
+const stored = (
+  ts: number,
+  fields: Record<string, unknown> = { title: 'old', done: false },
+  fieldTimes?: Record<string, number>,
+  author = 'u0',
+): StoredState => ({
   doc: { _id: 'd1', ...fields, sync_updated_at: ts, _updated_by: author },
   timestamp: ts,
   deleted: false,
@@ -23,22 +28,58 @@ const change = (operation: IncomingChange['operation'], timestamp: number, data?
 describe('lastWriteWins', () => {
   it.each([
     ['insert into nothing', missing, change('insert', 5, { title: 'a' }), 'apply', { _id: 'd1', title: 'a', sync_updated_at: 5, _updated_by: 'u1' }],
-    ['update of a missing doc creates it', missing, change('update', 5, { title: 'a' }), 'apply', { _id: 'd1', title: 'a', sync_updated_at: 5, _updated_by: 'u1' }],
-    ['newer update merges fields', stored(10), change('update', 11, { done: true }), 'apply', { _id: 'd1', title: 'old', done: true, sync_updated_at: 11, _updated_by: 'u1' }],
+    [
+      'update of a missing doc creates it',
+      missing,
+      change('update', 5, { title: 'a' }),
+      'apply',
+      { _id: 'd1', title: 'a', sync_updated_at: 5, _updated_by: 'u1' },
+    ],
+    [
+      'newer update merges fields',
+      stored(10),
+      change('update', 11, { done: true }),
+      'apply',
+      { _id: 'd1', title: 'old', done: true, sync_updated_at: 11, _updated_by: 'u1' },
+    ],
     ['older update loses', stored(10), change('update', 9, { done: true }), 'conflict', null],
     ['equal timestamp keeps the stored version of another author', stored(10), change('update', 10, { done: true }), 'conflict', null],
-    ['equal timestamp, same author: the later-arriving change wins', own(10), change('update', 10, { done: true }), 'apply', { _id: 'd1', title: 'old', done: true, sync_updated_at: 10, _updated_by: 'u1' }],
+    [
+      'equal timestamp, same author: the later-arriving change wins',
+      own(10),
+      change('update', 10, { done: true }),
+      'apply',
+      { _id: 'd1', title: 'old', done: true, sync_updated_at: 10, _updated_by: 'u1' },
+    ],
     ['equal timestamp, unknown author: the stored version stays', { ...stored(10), author: null }, change('update', 10, { done: true }), 'conflict', null],
     ['older change of the same author still loses', own(10), change('update', 9, { done: true }), 'conflict', null],
     ['delete at the same time as an own version applies', own(10), change('delete', 10), 'apply', null],
-    ['insert at the same time as an own delete recreates', tombstone(10, 'u1'), change('insert', 10, { title: 'again' }), 'apply', { _id: 'd1', title: 'again', sync_updated_at: 10, _updated_by: 'u1' }],
-    ['insert at the same time as another author\'s delete loses', tombstone(10), change('insert', 10, { title: 'again' }), 'conflict', null],
+    [
+      'insert at the same time as an own delete recreates',
+      tombstone(10, 'u1'),
+      change('insert', 10, { title: 'again' }),
+      'apply',
+      { _id: 'd1', title: 'again', sync_updated_at: 10, _updated_by: 'u1' },
+    ],
+    ["insert at the same time as another author's delete loses", tombstone(10), change('insert', 10, { title: 'again' }), 'conflict', null],
     ['insert over an existing newer doc loses', stored(10), change('insert', 3, { title: 'x' }), 'conflict', null],
-    ['insert over an older doc is resolved like an update (no blind overwrite)', stored(10), change('insert', 12, { title: 'x' }), 'apply', { _id: 'd1', title: 'x', done: false, sync_updated_at: 12, _updated_by: 'u1' }],
+    [
+      'insert over an older doc is resolved like an update (no blind overwrite)',
+      stored(10),
+      change('insert', 12, { title: 'x' }),
+      'apply',
+      { _id: 'd1', title: 'x', done: false, sync_updated_at: 12, _updated_by: 'u1' },
+    ],
     ['newer delete applies', stored(10), change('delete', 11), 'apply', null],
     ['older delete loses', stored(10), change('delete', 9), 'conflict', null],
     ['update older than a tombstone loses', tombstone(20), change('update', 15, { title: 'late' }), 'conflict', null],
-    ['update newer than a tombstone recreates', tombstone(20), change('update', 25, { title: 'back' }), 'apply', { _id: 'd1', title: 'back', sync_updated_at: 25, _updated_by: 'u1' }],
+    [
+      'update newer than a tombstone recreates',
+      tombstone(20),
+      change('update', 25, { title: 'back' }),
+      'apply',
+      { _id: 'd1', title: 'back', sync_updated_at: 25, _updated_by: 'u1' },
+    ],
     ['delete of a missing doc leaves a tombstone', missing, change('delete', 5), 'apply', null],
   ])('%s', (_name, s, c, kind, after) => {
     const out = lastWriteWins(s, c);
@@ -103,10 +144,25 @@ describe('fieldLastWriteWins', () => {
   });
 
   it.each([
-    ['same author, same time: the later-arriving edit of a field wins', own(10, { title: 't' }, { title: 10 }), change('update', 10, { title: 'x' }), { title: 'x' }],
+    [
+      'same author, same time: the later-arriving edit of a field wins',
+      own(10, { title: 't' }, { title: 10 }),
+      change('update', 10, { title: 'x' }),
+      { title: 'x' },
+    ],
     ['another author, same time: the stored field stays', stored(10, { title: 't' }, { title: 10 }), change('update', 10, { title: 'x' }), null],
-    ['same author, same time as the document, older field time: wins', own(10, { title: 't', done: false }, { title: 5 }), change('update', 10, { title: 'x', done: true }), { title: 'x', done: true }],
-    ['same author, a field newer than the change: only the other field applies', own(10, { title: 't', done: false }, { title: 12 }), change('update', 10, { title: 'x', done: true }), { title: 't', done: true }],
+    [
+      'same author, same time as the document, older field time: wins',
+      own(10, { title: 't', done: false }, { title: 5 }),
+      change('update', 10, { title: 'x', done: true }),
+      { title: 'x', done: true },
+    ],
+    [
+      'same author, a field newer than the change: only the other field applies',
+      own(10, { title: 't', done: false }, { title: 12 }),
+      change('update', 10, { title: 'x', done: true }),
+      { title: 't', done: true },
+    ],
   ])('ties: %s', (_name, s, c, want) => {
     const out = fieldLastWriteWins(s, c);
     if (want === null) expect(out.kind).toBe('conflict');
@@ -123,8 +179,18 @@ describe('fieldLastWriteWins', () => {
 describe('afterIfApplied (what a write rule is checked against before the conflict is resolved)', () => {
   it.each([
     ['insert into nothing', missing, change('insert', 1, { owner: 'u1' }), { _id: 'd1', owner: 'u1', sync_updated_at: 1, _updated_by: 'u1' }],
-    ['an update merges into the stored fields, even when it would lose', stored(10, { owner: 'u0', title: 't' }), change('update', 1, { title: 'x' }), { _id: 'd1', owner: 'u0', title: 'x', sync_updated_at: 1, _updated_by: 'u1' }],
-    ['an update of a deleted document starts from nothing', tombstone(10), change('update', 1, { title: 'x' }), { _id: 'd1', title: 'x', sync_updated_at: 1, _updated_by: 'u1' }],
+    [
+      'an update merges into the stored fields, even when it would lose',
+      stored(10, { owner: 'u0', title: 't' }),
+      change('update', 1, { title: 'x' }),
+      { _id: 'd1', owner: 'u0', title: 'x', sync_updated_at: 1, _updated_by: 'u1' },
+    ],
+    [
+      'an update of a deleted document starts from nothing',
+      tombstone(10),
+      change('update', 1, { title: 'x' }),
+      { _id: 'd1', title: 'x', sync_updated_at: 1, _updated_by: 'u1' },
+    ],
     ['a delete produces nothing', stored(10), change('delete', 1), null],
   ])('%s', (_name, s, c, want) => {
     expect(afterIfApplied(s, c)).toEqual(want);
@@ -150,12 +216,32 @@ describe('a stored document without sync metadata (written by another applicatio
   const legacy: StoredState = { doc: { _id: 'd1', title: 'old', tags: ['a'], owner: 'u0' }, timestamp: null, deleted: false };
 
   it.each([
-    ['lww: an update applies and keeps the other fields', lastWriteWins, change('update', 0, { title: 'new' }), { _id: 'd1', title: 'new', tags: ['a'], owner: 'u0', sync_updated_at: 0, _updated_by: 'u1' }],
-    ['lww: an insert is resolved like an update', lastWriteWins, change('insert', 7, { title: 'x' }), { _id: 'd1', title: 'x', tags: ['a'], owner: 'u0', sync_updated_at: 7, _updated_by: 'u1' }],
+    [
+      'lww: an update applies and keeps the other fields',
+      lastWriteWins,
+      change('update', 0, { title: 'new' }),
+      { _id: 'd1', title: 'new', tags: ['a'], owner: 'u0', sync_updated_at: 0, _updated_by: 'u1' },
+    ],
+    [
+      'lww: an insert is resolved like an update',
+      lastWriteWins,
+      change('insert', 7, { title: 'x' }),
+      { _id: 'd1', title: 'x', tags: ['a'], owner: 'u0', sync_updated_at: 7, _updated_by: 'u1' },
+    ],
     ['lww: a delete applies', lastWriteWins, change('delete', 0), null],
-    ['field: an update applies, even at timestamp 0', fieldLastWriteWins, change('update', 0, { title: 'new' }), { _id: 'd1', title: 'new', tags: ['a'], owner: 'u0', sync_updated_at: 0, _updated_by: 'u1' }],
+    [
+      'field: an update applies, even at timestamp 0',
+      fieldLastWriteWins,
+      change('update', 0, { title: 'new' }),
+      { _id: 'd1', title: 'new', tags: ['a'], owner: 'u0', sync_updated_at: 0, _updated_by: 'u1' },
+    ],
     ['field: a delete applies', fieldLastWriteWins, change('delete', 3), null],
-    ['client-wins applies', clientWins, change('update', 4, { title: 'new' }), { _id: 'd1', title: 'new', tags: ['a'], owner: 'u0', sync_updated_at: 4, _updated_by: 'u1' }],
+    [
+      'client-wins applies',
+      clientWins,
+      change('update', 4, { title: 'new' }),
+      { _id: 'd1', title: 'new', tags: ['a'], owner: 'u0', sync_updated_at: 4, _updated_by: 'u1' },
+    ],
   ])('%s', (_name, strategy, c, after) => {
     const out = strategy(legacy, c);
     expect(out.kind).toBe('apply');
@@ -168,7 +254,10 @@ describe('a stored document without sync metadata (written by another applicatio
     if (out.kind !== 'apply') return;
     expect(out.fieldTimes).toEqual({ title: 10, tags: -1, owner: -1 });
     // an older change of an untouched field still wins on it
-    const next = fieldLastWriteWins({ doc: out.after, timestamp: out.timestamp, deleted: false, fieldTimes: out.fieldTimes }, change('update', 5, { tags: ['b'], title: 'older' }));
+    const next = fieldLastWriteWins(
+      { doc: out.after, timestamp: out.timestamp, deleted: false, fieldTimes: out.fieldTimes },
+      change('update', 5, { tags: ['b'], title: 'older' }),
+    );
     expect(next.kind).toBe('apply');
     if (next.kind === 'apply') expect(next.after).toMatchObject({ title: 'new', tags: ['b'], sync_updated_at: 10 });
   });

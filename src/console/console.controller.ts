@@ -19,7 +19,10 @@ export const DATABASE_FIGURES_TTL_MS = 5000;
 @ApiTags('console')
 @Controller()
 export class ConsoleController {
-  private figures?: { at: number; value: Promise<{ counters: { highWater: number; purgedThrough: number }; head: number; collections: { name: string; count: number }[] }> };
+  private figures?: {
+    at: number;
+    value: Promise<{ counters: { highWater: number; purgedThrough: number }; head: number; collections: { name: string; count: number }[] }>;
+  };
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -34,7 +37,11 @@ export class ConsoleController {
   private databaseFigures() {
     const now = Date.now();
     if (!this.figures || now - this.figures.at > DATABASE_FIGURES_TTL_MS) {
-      const p = Promise.all([this.repo.feedCounters(), this.feed.head(), this.repo.collectionCounts()]).then(([counters, head, collections]) => ({ counters, head, collections }));
+      const p = Promise.all([this.repo.feedCounters(), this.feed.head(), this.repo.collectionCounts()]).then(([counters, head, collections]) => ({
+        counters,
+        head,
+        collections,
+      }));
       this.figures = { at: now, value: p };
       p.catch(() => (this.figures = undefined));
     }
@@ -45,7 +52,9 @@ export class ConsoleController {
   @UseGuards(AdminGuard)
   @ApiBearerAuth('admin')
   @ApiBearerAuth('service')
-  @ApiOperation({ summary: 'Everything the operator console shows: connections, rates, acks by code, latency, cluster, feed, collections, the last ten minutes' })
+  @ApiOperation({
+    summary: 'Everything the operator console shows: connections, rates, acks by code, latency, cluster, feed, collections, the last ten minutes',
+  })
   @ApiOkResponse({
     description: 'the overview',
     schema: {
@@ -59,10 +68,17 @@ export class ConsoleController {
         rates: { type: 'object', properties: { changesPerSecond: { type: 'number' }, deliveriesPerSecond: { type: 'number' } } },
         ackLatencyMs: { type: 'object', properties: { p50: { type: 'number', nullable: true }, p99: { type: 'number', nullable: true } } },
         cluster: { type: 'object', additionalProperties: true },
-        feed: { type: 'object', properties: { head: { type: 'integer' }, highWater: { type: 'integer' }, purgedThrough: { type: 'integer' }, retentionDays: { type: 'number' } } },
+        feed: {
+          type: 'object',
+          properties: { head: { type: 'integer' }, highWater: { type: 'integer' }, purgedThrough: { type: 'integer' }, retentionDays: { type: 'number' } },
+        },
         collections: { type: 'array', items: { type: 'object', properties: { name: { type: 'string' }, count: { type: 'integer' } } } },
         node: { type: 'object', additionalProperties: true },
-        history: { type: 'array', description: 'the last ten minutes, one sample every 2 s', items: { type: 'object', additionalProperties: { type: 'number', nullable: true } } },
+        history: {
+          type: 'array',
+          description: 'the last ten minutes, one sample every 2 s',
+          items: { type: 'object', additionalProperties: { type: 'number', nullable: true } },
+        },
       },
     },
   })

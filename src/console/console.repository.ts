@@ -34,6 +34,8 @@ export class ConsoleRepository {
       .filter((n) => isUserCollectionName(n))
       .sort()
       .slice(0, CONSOLE_LIMITS.maxCollections);
-    return Promise.all(names.map(async (name) => ({ name, count: await this.db.collection(name).estimatedDocumentCount({ maxTimeMS: CONSOLE_LIMITS.maxTimeMS }) })));
+    return Promise.all(
+      names.map(async (name) => ({ name, count: await this.db.collection(name).estimatedDocumentCount({ maxTimeMS: CONSOLE_LIMITS.maxTimeMS }) })),
+    );
   }
 }

@@ -156,7 +156,11 @@ export class ChangeFeedRepository implements OnModuleInit {
 
   /** Highest position present in the feed (0 when empty). */
   async maxPosition(): Promise<number> {
-    const last = await this.feed.find({}, { projection: { _id: 1 } }).sort({ _id: -1 }).limit(1).toArray();
+    const last = await this.feed
+      .find({}, { projection: { _id: 1 } })
+      .sort({ _id: -1 })
+      .limit(1)
+      .toArray();
     return last.length ? last[0]._id : 0;
   }
 
@@ -271,7 +275,11 @@ export class ChangeFeedRepository implements OnModuleInit {
     // nothing in the window: the end of the feed, unless the mark says more was written (a hole
     // wider than the window: only a writer that died with many positions claimed leaves one)
     if (after >= (await this.highWater())) return [];
-    return this.feed.find({ _id: { $gt: after } }, { maxTimeMS: this.maxTimeMS }).sort({ _id: 1 }).limit(limit).toArray();
+    return this.feed
+      .find({ _id: { $gt: after } }, { maxTimeMS: this.maxTimeMS })
+      .sort({ _id: 1 })
+      .limit(limit)
+      .toArray();
   }
 
   /** Fills a gap of positions whose writer never showed up with `skip` entries (ignores races). */
@@ -281,7 +289,11 @@ export class ChangeFeedRepository implements OnModuleInit {
   }
 
   async stalePending(olderThan: Date, limit = 500): Promise<FeedEntry[]> {
-    return this.feed.find({ state: 'pending', createdAt: { $lt: olderThan } }).sort({ _id: 1 }).limit(limit).toArray();
+    return this.feed
+      .find({ state: 'pending', createdAt: { $lt: olderThan } })
+      .sort({ _id: 1 })
+      .limit(limit)
+      .toArray();
   }
 
   async pendingForDoc(docKey: string): Promise<FeedEntry[]> {
@@ -290,7 +302,11 @@ export class ChangeFeedRepository implements OnModuleInit {
 
   /** First position whose change was applied strictly after `since` (server clock), or null. */
   async firstAfterServerTime(since: number): Promise<number | null> {
-    const e = await this.feed.find({ serverTimestamp: { $gt: since } }, { projection: { _id: 1 }, maxTimeMS: this.maxTimeMS }).sort({ serverTimestamp: 1 }).limit(1).toArray();
+    const e = await this.feed
+      .find({ serverTimestamp: { $gt: since } }, { projection: { _id: 1 }, maxTimeMS: this.maxTimeMS })
+      .sort({ serverTimestamp: 1 })
+      .limit(1)
+      .toArray();
     return e.length ? e[0]._id : null;
   }
 
@@ -299,10 +315,18 @@ export class ChangeFeedRepository implements OnModuleInit {
    * records how far the feed has been purged (cursors at or before it get CURSOR_EXPIRED).
    */
   async purge(cutoff: Date): Promise<number> {
-    const last = await this.feed.find({ createdAt: { $lt: cutoff } }, { projection: { _id: 1 } }).sort({ _id: -1 }).limit(1).toArray();
+    const last = await this.feed
+      .find({ createdAt: { $lt: cutoff } }, { projection: { _id: 1 } })
+      .sort({ _id: -1 })
+      .limit(1)
+      .toArray();
     if (!last.length) return 0;
     let through = last[0]._id;
-    const pending = await this.feed.find({ state: 'pending', _id: { $lte: through } }, { projection: { _id: 1 } }).sort({ _id: 1 }).limit(1).toArray();
+    const pending = await this.feed
+      .find({ state: 'pending', _id: { $lte: through } }, { projection: { _id: 1 } })
+      .sort({ _id: 1 })
+      .limit(1)
+      .toArray();
     if (pending.length) through = pending[0]._id - 1;
     if (through <= 0) return 0;
     await this.counters.updateOne({ _id: 'retention' }, { $max: { purgedThrough: through } }, { upsert: true });

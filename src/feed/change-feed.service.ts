@@ -106,7 +106,11 @@ export class ChangeFeedService implements OnApplicationBootstrap, OnModuleDestro
    * Walks the feed after `after` in order, calling `visit` for each applied entry. Stops at a pending
    * entry or a hole (repairing it when stale), when `visit` says stop, or after `maxScan` entries.
    */
-  private async walk(after: number, visit: (e: FeedEntry) => Visit, maxScan: number): Promise<{ pos: number; reason: 'end' | 'blocked' | 'stopped' | 'scanned' }> {
+  private async walk(
+    after: number,
+    visit: (e: FeedEntry) => Visit,
+    maxScan: number,
+  ): Promise<{ pos: number; reason: 'end' | 'blocked' | 'stopped' | 'scanned' }> {
     let pos = after;
     let scanned = 0;
     for (;;) {

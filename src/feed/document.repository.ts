@@ -93,7 +93,9 @@ export class DocumentRepository implements OnModuleInit {
   async loadStates(collection: string, ids: string[], hints?: ReadonlyMap<string, IdHint>): Promise<Map<string, StoredState>> {
     const idType = this.permissions.idType(collection);
     const [docs, tombs] = await Promise.all([
-      this.collection(collection).find({ _id: { $in: ids.flatMap((id) => candidateDbIds(idType, id)) } } as Filter<Doc>).toArray(),
+      this.collection(collection)
+        .find({ _id: { $in: ids.flatMap((id) => candidateDbIds(idType, id)) } } as Filter<Doc>)
+        .toArray(),
       this.tombstones.find({ _id: { $in: ids.map((id) => docKey(collection, id)) } }).toArray(),
     ]);
     const out = new Map<string, StoredState>();
@@ -101,7 +103,12 @@ export class DocumentRepository implements OnModuleInit {
     for (const id of ids) {
       const t = tombById.get(id);
       const dbId = newDbId(idType, id, t?.idType, hints?.get(id));
-      out.set(id, t ? { doc: null, timestamp: t.timestamp, deleted: true, dbId, author: t.userId ?? null, lastDoc: t.lastDoc ?? null } : { doc: null, timestamp: null, deleted: false, dbId });
+      out.set(
+        id,
+        t
+          ? { doc: null, timestamp: t.timestamp, deleted: true, dbId, author: t.userId ?? null, lastDoc: t.lastDoc ?? null }
+          : { doc: null, timestamp: null, deleted: false, dbId },
+      );
     }
     // auto: a 24-hex id may be stored both ways (another application wrote it); the ObjectId one is the document
     const found = new Map<string, Doc>();
@@ -218,7 +225,13 @@ export class DocumentRepository implements OnModuleInit {
     });
     // keyed by type and value: an ObjectId and its hex string are two documents
     const key = (id: unknown) => `${wireIdType(id) ?? 's'}:${documentIdOf(id)}`;
-    const still = new Set((await this.collection(name).find({ _id: { $in: ids } } as Filter<Doc>, { projection: { _id: 1 } }).toArray()).map((d) => key(d._id)));
+    const still = new Set(
+      (
+        await this.collection(name)
+          .find({ _id: { $in: ids } } as Filter<Doc>, { projection: { _id: 1 } })
+          .toArray()
+      ).map((d) => key(d._id)),
+    );
     ops.forEach((op, k) => {
       if ('deleteOne' in op && still.has(key((op.deleteOne.filter as { _id: DbId })._id))) failed.add(opIndex[k]);
     });

@@ -193,6 +193,9 @@ export function documentWrite(e: FeedEntry, init: StoredState, lastDoc: SyncDocu
     expected: { exists: init.doc !== null, timestamp: init.doc ? init.timestamp : null },
     dbId: init.dbId,
     after: e.operation === 'delete' ? null : (e.after ?? null),
-    tombstone: e.operation === 'delete' ? { timestamp: e.timestamp!, changeId: e.changeId, userId: e.userId!, deletedAt: new Date(serverTimestamp), lastDoc } : undefined,
+    tombstone:
+      e.operation === 'delete'
+        ? { timestamp: e.timestamp!, changeId: e.changeId, userId: e.userId!, deletedAt: new Date(serverTimestamp), lastDoc }
+        : undefined,
   };
 }

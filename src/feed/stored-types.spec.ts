@@ -9,12 +9,21 @@ describe('keepStoredTypes', () => {
   const stored = { _id: 'x', owner: A, when: WHEN, name: 'n', refs: [A, B], nested: { by: A, at: WHEN }, steps: [{ at: WHEN }] };
 
   it('a stored ObjectId or Date sent back in its JSON form keeps its type', () => {
-    const out = keepStoredTypes(stored, { _id: 'x', owner: A.toHexString(), when: WHEN.toISOString(), name: 'n2', nested: { by: B.toHexString(), at: '2024-02-03T04:05:06.007Z' } });
+    const out = keepStoredTypes(stored, {
+      _id: 'x',
+      owner: A.toHexString(),
+      when: WHEN.toISOString(),
+      name: 'n2',
+      nested: { by: B.toHexString(), at: '2024-02-03T04:05:06.007Z' },
+    });
     expect(out).toEqual({ _id: 'x', owner: A, when: WHEN, name: 'n2', nested: { by: B, at: new Date('2024-02-03T04:05:06.007Z') } });
   });
 
   it('arrays: element-wise, or any element of an array of only ObjectIds', () => {
-    const out = keepStoredTypes(stored, { refs: [B.toHexString(), A.toHexString(), '65a1f0c2e4b0a1b2c3d4e5f8'], steps: [{ at: WHEN.toISOString() }, { at: WHEN.toISOString() }] });
+    const out = keepStoredTypes(stored, {
+      refs: [B.toHexString(), A.toHexString(), '65a1f0c2e4b0a1b2c3d4e5f8'],
+      steps: [{ at: WHEN.toISOString() }, { at: WHEN.toISOString() }],
+    });
     expect(out.refs).toEqual([B, A, new ObjectId('65a1f0c2e4b0a1b2c3d4e5f8')]);
     expect(out.steps).toEqual([{ at: WHEN }, { at: WHEN.toISOString() }]);
   });

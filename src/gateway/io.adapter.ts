@@ -51,7 +51,11 @@ export class SyncIoAdapter extends IoAdapter {
    * about 20 KB of heap per idle socket (BENCHMARKS.md). Same behaviour: the handler's result (a
    * value, a promise or an observable) is the ack, or an emitted event when it has `event`.
    */
-  override bindMessageHandlers(socket: Parameters<IoAdapter['bindMessageHandlers']>[0], handlers: MessageMappingProperties[], transform: (data: unknown) => Observable<unknown>): void {
+  override bindMessageHandlers(
+    socket: Parameters<IoAdapter['bindMessageHandlers']>[0],
+    handlers: MessageMappingProperties[],
+    transform: (data: unknown) => Observable<unknown>,
+  ): void {
     for (const { message, callback, isAckHandledManually } of handlers) {
       socket.on(message as string, (...args: unknown[]) => {
         const { data, ack } = this.mapPayload(args.length === 1 ? args[0] : args);

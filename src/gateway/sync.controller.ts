@@ -27,7 +27,8 @@ export class SyncController {
   async ingest(@Body() body: unknown, @Req() req: Request) {
     try {
       const { changes } = parsePayload(ChangeBatchRequestSchema, isPlainObject(body) ? body : {});
-      if (changes.length > this.config.limits.maxBatchSize) throw new PayloadTooLargeError(`a batch may hold at most ${this.config.limits.maxBatchSize} changes`);
+      if (changes.length > this.config.limits.maxBatchSize)
+        throw new PayloadTooLargeError(`a batch may hold at most ${this.config.limits.maxBatchSize} changes`);
       const results = await this.sync.apply(changes, { user: { id: 'service', claims: { service: true } }, clientAddress: req.ip, trusted: true });
       const successCount = results.filter((r) => r.success).length;
       return { success: true, results, successCount, failureCount: results.length - successCount };

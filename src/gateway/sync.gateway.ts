@@ -10,16 +10,7 @@ import {
   WebSocketServer,
 } from '@nestjs/websockets';
 import type { Server } from 'socket.io';
-import {
-  ChangeAck,
-  encodeCursor,
-  EVENTS,
-  FailureAck,
-  LIMITS,
-  PayloadTooLargeError,
-  PingAck,
-  UnauthenticatedError,
-} from '@sync/protocol';
+import { ChangeAck, encodeCursor, EVENTS, FailureAck, LIMITS, PayloadTooLargeError, PingAck, UnauthenticatedError } from '@sync/protocol';
 import {
   ChangeBatchRequestSchema,
   GetChangesRequestSchema,

@@ -60,10 +60,13 @@ export class DrainService {
   private idle(timeoutMs: number): Promise<boolean> {
     if (this.inFlight === 0) return Promise.resolve(true);
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.idleWaiters = this.idleWaiters.filter((w) => w !== onIdle);
-        resolve(false);
-      }, Math.max(0, timeoutMs));
+      const timer = setTimeout(
+        () => {
+          this.idleWaiters = this.idleWaiters.filter((w) => w !== onIdle);
+          resolve(false);
+        },
+        Math.max(0, timeoutMs),
+      );
       const onIdle = () => {
         clearTimeout(timer);
         resolve(true);
@@ -80,7 +83,7 @@ export class DrainService {
    * 2. messages arriving from now on are answered `UNAVAILABLE` (retryable: the client keeps them in
    *    its outbox and sends them again after reconnecting elsewhere);
    * 3. the writes already being handled finish (their acks go out, their changes are delivered; a
- *    read cut short is simply asked again on another node);
+   *    read cut short is simply asked again on another node);
    * 4. every socket gets `sync:shutdown { reason: 'server_shutdown', retryAfterMs }` and is
    *    disconnected; the client reconnects (to another node) and catches up from its cursor.
    * Bounded by `budgetMs` (a part of SHUTDOWN_GRACE_MS): what is still running then is left to the

@@ -10,7 +10,11 @@ export class MetricsService {
   readonly registry = new Registry();
 
   readonly changesReceived = new Counter({ name: 'sync_changes_received_total', help: 'Changes received from clients', registers: [this.registry] });
-  readonly changesApplied = new Counter({ name: 'sync_changes_applied_total', help: 'Changes applied and added to the change feed', registers: [this.registry] });
+  readonly changesApplied = new Counter({
+    name: 'sync_changes_applied_total',
+    help: 'Changes applied and added to the change feed',
+    registers: [this.registry],
+  });
   readonly changesRejected = new Counter({
     name: 'sync_changes_rejected_total',
     help: 'Changes rejected, by reason code',

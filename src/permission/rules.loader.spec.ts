@@ -29,14 +29,22 @@ describe('rules loader', () => {
     ['an array', '[]', /must be a JSON object/],
     ['an unknown top-level key', '{ "colections": {} }', /unknown top-level key "colections"/],
     ['a rule that is not a string', '{ "default": { "read": 1, "write": "TRUEPREDICATE" } }', /default\.read: must be a string/],
-    ['a rule that does not parse (with its position)', '{ "collections": { "tasks": { "read": "userId == ", "write": "TRUEPREDICATE" } } }', /collections\.tasks\.read: .*position 10/],
+    [
+      'a rule that does not parse (with its position)',
+      '{ "collections": { "tasks": { "read": "userId == ", "write": "TRUEPREDICATE" } } }',
+      /collections\.tasks\.read: .*position 10/,
+    ],
     ['an argument in a rule', '{ "collections": { "t": { "read": "a == $0", "write": "TRUEPREDICATE" } } }', /cannot use arguments/],
     ['an unknown rule key', '{ "collections": { "t": { "reed": "TRUEPREDICATE" } } }', /unknown key "reed"/],
     ['a fieldTypes of an unknown type', '{ "collections": { "t": { "fieldTypes": { "a": "uuid" } } } }', /collections\.t\.fieldTypes\.a: must be/],
     ['a fieldTypes path with an operator', '{ "collections": { "t": { "fieldTypes": { "$where": "date" } } } }', /is not a field path/],
     ['a fieldTypes on _id', '{ "collections": { "t": { "fieldTypes": { "_id": "objectId" } } } }', /is not a field path/],
     ['a fieldTypes that is not an object', '{ "collections": { "t": { "fieldTypes": ["a"] } } }', /fieldTypes: must be an object/],
-    ['an unknown idType', '{ "collections": { "t": { "read": "TRUEPREDICATE", "write": "TRUEPREDICATE", "idType": "uuid" } } }', /collections\.t\.idType: must be/],
+    [
+      'an unknown idType',
+      '{ "collections": { "t": { "read": "TRUEPREDICATE", "write": "TRUEPREDICATE", "idType": "uuid" } } }',
+      /collections\.t\.idType: must be/,
+    ],
     ['a collection that is not an object', '{ "collections": { "t": "TRUEPREDICATE" } }', /collections\.t: must be an object/],
     ['a default without write', '{ "default": { "read": "TRUEPREDICATE" } }', /default\.write: missing/],
   ])('refuses %s, naming the file', (_name, content, message) => {
@@ -66,14 +74,21 @@ describe('rules loader', () => {
   });
 
   it('fieldTypes: per collection, dotted paths, inherited from the default entry', () => {
-    const r = parseRules({ default: { read: 'TRUEPREDICATE', write: 'TRUEPREDICATE', fieldTypes: { at: 'date' } }, collections: { a: { fieldTypes: { owner_id: 'objectId', 'm.refs': 'objectId[]' } }, b: {} } });
+    const r = parseRules({
+      default: { read: 'TRUEPREDICATE', write: 'TRUEPREDICATE', fieldTypes: { at: 'date' } },
+      collections: { a: { fieldTypes: { owner_id: 'objectId', 'm.refs': 'objectId[]' } }, b: {} },
+    });
     expect(ruleFor(r, 'a').fieldTypes).toEqual({ owner_id: 'objectId', 'm.refs': 'objectId[]' });
     expect(ruleFor(r, 'b').fieldTypes).toEqual({ at: 'date' });
     expect(parseRules({}).default.fieldTypes).toBeUndefined();
   });
 
   it('collection names like __proto__ and constructor get the default rule', () => {
-    const r = parseRules(JSON.parse('{ "default": { "read": "FALSEPREDICATE", "write": "FALSEPREDICATE" }, "collections": { "tasks": { "read": "TRUEPREDICATE", "write": "TRUEPREDICATE" } } }'));
+    const r = parseRules(
+      JSON.parse(
+        '{ "default": { "read": "FALSEPREDICATE", "write": "FALSEPREDICATE" }, "collections": { "tasks": { "read": "TRUEPREDICATE", "write": "TRUEPREDICATE" } } }',
+      ),
+    );
     for (const name of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) expect(ruleFor(r, name)).toBe(r.default);
     const p = new PermissionService(cfg(file(JSON.stringify({ default: { read: 'FALSEPREDICATE', write: 'FALSEPREDICATE' }, collections: {} }))));
     for (const name of ['__proto__', 'constructor']) {
@@ -86,7 +101,14 @@ describe('rules loader', () => {
 describe('PermissionService with rules', () => {
   const p = new PermissionService(cfg(EXAMPLE));
   const orgRules = new PermissionService(
-    cfg(file(JSON.stringify({ default: { read: 'FALSEPREDICATE', write: 'FALSEPREDICATE' }, collections: { docs: { read: 'orgId == %user.org', write: 'orgId == %user.org AND %user.role == "editor"' } } }))),
+    cfg(
+      file(
+        JSON.stringify({
+          default: { read: 'FALSEPREDICATE', write: 'FALSEPREDICATE' },
+          collections: { docs: { read: 'orgId == %user.org', write: 'orgId == %user.org AND %user.role == "editor"' } },
+        }),
+      ),
+    ),
   );
 
   it('reads: own tasks only, all chat, nothing elsewhere', () => {

@@ -44,7 +44,8 @@ const KINDS = ['read', 'write'] as const;
 const ENTRY_KEYS: readonly string[] = [...KINDS, 'idType', 'fieldTypes', 'schema'];
 
 function parseRule(where: string, text: unknown): QueryNode {
-  if (typeof text !== 'string') throw new RulesFileError(`${where}: must be a string (a filter in the query language), got ${text === null ? 'null' : typeof text}`);
+  if (typeof text !== 'string')
+    throw new RulesFileError(`${where}: must be a string (a filter in the query language), got ${text === null ? 'null' : typeof text}`);
   let node: QueryNode;
   try {
     node = parseQuery(text);
@@ -62,7 +63,8 @@ function parseRule(where: string, text: unknown): QueryNode {
 
 function parseEntry(where: string, name: string, v: unknown, fallback?: CollectionRule): CollectionRule {
   if (!isObject(v)) throw new RulesFileError(`${where}: must be an object { "read": "...", "write": "..." }`);
-  for (const k of Object.keys(v)) if (!ENTRY_KEYS.includes(k)) throw new RulesFileError(`${where}: unknown key "${k}" (expected "read", "write", "idType", "fieldTypes" and "schema")`);
+  for (const k of Object.keys(v))
+    if (!ENTRY_KEYS.includes(k)) throw new RulesFileError(`${where}: unknown key "${k}" (expected "read", "write", "idType", "fieldTypes" and "schema")`);
   const pick = (k: 'read' | 'write'): QueryNode => {
     if (Object.hasOwn(v, k)) return parseRule(`${where}.${k}`, v[k]);
     if (fallback) return fallback[k];
@@ -83,14 +85,20 @@ function parseFieldTypes(where: string, v: unknown): Readonly<Record<string, Fie
   if (keys.length > MAX_FIELD_TYPES) throw new RulesFileError(`${where}: at most ${MAX_FIELD_TYPES} fields`);
   const out: Record<string, FieldType> = Object.create(null) as Record<string, FieldType>;
   for (const k of keys) {
-    if (!FIELD_PATH.test(k) || k === '_id' || k.split('.').includes('__proto__')) throw new RulesFileError(`${where}: "${k.slice(0, 60)}" is not a field path (names of letters, digits and "_", dotted, not _id)`);
+    if (!FIELD_PATH.test(k) || k === '_id' || k.split('.').includes('__proto__'))
+      throw new RulesFileError(`${where}: "${k.slice(0, 60)}" is not a field path (names of letters, digits and "_", dotted, not _id)`);
     if (!FIELD_TYPES.includes(v[k] as FieldType)) throw new RulesFileError(`${where}.${k}: must be "objectId", "date", "objectId[]" or "date[]"`);
     out[k] = v[k] as FieldType;
   }
   return Object.freeze(out);
 }
 
-const CLOSED: CollectionRule = Object.freeze({ name: '(default)', read: parseQuery('FALSEPREDICATE'), write: parseQuery('FALSEPREDICATE'), idType: DEFAULT_ID_TYPE });
+const CLOSED: CollectionRule = Object.freeze({
+  name: '(default)',
+  read: parseQuery('FALSEPREDICATE'),
+  write: parseQuery('FALSEPREDICATE'),
+  idType: DEFAULT_ID_TYPE,
+});
 
 /**
  * Parses the rules (already JSON-decoded): `{ default?: {read, write}, collections?: { name: {read, write} } }`.
@@ -99,7 +107,8 @@ const CLOSED: CollectionRule = Object.freeze({ name: '(default)', read: parseQue
  */
 export function parseRules(json: unknown): Rules {
   if (!isObject(json)) throw new RulesFileError('the rules must be a JSON object { "default": {...}, "collections": {...} }');
-  for (const k of Object.keys(json)) if (k !== 'default' && k !== 'collections') throw new RulesFileError(`unknown top-level key "${k}" (expected "default" and "collections")`);
+  for (const k of Object.keys(json))
+    if (k !== 'default' && k !== 'collections') throw new RulesFileError(`unknown top-level key "${k}" (expected "default" and "collections")`);
   const def = Object.hasOwn(json, 'default') ? parseEntry('default', '(default)', json.default) : CLOSED;
   const collections = new Map<string, CollectionRule>();
   if (Object.hasOwn(json, 'collections')) {

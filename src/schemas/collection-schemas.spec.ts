@@ -30,7 +30,9 @@ describe('collection schemas', () => {
   });
 
   it('compiles strictly: unknown formats, unknown keywords and remote refs stop the boot', () => {
-    expect(() => compileOne({ type: 'object', properties: { a: { type: 'string', format: 'no-such-format' } } })).toThrow(/"c" does not compile.*unknown format/);
+    expect(() => compileOne({ type: 'object', properties: { a: { type: 'string', format: 'no-such-format' } } })).toThrow(
+      /"c" does not compile.*unknown format/,
+    );
     expect(() => compileOne({ type: 'object', propertiez: {} })).toThrow(/does not compile/);
     expect(() => compileOne({ type: 'object', properties: { a: { $ref: 'https://example.com/schema.json' } } })).toThrow(/does not compile/);
     expect(() => compileOne({ type: 'object', properties: { a: { type: 'string', format: 'email' } } })).not.toThrow();
@@ -50,7 +52,11 @@ describe('collection schemas', () => {
   it('generates TypeScript types that type-check (npm run schema:types)', () => {
     // the command itself (prettier, which formats the output, needs a real Node process, not jest's VM)
     const root = path.join(__dirname, '..', '..');
-    const text = execFileSync(process.execPath, [path.join(root, 'node_modules', 'tsx', 'dist', 'cli.mjs'), 'scripts/schema-types.ts', '--schemas', EXAMPLE], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+    const text = execFileSync(process.execPath, [path.join(root, 'node_modules', 'tsx', 'dist', 'cli.mjs'), 'scripts/schema-types.ts', '--schemas', EXAMPLE], {
+      cwd: root,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     expect(text).toMatch(/export interface Person \{/);
     expect(text).toMatch(/"people": Person;/);
     const types = write('types.ts', text);
@@ -67,7 +73,13 @@ const extra: Collections['tasks'] = { title: 'x', done: true, colour: 'red' };
 export { p, t, s, bad, extra };
 `,
     );
-    const program = ts.createProgram([types, use], { strict: true, noEmit: true, target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.CommonJS, skipLibCheck: true });
+    const program = ts.createProgram([types, use], {
+      strict: true,
+      noEmit: true,
+      target: ts.ScriptTarget.ES2022,
+      module: ts.ModuleKind.CommonJS,
+      skipLibCheck: true,
+    });
     const diags = ts.getPreEmitDiagnostics(program).map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'));
     expect(diags).toEqual([]);
   });

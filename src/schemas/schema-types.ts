@@ -28,7 +28,13 @@ export async function generateSchemaTypes(opts: { schemasFile?: string; rulesFil
     let name = pascal(typeof schema.title === 'string' ? schema.title : collection);
     while (used.has(name)) name += 'Doc';
     used.add(name);
-    const ts = await compile({ ...schema, title: name } as never, name, { bannerComment: '', additionalProperties: false, strictIndexSignatures: true, format: true, maxItems: -1 });
+    const ts = await compile({ ...schema, title: name } as never, name, {
+      bannerComment: '',
+      additionalProperties: false,
+      strictIndexSignatures: true,
+      format: true,
+      maxItems: -1,
+    });
     parts.push(ts.trim(), '');
     map.push(`  ${JSON.stringify(collection)}: ${name};`);
   }

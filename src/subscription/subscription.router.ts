@@ -93,7 +93,8 @@ export class SubscriptionRouter extends ChangeRouter {
         }
         const readBefore = (bits & 1) !== 0 && this.readable(user, collection, before);
         if (!readBefore) continue;
-        if (after === null) inView.push(id); // a delete of a document the socket had
+        if (after === null)
+          inView.push(id); // a delete of a document the socket had
         else outOfView.push(id);
       } catch (e) {
         // a read rule that cannot be evaluated for this user: this socket gets nothing, the others go on
@@ -122,11 +123,17 @@ export class SubscriptionRouter extends ChangeRouter {
   private failed(sub: Subscription, e: unknown, entry: FeedEntry): void {
     if (e instanceof MatchBudgetExceededError) {
       this.metrics.subscriptionMatchFailures.inc({ reason: 'budget' });
-      this.warn('budget', `subscription ${sub.id} of socket ${sub.socketId} (${sub.collection}) exceeded the match budget on change #${entry._id}: not delivered`);
+      this.warn(
+        'budget',
+        `subscription ${sub.id} of socket ${sub.socketId} (${sub.collection}) exceeded the match budget on change #${entry._id}: not delivered`,
+      );
       return;
     }
     this.metrics.subscriptionMatchFailures.inc({ reason: 'error' });
-    this.warn('error', `subscription ${sub.id} of socket ${sub.socketId} (${sub.collection}) failed on change #${entry._id} and was dropped: ${(e as Error)?.message}`);
+    this.warn(
+      'error',
+      `subscription ${sub.id} of socket ${sub.socketId} (${sub.collection}) failed on change #${entry._id} and was dropped: ${(e as Error)?.message}`,
+    );
     this.registry.remove(sub);
   }
 

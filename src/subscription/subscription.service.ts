@@ -1,14 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import {
-  BootstrapPage,
-  encodeCursor,
-  EVENTS,
-  InvalidPayloadError,
-  isUserCollectionName,
-  LIMITS,
-  PayloadTooLargeError,
-  SyncDocument,
-} from '@sync/protocol';
+import { BootstrapPage, encodeCursor, EVENTS, InvalidPayloadError, isUserCollectionName, LIMITS, PayloadTooLargeError, SyncDocument } from '@sync/protocol';
 import { compileQuery, type CompiledQuery } from '@sync/protocol/query';
 import type { AuthUser } from '../common/user';
 import { APP_CONFIG } from '../config/config.module';

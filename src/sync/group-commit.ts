@@ -39,7 +39,8 @@ export class GroupCommit<I> {
         .then(async (acks) => {
           // an unexpected error fails a whole group: each of its changes is tried again on its own, so
           // that one sender's change that breaks something never costs the others theirs
-          if (group.length > 1 && acks.some((a) => !a.success && a.code === ErrorCode.INTERNAL)) acks = await Promise.all(group.map(async (g) => (await this.apply([g.item], 'single'))[0]));
+          if (group.length > 1 && acks.some((a) => !a.success && a.code === ErrorCode.INTERNAL))
+            acks = await Promise.all(group.map(async (g) => (await this.apply([g.item], 'single'))[0]));
           group.forEach((g, i) => g.resolve(acks[i]));
         })
         .catch((e) => {

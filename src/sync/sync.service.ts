@@ -76,7 +76,6 @@ interface Declined {
   ack: SyncError | ChangeAckFailure;
 }
 
-
 /** The changes that a later change of their document in `work` folds onto (server-made changeIds excepted: never retries). */
 function foldedOnto(work: Work[]): { userId: string; changeId: string }[] {
   const last = new Map<string, number>();
@@ -128,7 +127,10 @@ export class SyncService {
    */
   async apply(rawChanges: unknown[], origin: ChangeOrigin): Promise<ChangeAck[]> {
     if (rawChanges.length === 1) return [await this.groups.push({ raw: rawChanges[0], origin })];
-    return this.applyItems(rawChanges.map((raw) => ({ raw, origin })), 'batch');
+    return this.applyItems(
+      rawChanges.map((raw) => ({ raw, origin })),
+      'batch',
+    );
   }
 
   /** Applies items in order, each on its own merits (and with its own sender); one ack per item. */
@@ -184,7 +186,16 @@ export class SyncService {
         } catch (e) {
           if (!isSyncError(e)) throw e;
           const raw = items[i].raw as Record<string, unknown> | null;
-          reject(i, e, raw && typeof raw === 'object' ? { changeId: typeof raw.changeId === 'string' ? raw.changeId.slice(0, 128) : undefined, documentId: typeof raw.documentId === 'string' ? raw.documentId.slice(0, 256) : undefined } : {});
+          reject(
+            i,
+            e,
+            raw && typeof raw === 'object'
+              ? {
+                  changeId: typeof raw.changeId === 'string' ? raw.changeId.slice(0, 128) : undefined,
+                  documentId: typeof raw.documentId === 'string' ? raw.documentId.slice(0, 256) : undefined,
+                }
+              : {},
+          );
         }
       }
 
@@ -298,7 +309,8 @@ export class SyncService {
       for (const a of accepted) {
         const first = ahead.retries.get(a);
         if (first) results[a.w.index] = this.duplicateAck(first);
-        else if (ahead.spoiled.has(a)) reject(a.w.index, new UnavailableError('a retry of a change applied before was resolved with this one: retry'), a.w.change);
+        else if (ahead.spoiled.has(a))
+          reject(a.w.index, new UnavailableError('a retry of a change applied before was resolved with this one: retry'), a.w.change);
       }
       if (!ahead.fresh.length) {
         await ahead.bookkeeping;
@@ -323,7 +335,12 @@ export class SyncService {
    * Authorizes, then resolves each change, in order; several changes to one document fold onto each
    * other (`states` follows them). Accepted changes get their feed entry (`pending`).
    */
-  private decide(active: Work[], states: Map<string, StoredState>, initial: ReadonlyMap<string, StoredState>, serverTimestamp: number): { accepted: Accepted[]; declined: Declined[] } {
+  private decide(
+    active: Work[],
+    states: Map<string, StoredState>,
+    initial: ReadonlyMap<string, StoredState>,
+    serverTimestamp: number,
+  ): { accepted: Accepted[]; declined: Declined[] } {
     const accepted: Accepted[] = [];
     const declined: Declined[] = [];
     for (const w of active) {
@@ -347,7 +364,10 @@ export class SyncService {
       // the owner's older offline insert).
       const ruleBefore = before ? publicDoc(before) : (stored.lastDoc ?? (c.operation === 'delete' ? ({ _id: c.documentId } as SyncDocument) : null));
       const candidate = afterIfApplied(stored, incoming);
-      if (!origin.trusted && !this.permissions.canWrite(origin.user, c.collection, ruleBefore, candidate && this.keepTypes(c.collection, stored.doc, candidate))) {
+      if (
+        !origin.trusted &&
+        !this.permissions.canWrite(origin.user, c.collection, ruleBefore, candidate && this.keepTypes(c.collection, stored.doc, candidate))
+      ) {
         declined.push({ w, ack: this.forbidden(c) });
         continue;
       }
@@ -371,7 +391,15 @@ export class SyncService {
         continue;
       }
       const lastDoc = outcome.after === null ? (before ? publicDoc(before) : (stored.lastDoc ?? null)) : null;
-      states.set(key, { doc: outcome.after, timestamp: outcome.timestamp, deleted: outcome.after === null, fieldTimes: outcome.fieldTimes, author: origin.user.id, lastDoc, dbId: stored.dbId });
+      states.set(key, {
+        doc: outcome.after,
+        timestamp: outcome.timestamp,
+        deleted: outcome.after === null,
+        fieldTimes: outcome.fieldTimes,
+        author: origin.user.id,
+        lastDoc,
+        dbId: stored.dbId,
+      });
       accepted.push({
         w,
         lastDoc,
@@ -433,7 +461,14 @@ export class SyncService {
     const current = outcome.current ? publicDoc(outcome.current) : null;
     const seen = current ?? stored.lastDoc ?? ({ _id: c.documentId } as SyncDocument);
     if (origin.trusted || this.permissions.canRead(origin.user, c.collection, seen)) {
-      return { success: false, code: ErrorCode.CONFLICT, changeId: c.changeId, error: `conflict: ${outcome.reason}`, timestamp: outcome.timestamp ?? undefined, current };
+      return {
+        success: false,
+        code: ErrorCode.CONFLICT,
+        changeId: c.changeId,
+        error: `conflict: ${outcome.reason}`,
+        timestamp: outcome.timestamp ?? undefined,
+        current,
+      };
     }
     return { success: false, code: ErrorCode.CONFLICT, changeId: c.changeId, error: 'conflict: a newer version of this document is stored', current: null };
   }

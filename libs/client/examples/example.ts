@@ -90,7 +90,9 @@ function sameContent(a: ViewChange['doc'], b: ViewChange['previous']): boolean {
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  const storage: SyncStorage = args.memory ? new MemoryStorage() : new FileStorage(args.data ?? path.join('data', 'clients', args.userId.replace(/[^A-Za-z0-9_.-]/g, '_')));
+  const storage: SyncStorage = args.memory
+    ? new MemoryStorage()
+    : new FileStorage(args.data ?? path.join('data', 'clients', args.userId.replace(/[^A-Za-z0-9_.-]/g, '_')));
   const client = new SyncClient(args.server, args.userId, storage, {
     token: args.token,
     logger: args.script ? null : { warn: (m) => console.warn(`! ${m}`), error: (m) => console.error(`! ${m}`) },
@@ -228,7 +230,9 @@ async function runInteractive(client: SyncClient, args: Args): Promise<void> {
             return list();
           }
           case 'status':
-            return say(`${status()}; last sync ${client.getLastSyncTimestamp() ? new Date(client.getLastSyncTimestamp()).toISOString() : 'never'}; cursor ${client.getCursor() ?? '-'}`);
+            return say(
+              `${status()}; last sync ${client.getLastSyncTimestamp() ? new Date(client.getLastSyncTimestamp()).toISOString() : 'never'}; cursor ${client.getCursor() ?? '-'}`,
+            );
           case 'offline':
             await client.disconnect();
             return say('○ disconnected on request: keep editing, then type "online"');
@@ -247,10 +251,12 @@ async function runInteractive(client: SyncClient, args: Args): Promise<void> {
     });
   });
   rl.on('close', () => {
-    void queue.then(() => client.close()).then(() => {
-      console.log(`bye (${client.getPendingChangesCount()} changes wait in the outbox for next time)`);
-      process.exit(0);
-    });
+    void queue
+      .then(() => client.close())
+      .then(() => {
+        console.log(`bye (${client.getPendingChangesCount()} changes wait in the outbox for next time)`);
+        process.exit(0);
+      });
   });
 }
 

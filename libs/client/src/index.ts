@@ -25,7 +25,9 @@ setStringStorageResolver((spec, userId, logger) => {
   if (m) {
     const db = (m[1] || 'default').replace(/[^A-Za-z0-9_.-]/g, '_');
     const dir = path.join('.sync-client', db, (userId || 'anonymous').replace(/[^A-Za-z0-9_.-]/g, '_'));
-    logger?.warn(`sync-client: a local MongoDB (${spec.replace(/\/\/[^@/]*@/, '//***@')}) is not used by this SDK; the outbox is kept in ${path.resolve(dir)} (FileStorage) instead`);
+    logger?.warn(
+      `sync-client: a local MongoDB (${spec.replace(/\/\/[^@/]*@/, '//***@')}) is not used by this SDK; the outbox is kept in ${path.resolve(dir)} (FileStorage) instead`,
+    );
     return new FileStorage(dir);
   }
   return new FileStorage(spec);

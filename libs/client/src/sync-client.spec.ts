@@ -137,7 +137,13 @@ describe('SyncClient (against a fake protocol server)', () => {
     server.interceptors.push((event, payload) => {
       if (event !== 'sync:changeBatch') return;
       step++;
-      if (step === 1) return { success: true, results: payload.changes.map(() => ({ success: false, code: 'UNAVAILABLE', error: 'db down' })), successCount: 0, failureCount: 1 };
+      if (step === 1)
+        return {
+          success: true,
+          results: payload.changes.map(() => ({ success: false, code: 'UNAVAILABLE', error: 'db down' })),
+          successCount: 0,
+          failureCount: 1,
+        };
       if (step === 2) return FakeSyncServer.NO_ACK; // no ack arrives: the client times out and resends
     });
     await c.makeChange('insert', 'tasks', 'x', { n: 1 });
@@ -178,7 +184,12 @@ describe('SyncClient (against a fake protocol server)', () => {
     await c.whenSynced();
     server.interceptors.push((event, payload) => {
       if (event === 'sync:changeBatch') {
-        return { success: true, results: payload.changes.map((ch: { changeId: string }) => ({ success: false, code: 'FORBIDDEN', changeId: ch.changeId, error: 'not yours' })), successCount: 0, failureCount: 1 };
+        return {
+          success: true,
+          results: payload.changes.map((ch: { changeId: string }) => ({ success: false, code: 'FORBIDDEN', changeId: ch.changeId, error: 'not yours' })),
+          successCount: 0,
+          failureCount: 1,
+        };
       }
     });
     const rejected: string[] = [];
@@ -295,7 +306,20 @@ describe('SyncClient (against a fake protocol server)', () => {
     await c.connect();
     expect(c.getDocument('tasks', 'x')).toBeDefined();
     const sock = [...server.io.sockets.sockets.values()][0];
-    sock.emit('sync:changes', [{ changeId: 'z', operation: 'update', collection: 'tasks', documentId: 'x', data: { n: 2 }, timestamp: 20, userId: 'o', serverTimestamp: 1, cursor: 'c1' + '9'.repeat(16), outOfView: true }]);
+    sock.emit('sync:changes', [
+      {
+        changeId: 'z',
+        operation: 'update',
+        collection: 'tasks',
+        documentId: 'x',
+        data: { n: 2 },
+        timestamp: 20,
+        userId: 'o',
+        serverTimestamp: 1,
+        cursor: 'c1' + '9'.repeat(16),
+        outOfView: true,
+      },
+    ]);
     await until(() => !c.getDocument('tasks', 'x'), 'drop');
   });
 

@@ -24,14 +24,7 @@ import { LocalView, type ViewChange, type ViewFilter } from './local-view';
 import { compileFilter } from './matcher';
 import { Outbox, toWire } from './outbox';
 import { MemoryStorage } from './storage/memory-storage';
-import {
-  docKey,
-  type DocRecord,
-  type OutboxEntry,
-  type StorageWrite,
-  type StoredSubscription,
-  type SyncStorage,
-} from './storage/storage.types';
+import { docKey, type DocRecord, type OutboxEntry, type StorageWrite, type StoredSubscription, type SyncStorage } from './storage/storage.types';
 import { backoffDelay, isPlainObject, uuid } from './util';
 import { type DocumentIdInput, toDocumentId } from './object-id';
 import { negotiate, NegotiateError, type NegotiatedTarget } from './negotiate';
@@ -205,15 +198,7 @@ export interface InspectReport {
  * a newer server sends that this list does not know still comes through as a string.
  */
 export type SyncErrorCode =
-  | ErrorCode
-  | 'SCHEMA_VIOLATION'
-  | 'SLOW_CONSUMER'
-  | 'SHUTDOWN'
-  | 'OFFLINE'
-  | 'TIMEOUT'
-  | 'CLOSED'
-  | 'NEGOTIATE_FAILED'
-  | (string & {});
+  ErrorCode | 'SCHEMA_VIOLATION' | 'SLOW_CONSUMER' | 'SHUTDOWN' | 'OFFLINE' | 'TIMEOUT' | 'CLOSED' | 'NEGOTIATE_FAILED' | (string & {});
 
 /** An error of the client, with a protocol code (see SyncErrorCode). */
 export class SyncClientError extends Error {
@@ -254,13 +239,7 @@ export function setStringStorageResolver(r: StringStorageResolver): void {
 }
 
 /** A change refused with one of these codes is refused for good: rolled back, never retried. */
-const FINAL_CODES = new Set<string>([
-  ErrorCode.FORBIDDEN,
-  ErrorCode.INVALID_PAYLOAD,
-  ErrorCode.PAYLOAD_TOO_LARGE,
-  ErrorCode.INVALID_QUERY,
-  'SCHEMA_VIOLATION',
-]);
+const FINAL_CODES = new Set<string>([ErrorCode.FORBIDDEN, ErrorCode.INVALID_PAYLOAD, ErrorCode.PAYLOAD_TOO_LARGE, ErrorCode.INVALID_QUERY, 'SCHEMA_VIOLATION']);
 /** Transient: retried with backoff (and the server's retryAfterMs) for as long as it takes. */
 const TRANSIENT_CODES = new Set<string>([ErrorCode.RATE_LIMITED, ErrorCode.UNAVAILABLE, ErrorCode.UNAUTHENTICATED, 'TIMEOUT', 'SLOW_CONSUMER']);
 /** INTERNAL and codes this client does not know are retried this often, then taken as refused. */
@@ -285,10 +264,13 @@ class Wakeup {
       return Promise.resolve();
     }
     return new Promise((resolve) => {
-      const t = setTimeout(() => {
-        this.resolver = undefined;
-        resolve();
-      }, Math.max(0, ms));
+      const t = setTimeout(
+        () => {
+          this.resolver = undefined;
+          resolve();
+        },
+        Math.max(0, ms),
+      );
       this.resolver = () => {
         clearTimeout(t);
         resolve();
@@ -825,7 +807,8 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     } catch (e) {
       if (seq !== this.openSeq) return;
       this.opening = false;
-      const err = e instanceof NegotiateError ? new SyncClientError(e.code, e.message) : new SyncClientError('NEGOTIATE_FAILED', `negotiate: ${(e as Error).message}`);
+      const err =
+        e instanceof NegotiateError ? new SyncClientError(e.code, e.message) : new SyncClientError('NEGOTIATE_FAILED', `negotiate: ${(e as Error).message}`);
       if (e instanceof NegotiateError && e.code === 'UNAUTHENTICATED') this.tokenStale = true;
       this.log?.warn(`sync-client: ${err.message}`);
       this.emit('error', err);
@@ -899,7 +882,11 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
         const hint = this.serverCloseHint;
         this.serverCloseHint = undefined;
         this.scheduleReconnect(hint?.retryAfterMs);
-        this.emit('disconnected', { reason: hint?.reason ?? reason, code: hint?.code, retryInMs: this.reconnectAt ? this.reconnectAt - Date.now() : undefined });
+        this.emit('disconnected', {
+          reason: hint?.reason ?? reason,
+          code: hint?.code,
+          retryInMs: this.reconnectAt ? this.reconnectAt - Date.now() : undefined,
+        });
       } else if (target && reason !== 'io client disconnect' && this.wantOnline) {
         // a dropped connection through the service: socket.io's reconnection is off (see above)
         this.scheduleReconnect();
@@ -1212,7 +1199,10 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
         continue;
       }
       // a filter the server refuses: drop the subscription rather than retry it forever
-      const err = new SyncClientError(code ?? ErrorCode.INTERNAL, `subscription to ${sub.collection} refused: ${(ack as ChangeAckFailure | undefined)?.error ?? 'no answer'}`);
+      const err = new SyncClientError(
+        code ?? ErrorCode.INTERNAL,
+        `subscription to ${sub.collection} refused: ${(ack as ChangeAckFailure | undefined)?.error ?? 'no answer'}`,
+      );
       this.subs.delete(sub.key);
       await this.persist({ meta: { subscriptions: this.storedSubs() } });
       if (throwOnRefusal) throw err;
@@ -1359,7 +1349,10 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
           await this.sleep(validHint((ack as ChangeAckFailure).retryAfterMs) ?? this.retryDelay(attempt++), s);
           continue;
         }
-        this.emit('error', new SyncClientError(code ?? ErrorCode.INTERNAL, `get_changes refused: ${(ack as ChangeAckFailure | undefined)?.error ?? 'no answer'}`));
+        this.emit(
+          'error',
+          new SyncClientError(code ?? ErrorCode.INTERNAL, `get_changes refused: ${(ack as ChangeAckFailure | undefined)?.error ?? 'no answer'}`),
+        );
         return false;
       }
       attempt = 0;
@@ -1400,7 +1393,9 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       await this.persist({ deleteOutbox: discarded.map((e) => e.changeId) });
       this.emit('pending', this.outbox.size);
     }
-    this.log?.warn(`sync-client: the stored cursor expired: bootstrapping again (${mode}${discarded.length ? `, ${discarded.length} unsent changes discarded` : ''})`);
+    this.log?.warn(
+      `sync-client: the stored cursor expired: bootstrapping again (${mode}${discarded.length ? `, ${discarded.length} unsent changes discarded` : ''})`,
+    );
     this.emit('reset', { reason: 'CURSOR_EXPIRED', mode, discarded: discarded.map(publicChange) });
     this.staleKeys = new Set([...this.view.baseRecords()].map((r) => docKey(r.collection, r.id)));
     for (const sub of this.subs.values()) {

@@ -52,7 +52,10 @@ export class ForbiddenError extends SyncError {
   }
 }
 export class InvalidQueryError extends SyncError {
-  constructor(message: string, readonly position?: number) {
+  constructor(
+    message: string,
+    readonly position?: number,
+  ) {
     super(ErrorCode.INVALID_QUERY, message, position === undefined ? {} : { position });
   }
 }

@@ -161,14 +161,8 @@ export interface ClientToServerEvents {
   'sync:changeBatch': (req: ChangeBatchRequest, ack: Ack<ChangeBatchAck>) => void;
   'sync:get_changes': (req: GetChangesRequest, ack: Ack<GetChangesAck>) => void;
   ping: (req: { t?: number }, ack: (response: PingAck) => void) => void;
-  mongoUpsert: (
-    req: { collection: string; update: SyncDocument; query: { _id: string }; patchId?: string },
-    ack: (response: 'ok' | 'error') => void,
-  ) => void;
-  mongoDelete: (
-    req: { collection: string; query: { _id: string }; patchId?: string },
-    ack: (response: { success: boolean; error?: string }) => void,
-  ) => void;
+  mongoUpsert: (req: { collection: string; update: SyncDocument; query: { _id: string }; patchId?: string }, ack: (response: 'ok' | 'error') => void) => void;
+  mongoDelete: (req: { collection: string; query: { _id: string }; patchId?: string }, ack: (response: { success: boolean; error?: string }) => void) => void;
 }
 
 /** Events the server emits. */

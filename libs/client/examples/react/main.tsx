@@ -34,7 +34,11 @@ function Status() {
       <span className={`badge${pending ? ' busy' : ''}`} data-testid="pending">
         {pending} pending
       </span>
-      {lastSync ? <span className="hint" data-testid="last-sync">synced {new Date(lastSync).toLocaleTimeString()}</span> : null}
+      {lastSync ? (
+        <span className="hint" data-testid="last-sync">
+          synced {new Date(lastSync).toLocaleTimeString()}
+        </span>
+      ) : null}
       {lastError ? (
         <span className="badge offline" data-testid="last-error" title={lastError.message}>
           {lastError.code}
@@ -117,7 +121,13 @@ function Inspector() {
         <dt>cursor</dt>
         <dd data-testid="inspect-cursor">{r.cursor ?? '–'}</dd>
         <dt>reconnect</dt>
-        <dd>{r.reconnect.nextAt ? `attempt ${r.reconnect.attempt}, next at ${new Date(r.reconnect.nextAt).toLocaleTimeString()}` : r.online ? 'connected' : 'waiting'}</dd>
+        <dd>
+          {r.reconnect.nextAt
+            ? `attempt ${r.reconnect.attempt}, next at ${new Date(r.reconnect.nextAt).toLocaleTimeString()}`
+            : r.online
+              ? 'connected'
+              : 'waiting'}
+        </dd>
         <dt>documents</dt>
         <dd data-testid="inspect-documents">
           {Object.entries(r.documents)

@@ -148,7 +148,8 @@ function statusStore(client: SyncClient): Store<SyncStatus> {
   let offs: (() => void)[] = [];
   const refresh = () => {
     const next: SyncStatus = { online: client.isOnline(), pending: client.getPendingChangesCount(), lastSync: client.getLastSyncTimestamp(), lastError };
-    if (next.online === snapshot.online && next.pending === snapshot.pending && next.lastSync === snapshot.lastSync && next.lastError === snapshot.lastError) return;
+    if (next.online === snapshot.online && next.pending === snapshot.pending && next.lastSync === snapshot.lastSync && next.lastError === snapshot.lastError)
+      return;
     snapshot = next;
     for (const l of [...listeners]) l();
   };
@@ -211,7 +212,13 @@ export function useInspect(intervalMs = 1000): InspectReport {
           json = j;
           onChange();
         };
-        const offs = [client.on('pending', update), client.on('synced', update), client.on('online', update), client.on('rejected', update), client.on('bootstrap', update)];
+        const offs = [
+          client.on('pending', update),
+          client.on('synced', update),
+          client.on('online', update),
+          client.on('rejected', update),
+          client.on('bootstrap', update),
+        ];
         const timer = setInterval(update, intervalMs);
         update();
         return () => {

@@ -65,7 +65,8 @@ export class FileStorage implements SyncStorage {
       const snap = JSON.parse(await fsp.readFile(path.join(this.dir, SNAPSHOT), 'utf8')) as StoredState;
       this.image = StateImage.from(snap);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`sync storage ${this.dir}: unreadable ${SNAPSHOT}: ${(e as Error).message}`, { cause: e });
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT')
+        throw new Error(`sync storage ${this.dir}: unreadable ${SNAPSHOT}: ${(e as Error).message}`, { cause: e });
     }
     const logPath = path.join(this.dir, LOG);
     let buf: Buffer;

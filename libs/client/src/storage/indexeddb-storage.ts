@@ -70,11 +70,7 @@ export class IndexedDbStorage implements SyncStorage {
         r.onsuccess = () => resolve(r.result as T[]);
         r.onerror = () => reject(r.error);
       });
-    const [outbox, docs, metaRows] = await Promise.all([
-      all<OutboxEntry>(OUTBOX),
-      all<DocRecord>(DOCS),
-      all<{ key: string; value: unknown }>(META),
-    ]);
+    const [outbox, docs, metaRows] = await Promise.all([all<OutboxEntry>(OUTBOX), all<DocRecord>(DOCS), all<{ key: string; value: unknown }>(META)]);
     const meta: SyncMeta = {};
     for (const row of metaRows) (meta as Record<string, unknown>)[row.key] = row.value;
     outbox.sort((a, b) => a.seq - b.seq);

@@ -18,7 +18,14 @@ const entry = (seq: number, over: Partial<OutboxEntry> = {}): OutboxEntry => ({
   createdAt: 1000 + seq,
   ...over,
 });
-const doc = (id: string, ts: number): DocRecord => ({ collection: 'tasks', id, state: 'live', doc: { _id: id, n: ts }, ts, cursor: 'c1' + String(ts).padStart(16, '0') });
+const doc = (id: string, ts: number): DocRecord => ({
+  collection: 'tasks',
+  id,
+  state: 'live',
+  doc: { _id: id, n: ts },
+  ts,
+  cursor: 'c1' + String(ts).padStart(16, '0'),
+});
 
 let tmp: string;
 beforeAll(async () => {

@@ -119,7 +119,14 @@ export class FakeSyncServer {
           const size = this.bootstrapPageSize;
           const pages = Math.max(1, Math.ceil(docs.length / size));
           for (let i = 0; i < pages; i++) {
-            socket.emit('sync:bootstrap', { subscriptionId: id, collection: p.collection, data: docs.slice(i * size, (i + 1) * size), page: i, done: i === pages - 1, cursor });
+            socket.emit('sync:bootstrap', {
+              subscriptionId: id,
+              collection: p.collection,
+              data: docs.slice(i * size, (i + 1) * size),
+              page: i,
+              done: i === pages - 1,
+              cursor,
+            });
           }
         });
       }
@@ -136,11 +143,11 @@ export class FakeSyncServer {
       return { success: true, results, successCount: ok, failureCount: results.length - ok };
     });
     on('sync:get_changes', (p) => {
-      const from = p.cursor ? decodeCursor(p.cursor) ?? 0 : 0;
+      const from = p.cursor ? (decodeCursor(p.cursor) ?? 0) : 0;
       const limit = p.limit ?? 500;
       const after = this.feed.filter((c) => decodeCursor(c.cursor)! > from);
       const page = after.slice(0, limit);
-      const cursor = page.length ? page[page.length - 1].cursor : p.cursor ?? this.head();
+      const cursor = page.length ? page[page.length - 1].cursor : (p.cursor ?? this.head());
       return { success: true, changes: page, cursor, latestTimestamp: Date.now(), hasMore: after.length > limit };
     });
   }

@@ -131,11 +131,10 @@ describe('compileQuery: MongoDB filter', () => {
     for (const t of texts) walk(compileQuery(t).mongo);
   });
 
-  it('keeps the deepest query within MongoDB\'s 100 nested BSON levels', () => {
+  it("keeps the deepest query within MongoDB's 100 nested BSON levels", () => {
     let text = 'a.b != 0';
     for (let i = 0; i < MAX_QUERY_DEPTH; i++) text = i % 2 ? `(a.c == ${i} OR ${text})` : `(a.c != ${i} AND ${text})`;
-    const depth = (v: unknown): number =>
-      v !== null && typeof v === 'object' ? 1 + Math.max(0, ...Object.values(v).map(depth)) : 0;
+    const depth = (v: unknown): number => (v !== null && typeof v === 'object' ? 1 + Math.max(0, ...Object.values(v).map(depth)) : 0);
     const d = depth(compileQuery(text).mongo);
     expect(d).toBeGreaterThan(MAX_QUERY_DEPTH);
     expect(d).toBeLessThan(100);
@@ -375,20 +374,40 @@ describe('CompiledQuery', () => {
 
   it.each<[string, { path: string; value: unknown }[]]>([
     ['a == 1', [{ path: 'a', value: 1 }]],
-    ['a == 1 AND b.c == "x" AND d > 2 AND e == null', [{ path: 'a', value: 1 }, { path: 'b.c', value: 'x' }, { path: 'e', value: null }]],
+    [
+      'a == 1 AND b.c == "x" AND d > 2 AND e == null',
+      [
+        { path: 'a', value: 1 },
+        { path: 'b.c', value: 'x' },
+        { path: 'e', value: null },
+      ],
+    ],
     ['a IN {1} AND b IN {1, 2}', [{ path: 'a', value: 1 }]],
     ['owner == %user.id AND NOT x == 1', [{ path: 'owner', value: 'u1' }]],
     ['a == 1 OR b == 2', []],
     ['a ==[c] "x"', []],
     ['a != 1', []],
-    ['NOT (a != 1 OR b != 2)', [{ path: 'a', value: 1 }, { path: 'b', value: 2 }]],
+    [
+      'NOT (a != 1 OR b != 2)',
+      [
+        { path: 'a', value: 1 },
+        { path: 'b', value: 2 },
+      ],
+    ],
   ])('%j has equalities %j', (text, equalities) => {
     expect(compileQuery(text, [], USER).equalities).toEqual(equalities);
   });
 
   it('keeps the source text, or prints the tree', () => {
     expect(compileQuery('  a==1  ').text).toBe('  a==1  ');
-    const manual = { kind: 'compare', op: '==', caseInsensitive: false, pos: 0, left: { kind: 'path', path: 'a', segments: ['a'], pos: 0 }, right: { kind: 'literal', value: 'x', pos: 5 } } as const;
+    const manual = {
+      kind: 'compare',
+      op: '==',
+      caseInsensitive: false,
+      pos: 0,
+      left: { kind: 'path', path: 'a', segments: ['a'], pos: 0 },
+      right: { kind: 'literal', value: 'x', pos: 5 },
+    } as const;
     expect(bindQuery(manual).text).toBe('a == "x"');
   });
 

@@ -41,10 +41,7 @@ export interface LeafIR {
 }
 
 export type IR =
-  | { readonly k: 'const'; readonly v: boolean }
-  | { readonly k: 'and'; readonly c: readonly IR[] }
-  | { readonly k: 'or'; readonly c: readonly IR[] }
-  | LeafIR;
+  { readonly k: 'const'; readonly v: boolean } | { readonly k: 'and'; readonly c: readonly IR[] } | { readonly k: 'or'; readonly c: readonly IR[] } | LeafIR;
 
 export const TRUE_IR: IR = { k: 'const', v: true };
 export const FALSE_IR: IR = { k: 'const', v: false };

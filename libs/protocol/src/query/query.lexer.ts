@@ -6,20 +6,7 @@ import { InvalidQueryError } from '../errors';
 import { LIMITS } from '../types';
 
 export type Keyword =
-  | 'AND'
-  | 'OR'
-  | 'NOT'
-  | 'BEGINSWITH'
-  | 'ENDSWITH'
-  | 'CONTAINS'
-  | 'LIKE'
-  | 'IN'
-  | 'BETWEEN'
-  | 'TRUEPREDICATE'
-  | 'FALSEPREDICATE'
-  | 'TRUE'
-  | 'FALSE'
-  | 'NULL';
+  'AND' | 'OR' | 'NOT' | 'BEGINSWITH' | 'ENDSWITH' | 'CONTAINS' | 'LIKE' | 'IN' | 'BETWEEN' | 'TRUEPREDICATE' | 'FALSEPREDICATE' | 'TRUE' | 'FALSE' | 'NULL';
 
 const KEYWORDS: ReadonlySet<string> = new Set<Keyword>([
   'AND',
@@ -281,7 +268,8 @@ export class Lexer {
     while (isDigit(text.charCodeAt(i))) i++;
     if (isIdentPart(text.charCodeAt(i))) fail(`unexpected ${describeChar(text, i)} after the argument`, i);
     const index = Number(text.slice(start + 1, i));
-    if (index >= LIMITS.maxArgs) fail(`argument $${text.slice(start + 1, i)} is out of range (at most ${LIMITS.maxArgs} arguments, $0 to $${LIMITS.maxArgs - 1})`, start);
+    if (index >= LIMITS.maxArgs)
+      fail(`argument $${text.slice(start + 1, i)} is out of range (at most ${LIMITS.maxArgs} arguments, $0 to $${LIMITS.maxArgs - 1})`, start);
     return { type: 'arg', index, pos: start, end: i };
   }
 

@@ -312,19 +312,35 @@ describe('parseQuery: errors with positions', () => {
   });
 
   it('throws nothing but InvalidQueryError on arbitrary input', () => {
-    const alphabet = fc.constantFrom(...'abAB_.$%0123456789-+eE "\'\\{}()[],=!<>&|*?\n'.split(''), ' AND ', ' OR ', 'NOT ', ' IN ', '%user.', '[c]', ' LIKE ', ' BETWEEN ');
+    const alphabet = fc.constantFrom(
+      ...'abAB_.$%0123456789-+eE "\'\\{}()[],=!<>&|*?\n'.split(''),
+      ' AND ',
+      ' OR ',
+      'NOT ',
+      ' IN ',
+      '%user.',
+      '[c]',
+      ' LIKE ',
+      ' BETWEEN ',
+    );
     fc.assert(
-      fc.property(fc.oneof(fc.string({ maxLength: 60 }), fc.array(alphabet, { maxLength: 30 }).map((a) => a.join(''))), (text) => {
-        try {
-          const node = parseQuery(text);
-          // whatever parses prints back to text that parses to the same tree
-          expect(stripPos(parseQuery(formatQuery(node)))).toEqual(stripPos(node));
-        } catch (e) {
-          if (!(e instanceof InvalidQueryError)) throw e;
-          expect(e.position).toBeGreaterThanOrEqual(0);
-          expect(e.position).toBeLessThanOrEqual(text.length);
-        }
-      }),
+      fc.property(
+        fc.oneof(
+          fc.string({ maxLength: 60 }),
+          fc.array(alphabet, { maxLength: 30 }).map((a) => a.join('')),
+        ),
+        (text) => {
+          try {
+            const node = parseQuery(text);
+            // whatever parses prints back to text that parses to the same tree
+            expect(stripPos(parseQuery(formatQuery(node)))).toEqual(stripPos(node));
+          } catch (e) {
+            if (!(e instanceof InvalidQueryError)) throw e;
+            expect(e.position).toBeGreaterThanOrEqual(0);
+            expect(e.position).toBeLessThanOrEqual(text.length);
+          }
+        },
+      ),
       { numRuns: 3000 },
     );
   });
@@ -333,7 +349,11 @@ describe('parseQuery: errors with positions', () => {
 function stripPos(node: unknown): unknown {
   if (Array.isArray(node)) return node.map(stripPos);
   if (node && typeof node === 'object') {
-    return Object.fromEntries(Object.entries(node).filter(([k]) => k !== 'pos').map(([k, v]) => [k, stripPos(v)]));
+    return Object.fromEntries(
+      Object.entries(node)
+        .filter(([k]) => k !== 'pos')
+        .map(([k, v]) => [k, stripPos(v)]),
+    );
   }
   return node;
 }

@@ -49,10 +49,7 @@ const STRING_OPS: ReadonlySet<CompareOp> = new Set<CompareOp>(['BEGINSWITH', 'EN
 export function parseQuery(text: string): QueryNode {
   if (typeof text !== 'string') throw new InvalidQueryError('the query must be a string', 0);
   if (text.length > LIMITS.filterMaxLength) {
-    throw new InvalidQueryError(
-      `the query is longer than ${LIMITS.filterMaxLength} characters (${text.length})`,
-      LIMITS.filterMaxLength,
-    );
+    throw new InvalidQueryError(`the query is longer than ${LIMITS.filterMaxLength} characters (${text.length})`, LIMITS.filterMaxLength);
   }
   const parser = new Parser(text);
   const node = parser.parse();

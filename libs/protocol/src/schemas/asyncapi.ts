@@ -112,7 +112,8 @@ export function buildAsyncApi(version = '1.0.0'): Record<string, unknown> {
         host: 'localhost:3000',
         protocol: 'ws',
         pathname: '/socket.io',
-        description: 'Socket.IO v4 endpoint of a sync server (same port as the REST API). Authenticate with a JWT in handshake.auth.token, the Authorization header, or sync:join.',
+        description:
+          'Socket.IO v4 endpoint of a sync server (same port as the REST API). Authenticate with a JWT in handshake.auth.token, the Authorization header, or sync:join.',
       },
     },
     channels: {

@@ -54,7 +54,12 @@ export const ClientChangeSchema = z
     id: 'ClientChange',
     // what the refinement above says, in JSON Schema
     allOf: [
-      { anyOf: [{ required: ['collection'], properties: { collection: { type: 'string' } } }, { required: ['collectionName'], properties: { collectionName: { type: 'string' } } }] },
+      {
+        anyOf: [
+          { required: ['collection'], properties: { collection: { type: 'string' } } },
+          { required: ['collectionName'], properties: { collectionName: { type: 'string' } } },
+        ],
+      },
       { if: { properties: { operation: { const: 'delete' } } }, then: {}, else: { properties: { data: { anyOf: [DATA_JSON, { type: 'null' }] } } } },
     ],
   } as Record<string, unknown>);
@@ -103,13 +108,17 @@ export const CHANGES_MESSAGE = 'changes must be an array';
  * own failure ack in `results`); more than `MAX_BATCH_SIZE` items is PAYLOAD_TOO_LARGE.
  */
 export const ChangeBatchRequestSchema = z
-  .object({ changes: z.array(z.unknown(), CHANGES_MESSAGE).meta({ items: { $ref: '#/components/schemas/ClientChange' }, maxItems: LIMITS.defaultMaxBatchSize } as Record<string, unknown>) })
+  .object({
+    changes: z
+      .array(z.unknown(), CHANGES_MESSAGE)
+      .meta({ items: { $ref: '#/components/schemas/ClientChange' }, maxItems: LIMITS.defaultMaxBatchSize } as Record<string, unknown>),
+  })
   .meta({ id: 'ChangeBatchRequest' });
 
 export const ChangeBatchAckSchema = z
   .object({
     success: z.literal(true),
-    results: z.array(ChangeAckSchema).meta({ description: "results[i] is the ack sync:change would give for changes[i]" }),
+    results: z.array(ChangeAckSchema).meta({ description: 'results[i] is the ack sync:change would give for changes[i]' }),
     successCount: z.number().int(),
     failureCount: z.number().int(),
   })

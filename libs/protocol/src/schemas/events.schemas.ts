@@ -5,13 +5,7 @@
 import { z } from 'zod/v4';
 import { ErrorCode } from '../errors';
 import { EVENTS, LIMITS } from '../types';
-import {
-  ChangeAckSchema,
-  ChangeBatchAckSchema,
-  ChangeBatchRequestSchema,
-  ClientChangeSchema,
-  DeliveredChangeSchema,
-} from './change.schemas';
+import { ChangeAckSchema, ChangeBatchAckSchema, ChangeBatchRequestSchema, ClientChangeSchema, DeliveredChangeSchema } from './change.schemas';
 import { collectionName, documentData, FailureAckSchema } from './primitives';
 
 const COLLECTION_NAME_MESSAGE = 'collection is not a valid collection name';
@@ -36,10 +30,15 @@ export const JoinAckSchema = z
   .object({ success: z.literal(true), userId: z.string(), timestamp: z.number(), cursor: z.string().meta({ description: 'the head of the change feed' }) })
   .meta({ id: 'JoinAck' });
 
-export const SubscribeRequestSchema = z.object({
-  ...SubscriptionSpecSchema.shape,
-  bootstrap: z.boolean('bootstrap must be a boolean').nullish().meta({ description: 'default true: sync:bootstrap pages follow' }),
-}, SPEC_MESSAGE).meta({ id: 'SubscribeRequest' });
+export const SubscribeRequestSchema = z
+  .object(
+    {
+      ...SubscriptionSpecSchema.shape,
+      bootstrap: z.boolean('bootstrap must be a boolean').nullish().meta({ description: 'default true: sync:bootstrap pages follow' }),
+    },
+    SPEC_MESSAGE,
+  )
+  .meta({ id: 'SubscribeRequest' });
 export const SubscribeAckSchema = z
   .object({ success: z.literal(true), subscriptionId: z.string(), count: z.number().int().meta({ description: 'visible matching documents' }) })
   .meta({ id: 'SubscribeAck' });
@@ -55,8 +54,14 @@ export const UnsubscribeRequestSchema = z
   .object(
     {
       subscriptionId: z.string('subscriptionId must be a string').nullish(),
-      collection: z.unknown().optional().meta({ type: 'string', description: 'a collection name (checked when there is no subscriptionId)' } as Record<string, unknown>),
-      filter: z.unknown().optional().meta({ type: 'string' } as Record<string, unknown>),
+      collection: z
+        .unknown()
+        .optional()
+        .meta({ type: 'string', description: 'a collection name (checked when there is no subscriptionId)' } as Record<string, unknown>),
+      filter: z
+        .unknown()
+        .optional()
+        .meta({ type: 'string' } as Record<string, unknown>),
     },
     UNSUBSCRIBE_MESSAGE,
   )
@@ -78,12 +83,18 @@ export const UnsubscribeAckSchema = z
   .meta({ id: 'UnsubscribeAck' });
 
 export const UpdateSubscriptionsRequestSchema = z
-  .object({
-    subscriptions: z.array(
-      z.object({ collection: collectionName(COLLECTION_NAME_MESSAGE), query: filter('query must be a string').nullish(), args: args.nullish() }, SPEC_MESSAGE),
-      'subscriptions must be an array',
-    ),
-  }, 'expected { subscriptions: [...] }')
+  .object(
+    {
+      subscriptions: z.array(
+        z.object(
+          { collection: collectionName(COLLECTION_NAME_MESSAGE), query: filter('query must be a string').nullish(), args: args.nullish() },
+          SPEC_MESSAGE,
+        ),
+        'subscriptions must be an array',
+      ),
+    },
+    'expected { subscriptions: [...] }',
+  )
   .meta({ id: 'UpdateSubscriptionsRequest' });
 export const UpdateSubscriptionsAckSchema = z.object({ success: z.literal(true), version: z.number().int() }).meta({ id: 'UpdateSubscriptionsAck' });
 
@@ -91,7 +102,11 @@ export const LIMIT_MESSAGE = 'limit must be a positive integer';
 export const GetChangesRequestSchema = z
   .object({
     cursor: z.string('cursor is not a cursor this server issued').nullish().meta({ description: 'opaque, from a previous answer' }),
-    since: z.number('since must be a UTC timestamp in ms').nonnegative('since must be a UTC timestamp in ms').nullish().meta({ description: 'UTC ms, exclusive (older way to ask)' }),
+    since: z
+      .number('since must be a UTC timestamp in ms')
+      .nonnegative('since must be a UTC timestamp in ms')
+      .nullish()
+      .meta({ description: 'UTC ms, exclusive (older way to ask)' }),
     collection: collectionName(COLLECTION_NAME_MESSAGE).nullish(),
     limit: z
       .number(LIMIT_MESSAGE)
@@ -168,19 +183,71 @@ const WRITE: ErrorCode[] = [...AUTH, ErrorCode.FORBIDDEN, ErrorCode.CONFLICT, Er
 
 /** Every event of the protocol, from the client's point of view (`send`: client → server). */
 export const PROTOCOL_EVENTS: Record<string, EventSpec> = {
-  [EVENTS.join]: { direction: 'send', summary: 'Authenticate the socket (and optionally subscribe)', payload: JoinRequestSchema, ack: JoinAckSchema, errors: [ErrorCode.UNAUTHENTICATED, ErrorCode.FORBIDDEN, ErrorCode.INVALID_PAYLOAD, ErrorCode.INVALID_QUERY, ErrorCode.UNAVAILABLE, ErrorCode.INTERNAL] },
-  [EVENTS.subscribe]: { direction: 'send', summary: 'Subscribe to a filtered collection; sync:bootstrap pages follow', payload: SubscribeRequestSchema, ack: SubscribeAckSchema, errors: [...AUTH, ErrorCode.INVALID_QUERY, ErrorCode.UNAVAILABLE] },
-  [EVENTS.unsubscribe]: { direction: 'send', summary: 'Drop a subscription, or every subscription on a collection', payload: UnsubscribeRequestSchema, ack: UnsubscribeAckSchema, errors: AUTH },
-  [EVENTS.updateSubscriptions]: { direction: 'send', summary: "Replace the socket's whole subscription set (compatibility)", payload: UpdateSubscriptionsRequestSchema, ack: UpdateSubscriptionsAckSchema, errors: [...AUTH, ErrorCode.INVALID_QUERY] },
+  [EVENTS.join]: {
+    direction: 'send',
+    summary: 'Authenticate the socket (and optionally subscribe)',
+    payload: JoinRequestSchema,
+    ack: JoinAckSchema,
+    errors: [ErrorCode.UNAUTHENTICATED, ErrorCode.FORBIDDEN, ErrorCode.INVALID_PAYLOAD, ErrorCode.INVALID_QUERY, ErrorCode.UNAVAILABLE, ErrorCode.INTERNAL],
+  },
+  [EVENTS.subscribe]: {
+    direction: 'send',
+    summary: 'Subscribe to a filtered collection; sync:bootstrap pages follow',
+    payload: SubscribeRequestSchema,
+    ack: SubscribeAckSchema,
+    errors: [...AUTH, ErrorCode.INVALID_QUERY, ErrorCode.UNAVAILABLE],
+  },
+  [EVENTS.unsubscribe]: {
+    direction: 'send',
+    summary: 'Drop a subscription, or every subscription on a collection',
+    payload: UnsubscribeRequestSchema,
+    ack: UnsubscribeAckSchema,
+    errors: AUTH,
+  },
+  [EVENTS.updateSubscriptions]: {
+    direction: 'send',
+    summary: "Replace the socket's whole subscription set (compatibility)",
+    payload: UpdateSubscriptionsRequestSchema,
+    ack: UpdateSubscriptionsAckSchema,
+    errors: [...AUTH, ErrorCode.INVALID_QUERY],
+  },
   [EVENTS.change]: { direction: 'send', summary: 'Send one change', payload: ClientChangeSchema, ack: ChangeAckSchema, errors: WRITE },
-  [EVENTS.changeBatch]: { direction: 'send', summary: 'Send changes in order, each on its own merits (the fast path)', payload: ChangeBatchRequestSchema, ack: ChangeBatchAckSchema, errors: WRITE },
-  [EVENTS.getChanges]: { direction: 'send', summary: 'Read the change feed after a cursor', payload: GetChangesRequestSchema, ack: GetChangesAckSchema, errors: [...AUTH, ErrorCode.CURSOR_EXPIRED, ErrorCode.UNAVAILABLE] },
+  [EVENTS.changeBatch]: {
+    direction: 'send',
+    summary: 'Send changes in order, each on its own merits (the fast path)',
+    payload: ChangeBatchRequestSchema,
+    ack: ChangeBatchAckSchema,
+    errors: WRITE,
+  },
+  [EVENTS.getChanges]: {
+    direction: 'send',
+    summary: 'Read the change feed after a cursor',
+    payload: GetChangesRequestSchema,
+    ack: GetChangesAckSchema,
+    errors: [...AUTH, ErrorCode.CURSOR_EXPIRED, ErrorCode.UNAVAILABLE],
+  },
   [EVENTS.ping]: { direction: 'send', summary: 'Clock and latency probe (no join needed)', payload: PingRequestSchema, ack: PingAckSchema, errors: [] },
-  [EVENTS.mongoUpsert]: { direction: 'send', summary: 'Compatibility: update query._id with `update` (ack "ok" or "error")', payload: MongoUpsertRequestSchema, ack: MongoUpsertAckSchema, errors: [] },
-  [EVENTS.mongoDelete]: { direction: 'send', summary: 'Compatibility: delete query._id', payload: MongoDeleteRequestSchema, ack: MongoDeleteAckSchema, errors: WRITE },
+  [EVENTS.mongoUpsert]: {
+    direction: 'send',
+    summary: 'Compatibility: update query._id with `update` (ack "ok" or "error")',
+    payload: MongoUpsertRequestSchema,
+    ack: MongoUpsertAckSchema,
+    errors: [],
+  },
+  [EVENTS.mongoDelete]: {
+    direction: 'send',
+    summary: 'Compatibility: delete query._id',
+    payload: MongoDeleteRequestSchema,
+    ack: MongoDeleteAckSchema,
+    errors: WRITE,
+  },
   [EVENTS.changes]: { direction: 'receive', summary: 'Live changes for the subscriptions of this socket', payload: ChangesEventSchema },
   [EVENTS.bootstrap]: { direction: 'receive', summary: 'A page of the snapshot of a new subscription', payload: BootstrapPageSchema },
-  [EVENTS.tokenExpired]: { direction: 'receive', summary: "The socket's token expired: re-join with a fresh one or be disconnected", payload: TokenExpiredEventSchema },
+  [EVENTS.tokenExpired]: {
+    direction: 'receive',
+    summary: "The socket's token expired: re-join with a fresh one or be disconnected",
+    payload: TokenExpiredEventSchema,
+  },
   [EVENTS.syncError]: {
     direction: 'receive',
     summary: 'Optional notice before the server disconnects the socket (SLOW_CONSUMER: it stopped reading); reconnect and catch up from the cursor',

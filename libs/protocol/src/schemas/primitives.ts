@@ -7,8 +7,7 @@ import { ErrorCode, isSyncError } from '../errors';
 import { isUserCollectionName, LIMITS, OPERATIONS } from '../types';
 import { assertSafeData, isPlainObject } from './safe-data';
 
-export const COLLECTION_MESSAGE =
-  'collection must be 1-64 letters, digits, "_", "-" or "." and may not be a system collection (system.*, _sync*)';
+export const COLLECTION_MESSAGE = 'collection must be 1-64 letters, digits, "_", "-" or "." and may not be a system collection (system.*, _sync*)';
 
 /** A user collection name (letters, digits, `_`, `-`, `.`; never `system.*` nor `_sync*`). */
 export const collectionName = (message = COLLECTION_MESSAGE) =>
