@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { AuditModule } from '../audit/audit.module';
 import { FeedModule } from '../feed/feed.module';
 import { DeliveryModule } from '../delivery/delivery.module';
+import { ChangeDecider } from './change-decider';
 import { SyncService } from './sync.service';
 
 /**
@@ -11,7 +12,7 @@ import { SyncService } from './sync.service';
  */
 @Module({
   imports: [FeedModule, AuditModule, DeliveryModule],
-  providers: [SyncService],
+  providers: [SyncService, ChangeDecider],
   exports: [SyncService],
 })
 export class SyncModule {}

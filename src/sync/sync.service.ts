@@ -1,47 +1,24 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import {
-  ChangeAck,
-  ChangeAckFailure,
-  encodeCursor,
-  ErrorCode,
-  ForbiddenError,
-  InvalidPayloadError,
-  isSyncError,
-  SyncDocument,
-  SyncError,
-  UnavailableError,
-} from '@sync/protocol';
-import type { AuthUser } from '../common/user';
+import { ChangeAck, ChangeAckFailure, encodeCursor, InvalidPayloadError, isSyncError, SyncError, UnavailableError } from '@sync/protocol';
 import { AuditRecord, AuditRepository } from '../audit/audit.repository';
 import { isUnavailableError, toFailureAck } from '../common/ack';
 import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
-import { afterIfApplied } from '../conflict/conflict.strategies';
-import { CONFLICT_RESOLVER, ConflictStrategy, FIELD_TS, IncomingChange, Outcome, StoredState } from '../conflict/conflict.types';
 import { MetricsService } from '../metrics/metrics.service';
 import { PermissionService } from '../permission/permission.service';
-import { CollectionSchemaService } from '../schemas/collection-schema.service';
 import { Traced } from '../telemetry/traced';
 import type { FeedEntry } from '../feed/change-feed.repository';
-import { publicDoc } from '../feed/change-feed.service';
 import { normalizeChange, NormalizedChange } from './change.validation';
+import { ChangeDecider, Declined as DeclinedChange } from './change-decider';
 import { GroupCommit } from './group-commit';
+import type { ChangeOrigin } from './sync.types';
 import { DeliveryService } from '../delivery/delivery.service';
 import { DocumentRepository, docKey } from '../feed/document.repository';
-import { documentIdProblem, IdHint, readIdHint, wireIdType } from '../feed/document-id';
-import { fieldTypesTemplate, keepStoredTypes } from '../feed/stored-types';
+import { documentIdProblem, IdHint, readIdHint } from '../feed/document-id';
 import { DocumentLeases } from '../feed/document-leases';
-import { AcceptedChange, FeedWriter, idemKey } from '../feed/feed-writer';
+import { FeedWriter, idemKey } from '../feed/feed-writer';
 
-/** Who sent a set of changes, and from where. */
-export interface ChangeOrigin {
-  user: AuthUser;
-  clientAddress?: string;
-  /** The sending socket (it gets no echo unless BROADCAST_TO_SENDER). */
-  socketId?: string;
-  /** Server-to-server ingest with the service token: write rules do not apply. */
-  trusted?: boolean;
-}
+export type { ChangeOrigin } from './sync.types';
 
 /** A change as applied: what the delivery step needs to route it. */
 export interface AppliedChange {
@@ -65,16 +42,7 @@ interface Work {
 
 type Reject = (i: number, e: SyncError | ChangeAckFailure, c?: Partial<NormalizedChange>) => void;
 
-/** A change the rules and the strategy accepted, with its feed entry. */
-interface Accepted extends AcceptedChange {
-  w: Work;
-}
-
-/** A change the rules, the strategy or the collection's schema declined, with its answer. */
-interface Declined {
-  w: Work;
-  ack: SyncError | ChangeAckFailure;
-}
+type Declined = DeclinedChange<Work>;
 
 /** The changes that a later change of their document in `work` folds onto (server-made changeIds excepted: never retries). */
 function foldedOnto(work: Work[]): { userId: string; changeId: string }[] {
@@ -90,7 +58,7 @@ function foldedOnto(work: Work[]): { userId: string; changeId: string }[] {
  *   apply          single changes join a group (GroupCommit), batches go straight on
  *   applyItems     1. validate each change; 2. deduplicate (within the batch, and against retries in flight)
  *   applyFresh     3. lease the documents (DocumentLeases) and load them (DocumentRepository.loadMany)
- *   decide         4. authorize (write rule first), then resolve (the pure strategy), then the schema
+ *   ChangeDecider  4. authorize (write rule first), then resolve (the pure strategy), then the schema (change-decider.ts)
  *   applyFresh     5. commit: write ahead, write the documents, settle (FeedWriter); 6. deliver (DeliveryService)
  * No multi-document transactions: the order of these writes is what keeps a crash at any point from
  * losing an acknowledged change.
@@ -108,7 +76,6 @@ export class SyncService {
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-    @Inject(CONFLICT_RESOLVER) private readonly resolve: ConflictStrategy,
     private readonly leases: DocumentLeases,
     private readonly docs: DocumentRepository,
     private readonly writer: FeedWriter,
@@ -116,7 +83,7 @@ export class SyncService {
     private readonly permissions: PermissionService,
     private readonly delivery: DeliveryService,
     private readonly metrics: MetricsService,
-    private readonly schemas: CollectionSchemaService,
+    private readonly decider: ChangeDecider,
   ) {}
 
   /**
@@ -260,14 +227,6 @@ export class SyncService {
     return hint as IdHint | undefined;
   }
 
-  /** See stored-types.ts: BSON types of the stored document and of the collection's fieldTypes survive the JSON wire. */
-  private keepTypes(collection: string, stored: SyncDocument | null, after: SyncDocument): SyncDocument {
-    const types = this.permissions.fieldTypes(collection);
-    let out = types ? keepStoredTypes(fieldTypesTemplate(types), after) : after;
-    if (stored) out = keepStoredTypes(stored, out);
-    return out;
-  }
-
   /**
    * The road of the changes that passed validation and deduplication: lease their documents, load
    * them, authorize and resolve each change, commit (write ahead, write the documents, settle),
@@ -299,7 +258,7 @@ export class SyncService {
         if (first) results[w.index] = this.duplicateAck(first);
         return !first;
       });
-      const { accepted, declined } = this.decide(toDecide, states, initial, serverTimestamp);
+      const { accepted, declined } = this.decider.decide(toDecide, states, initial, serverTimestamp);
       if (declined.length) await this.answerDeclined(declined, results, reject);
       if (!accepted.length) return;
 
@@ -332,101 +291,6 @@ export class SyncService {
   }
 
   /**
-   * Authorizes, then resolves each change, in order; several changes to one document fold onto each
-   * other (`states` follows them). Accepted changes get their feed entry (`pending`).
-   */
-  private decide(
-    active: Work[],
-    states: Map<string, StoredState>,
-    initial: ReadonlyMap<string, StoredState>,
-    serverTimestamp: number,
-  ): { accepted: Accepted[]; declined: Declined[] } {
-    const accepted: Accepted[] = [];
-    const declined: Declined[] = [];
-    for (const w of active) {
-      const { change: c, origin } = w;
-      const key = docKey(c.collection, c.documentId);
-      const stored = states.get(key)!;
-      // A change whose timestamp the server chose (none was sent) or clamped ("the device's clock
-      // is far ahead") is one the device made after everything it knows of: it must come after the
-      // stored version, or a device would lose its own rapid edits (several in one millisecond of
-      // the server's clock) or its insert-then-update of one batch (both clamped to the same
-      // millisecond). Bounded: stored versions are never beyond now + skew.
-      const timestamp = (c.clamped || c.serverTime) && stored.timestamp !== null && stored.timestamp >= c.timestamp ? stored.timestamp + 1 : c.timestamp;
-      const incoming: IncomingChange = { operation: c.operation, documentId: c.documentId, data: c.data, timestamp, userId: origin.user.id };
-      const before = stored.doc;
-      // The write rule first, before the conflict is resolved, against the stored document (a
-      // deleted one's last version) and the document the change would produce: a change the user
-      // may not make is FORBIDDEN, answered the same whether the id exists, is deleted or is free,
-      // and whether the change would win or lose. A delete of a document the server never had is
-      // checked against a document holding only its id: allowed where the write rule does not
-      // depend on the document, refused elsewhere (its tombstone would otherwise let anyone void
-      // the owner's older offline insert).
-      const ruleBefore = before ? publicDoc(before) : (stored.lastDoc ?? (c.operation === 'delete' ? ({ _id: c.documentId } as SyncDocument) : null));
-      const candidate = afterIfApplied(stored, incoming);
-      if (
-        !origin.trusted &&
-        !this.permissions.canWrite(origin.user, c.collection, ruleBefore, candidate && this.keepTypes(c.collection, stored.doc, candidate))
-      ) {
-        declined.push({ w, ack: this.forbidden(c) });
-        continue;
-      }
-      const outcome = this.resolve(stored, incoming);
-      if (outcome.kind === 'conflict') {
-        declined.push({ w, ack: this.conflictAck(origin, c, stored, outcome) });
-        continue;
-      }
-      // a stored ObjectId or Date the client sends back as its JSON form stays an ObjectId or a Date
-      // (and so do the fields the rules file's fieldTypes names, in new documents too)
-      if (outcome.after) outcome.after = this.keepTypes(c.collection, stored.doc, outcome.after);
-      const after = outcome.after ? (outcome.fieldTimes ? { ...outcome.after, [FIELD_TS]: outcome.fieldTimes } : outcome.after) : null;
-      // and the document the strategy really produced (a custom strategy may produce another one)
-      if (!origin.trusted && !this.permissions.canWrite(origin.user, c.collection, ruleBefore, outcome.after)) {
-        declined.push({ w, ack: this.forbidden(c) });
-        continue;
-      }
-      const violation = this.schemas.check(c.collection, outcome.after, c.changeId);
-      if (violation) {
-        declined.push({ w, ack: violation });
-        continue;
-      }
-      const lastDoc = outcome.after === null ? (before ? publicDoc(before) : (stored.lastDoc ?? null)) : null;
-      states.set(key, {
-        doc: outcome.after,
-        timestamp: outcome.timestamp,
-        deleted: outcome.after === null,
-        fieldTimes: outcome.fieldTimes,
-        author: origin.user.id,
-        lastDoc,
-        dbId: stored.dbId,
-      });
-      accepted.push({
-        w,
-        lastDoc,
-        entry: {
-          _id: 0,
-          changeId: c.changeId,
-          state: 'pending',
-          collection: c.collection,
-          documentId: c.documentId,
-          docKey: key,
-          ...(wireIdType(initial.get(key)!.dbId) ? { idType: 'objectId' as const } : {}),
-          operation: c.operation,
-          after,
-          before: before ? publicDoc(before) : null,
-          timestamp: outcome.timestamp,
-          prevTimestamp: stored.timestamp,
-          userId: origin.user.id,
-          serverTimestamp,
-          clientAddress: w.origin.clientAddress,
-          createdAt: new Date(serverTimestamp),
-        },
-      });
-    }
-    return { accepted, declined };
-  }
-
-  /**
    * A change the resolver or a write rule declines may be the retry of one applied before (its own
    * write is what it now conflicts with): those get the first ack again, marked duplicate; the
    * others are refused. Two `_id` lookups, only for batches with something to decline. (A retry
@@ -441,36 +305,6 @@ export class SyncService {
       if (e) results[w.index] = this.duplicateAck(e);
       else reject(w.index, ack, w.change);
     }
-  }
-
-  /**
-   * The refusal of a change the write rule does not allow: one text and one set of fields, whatever
-   * the document's state, so that it tells nothing about other users' documents.
-   */
-  private forbidden(c: NormalizedChange): ForbiddenError {
-    return new ForbiddenError(`the write rule of "${c.collection}" does not allow this change`, { changeId: c.changeId });
-  }
-
-  /**
-   * The answer to a change that lost its conflict. The winning version (`current`, its timestamp and
-   * the reason) goes only to a user whose read rule matches it (for a deleted document: its last
-   * version, or a document holding only its id); anyone else gets `current: null` and a fixed text,
-   * which an honest client handles as "drop it locally" (it may not see that document anyway).
-   */
-  private conflictAck(origin: ChangeOrigin, c: NormalizedChange, stored: StoredState, outcome: Extract<Outcome, { kind: 'conflict' }>): ChangeAckFailure {
-    const current = outcome.current ? publicDoc(outcome.current) : null;
-    const seen = current ?? stored.lastDoc ?? ({ _id: c.documentId } as SyncDocument);
-    if (origin.trusted || this.permissions.canRead(origin.user, c.collection, seen)) {
-      return {
-        success: false,
-        code: ErrorCode.CONFLICT,
-        changeId: c.changeId,
-        error: `conflict: ${outcome.reason}`,
-        timestamp: outcome.timestamp ?? undefined,
-        current,
-      };
-    }
-    return { success: false, code: ErrorCode.CONFLICT, changeId: c.changeId, error: 'conflict: a newer version of this document is stored', current: null };
   }
 
   /** The first ack of a change already in the feed, given again to its retry. */
