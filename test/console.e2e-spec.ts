@@ -2,17 +2,15 @@
  * Chromium (playwright-core + /usr/bin/chromium). Screenshots go to test-artifacts/. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { Socket } from 'socket.io-client';
 import request from 'supertest';
 import { emitAck, joinedClient, startTestApp, TestApp, waitFor } from './support/app';
+import { ARTIFACTS, haveChromium, launchChromium, warnWithoutChromium } from './support/browser';
 import { hs256, unsigned } from './support/jwt';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const ARTIFACTS = path.join(__dirname, '..', 'test-artifacts');
-const haveChromium = fs.existsSync(CHROMIUM);
 const itBrowser = haveChromium ? it : it.skip;
-if (!haveChromium) console.warn(`console browser test skipped: no Chromium at ${CHROMIUM} (run scripts/setup.sh --test)`);
+warnWithoutChromium('console browser test');
 
 describe('operator console', () => {
   let t: TestApp;
@@ -150,18 +148,7 @@ describe('operator console', () => {
     beforeAll(async () => {
       if (!haveChromium) return;
       fs.mkdirSync(ARTIFACTS, { recursive: true });
-      browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        args: [
-          '--headless',
-          '--no-sandbox',
-          '--disable-gpu',
-          '--no-first-run',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--disable-sync',
-        ],
-      });
+      browser = await launchChromium();
     }, 120_000);
     afterAll(async () => {
       await browser?.close();

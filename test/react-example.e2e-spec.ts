@@ -5,16 +5,14 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { buildReactExample } from '../scripts/build-client';
 import { buildSdk } from '../scripts/build-sdk';
 import { startTestApp, TestApp } from './support/app';
+import { addTask, ARTIFACTS, haveChromium, launchChromium, waitForTitles, warnWithoutChromium } from './support/browser';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const ARTIFACTS = path.join(__dirname, '..', 'test-artifacts');
-const haveChromium = fs.existsSync(CHROMIUM);
 const describeIf = haveChromium ? describe : describe.skip;
-if (!haveChromium) console.warn(`React example browser test skipped: no Chromium at ${CHROMIUM} (run scripts/setup.sh --test)`);
+warnWithoutChromium('React example browser test');
 
 interface TaskRow {
   title: string;
@@ -30,11 +28,6 @@ async function tasks(page: Page): Promise<TaskRow[]> {
   );
 }
 
-async function addTask(page: Page, title: string): Promise<void> {
-  await page.fill('[data-testid=new-title]', title);
-  await page.click('[data-testid=add]');
-}
-
 describeIf('React example in Chromium', () => {
   let t: TestApp;
   let browser: Browser;
@@ -48,19 +41,7 @@ describeIf('React example in Chromium', () => {
     await buildSdk({ types: false, packageDir: pkgDir });
     await buildReactExample({ minify: false, packageDir: pkgDir });
     t = await startTestApp({ AUTH_MODE: 'dev', MAX_CHANGE_BYTES: '8192' }, 'react_example');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   }, 180_000);
   afterAll(async () => {
     for (const c of contexts) await c.close().catch(() => undefined);
@@ -123,16 +104,7 @@ describeIf('React example in Chromium', () => {
     await bob.page.waitForSelector('[data-testid=pending]:has-text("0 pending")', { timeout: 30_000 });
     const expected = ['Buy milk', 'While bob was away', 'Written offline'];
     for (const p of [alice.page, bob.page]) {
-      await p.waitForFunction(
-        (want) => {
-          const got = Array.from(document.querySelectorAll('[data-testid=task] [data-testid=title]'))
-            .map((e) => e.textContent)
-            .sort();
-          return JSON.stringify(got) === JSON.stringify(want);
-        },
-        expected,
-        { timeout: 30_000 },
-      );
+      await waitForTitles(p, expected, 30_000);
     }
     await alice.page.waitForSelector('[data-testid=task]:has-text("Buy milk") [data-testid=toggle]:checked', { timeout: 20_000 });
     const a = await tasks(alice.page);
