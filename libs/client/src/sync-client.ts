@@ -58,7 +58,7 @@ interface SubState extends StoredSubscription {
   count?: number;
   done?: () => void;
   /** The sync:subscribe under way in this session, if any. */
-  sending?: { session: number; promise: Promise<void> };
+  sending?: { session: AbortSignal; promise: Promise<void> };
 }
 
 /** Resolves a storage given as a string (set by the Node and the browser entry points). */
@@ -154,8 +154,10 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
 
   private initPromise?: Promise<void>;
   private socket?: Socket;
-  private session = 0;
-  private sessionEnd?: { promise: Promise<void>; resolve: () => void };
+  /** One per session: aborted when the session ends (a disconnect, a failure, a fresh connect). */
+  private sessionAbort = new AbortController();
+  /** A session (runSession) is under way on the current socket. */
+  private sessionRunning = false;
   private joined = false;
   private wantOnline = false;
   private closed = false;
@@ -376,7 +378,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     await this.initialize();
     const sub = this.addSub(collection, filter, args);
     await this.persist({ meta: { subscriptions: this.storedSubs() } });
-    if (this.isOnline() && !sub.id) await this.sendSubscribe(this.session, sub);
+    if (this.isOnline() && !sub.id) await this.sendSubscribe(this.sessionAbort.signal, sub);
     return this.handle(sub);
   }
 
@@ -663,7 +665,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     this.socket = undefined;
     old.removeAllListeners();
     old.disconnect();
-    if (this.joined || this.sessionEnd) this.endSession();
+    if (this.joined || this.sessionRunning) this.endSession();
   }
 
   private createSocket(target?: NegotiatedTarget): void {
@@ -763,7 +765,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     });
     socket.on('sync:token_expired', () => {
       this.tokenStale = true;
-      void this.rejoin(this.session);
+      void this.rejoin(this.sessionAbort.signal);
     });
   }
 
@@ -811,7 +813,8 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
   }
 
   private endSession(): void {
-    this.session++;
+    this.sessionAbort.abort();
+    this.sessionAbort = new AbortController();
     this.joined = false;
     this.subsById.clear();
     this.earlyPages.clear();
@@ -820,8 +823,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       s.done?.();
       s.done = undefined;
     }
-    this.sessionEnd?.resolve();
-    this.sessionEnd = undefined;
+    this.sessionRunning = false;
     this.wake.notify();
   }
 
@@ -841,14 +843,19 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     return socket.timeout(timeoutMs).emitWithAck(event, payload) as Promise<T>;
   }
 
-  private sleep(ms: number, s: number): Promise<void> {
-    if (s !== this.session) return Promise.resolve();
+  /** Waits `ms`, or less when the session `s` ends meanwhile. */
+  private sleep(ms: number, s: AbortSignal): Promise<void> {
+    if (s.aborted) return Promise.resolve();
     return new Promise((resolve) => {
-      const t = setTimeout(resolve, ms);
-      void this.sessionEnd?.promise.then(() => {
+      const ended = () => {
         clearTimeout(t);
         resolve();
-      });
+      };
+      const t = setTimeout(() => {
+        s.removeEventListener('abort', ended);
+        resolve();
+      }, ms);
+      s.addEventListener('abort', ended, { once: true });
     });
   }
 
@@ -866,12 +873,11 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
 
   private async runSession(): Promise<void> {
     this.endSession();
-    const s = this.session;
-    let resolve!: () => void;
-    this.sessionEnd = { promise: new Promise<void>((r) => (resolve = r)), resolve };
+    const s = this.sessionAbort.signal;
+    this.sessionRunning = true;
     try {
       await this.join(s);
-      if (s !== this.session) return;
+      if (s.aborted) return;
       this.joined = true;
       this.emit('online', true);
       await Promise.all([...this.subs.values()].map((sub) => this.sendSubscribe(s, sub, false)));
@@ -879,15 +885,15 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       const resetMode = this.options.clientResetMode;
       if (resetMode && resetMode !== 'recoverUnsyncedChanges' && this.outbox.size) await this.catchUp(s);
       this.nextCatchUp = 0;
-      while (s === this.session) {
+      while (!s.aborted) {
         await this.flush(s);
-        if (s !== this.session) break;
+        if (s.aborted) break;
         if (this.now() >= this.nextCatchUp) {
           const run = ++this.catchUpsStarted;
           // set before reading: a catch-up asked for meanwhile (whenSynced, an ack) must not be lost
           this.nextCatchUp = this.opts.catchUpIntervalMs > 0 ? this.now() + this.opts.catchUpIntervalMs : Infinity;
           const ok = await this.catchUp(s);
-          if (s !== this.session) break;
+          if (s.aborted) break;
           if (ok) {
             this.reconnectAttempt = 0;
             this.syncedCatchUp = run;
@@ -900,7 +906,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
         await this.wake.wait(Math.min(this.nextCatchUp - this.now(), 2 ** 31 - 1));
       }
     } catch (e) {
-      if (s !== this.session) return;
+      if (s.aborted) return;
       const err = e as Error;
       this.log?.warn(`sync-client: sync session failed: ${err.message}`);
       this.emit('error', err);
@@ -911,14 +917,14 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     }
   }
 
-  private async join(s: number): Promise<JoinAck> {
+  private async join(s: AbortSignal): Promise<JoinAck> {
     for (let attempt = 0; ; attempt++) {
       const token = await this.currentToken(attempt > 0 || this.tokenStale);
       const req: JoinRequest = {};
       if (this.userId) req.userId = this.userId;
       if (token) req.token = token;
       const ack = await this.request<JoinAck | ChangeAckFailure>('sync:join', req);
-      if (s !== this.session) return ack as JoinAck;
+      if (s.aborted) return ack as JoinAck;
       if (ack && ack.success === true) {
         if (!this.cursor && ack.cursor) {
           this.cursor = ack.cursor;
@@ -930,7 +936,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       if (code === ErrorCode.UNAUTHENTICATED && this.options.getToken && attempt === 0) continue;
       if (code === ErrorCode.RATE_LIMITED || code === ErrorCode.UNAVAILABLE) {
         await this.sleep(validHint((ack as ChangeAckFailure).retryAfterMs) ?? this.retryDelay(attempt), s);
-        if (s !== this.session) return ack as unknown as JoinAck;
+        if (s.aborted) return ack as unknown as JoinAck;
         continue;
       }
       throw new SyncClientError(code ?? ErrorCode.INTERNAL, `join refused: ${(ack as ChangeAckFailure | undefined)?.error ?? 'no answer'}`);
@@ -938,13 +944,13 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
   }
 
   /** Re-joins on the same socket with a fresh token (token expired, or UNAUTHENTICATED). */
-  private async rejoin(s: number): Promise<void> {
-    if (s !== this.session || !this.socket?.connected) return;
+  private async rejoin(s: AbortSignal): Promise<void> {
+    if (s.aborted || !this.socket?.connected) return;
     try {
       this.tokenStale = true;
       await this.join(s);
     } catch (e) {
-      if (s !== this.session) return;
+      if (s.aborted) return;
       this.emit('error', e as Error);
       this.socket?.disconnect();
       this.endSession();
@@ -997,7 +1003,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
    * waits for the bootstrap to finish. `throwOnRefusal`: a refused filter rejects (subscribe()) or is
    * only reported (reconnects).
    */
-  private sendSubscribe(s: number, sub: SubState, throwOnRefusal = true): Promise<void> {
+  private sendSubscribe(s: AbortSignal, sub: SubState, throwOnRefusal = true): Promise<void> {
     if (sub.sending?.session === s) return sub.sending.promise;
     const promise = this.doSubscribe(s, sub, throwOnRefusal).finally(() => {
       if (sub.sending?.promise === promise) sub.sending = undefined;
@@ -1006,7 +1012,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     return promise;
   }
 
-  private async doSubscribe(s: number, sub: SubState, throwOnRefusal: boolean): Promise<void> {
+  private async doSubscribe(s: AbortSignal, sub: SubState, throwOnRefusal: boolean): Promise<void> {
     const bootstrap = !sub.bootstrapped;
     let ack: SubscribeAck | ChangeAckFailure;
     for (let attempt = 0; ; attempt++) {
@@ -1016,12 +1022,12 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
         ...(sub.args ? { args: sub.args } : {}),
         bootstrap,
       });
-      if (s !== this.session) return;
+      if (s.aborted) return;
       if (ack?.success === true) break;
       const code = (ack as ChangeAckFailure | undefined)?.code;
       if (code === ErrorCode.RATE_LIMITED || code === ErrorCode.UNAVAILABLE) {
         await this.sleep(validHint((ack as ChangeAckFailure).retryAfterMs) ?? this.retryDelay(attempt), s);
-        if (s !== this.session) return;
+        if (s.aborted) return;
         continue;
       }
       if (code === ErrorCode.UNAUTHENTICATED && attempt === 0) {
@@ -1150,20 +1156,20 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
    * Reads the change feed from the stored cursor until it is exhausted. Returns false when it could
    * not finish (offline, refused).
    */
-  private async catchUp(s: number): Promise<boolean> {
+  private async catchUp(s: AbortSignal): Promise<boolean> {
     if (!this.cursor) return true;
     let idle = 0;
     let attempt = 0;
-    while (s === this.session) {
+    while (!s.aborted) {
       let ack: GetChangesAck | ChangeAckFailure;
       try {
         ack = await this.request<GetChangesAck | ChangeAckFailure>('sync:get_changes', { cursor: this.cursor, limit: this.opts.getChangesLimit });
       } catch (e) {
-        if (s !== this.session) return false;
+        if (s.aborted) return false;
         await this.sleep(this.retryDelay(attempt++), s);
         continue;
       }
-      if (s !== this.session) return false;
+      if (s.aborted) return false;
       if (!ack || ack.success !== true) {
         const code = (ack as ChangeAckFailure | undefined)?.code;
         if (code === ErrorCode.CURSOR_EXPIRED) {
@@ -1203,7 +1209,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
    * drop the documents that no longer exist. Unsent changes are kept (recoverUnsyncedChanges) or
    * rolled back and removed from the outbox (discardUnsyncedChanges), as clientResetMode says.
    */
-  private async resetAfterExpiry(s: number): Promise<void> {
+  private async resetAfterExpiry(s: AbortSignal): Promise<void> {
     const option = this.options.clientResetMode ?? 'recoverUnsyncedChanges';
     let mode: ClientResetMode = 'recoverUnsyncedChanges';
     try {
@@ -1211,7 +1217,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     } catch (e) {
       this.emit('error', e as Error);
     }
-    if (s !== this.session) return;
+    if (s.aborted) return;
     const discarded: OutboxEntry[] = mode === 'discardUnsyncedChanges' ? this.outbox.durableEntries() : [];
     if (discarded.length) {
       this.outbox.remove(discarded.map((e) => e.changeId));
@@ -1236,11 +1242,11 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     }
     this.cursor = null;
     await this.persist({ meta: { cursor: null, subscriptions: this.storedSubs() } });
-    if (s !== this.session) return;
+    if (s.aborted) return;
     await this.join(s);
-    if (s !== this.session) return;
+    if (s.aborted) return;
     await Promise.all([...this.subs.values()].map((sub) => this.sendSubscribe(s, sub, false)));
-    if (s !== this.session) return;
+    if (s.aborted) return;
     const drops: { collection: string; id: string }[] = [];
     for (const key of this.staleKeys) {
       const i = key.indexOf('\u0000');
@@ -1255,9 +1261,9 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
   // ---- sending the outbox --------------------------------------------------------------------------
 
   /** Sends the outbox in order, in batches, until it is empty or the server asks to wait. */
-  private async flush(s: number): Promise<void> {
+  private async flush(s: AbortSignal): Promise<void> {
     let attempt = 0;
-    while (s === this.session) {
+    while (!s.aborted) {
       const batch = this.outbox.nextBatch(this.batchLimit, this.opts.maxBatchBytes);
       if (!batch.length) return;
       let ack: ChangeBatchAck | ChangeAckFailure;
@@ -1273,13 +1279,13 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
         }
         if (batch.length > 1) this.batchLimit = Math.max(1, Math.floor(batch.length / 2));
         else if (await this.refuseIfUnanswerable(batch[0])) continue;
-        if (s !== this.session) return;
+        if (s.aborted) return;
         await this.sleep(this.retryDelay(attempt++), s);
         continue;
       }
       this.unansweredAlone.delete(batch[0].changeId);
       for (const e of batch) this.inFlight.delete(e.changeId);
-      if (s !== this.session) return;
+      if (s.aborted) return;
       let results: (ChangeAck | undefined)[];
       if (ack && ack.success === true && Array.isArray(ack.results)) {
         results = ack.results;
