@@ -5,10 +5,7 @@ import {
   LIMITS,
   OPERATIONS,
   type BootstrapPage,
-  type ChangeAck,
   type ChangeAckFailure,
-  type ChangeAckSuccess,
-  type ChangeBatchAck,
   type DeliveredChange,
   type GetChangesAck,
   type JoinAck,
@@ -21,9 +18,11 @@ import { TypedEmitter } from './emitter';
 import { idOf, isValidDocumentId, withId } from './ids';
 import { LocalView, type ViewFilter } from './local-view';
 import { compileFilter } from './matcher';
-import { Outbox, toWire } from './outbox';
+import { Outbox } from './outbox';
 import { MemoryStorage } from './storage/memory-storage';
 import { docKey, type DocRecord, type OutboxEntry, type StorageWrite, type StoredSubscription, type SyncStorage } from './storage/storage.types';
+import { numberOr, publicChange, validHint, Wakeup } from './client-internals';
+import { Uploader } from './uploader';
 import { backoffDelay, isPlainObject, uuid } from './util';
 import { type DocumentIdInput, toDocumentId } from './object-id';
 import { negotiate, NegotiateError, type NegotiatedTarget } from './negotiate';
@@ -68,47 +67,6 @@ export function setStringStorageResolver(r: StringStorageResolver): void {
   stringStorageResolver = r;
 }
 
-/** A change refused with one of these codes is refused for good: rolled back, never retried. */
-const FINAL_CODES = new Set<string>([ErrorCode.FORBIDDEN, ErrorCode.INVALID_PAYLOAD, ErrorCode.PAYLOAD_TOO_LARGE, ErrorCode.INVALID_QUERY, 'SCHEMA_VIOLATION']);
-/** Transient: retried with backoff (and the server's retryAfterMs) for as long as it takes. */
-const TRANSIENT_CODES = new Set<string>([ErrorCode.RATE_LIMITED, ErrorCode.UNAVAILABLE, ErrorCode.UNAUTHENTICATED, 'TIMEOUT', 'SLOW_CONSUMER']);
-/** INTERNAL and codes this client does not know are retried this often, then taken as refused. */
-const MAX_INTERNAL_ATTEMPTS = 5;
-/** A change of more than this many bytes sent alone without an answer this often is refused. */
-const UNANSWERABLE_MIN_BYTES = 64 * 1024;
-const MAX_UNANSWERED_ALONE = 5;
-
-class Wakeup {
-  private flag = false;
-  private resolver?: () => void;
-  notify(): void {
-    if (this.resolver) {
-      const r = this.resolver;
-      this.resolver = undefined;
-      r();
-    } else this.flag = true;
-  }
-  wait(ms: number): Promise<void> {
-    if (this.flag) {
-      this.flag = false;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => {
-      const t = setTimeout(
-        () => {
-          this.resolver = undefined;
-          resolve();
-        },
-        Math.max(0, ms),
-      );
-      this.resolver = () => {
-        clearTimeout(t);
-        resolve();
-      };
-    });
-  }
-}
-
 /**
  * The sync client: an optimistic local view, a durable outbox, and the protocol conversation that
  * keeps both in step with the server (see docs/SDK.md).
@@ -143,12 +101,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
   private readonly subsById = new Map<string, SubState>();
   private readonly earlyPages = new Map<string, BootstrapPage[]>();
   private readonly wake = new Wakeup();
-  private readonly internalAttempts = new Map<string, number>();
-  /** Per outbox entry: sends without a final answer, the last error (for inspect()). */
-  private readonly entryInfo = new Map<string, { attempts: number; lastError: InspectReport['lastError'] }>();
-  private readonly inFlight = new Set<string>();
-  /** Big changes sent alone without an answer, and how often (see refuseIfUnanswerable). */
-  private readonly unansweredAlone = new Map<string, number>();
+  private readonly uploader: Uploader;
   private lastError: InspectReport['lastError'] = null;
   private reconnectAt: number | null = null;
 
@@ -167,7 +120,6 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
   private lastSeq = 0;
   private token?: string;
   private tokenStale = false;
-  private batchLimit: number;
   private nextCatchUp = 0;
   /** Catch-ups started so far, and the number of the one the last 'synced' event reports. */
   private catchUpsStarted = 0;
@@ -213,7 +165,25 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       reconnectDelayMs: options.reconnectDelayMs ?? 1_000,
       maxRetryDelayMs: options.maxRetryDelayMs ?? 300_000,
     };
-    this.batchLimit = this.opts.maxBatchSize;
+    this.uploader = new Uploader({
+      outbox: this.outbox,
+      view: this.view,
+      log: this.log,
+      maxBatchSize: this.opts.maxBatchSize,
+      maxBatchBytes: this.opts.maxBatchBytes,
+      emit: (event, ...args) => this.emit(event, ...args),
+      persist: (w) => this.persist(w),
+      request: (event, payload) => this.request(event, payload),
+      sleep: (ms, s) => this.sleep(ms, s),
+      retryDelay: (attempt) => this.retryDelay(attempt),
+      rejoin: (s) => this.rejoin(s),
+      confirmed: (collection, id) => this.staleKeys?.delete(docKey(collection, id)),
+      applied: () => {
+        this.lastSyncTimestamp = this.now();
+        // read the feed soon: it carries the full documents after our updates (and what we raced with)
+        this.nextCatchUp = Math.min(this.nextCatchUp, this.now() + 200);
+      },
+    });
     this.token = options.token;
     if (typeof storage === 'string') {
       if (!stringStorageResolver) throw new Error('a storage given as a string needs the Node or browser entry point of the SDK');
@@ -493,8 +463,8 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
           : null
         : { via: 'direct', endpoint: this.serverUrl, path: (this.options.socketOptions?.path as string | undefined) ?? '/socket.io', expiresAt: null },
       outbox: this.outbox.all().map((e) => {
-        const info = this.entryInfo.get(e.changeId);
-        const state: OutboxEntryState = !durable.has(e.changeId) ? 'storing' : this.inFlight.has(e.changeId) ? 'sending' : info ? 'retrying' : 'queued';
+        const { sending, info } = this.uploader.entryState(e.changeId);
+        const state: OutboxEntryState = !durable.has(e.changeId) ? 'storing' : sending ? 'sending' : info ? 'retrying' : 'queued';
         return {
           changeId: e.changeId,
           seq: e.seq,
@@ -886,7 +856,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       if (resetMode && resetMode !== 'recoverUnsyncedChanges' && this.outbox.size) await this.catchUp(s);
       this.nextCatchUp = 0;
       while (!s.aborted) {
-        await this.flush(s);
+        await this.uploader.flush(s);
         if (s.aborted) break;
         if (this.now() >= this.nextCatchUp) {
           const run = ++this.catchUpsStarted;
@@ -1223,8 +1193,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       this.outbox.remove(discarded.map((e) => e.changeId));
       for (const e of discarded) {
         this.view.settle(e, 'rollback');
-        this.entryInfo.delete(e.changeId);
-        this.internalAttempts.delete(e.changeId);
+        this.uploader.forget(e.changeId);
       }
       await this.persist({ deleteOutbox: discarded.map((e) => e.changeId) });
       this.emit('pending', this.outbox.size);
@@ -1257,201 +1226,10 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     this.staleKeys = undefined;
     if (drops.length) await this.persist({ deleteDocs: drops });
   }
-
-  // ---- sending the outbox --------------------------------------------------------------------------
-
-  /** Sends the outbox in order, in batches, until it is empty or the server asks to wait. */
-  private async flush(s: AbortSignal): Promise<void> {
-    let attempt = 0;
-    while (!s.aborted) {
-      const batch = this.outbox.nextBatch(this.batchLimit, this.opts.maxBatchBytes);
-      if (!batch.length) return;
-      let ack: ChangeBatchAck | ChangeAckFailure;
-      for (const e of batch) this.inFlight.add(e.changeId);
-      try {
-        ack = await this.request<ChangeBatchAck | ChangeAckFailure>('sync:changeBatch', { changes: batch.map(toWire) });
-      } catch (err) {
-        // no answer (timeout, or the connection dropped: perhaps the message was over the server's
-        // size limit): retry smaller; the size grows back after successes
-        for (const e of batch) {
-          this.inFlight.delete(e.changeId);
-          this.noteAttempt(e.changeId, (err as SyncClientError).code ?? 'TIMEOUT', (err as Error).message);
-        }
-        if (batch.length > 1) this.batchLimit = Math.max(1, Math.floor(batch.length / 2));
-        else if (await this.refuseIfUnanswerable(batch[0])) continue;
-        if (s.aborted) return;
-        await this.sleep(this.retryDelay(attempt++), s);
-        continue;
-      }
-      this.unansweredAlone.delete(batch[0].changeId);
-      for (const e of batch) this.inFlight.delete(e.changeId);
-      if (s.aborted) return;
-      let results: (ChangeAck | undefined)[];
-      if (ack && ack.success === true && Array.isArray(ack.results)) {
-        results = ack.results;
-      } else {
-        const fail = (ack ?? { success: false, code: ErrorCode.INTERNAL, error: 'no answer' }) as ChangeAckFailure;
-        if (fail.code === ErrorCode.UNAUTHENTICATED) {
-          await this.rejoin(s);
-          continue;
-        }
-        if (!FINAL_CODES.has(fail.code)) {
-          for (const e of batch) this.noteAttempt(e.changeId, fail.code, fail.error);
-          await this.sleep(validHint(fail.retryAfterMs) ?? this.retryDelay(attempt++), s);
-          continue;
-        }
-        if (batch.length > 1) {
-          // the batch as a whole was refused (too big?): split it until the culprit stands alone
-          this.batchLimit = Math.max(1, Math.floor(batch.length / 2));
-          continue;
-        }
-        results = [fail];
-      }
-      const { retryAfterMs, rejoin } = await this.settle(batch, results);
-      if (rejoin) await this.rejoin(s);
-      if (retryAfterMs !== undefined) {
-        await this.sleep(retryAfterMs || this.retryDelay(attempt++), s);
-      } else {
-        attempt = 0;
-        if (this.batchLimit < this.opts.maxBatchSize) this.batchLimit = Math.min(this.opts.maxBatchSize, this.batchLimit * 2);
-      }
-    }
-  }
-
-  /** Applies the acks of one batch: settled entries leave the outbox in one storage write. */
-  private async settle(batch: OutboxEntry[], results: (ChangeAck | undefined)[]): Promise<{ retryAfterMs?: number; rejoin: boolean }> {
-    const removed: string[] = [];
-    const putDocs: DocRecord[] = [];
-    let retryAfterMs: number | undefined;
-    let rejoin = false;
-    let anyApplied = false;
-    for (let i = 0; i < batch.length; i++) {
-      const e = batch[i];
-      const r = results[i];
-      if (r && r.success === true) {
-        const base = this.ackBase(e, r);
-        this.staleKeys?.delete(docKey(e.collection, e.documentId));
-        if (this.view.settle(e, 'ack', base)) putDocs.push(base);
-        removed.push(e.changeId);
-        anyApplied = true;
-        this.emit('acked', { change: publicChange(e), ack: r });
-        continue;
-      }
-      const code = r?.code;
-      if (code === ErrorCode.CONFLICT) {
-        const fail = r as ChangeAckFailure;
-        const current: SyncDocument | null = fail.current && typeof fail.current === 'object' ? withId(fail.current, e.documentId) : null;
-        const ts = numberOr(fail.timestamp, numberOr(current?.sync_updated_at, 0));
-        const base: DocRecord = { collection: e.collection, id: e.documentId, state: current ? 'live' : 'deleted', doc: current, ts };
-        const known = this.view.getBase(e.collection, e.documentId)?.idType;
-        if (known) base.idType = known;
-        if (this.view.settle(e, 'conflict', base)) putDocs.push(base);
-        removed.push(e.changeId);
-        anyApplied = true;
-        this.emit('conflict', { change: publicChange(e), current, timestamp: fail.timestamp });
-        continue;
-      }
-      // INTERNAL, or a code this client does not know: a few retries, then refused (never stuck)
-      const limited = !!code && !FINAL_CODES.has(code) && !TRANSIENT_CODES.has(code);
-      const attempts = limited || !r ? (this.internalAttempts.get(e.changeId) ?? 0) + 1 : 0;
-      this.noteAttempt(e.changeId, code ?? ErrorCode.INTERNAL, r?.error ?? 'no result for this change');
-      if ((code && FINAL_CODES.has(code)) || attempts >= MAX_INTERNAL_ATTEMPTS) {
-        this.view.settle(e, 'rollback');
-        removed.push(e.changeId);
-        this.internalAttempts.delete(e.changeId);
-        const finalCode = code ?? ErrorCode.INTERNAL;
-        this.emit('rejected', { change: publicChange(e), code: finalCode, error: r?.error ?? finalCode });
-        this.log?.warn(`sync-client: ${e.operation} ${e.collection}/${e.documentId} refused (${finalCode}): ${r?.error ?? ''}; rolled back`);
-        continue;
-      }
-      if (attempts) this.internalAttempts.set(e.changeId, attempts);
-      if (code === ErrorCode.UNAUTHENTICATED) rejoin = true;
-      const wait = validHint((r as ChangeAckFailure | undefined)?.retryAfterMs);
-      retryAfterMs = Math.max(retryAfterMs ?? 0, wait ?? 0);
-    }
-    this.outbox.remove(removed);
-    if (removed.length) {
-      for (const id of removed) {
-        this.internalAttempts.delete(id);
-        this.entryInfo.delete(id);
-      }
-      await this.persist({ deleteOutbox: removed, putDocs });
-      this.emit('pending', this.outbox.size);
-    }
-    if (anyApplied) {
-      this.lastSyncTimestamp = this.now();
-      // read the feed soon: it carries the full documents after our updates (and what we raced with)
-      this.nextCatchUp = Math.min(this.nextCatchUp, this.now() + 200);
-    }
-    return { retryAfterMs, rejoin };
-  }
-
-  /**
-   * A big change sent alone that never gets an answer (the server closes the connection: over its
-   * message size limit) would block the outbox forever: after MAX_UNANSWERED_ALONE tries it is
-   * refused as PAYLOAD_TOO_LARGE. Small changes are never refused this way (a flaky network only
-   * delays them).
-   */
-  private async refuseIfUnanswerable(e: OutboxEntry): Promise<boolean> {
-    if (JSON.stringify(toWire(e)).length <= UNANSWERABLE_MIN_BYTES) return false;
-    const n = (this.unansweredAlone.get(e.changeId) ?? 0) + 1;
-    this.unansweredAlone.set(e.changeId, n);
-    if (n < MAX_UNANSWERED_ALONE) return false;
-    this.unansweredAlone.delete(e.changeId);
-    this.entryInfo.delete(e.changeId);
-    this.internalAttempts.delete(e.changeId);
-    this.outbox.remove([e.changeId]);
-    this.view.settle(e, 'rollback');
-    await this.persist({ deleteOutbox: [e.changeId] });
-    this.emit('pending', this.outbox.size);
-    const error = `no answer to this change sent alone ${n} times: over the server's message size limit?`;
-    this.emit('rejected', { change: publicChange(e), code: ErrorCode.PAYLOAD_TOO_LARGE, error });
-    this.log?.warn(`sync-client: ${e.operation} ${e.collection}/${e.documentId} refused (PAYLOAD_TOO_LARGE): ${error}; rolled back`);
-    return true;
-  }
-
-  private noteAttempt(changeId: string, code: string, message: string): void {
-    const info = this.entryInfo.get(changeId) ?? { attempts: 0, lastError: null };
-    info.attempts++;
-    info.lastError = { code, message: String(message).slice(0, 500), at: Date.now() };
-    this.entryInfo.set(changeId, info);
-  }
-
-  /** The server state after an applied local change, as far as the client can tell. */
-  private ackBase(e: OutboxEntry, ack: ChangeAckSuccess): DocRecord {
-    const ts = numberOr(ack.timestamp, e.timestamp);
-    const cursor = typeof ack.cursor === 'string' && ack.cursor ? ack.cursor : undefined;
-    if (e.operation === 'delete') return { collection: e.collection, id: e.documentId, state: 'deleted', doc: null, ts, cursor };
-    const cur = this.view.getBase(e.collection, e.documentId);
-    const prior = e.operation === 'update' && cur?.state === 'live' && cur.doc ? cur.doc : {};
-    const doc = { ...withId({ ...prior, ...(e.data ?? {}) }, e.documentId), sync_updated_at: ts };
-    const idType = cur?.idType ?? e.idType;
-    return { collection: e.collection, id: e.documentId, state: 'live', doc, ts, cursor, ...(idType ? { idType } : {}) };
-  }
-}
-
-function publicChange(e: OutboxEntry): PendingChange {
-  return {
-    changeId: e.changeId,
-    operation: e.operation,
-    collection: e.collection,
-    documentId: e.documentId,
-    ...(e.data ? { data: e.data } : {}),
-    timestamp: e.timestamp,
-  };
 }
 
 /** A negotiated access token is renewed when less than this is left before its expiresAt. */
 const NEGOTIATE_RENEW_MS = 60_000;
-
-/** A server's retryAfterMs hint, bounded (at most an hour); undefined when absent or nonsense. */
-function validHint(v: unknown): number | undefined {
-  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? Math.min(v, 3_600_000) : undefined;
-}
-
-function numberOr(v: unknown, fallback: number): number {
-  return typeof v === 'number' && Number.isFinite(v) ? v : fallback;
-}
 
 /** Client-side checks of a change, mirroring the server's (PROTOCOL.md), so mistakes fail fast. */
 export function validateChange(operation: unknown, collection: unknown, documentId: unknown, data: unknown, maxBytes: number): void {
