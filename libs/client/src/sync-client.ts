@@ -11,18 +11,17 @@ import {
   type JoinAck,
   type JoinRequest,
   type Operation,
-  type SubscribeAck,
   type SyncDocument,
 } from '../../protocol/src/types';
 import { TypedEmitter } from './emitter';
 import { idOf, isValidDocumentId, withId } from './ids';
 import { LocalView, type ViewFilter } from './local-view';
-import { compileFilter } from './matcher';
 import { Outbox } from './outbox';
 import { MemoryStorage } from './storage/memory-storage';
-import { docKey, type DocRecord, type OutboxEntry, type StorageWrite, type StoredSubscription, type SyncStorage } from './storage/storage.types';
+import { docKey, type DocRecord, type OutboxEntry, type StorageWrite, type SyncStorage } from './storage/storage.types';
 import { numberOr, publicChange, validHint, Wakeup } from './client-internals';
 import { Uploader } from './uploader';
+import { SubscriptionSet } from './subscriptions';
 import { backoffDelay, isPlainObject, uuid } from './util';
 import { type DocumentIdInput, toDocumentId } from './object-id';
 import { negotiate, NegotiateError, type NegotiatedTarget } from './negotiate';
@@ -51,14 +50,6 @@ export {
   type SyncErrorCode,
   type TokenProvider,
 } from './client-types';
-
-interface SubState extends StoredSubscription {
-  id?: string;
-  count?: number;
-  done?: () => void;
-  /** The sync:subscribe under way in this session, if any. */
-  sending?: { session: AbortSignal; promise: Promise<void> };
-}
 
 /** Resolves a storage given as a string (set by the Node and the browser entry points). */
 export type StringStorageResolver = (spec: string, userId: string, logger: SyncClientLogger | null) => SyncStorage;
@@ -97,9 +88,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
   private readonly log: SyncClientLogger | null;
   private readonly now: () => number;
   private readonly outbox = new Outbox();
-  private readonly subs = new Map<string, SubState>();
-  private readonly subsById = new Map<string, SubState>();
-  private readonly earlyPages = new Map<string, BootstrapPage[]>();
+  private readonly subs: SubscriptionSet;
   private readonly wake = new Wakeup();
   private readonly uploader: Uploader;
   private lastError: InspectReport['lastError'] = null;
@@ -191,7 +180,17 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     } else {
       this.storage = storage ?? new MemoryStorage();
     }
-    for (const s of options.subscriptions ?? []) this.addSub(s.collection, s.filter, s.args);
+    this.subs = new SubscriptionSet({
+      emit: (event, ...args) => this.emit(event, ...args),
+      persist: (w) => this.persist(w),
+      request: (event, payload) => this.request(event, payload),
+      sleep: (ms, s) => this.sleep(ms, s),
+      retryDelay: (attempt) => this.retryDelay(attempt),
+      rejoin: (s) => this.rejoin(s),
+      onPage: (page) => this.onBootstrapPage(page),
+      unsubscribe: (key) => this.unsubscribe(key),
+    });
+    for (const s of options.subscriptions ?? []) this.subs.add(s.collection, s.filter, s.args);
     this.view.on('change', (c) => this.emit('change', c));
     this.on('error', (e) => (this.lastError = { code: (e as SyncClientError).code ?? 'ERROR', message: e.message, at: Date.now() }));
     this.on('rejected', (r) => (this.lastError = { code: r.code, message: r.error, at: Date.now() }));
@@ -346,10 +345,10 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
   async subscribe(collection: string, filter?: string, args?: unknown[]): Promise<Subscription> {
     if (!isUserCollectionName(collection)) throw new SyncClientError(ErrorCode.INVALID_PAYLOAD, `invalid collection name "${collection}"`);
     await this.initialize();
-    const sub = this.addSub(collection, filter, args);
-    await this.persist({ meta: { subscriptions: this.storedSubs() } });
-    if (this.isOnline() && !sub.id) await this.sendSubscribe(this.sessionAbort.signal, sub);
-    return this.handle(sub);
+    const sub = this.subs.add(collection, filter, args);
+    await this.persist({ meta: { subscriptions: this.subs.stored() } });
+    if (this.isOnline() && !sub.id) await this.subs.send(this.sessionAbort.signal, sub);
+    return this.subs.handle(sub);
   }
 
   /** Drops a subscription, and the local documents no remaining subscription covers. */
@@ -357,22 +356,21 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     const key = typeof sub === 'string' ? sub : sub.key;
     const s = this.subs.get(key);
     if (!s) return;
-    this.subs.delete(key);
-    if (s.id) this.subsById.delete(s.id);
+    this.subs.remove(s);
     if (s.id && this.isOnline()) {
       await this.request('sync:unsubscribe', { subscriptionId: s.id }).catch(() => undefined);
     }
     const drops: { collection: string; id: string }[] = [];
     for (const rec of [...this.view.baseRecords()]) {
       if (rec.collection !== s.collection) continue;
-      if (rec.doc && this.matchesSubscriptions(rec.collection, rec.doc)) continue;
+      if (rec.doc && this.subs.matches(rec.collection, rec.doc)) continue;
       if (this.view.drop(rec.collection, rec.id, 'reset')) drops.push({ collection: rec.collection, id: rec.id });
     }
-    await this.persist({ deleteDocs: drops, meta: { subscriptions: this.storedSubs() } });
+    await this.persist({ deleteDocs: drops, meta: { subscriptions: this.subs.stored() } });
   }
 
   subscriptions(): Subscription[] {
-    return [...this.subs.values()].map((s) => this.handle(s));
+    return [...this.subs.values()].map((s) => this.subs.handle(s));
   }
 
   /** A visible document (synced state with pending local changes applied). */
@@ -537,13 +535,13 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     this.lastSeq = Math.max(meta.lastSeq ?? 0, ...state.outbox.map((e) => e.seq));
     this.lastTimestamp = Math.max(meta.lastTimestamp ?? 0, ...state.outbox.map((e) => e.timestamp));
     for (const s of storedSubs) {
-      const sub = this.addSub(s.collection, s.filter, s.args);
+      const sub = this.subs.add(s.collection, s.filter, s.args);
       sub.bootstrapped = s.bootstrapped && !!cursor;
     }
     this.outbox.load(state.outbox);
     this.view.load(docs, state.outbox);
     if (meta.userId !== this.userId || meta.serverUrl !== this.serverUrl || (this.subs.size && !storedSubs.length)) {
-      await this.storage.write({ meta: { userId: this.userId, serverUrl: this.serverUrl, subscriptions: this.storedSubs() } });
+      await this.storage.write({ meta: { userId: this.userId, serverUrl: this.serverUrl, subscriptions: this.subs.stored() } });
     }
     if (this.outbox.size) this.emit('pending', this.outbox.size);
   }
@@ -786,13 +784,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     this.sessionAbort.abort();
     this.sessionAbort = new AbortController();
     this.joined = false;
-    this.subsById.clear();
-    this.earlyPages.clear();
-    for (const s of this.subs.values()) {
-      s.id = undefined;
-      s.done?.();
-      s.done = undefined;
-    }
+    this.subs.endSession();
     this.sessionRunning = false;
     this.wake.notify();
   }
@@ -850,7 +842,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       if (s.aborted) return;
       this.joined = true;
       this.emit('online', true);
-      await Promise.all([...this.subs.values()].map((sub) => this.sendSubscribe(s, sub, false)));
+      await Promise.all([...this.subs.values()].map((sub) => this.subs.send(s, sub, false)));
       // a reset that may discard unsent changes must be found before they are sent: read first
       const resetMode = this.options.clientResetMode;
       if (resetMode && resetMode !== 'recoverUnsyncedChanges' && this.outbox.size) await this.catchUp(s);
@@ -928,112 +920,14 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     }
   }
 
-  // ---- subscriptions -------------------------------------------------------------------------------
-
-  private addSub(collection: string, filter?: string, args?: unknown[]): SubState {
-    const f = filter && filter.trim() ? filter : undefined;
-    const a = args && args.length ? args : undefined;
-    const key = JSON.stringify([collection, f ?? '', a ?? []]);
-    let sub = this.subs.get(key);
-    if (!sub) {
-      sub = { key, collection, filter: f, args: a, bootstrapped: false };
-      this.subs.set(key, sub);
-    }
-    return sub;
-  }
-
-  private storedSubs(): StoredSubscription[] {
-    return [...this.subs.values()].map(({ key, collection, filter, args, bootstrapped }) => ({
-      key,
-      collection,
-      ...(filter ? { filter } : {}),
-      ...(args ? { args } : {}),
-      bootstrapped,
-    }));
-  }
-
-  private handle(sub: SubState): Subscription {
-    return {
-      key: sub.key,
-      collection: sub.collection,
-      filter: sub.filter,
-      args: sub.args,
-      get id() {
-        return sub.id;
-      },
-      get count() {
-        return sub.count;
-      },
-      unsubscribe: () => this.unsubscribe(sub.key),
-    };
-  }
-
-  /**
-   * Sends sync:subscribe (with a bootstrap unless this subscription's data is already stored) and
-   * waits for the bootstrap to finish. `throwOnRefusal`: a refused filter rejects (subscribe()) or is
-   * only reported (reconnects).
-   */
-  private sendSubscribe(s: AbortSignal, sub: SubState, throwOnRefusal = true): Promise<void> {
-    if (sub.sending?.session === s) return sub.sending.promise;
-    const promise = this.doSubscribe(s, sub, throwOnRefusal).finally(() => {
-      if (sub.sending?.promise === promise) sub.sending = undefined;
-    });
-    sub.sending = { session: s, promise };
-    return promise;
-  }
-
-  private async doSubscribe(s: AbortSignal, sub: SubState, throwOnRefusal: boolean): Promise<void> {
-    const bootstrap = !sub.bootstrapped;
-    let ack: SubscribeAck | ChangeAckFailure;
-    for (let attempt = 0; ; attempt++) {
-      ack = await this.request<SubscribeAck | ChangeAckFailure>('sync:subscribe', {
-        collection: sub.collection,
-        ...(sub.filter ? { filter: sub.filter } : {}),
-        ...(sub.args ? { args: sub.args } : {}),
-        bootstrap,
-      });
-      if (s.aborted) return;
-      if (ack?.success === true) break;
-      const code = (ack as ChangeAckFailure | undefined)?.code;
-      if (code === ErrorCode.RATE_LIMITED || code === ErrorCode.UNAVAILABLE) {
-        await this.sleep(validHint((ack as ChangeAckFailure).retryAfterMs) ?? this.retryDelay(attempt), s);
-        if (s.aborted) return;
-        continue;
-      }
-      if (code === ErrorCode.UNAUTHENTICATED && attempt === 0) {
-        await this.rejoin(s);
-        continue;
-      }
-      // a filter the server refuses: drop the subscription rather than retry it forever
-      const err = new SyncClientError(
-        code ?? ErrorCode.INTERNAL,
-        `subscription to ${sub.collection} refused: ${(ack as ChangeAckFailure | undefined)?.error ?? 'no answer'}`,
-      );
-      this.subs.delete(sub.key);
-      await this.persist({ meta: { subscriptions: this.storedSubs() } });
-      if (throwOnRefusal) throw err;
-      this.emit('error', err);
-      return;
-    }
-    sub.id = ack.subscriptionId;
-    sub.count = ack.count;
-    this.subsById.set(sub.id, sub);
-    if (!bootstrap) return;
-    const done = new Promise<void>((resolve) => (sub.done = resolve));
-    const early = this.earlyPages.get(sub.id);
-    this.earlyPages.delete(sub.id);
-    for (const p of early ?? []) await this.onBootstrapPage(p);
-    if (!sub.bootstrapped) await done;
-  }
+  // ---- receiving bootstrap pages ------------------------------------------------------------------
 
   private async onBootstrapPage(page: BootstrapPage): Promise<void> {
     if (!page || typeof page !== 'object' || typeof page.subscriptionId !== 'string') return;
-    const sub = this.subsById.get(page.subscriptionId);
+    const sub = this.subs.byId(page.subscriptionId);
     if (!sub) {
       // the page overtook the subscribe ack: keep it until the ack tells which subscription it is
-      const list = this.earlyPages.get(page.subscriptionId) ?? [];
-      list.push(page);
-      this.earlyPages.set(page.subscriptionId, list);
+      this.subs.holdEarly(page);
       return;
     }
     const collection = page.collection ?? sub.collection;
@@ -1049,7 +943,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     const w: StorageWrite = { putDocs: puts };
     if (page.done) {
       sub.bootstrapped = true;
-      w.meta = { subscriptions: this.storedSubs() };
+      w.meta = { subscriptions: this.subs.stored() };
     }
     this.emit('bootstrap', { collection, subscriptionId: page.subscriptionId, page: page.page, count: page.data?.length ?? 0, done: !!page.done });
     await this.persist(w);
@@ -1059,26 +953,6 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     }
   }
 
-  private matchesSubscriptions(collection: string, doc: SyncDocument): boolean {
-    let any = false;
-    for (const s of this.subs.values()) {
-      if (s.collection !== collection) continue;
-      any = true;
-      try {
-        const test = compileFilter(s.filter, s.args);
-        if (!test || test(doc)) return true;
-      } catch {
-        return true; // cannot evaluate it here: the server filtered already
-      }
-    }
-    return !any;
-  }
-
-  private isSubscribed(collection: string): boolean {
-    for (const s of this.subs.values()) if (s.collection === collection) return true;
-    return false;
-  }
-
   // ---- receiving changes ---------------------------------------------------------------------------
 
   /** The base record a delivered change leads to, or null when it is of no interest here. */
@@ -1086,7 +960,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     const id = c && typeof c === 'object' && typeof c.collection === 'string' ? idOf(c.documentId) : undefined;
     if (id === undefined) return null;
     const known = !!this.view.getBase(c.collection, id) || this.view.isPending(c.collection, id);
-    if (!known && !this.isSubscribed(c.collection)) return null;
+    if (!known && !this.subs.isSubscribed(c.collection)) return null;
     const ts = numberOr(c.timestamp, 0);
     const cursor = typeof c.cursor === 'string' && c.cursor ? c.cursor : undefined;
     const rec = this.recordOfChange(c, id, known, fromFeed, ts, cursor);
@@ -1098,7 +972,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     if (c.operation === 'delete') return { collection: c.collection, id, state: 'deleted', doc: null, ts, cursor };
     if (c.outOfView) return known ? { collection: c.collection, id, state: 'hidden', doc: null, ts, cursor } : null;
     const doc: SyncDocument = withId(c.data, id);
-    if (fromFeed && this.isSubscribed(c.collection) && !this.matchesSubscriptions(c.collection, doc)) {
+    if (fromFeed && this.subs.isSubscribed(c.collection) && !this.subs.matches(c.collection, doc)) {
       return known ? { collection: c.collection, id, state: 'hidden', doc: null, ts, cursor } : null;
     }
     return { collection: c.collection, id, state: 'live', doc, ts, cursor };
@@ -1205,16 +1079,14 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     this.staleKeys = new Set([...this.view.baseRecords()].map((r) => docKey(r.collection, r.id)));
     for (const sub of this.subs.values()) {
       if (sub.id) await this.request('sync:unsubscribe', { subscriptionId: sub.id }).catch(() => undefined);
-      if (sub.id) this.subsById.delete(sub.id);
-      sub.id = undefined;
-      sub.bootstrapped = false;
+      this.subs.unbind(sub);
     }
     this.cursor = null;
-    await this.persist({ meta: { cursor: null, subscriptions: this.storedSubs() } });
+    await this.persist({ meta: { cursor: null, subscriptions: this.subs.stored() } });
     if (s.aborted) return;
     await this.join(s);
     if (s.aborted) return;
-    await Promise.all([...this.subs.values()].map((sub) => this.sendSubscribe(s, sub, false)));
+    await Promise.all([...this.subs.values()].map((sub) => this.subs.send(s, sub, false)));
     if (s.aborted) return;
     const drops: { collection: string; id: string }[] = [];
     for (const key of this.staleKeys) {
