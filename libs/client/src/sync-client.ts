@@ -7,27 +7,26 @@ import {
   type BootstrapPage,
   type ChangeAckFailure,
   type DeliveredChange,
-  type GetChangesAck,
   type JoinAck,
   type JoinRequest,
   type Operation,
   type SyncDocument,
 } from '../../protocol/src/types';
 import { TypedEmitter } from './emitter';
-import { idOf, isValidDocumentId, withId } from './ids';
+import { isValidDocumentId } from './ids';
 import { LocalView, type ViewFilter } from './local-view';
 import { Outbox } from './outbox';
 import { MemoryStorage } from './storage/memory-storage';
-import { docKey, type DocRecord, type OutboxEntry, type StorageWrite, type SyncStorage } from './storage/storage.types';
-import { numberOr, publicChange, validHint, Wakeup } from './client-internals';
+import { type OutboxEntry, type StorageWrite, type SyncStorage } from './storage/storage.types';
+import { publicChange, validHint, Wakeup } from './client-internals';
 import { Uploader } from './uploader';
 import { SubscriptionSet } from './subscriptions';
+import { Downloader } from './downloader';
 import { backoffDelay, isPlainObject, uuid } from './util';
 import { type DocumentIdInput, toDocumentId } from './object-id';
 import { negotiate, NegotiateError, type NegotiatedTarget } from './negotiate';
 import {
   SyncClientError,
-  type ClientResetMode,
   type InspectReport,
   type OutboxEntryState,
   type PendingChange,
@@ -103,7 +102,6 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
   private joined = false;
   private wantOnline = false;
   private closed = false;
-  private cursor: string | null = null;
   private lastSyncTimestamp = 0;
   private lastTimestamp = 0;
   private lastSeq = 0;
@@ -113,7 +111,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
   /** Catch-ups started so far, and the number of the one the last 'synced' event reports. */
   private catchUpsStarted = 0;
   private syncedCatchUp = 0;
-  private staleKeys?: Set<string>;
+  private readonly downloader: Downloader;
   private reconnectTimer?: ReturnType<typeof setTimeout>;
   private reconnectAttempt = 0;
   /** Why the server is about to close this socket (sync:shutdown, SLOW_CONSUMER), if it said so. */
@@ -166,7 +164,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       sleep: (ms, s) => this.sleep(ms, s),
       retryDelay: (attempt) => this.retryDelay(attempt),
       rejoin: (s) => this.rejoin(s),
-      confirmed: (collection, id) => this.staleKeys?.delete(docKey(collection, id)),
+      confirmed: (collection, id) => this.downloader.confirmed(collection, id),
       applied: () => {
         this.lastSyncTimestamp = this.now();
         // read the feed soon: it carries the full documents after our updates (and what we raced with)
@@ -187,8 +185,24 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       sleep: (ms, s) => this.sleep(ms, s),
       retryDelay: (attempt) => this.retryDelay(attempt),
       rejoin: (s) => this.rejoin(s),
-      onPage: (page) => this.onBootstrapPage(page),
+      onPage: (page) => this.downloader.onBootstrapPage(page),
       unsubscribe: (key) => this.unsubscribe(key),
+    });
+    this.downloader = new Downloader({
+      outbox: this.outbox,
+      view: this.view,
+      subs: this.subs,
+      log: this.log,
+      getChangesLimit: this.opts.getChangesLimit,
+      clientResetMode: options.clientResetMode,
+      emit: (event, ...args) => this.emit(event, ...args),
+      persist: (w) => this.persist(w),
+      request: (event, payload) => this.request(event, payload),
+      sleep: (ms, s) => this.sleep(ms, s),
+      retryDelay: (attempt) => this.retryDelay(attempt),
+      join: (s) => this.join(s),
+      rejoin: (s) => this.rejoin(s),
+      forget: (changeId) => this.uploader.forget(changeId),
     });
     for (const s of options.subscriptions ?? []) this.subs.add(s.collection, s.filter, s.args);
     this.view.on('change', (c) => this.emit('change', c));
@@ -435,7 +449,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
 
   /** The stored feed position (null before the first join). */
   getCursor(): string | null {
-    return this.cursor;
+    return this.downloader.cursor;
   }
 
   /**
@@ -451,7 +465,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       userId: this.userId,
       serverUrl: this.serverUrl,
       online: this.isOnline(),
-      cursor: this.cursor,
+      cursor: this.downloader.cursor,
       lastSyncTimestamp: this.lastSyncTimestamp,
       storage: { kind: this.storage.kind, durable: this.storage.durable },
       reconnect: { attempt: this.reconnectAttempt, nextAt: this.reconnectAt },
@@ -530,7 +544,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       for (const s of storedSubs) s.bootstrapped = false;
       await this.storage.write({ clearDocs: true, meta: { cursor: null, subscriptions: storedSubs } });
     }
-    this.cursor = cursor;
+    this.downloader.cursor = cursor;
     this.lastSyncTimestamp = meta.lastSyncTimestamp ?? 0;
     this.lastSeq = Math.max(meta.lastSeq ?? 0, ...state.outbox.map((e) => e.seq));
     this.lastTimestamp = Math.max(meta.lastTimestamp ?? 0, ...state.outbox.map((e) => e.timestamp));
@@ -705,8 +719,8 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       // refused by a server middleware: socket.io does not retry by itself
       if (!socket.active && this.wantOnline) this.scheduleReconnect();
     });
-    socket.on('sync:changes', (changes: DeliveredChange[] | DeliveredChange) => this.onLiveChanges(changes));
-    socket.on('sync:bootstrap', (page: BootstrapPage) => void this.onBootstrapPage(page));
+    socket.on('sync:changes', (changes: DeliveredChange[] | DeliveredChange) => this.downloader.onLiveChanges(changes));
+    socket.on('sync:bootstrap', (page: BootstrapPage) => void this.downloader.onBootstrapPage(page));
     // the server is going away (rolling deploy): it will close this socket; come back spread out
     socket.on('sync:shutdown', (info?: { retryAfterMs?: unknown; reason?: unknown }) => {
       const retryAfterMs = validHint(info?.retryAfterMs);
@@ -845,7 +859,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       await Promise.all([...this.subs.values()].map((sub) => this.subs.send(s, sub, false)));
       // a reset that may discard unsent changes must be found before they are sent: read first
       const resetMode = this.options.clientResetMode;
-      if (resetMode && resetMode !== 'recoverUnsyncedChanges' && this.outbox.size) await this.catchUp(s);
+      if (resetMode && resetMode !== 'recoverUnsyncedChanges' && this.outbox.size) await this.downloader.catchUp(s);
       this.nextCatchUp = 0;
       while (!s.aborted) {
         await this.uploader.flush(s);
@@ -854,14 +868,14 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
           const run = ++this.catchUpsStarted;
           // set before reading: a catch-up asked for meanwhile (whenSynced, an ack) must not be lost
           this.nextCatchUp = this.opts.catchUpIntervalMs > 0 ? this.now() + this.opts.catchUpIntervalMs : Infinity;
-          const ok = await this.catchUp(s);
+          const ok = await this.downloader.catchUp(s);
           if (s.aborted) break;
           if (ok) {
             this.reconnectAttempt = 0;
             this.syncedCatchUp = run;
             this.lastSyncTimestamp = this.now();
             void this.persist({ meta: { lastSyncTimestamp: this.lastSyncTimestamp } });
-            this.emit('synced', { cursor: this.cursor, pending: this.outbox.size, timestamp: this.lastSyncTimestamp });
+            this.emit('synced', { cursor: this.downloader.cursor, pending: this.outbox.size, timestamp: this.lastSyncTimestamp });
           }
         }
         if (this.outbox.nextBatch(1, Infinity).length) continue;
@@ -888,9 +902,9 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       const ack = await this.request<JoinAck | ChangeAckFailure>('sync:join', req);
       if (s.aborted) return ack as JoinAck;
       if (ack && ack.success === true) {
-        if (!this.cursor && ack.cursor) {
-          this.cursor = ack.cursor;
-          await this.persist({ meta: { cursor: this.cursor } });
+        if (!this.downloader.cursor && ack.cursor) {
+          this.downloader.cursor = ack.cursor;
+          await this.persist({ meta: { cursor: this.downloader.cursor } });
         }
         return ack;
       }
@@ -918,185 +932,6 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       this.endSession();
       if (this.wantOnline) this.scheduleReconnect();
     }
-  }
-
-  // ---- receiving bootstrap pages ------------------------------------------------------------------
-
-  private async onBootstrapPage(page: BootstrapPage): Promise<void> {
-    if (!page || typeof page !== 'object' || typeof page.subscriptionId !== 'string') return;
-    const sub = this.subs.byId(page.subscriptionId);
-    if (!sub) {
-      // the page overtook the subscribe ack: keep it until the ack tells which subscription it is
-      this.subs.holdEarly(page);
-      return;
-    }
-    const collection = page.collection ?? sub.collection;
-    const puts: DocRecord[] = [];
-    for (const doc of Array.isArray(page.data) ? page.data : []) {
-      const id = doc && typeof doc === 'object' ? idOf(doc._id) : undefined;
-      if (id === undefined) continue;
-      const rec: DocRecord = { collection, id, state: 'live', doc, ts: numberOr(doc.sync_updated_at, 0), cursor: page.cursor || undefined };
-      if (Array.isArray(page.objectIds) && page.objectIds.includes(id)) rec.idType = 'objectId';
-      this.staleKeys?.delete(docKey(collection, id));
-      if (this.view.offer(rec, 'bootstrap')) puts.push(rec);
-    }
-    const w: StorageWrite = { putDocs: puts };
-    if (page.done) {
-      sub.bootstrapped = true;
-      w.meta = { subscriptions: this.subs.stored() };
-    }
-    this.emit('bootstrap', { collection, subscriptionId: page.subscriptionId, page: page.page, count: page.data?.length ?? 0, done: !!page.done });
-    await this.persist(w);
-    if (page.done) {
-      sub.done?.();
-      sub.done = undefined;
-    }
-  }
-
-  // ---- receiving changes ---------------------------------------------------------------------------
-
-  /** The base record a delivered change leads to, or null when it is of no interest here. */
-  private recordOf(c: DeliveredChange, fromFeed: boolean): DocRecord | null {
-    const id = c && typeof c === 'object' && typeof c.collection === 'string' ? idOf(c.documentId) : undefined;
-    if (id === undefined) return null;
-    const known = !!this.view.getBase(c.collection, id) || this.view.isPending(c.collection, id);
-    if (!known && !this.subs.isSubscribed(c.collection)) return null;
-    const ts = numberOr(c.timestamp, 0);
-    const cursor = typeof c.cursor === 'string' && c.cursor ? c.cursor : undefined;
-    const rec = this.recordOfChange(c, id, known, fromFeed, ts, cursor);
-    if (rec && c.idType === 'objectId') rec.idType = 'objectId';
-    return rec;
-  }
-
-  private recordOfChange(c: DeliveredChange, id: string, known: boolean, fromFeed: boolean, ts: number, cursor: string | undefined): DocRecord | null {
-    if (c.operation === 'delete') return { collection: c.collection, id, state: 'deleted', doc: null, ts, cursor };
-    if (c.outOfView) return known ? { collection: c.collection, id, state: 'hidden', doc: null, ts, cursor } : null;
-    const doc: SyncDocument = withId(c.data, id);
-    if (fromFeed && this.subs.isSubscribed(c.collection) && !this.subs.matches(c.collection, doc)) {
-      return known ? { collection: c.collection, id, state: 'hidden', doc: null, ts, cursor } : null;
-    }
-    return { collection: c.collection, id, state: 'live', doc, ts, cursor };
-  }
-
-  private applyDelivered(changes: DeliveredChange[], fromFeed: boolean): DocRecord[] {
-    const puts: DocRecord[] = [];
-    for (const c of changes) {
-      const rec = this.recordOf(c, fromFeed);
-      if (!rec) continue;
-      this.staleKeys?.delete(docKey(rec.collection, rec.id));
-      if (this.view.offer(rec, 'remote')) puts.push(rec);
-    }
-    return puts;
-  }
-
-  /** Live changes: applied at once (idempotent, newest wins); the stored cursor does not move. */
-  private onLiveChanges(payload: DeliveredChange[] | DeliveredChange): void {
-    const list = Array.isArray(payload) ? payload : [payload];
-    const puts = this.applyDelivered(list, false);
-    if (puts.length) void this.persist({ putDocs: puts });
-  }
-
-  /**
-   * Reads the change feed from the stored cursor until it is exhausted. Returns false when it could
-   * not finish (offline, refused).
-   */
-  private async catchUp(s: AbortSignal): Promise<boolean> {
-    if (!this.cursor) return true;
-    let idle = 0;
-    let attempt = 0;
-    while (!s.aborted) {
-      let ack: GetChangesAck | ChangeAckFailure;
-      try {
-        ack = await this.request<GetChangesAck | ChangeAckFailure>('sync:get_changes', { cursor: this.cursor, limit: this.opts.getChangesLimit });
-      } catch (e) {
-        if (s.aborted) return false;
-        await this.sleep(this.retryDelay(attempt++), s);
-        continue;
-      }
-      if (s.aborted) return false;
-      if (!ack || ack.success !== true) {
-        const code = (ack as ChangeAckFailure | undefined)?.code;
-        if (code === ErrorCode.CURSOR_EXPIRED) {
-          await this.resetAfterExpiry(s);
-          if (!this.cursor) return true;
-          continue;
-        }
-        if (code === ErrorCode.UNAUTHENTICATED) {
-          await this.rejoin(s);
-          continue;
-        }
-        if (code === ErrorCode.RATE_LIMITED || code === ErrorCode.UNAVAILABLE || code === ErrorCode.INTERNAL) {
-          await this.sleep(validHint((ack as ChangeAckFailure).retryAfterMs) ?? this.retryDelay(attempt++), s);
-          continue;
-        }
-        this.emit(
-          'error',
-          new SyncClientError(code ?? ErrorCode.INTERNAL, `get_changes refused: ${(ack as ChangeAckFailure | undefined)?.error ?? 'no answer'}`),
-        );
-        return false;
-      }
-      attempt = 0;
-      const changes = Array.isArray(ack.changes) ? ack.changes : [];
-      const puts = this.applyDelivered(changes, true);
-      const moved = !!ack.cursor && ack.cursor !== this.cursor;
-      if (moved) this.cursor = ack.cursor;
-      if (puts.length || moved) await this.persist({ putDocs: puts, meta: { cursor: this.cursor } });
-      if (!ack.hasMore) return true;
-      if (!changes.length && !moved) await this.sleep(backoffDelay(idle++, 100, 5_000), s);
-      else idle = 0;
-    }
-    return false;
-  }
-
-  /**
-   * Client reset (CURSOR_EXPIRED): bootstrap every subscription again from a fresh cursor, and
-   * drop the documents that no longer exist. Unsent changes are kept (recoverUnsyncedChanges) or
-   * rolled back and removed from the outbox (discardUnsyncedChanges), as clientResetMode says.
-   */
-  private async resetAfterExpiry(s: AbortSignal): Promise<void> {
-    const option = this.options.clientResetMode ?? 'recoverUnsyncedChanges';
-    let mode: ClientResetMode = 'recoverUnsyncedChanges';
-    try {
-      mode = typeof option === 'function' ? await option({ pending: this.getPendingChanges() }) : option;
-    } catch (e) {
-      this.emit('error', e as Error);
-    }
-    if (s.aborted) return;
-    const discarded: OutboxEntry[] = mode === 'discardUnsyncedChanges' ? this.outbox.durableEntries() : [];
-    if (discarded.length) {
-      this.outbox.remove(discarded.map((e) => e.changeId));
-      for (const e of discarded) {
-        this.view.settle(e, 'rollback');
-        this.uploader.forget(e.changeId);
-      }
-      await this.persist({ deleteOutbox: discarded.map((e) => e.changeId) });
-      this.emit('pending', this.outbox.size);
-    }
-    this.log?.warn(
-      `sync-client: the stored cursor expired: bootstrapping again (${mode}${discarded.length ? `, ${discarded.length} unsent changes discarded` : ''})`,
-    );
-    this.emit('reset', { reason: 'CURSOR_EXPIRED', mode, discarded: discarded.map(publicChange) });
-    this.staleKeys = new Set([...this.view.baseRecords()].map((r) => docKey(r.collection, r.id)));
-    for (const sub of this.subs.values()) {
-      if (sub.id) await this.request('sync:unsubscribe', { subscriptionId: sub.id }).catch(() => undefined);
-      this.subs.unbind(sub);
-    }
-    this.cursor = null;
-    await this.persist({ meta: { cursor: null, subscriptions: this.subs.stored() } });
-    if (s.aborted) return;
-    await this.join(s);
-    if (s.aborted) return;
-    await Promise.all([...this.subs.values()].map((sub) => this.subs.send(s, sub, false)));
-    if (s.aborted) return;
-    const drops: { collection: string; id: string }[] = [];
-    for (const key of this.staleKeys) {
-      const i = key.indexOf('\u0000');
-      const collection = key.slice(0, i);
-      const id = key.slice(i + 1);
-      if (this.view.drop(collection, id, 'reset')) drops.push({ collection, id });
-    }
-    this.staleKeys = undefined;
-    if (drops.length) await this.persist({ deleteDocs: drops });
   }
 }
 
