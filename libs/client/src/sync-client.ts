@@ -1,30 +1,18 @@
-import { io, type ManagerOptions, type Socket, type SocketOptions } from 'socket.io-client';
 import { ErrorCode } from '../../protocol/src/errors';
-import {
-  isUserCollectionName,
-  LIMITS,
-  OPERATIONS,
-  type BootstrapPage,
-  type ChangeAckFailure,
-  type DeliveredChange,
-  type JoinAck,
-  type JoinRequest,
-  type Operation,
-  type SyncDocument,
-} from '../../protocol/src/types';
+import { isUserCollectionName, LIMITS, OPERATIONS, type Operation, type SyncDocument } from '../../protocol/src/types';
 import { TypedEmitter } from './emitter';
 import { isValidDocumentId } from './ids';
 import { LocalView, type ViewFilter } from './local-view';
 import { Outbox } from './outbox';
 import { MemoryStorage } from './storage/memory-storage';
 import { type OutboxEntry, type StorageWrite, type SyncStorage } from './storage/storage.types';
-import { publicChange, validHint, Wakeup } from './client-internals';
+import { publicChange, Wakeup } from './client-internals';
 import { Uploader } from './uploader';
 import { SubscriptionSet } from './subscriptions';
 import { Downloader } from './downloader';
-import { backoffDelay, isPlainObject, uuid } from './util';
+import { Connection } from './connection';
+import { isPlainObject, uuid } from './util';
 import { type DocumentIdInput, toDocumentId } from './object-id';
-import { negotiate, NegotiateError, type NegotiatedTarget } from './negotiate';
 import {
   SyncClientError,
   type InspectReport,
@@ -90,40 +78,24 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
   private readonly subs: SubscriptionSet;
   private readonly wake = new Wakeup();
   private readonly uploader: Uploader;
+  private readonly conn: Connection;
+  /** The current socket (the connection's; tests and debugging reach it here). */
+  private get socket(): Connection['socket'] {
+    return this.conn.socket;
+  }
   private lastError: InspectReport['lastError'] = null;
-  private reconnectAt: number | null = null;
 
   private initPromise?: Promise<void>;
-  private socket?: Socket;
-  /** One per session: aborted when the session ends (a disconnect, a failure, a fresh connect). */
-  private sessionAbort = new AbortController();
-  /** A session (runSession) is under way on the current socket. */
-  private sessionRunning = false;
-  private joined = false;
-  private wantOnline = false;
-  private closed = false;
   private lastSyncTimestamp = 0;
   private lastTimestamp = 0;
   private lastSeq = 0;
-  private token?: string;
-  private tokenStale = false;
   private nextCatchUp = 0;
   /** Catch-ups started so far, and the number of the one the last 'synced' event reports. */
   private catchUpsStarted = 0;
   private syncedCatchUp = 0;
   private readonly downloader: Downloader;
-  private reconnectTimer?: ReturnType<typeof setTimeout>;
-  private reconnectAttempt = 0;
-  /** Why the server is about to close this socket (sync:shutdown, SLOW_CONSUMER), if it said so. */
-  private serverCloseHint?: { reason: string; code: string; retryAfterMs?: number };
   private writes = new Set<Promise<unknown>>();
-  private networkCleanup?: () => void;
   private readonly connectWaiters = new Set<(err?: Error) => void>();
-  /** With negotiateUrl: the last negotiate answer, a connect attempt under way, its cancellation. */
-  private negotiated?: NegotiatedTarget;
-  private opening = false;
-  private openSeq = 0;
-  private negotiateAbort?: AbortController;
 
   /**
    * @param serverUrl the sync server (e.g. http://localhost:3000)
@@ -160,10 +132,10 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       maxBatchBytes: this.opts.maxBatchBytes,
       emit: (event, ...args) => this.emit(event, ...args),
       persist: (w) => this.persist(w),
-      request: (event, payload) => this.request(event, payload),
-      sleep: (ms, s) => this.sleep(ms, s),
-      retryDelay: (attempt) => this.retryDelay(attempt),
-      rejoin: (s) => this.rejoin(s),
+      request: (event, payload) => this.conn.request(event, payload),
+      sleep: (ms, s) => this.conn.sleep(ms, s),
+      retryDelay: (attempt) => this.conn.retryDelay(attempt),
+      rejoin: (s) => this.conn.rejoin(s),
       confirmed: (collection, id) => this.downloader.confirmed(collection, id),
       applied: () => {
         this.lastSyncTimestamp = this.now();
@@ -171,7 +143,27 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
         this.nextCatchUp = Math.min(this.nextCatchUp, this.now() + 200);
       },
     });
-    this.token = options.token;
+    this.conn = new Connection({
+      serverUrl,
+      userId: this.userId,
+      options,
+      opts: this.opts,
+      log: this.log,
+      emit: (event, ...args) => this.emit(event, ...args),
+      onConnect: () => this.runSession(),
+      sessionEnded: () => {
+        this.subs.endSession();
+        this.wake.notify();
+      },
+      afterJoin: async (ack) => {
+        if (!this.downloader.cursor && ack.cursor) {
+          this.downloader.cursor = ack.cursor;
+          await this.persist({ meta: { cursor: this.downloader.cursor } });
+        }
+      },
+      onLiveChanges: (changes) => this.downloader.onLiveChanges(changes),
+      onBootstrapPage: (page) => this.downloader.onBootstrapPage(page),
+    });
     if (typeof storage === 'string') {
       if (!stringStorageResolver) throw new Error('a storage given as a string needs the Node or browser entry point of the SDK');
       this.storage = stringStorageResolver(storage, this.userId, this.log);
@@ -181,10 +173,10 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     this.subs = new SubscriptionSet({
       emit: (event, ...args) => this.emit(event, ...args),
       persist: (w) => this.persist(w),
-      request: (event, payload) => this.request(event, payload),
-      sleep: (ms, s) => this.sleep(ms, s),
-      retryDelay: (attempt) => this.retryDelay(attempt),
-      rejoin: (s) => this.rejoin(s),
+      request: (event, payload) => this.conn.request(event, payload),
+      sleep: (ms, s) => this.conn.sleep(ms, s),
+      retryDelay: (attempt) => this.conn.retryDelay(attempt),
+      rejoin: (s) => this.conn.rejoin(s),
       onPage: (page) => this.downloader.onBootstrapPage(page),
       unsubscribe: (key) => this.unsubscribe(key),
     });
@@ -197,11 +189,11 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       clientResetMode: options.clientResetMode,
       emit: (event, ...args) => this.emit(event, ...args),
       persist: (w) => this.persist(w),
-      request: (event, payload) => this.request(event, payload),
-      sleep: (ms, s) => this.sleep(ms, s),
-      retryDelay: (attempt) => this.retryDelay(attempt),
-      join: (s) => this.join(s),
-      rejoin: (s) => this.rejoin(s),
+      request: (event, payload) => this.conn.request(event, payload),
+      sleep: (ms, s) => this.conn.sleep(ms, s),
+      retryDelay: (attempt) => this.conn.retryDelay(attempt),
+      join: (s) => this.conn.join(s),
+      rejoin: (s) => this.conn.rejoin(s),
       forget: (changeId) => this.uploader.forget(changeId),
     });
     for (const s of options.subscriptions ?? []) this.subs.add(s.collection, s.filter, s.args);
@@ -228,9 +220,9 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
    * background: local changes are queued meanwhile).
    */
   async connect(): Promise<void> {
-    if (this.closed) throw new SyncClientError('CLOSED', 'this client was closed');
+    if (this.conn.closed) throw new SyncClientError('CLOSED', 'this client was closed');
     await this.initialize();
-    this.wantOnline = true;
+    this.conn.wantOnline = true;
     const synced = new Promise<void>((resolve, reject) => {
       const finish = (err?: Error) => {
         offS();
@@ -247,15 +239,15 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       this.connectWaiters.add(finish);
     });
     if (this.options.negotiateUrl) {
-      if (this.socket?.connected) {
-        if (this.joined) this.requestCatchUp();
-      } else void this.openNegotiated();
+      if (this.conn.socket?.connected) {
+        if (this.conn.joined) this.requestCatchUp();
+      } else void this.conn.openNegotiated();
     } else {
-      if (!this.socket) this.createSocket();
-      if (!this.socket!.connected && !this.socket!.active) this.socket!.connect();
-      else if (this.joined) this.requestCatchUp();
+      if (!this.conn.socket) this.conn.createSocket();
+      if (!this.conn.socket!.connected && !this.conn.socket!.active) this.conn.socket!.connect();
+      else if (this.conn.joined) this.requestCatchUp();
     }
-    this.watchNetwork();
+    this.conn.watchNetwork();
     return synced;
   }
 
@@ -265,7 +257,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
    * timestamp) to the current time, never lower than its previous one nor than the document's.
    */
   async makeChange(operation: Operation, collection: string, id: DocumentIdInput, data?: SyncDocument): Promise<PendingChange> {
-    if (this.closed) throw new SyncClientError('CLOSED', 'this client was closed');
+    if (this.conn.closed) throw new SyncClientError('CLOSED', 'this client was closed');
     const { documentId, idType } = this.documentIdOf(id);
     validateChange(operation, collection, documentId, data, this.opts.maxChangeBytes);
     await this.initialize();
@@ -310,7 +302,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
 
   /** True while connected and joined. */
   isOnline(): boolean {
-    return this.joined && !!this.socket?.connected;
+    return this.conn.joined && !!this.conn.socket?.connected;
   }
 
   /** Changes made locally that the server has not acknowledged yet. */
@@ -325,26 +317,26 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
 
   /** Disconnects (local changes keep being accepted and queued). connect() again to resume. */
   async disconnect(): Promise<void> {
-    this.wantOnline = false;
-    clearTimeout(this.reconnectTimer);
-    this.networkCleanup?.();
-    this.networkCleanup = undefined;
+    this.conn.wantOnline = false;
+    clearTimeout(this.conn.reconnectTimer);
+    this.conn.networkCleanup?.();
+    this.conn.networkCleanup = undefined;
     for (const finish of [...this.connectWaiters]) finish(new SyncClientError('OFFLINE', 'disconnect() was called'));
-    this.cancelOpening();
-    if (this.socket) {
-      this.socket.disconnect();
-      this.endSession();
+    this.conn.cancelOpening();
+    if (this.conn.socket) {
+      this.conn.socket.disconnect();
+      this.conn.endSession();
     }
     await this.idle();
   }
 
   /** Disconnects and closes the storage. The client cannot be used afterwards. */
   async close(): Promise<void> {
-    if (this.closed) return;
+    if (this.conn.closed) return;
     await this.disconnect();
-    this.closed = true;
-    this.socket?.removeAllListeners();
-    this.socket = undefined;
+    this.conn.closed = true;
+    this.conn.socket?.removeAllListeners();
+    this.conn.socket = undefined;
     await this.idle();
     if (this.initPromise) await this.initPromise.catch(() => undefined);
     await this.storage.close();
@@ -361,7 +353,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     await this.initialize();
     const sub = this.subs.add(collection, filter, args);
     await this.persist({ meta: { subscriptions: this.subs.stored() } });
-    if (this.isOnline() && !sub.id) await this.subs.send(this.sessionAbort.signal, sub);
+    if (this.isOnline() && !sub.id) await this.subs.send(this.conn.sessionAbort.signal, sub);
     return this.subs.handle(sub);
   }
 
@@ -372,7 +364,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     if (!s) return;
     this.subs.remove(s);
     if (s.id && this.isOnline()) {
-      await this.request('sync:unsubscribe', { subscriptionId: s.id }).catch(() => undefined);
+      await this.conn.request('sync:unsubscribe', { subscriptionId: s.id }).catch(() => undefined);
     }
     const drops: { collection: string; id: string }[] = [];
     for (const rec of [...this.view.baseRecords()]) {
@@ -468,10 +460,15 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       cursor: this.downloader.cursor,
       lastSyncTimestamp: this.lastSyncTimestamp,
       storage: { kind: this.storage.kind, durable: this.storage.durable },
-      reconnect: { attempt: this.reconnectAttempt, nextAt: this.reconnectAt },
+      reconnect: { attempt: this.conn.reconnectAttempt, nextAt: this.conn.reconnectAt },
       connection: this.options.negotiateUrl
-        ? this.negotiated
-          ? { via: this.negotiated.via, endpoint: this.negotiated.endpoint, path: this.negotiated.path, expiresAt: this.negotiated.expiresAt ?? null }
+        ? this.conn.negotiated
+          ? {
+              via: this.conn.negotiated.via,
+              endpoint: this.conn.negotiated.endpoint,
+              path: this.conn.negotiated.path,
+              expiresAt: this.conn.negotiated.expiresAt ?? null,
+            }
           : null
         : { via: 'direct', endpoint: this.serverUrl, path: (this.options.socketOptions?.path as string | undefined) ?? '/socket.io', expiresAt: null },
       outbox: this.outbox.all().map((e) => {
@@ -576,270 +573,6 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     while (this.writes.size) await Promise.allSettled([...this.writes]);
   }
 
-  // ---- connection ----------------------------------------------------------------------------------
-
-  /**
-   * With negotiateUrl: negotiates (unless the last answer is still good), then connects a fresh
-   * socket where the answer says. Failures are reported and retried after the reconnect backoff.
-   */
-  private async openNegotiated(): Promise<void> {
-    if (this.opening || this.closed || !this.wantOnline || this.socket?.connected) return;
-    this.opening = true;
-    const seq = ++this.openSeq;
-    clearTimeout(this.reconnectTimer);
-    this.reconnectAt = null;
-    try {
-      let target = this.negotiated;
-      // a negotiated token is used while more than a minute is left; a 501 is asked again each time
-      if (!target || target.via === 'direct' || (target.expiresAt ?? 0) - Date.now() < NEGOTIATE_RENEW_MS) {
-        target = undefined;
-        this.negotiated = undefined;
-        const abort = new AbortController();
-        this.negotiateAbort = abort;
-        const token = await this.currentToken(this.tokenStale);
-        if (seq !== this.openSeq) return;
-        const url = new URL(this.options.negotiateUrl!, this.serverUrl).toString();
-        target = await negotiate({
-          url,
-          token,
-          userId: this.userId || undefined,
-          fallback: { endpoint: this.serverUrl, path: (this.options.socketOptions?.path as string | undefined) ?? '/socket.io' },
-          timeoutMs: this.options.negotiateTimeoutMs ?? 10_000,
-          signal: abort.signal,
-        });
-        if (seq !== this.openSeq) return;
-        this.negotiated = target;
-        if (target.via === 'direct') this.log?.debug?.(`sync-client: ${url} answered 501: connecting to ${this.serverUrl} directly`);
-      }
-      if (this.closed || !this.wantOnline) {
-        this.opening = false;
-        return;
-      }
-      this.disposeSocket();
-      this.createSocket(target);
-      this.socket!.connect();
-    } catch (e) {
-      if (seq !== this.openSeq) return;
-      this.opening = false;
-      const err =
-        e instanceof NegotiateError ? new SyncClientError(e.code, e.message) : new SyncClientError('NEGOTIATE_FAILED', `negotiate: ${(e as Error).message}`);
-      if (e instanceof NegotiateError && e.code === 'UNAUTHENTICATED') this.tokenStale = true;
-      this.log?.warn(`sync-client: ${err.message}`);
-      this.emit('error', err);
-      if (this.wantOnline && !this.closed) this.scheduleReconnect();
-    } finally {
-      if (seq === this.openSeq) this.negotiateAbort = undefined;
-    }
-  }
-
-  /** A negotiate or connect attempt under way (negotiateUrl) stops here. */
-  private cancelOpening(): void {
-    this.openSeq++;
-    this.opening = false;
-    this.negotiateAbort?.abort();
-    this.negotiateAbort = undefined;
-  }
-
-  /** Drops the current socket for good (its listeners first: it reports nothing more). */
-  private disposeSocket(): void {
-    const old = this.socket;
-    if (!old) return;
-    this.socket = undefined;
-    old.removeAllListeners();
-    old.disconnect();
-    if (this.joined || this.sessionRunning) this.endSession();
-  }
-
-  private createSocket(target?: NegotiatedTarget): void {
-    // through a negotiated endpoint each attempt gets a fresh socket (and a fresh token), so
-    // socket.io's own reconnection is off: the client reconnects (openNegotiated) after its backoff
-    const via: Partial<ManagerOptions & SocketOptions> = target
-      ? {
-          path: target.path,
-          forceNew: true,
-          reconnection: false,
-          ...(target.accessToken ? { query: { ...(this.options.socketOptions?.query ?? {}), access_token: target.accessToken } } : {}),
-        }
-      : {};
-    const socket = io(target?.endpoint ?? this.serverUrl, {
-      path: '/socket.io',
-      autoConnect: false,
-      reconnection: true,
-      // socket.io's own reconnects (a dropped transport): exponential up to minutes, +-50 % jitter
-      reconnectionDelay: this.opts.reconnectDelayMs,
-      reconnectionDelayMax: this.opts.maxRetryDelayMs,
-      randomizationFactor: 0.5,
-      timeout: 10_000,
-      ...(this.options.transports ? { transports: this.options.transports } : {}),
-      auth: (cb: (data: object) => void) => {
-        this.currentToken(this.tokenStale).then(
-          (token) => cb(token ? { token } : {}),
-          () => cb({}),
-        );
-      },
-      ...this.options.socketOptions,
-      ...via,
-    });
-    this.socket = socket;
-    socket.on('connect', () => {
-      this.reconnectAt = null;
-      this.opening = false;
-      void this.runSession();
-    });
-    socket.on('disconnect', (reason) => {
-      const wasOnline = this.joined;
-      this.endSession();
-      if (wasOnline) this.emit('online', false);
-      this.log?.debug?.(`sync-client: disconnected (${reason})`);
-      // the server closed us on purpose: socket.io will not reconnect by itself
-      if (reason === 'io server disconnect' && this.wantOnline) {
-        const hint = this.serverCloseHint;
-        this.serverCloseHint = undefined;
-        this.scheduleReconnect(hint?.retryAfterMs);
-        this.emit('disconnected', {
-          reason: hint?.reason ?? reason,
-          code: hint?.code,
-          retryInMs: this.reconnectAt ? this.reconnectAt - Date.now() : undefined,
-        });
-      } else if (target && reason !== 'io client disconnect' && this.wantOnline) {
-        // a dropped connection through the service: socket.io's reconnection is off (see above)
-        this.scheduleReconnect();
-      }
-    });
-    socket.on('connect_error', (err) => {
-      this.log?.debug?.(`sync-client: connect error: ${err.message}`);
-      if (/unauthori[sz]ed/i.test(err.message)) this.tokenStale = true;
-      if (target) {
-        // refused (an expired or unknown access token, ...): negotiate again before the next attempt
-        this.opening = false;
-        this.negotiated = undefined;
-        if (this.wantOnline) this.scheduleReconnect();
-        return;
-      }
-      // refused by a server middleware: socket.io does not retry by itself
-      if (!socket.active && this.wantOnline) this.scheduleReconnect();
-    });
-    socket.on('sync:changes', (changes: DeliveredChange[] | DeliveredChange) => this.downloader.onLiveChanges(changes));
-    socket.on('sync:bootstrap', (page: BootstrapPage) => void this.downloader.onBootstrapPage(page));
-    // the server is going away (rolling deploy): it will close this socket; come back spread out
-    socket.on('sync:shutdown', (info?: { retryAfterMs?: unknown; reason?: unknown }) => {
-      const retryAfterMs = validHint(info?.retryAfterMs);
-      this.serverCloseHint = { reason: 'shutdown', code: 'SHUTDOWN', retryAfterMs };
-      this.log?.info?.(`sync-client: the server is shutting down; reconnecting in about ${retryAfterMs ?? 'a few'} ms`);
-    });
-    // an error notice outside any ack, e.g. SLOW_CONSUMER: this client fell behind the live stream
-    socket.on('sync:error', (info?: { code?: unknown; error?: unknown; message?: unknown; retryAfterMs?: unknown }) => {
-      const code = typeof info?.code === 'string' ? info.code.slice(0, 64) : 'INTERNAL';
-      const message = String(info?.error ?? info?.message ?? code).slice(0, 500);
-      this.emit('error', new SyncClientError(code, `server: ${message}`));
-      if (code === 'SLOW_CONSUMER' || code === 'SHUTDOWN') {
-        // live changes may have been dropped: reconnect after a backoff and catch up from the cursor
-        this.serverCloseHint = { reason: code === 'SHUTDOWN' ? 'shutdown' : 'slow-consumer', code, retryAfterMs: validHint(info?.retryAfterMs) };
-        if (this.socket?.connected) {
-          this.socket.disconnect();
-          const hint = this.serverCloseHint;
-          this.serverCloseHint = undefined;
-          this.endSession();
-          if (this.wantOnline) this.scheduleReconnect(hint.retryAfterMs);
-          this.emit('disconnected', { reason: hint.reason, code, retryInMs: this.reconnectAt ? this.reconnectAt - Date.now() : undefined });
-        }
-      }
-    });
-    socket.on('sync:token_expired', () => {
-      this.tokenStale = true;
-      void this.rejoin(this.sessionAbort.signal);
-    });
-  }
-
-  /**
-   * Reconnects after a jittered exponential backoff (reconnectDelayMs doubling up to
-   * maxRetryDelayMs; the attempt count resets only after a completed sync), or after the server's
-   * hint plus up to as much again of jitter, whichever is longer.
-   */
-  private scheduleReconnect(hintMs?: number): void {
-    clearTimeout(this.reconnectTimer);
-    let delay = backoffDelay(this.reconnectAttempt++, this.opts.reconnectDelayMs, this.opts.maxRetryDelayMs);
-    if (hintMs !== undefined) delay = Math.max(delay, Math.round(hintMs * (1 + Math.random())));
-    this.reconnectAt = Date.now() + delay;
-    this.reconnectTimer = setTimeout(() => {
-      this.reconnectAt = null;
-      if (this.options.negotiateUrl) void this.openNegotiated();
-      else if (this.wantOnline && this.socket && !this.socket.connected) this.socket.connect();
-    }, delay);
-  }
-
-  private watchNetwork(): void {
-    if (!this.opts.watchNetwork || this.networkCleanup) return;
-    const g = globalThis as unknown as {
-      addEventListener?: (t: string, f: () => void) => void;
-      removeEventListener?: (t: string, f: () => void) => void;
-      navigator?: { onLine?: boolean };
-    };
-    if (typeof g.addEventListener !== 'function' || typeof g.navigator?.onLine !== 'boolean') return;
-    const offline = () => {
-      this.log?.debug?.('sync-client: the browser went offline');
-      this.cancelOpening();
-      this.socket?.disconnect();
-      this.endSession();
-    };
-    const online = () => {
-      if (this.options.negotiateUrl) void this.openNegotiated();
-      else if (this.wantOnline && this.socket && !this.socket.connected) this.socket.connect();
-    };
-    g.addEventListener('offline', offline);
-    g.addEventListener('online', online);
-    this.networkCleanup = () => {
-      g.removeEventListener?.('offline', offline);
-      g.removeEventListener?.('online', online);
-    };
-  }
-
-  private endSession(): void {
-    this.sessionAbort.abort();
-    this.sessionAbort = new AbortController();
-    this.joined = false;
-    this.subs.endSession();
-    this.sessionRunning = false;
-    this.wake.notify();
-  }
-
-  private async currentToken(force: boolean): Promise<string | undefined> {
-    if (this.options.getToken && (force || !this.token)) {
-      const t = await this.options.getToken({ forceRefresh: force });
-      this.token = t ?? undefined;
-      this.tokenStale = false;
-    }
-    return this.token;
-  }
-
-  /** Emits an event with an ack (rejects when offline, on timeout or when the socket drops). */
-  private request<T>(event: string, payload: unknown, timeoutMs = this.opts.ackTimeoutMs): Promise<T> {
-    const socket = this.socket;
-    if (!socket?.connected) return Promise.reject(new SyncClientError('OFFLINE', 'not connected'));
-    return socket.timeout(timeoutMs).emitWithAck(event, payload) as Promise<T>;
-  }
-
-  /** Waits `ms`, or less when the session `s` ends meanwhile. */
-  private sleep(ms: number, s: AbortSignal): Promise<void> {
-    if (s.aborted) return Promise.resolve();
-    return new Promise((resolve) => {
-      const ended = () => {
-        clearTimeout(t);
-        resolve();
-      };
-      const t = setTimeout(() => {
-        s.removeEventListener('abort', ended);
-        resolve();
-      }, ms);
-      s.addEventListener('abort', ended, { once: true });
-    });
-  }
-
-  /** Jittered exponential backoff for transient failures (from reconnectDelayMs / 2), up to maxRetryDelayMs. */
-  private retryDelay(attempt: number): number {
-    return backoffDelay(attempt, this.opts.reconnectDelayMs / 2, this.opts.maxRetryDelayMs);
-  }
-
   private requestCatchUp(): void {
     this.nextCatchUp = 0;
     this.wake.notify();
@@ -848,13 +581,13 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
   // ---- one connected session -----------------------------------------------------------------------
 
   private async runSession(): Promise<void> {
-    this.endSession();
-    const s = this.sessionAbort.signal;
-    this.sessionRunning = true;
+    this.conn.endSession();
+    const s = this.conn.sessionAbort.signal;
+    this.conn.sessionRunning = true;
     try {
-      await this.join(s);
+      await this.conn.join(s);
       if (s.aborted) return;
-      this.joined = true;
+      this.conn.joined = true;
       this.emit('online', true);
       await Promise.all([...this.subs.values()].map((sub) => this.subs.send(s, sub, false)));
       // a reset that may discard unsent changes must be found before they are sent: read first
@@ -871,7 +604,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
           const ok = await this.downloader.catchUp(s);
           if (s.aborted) break;
           if (ok) {
-            this.reconnectAttempt = 0;
+            this.conn.reconnectAttempt = 0;
             this.syncedCatchUp = run;
             this.lastSyncTimestamp = this.now();
             void this.persist({ meta: { lastSyncTimestamp: this.lastSyncTimestamp } });
@@ -887,56 +620,12 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       this.log?.warn(`sync-client: sync session failed: ${err.message}`);
       this.emit('error', err);
       // start over on a fresh connection, after a pause
-      this.socket?.disconnect();
-      this.endSession();
-      if (this.wantOnline) this.scheduleReconnect();
-    }
-  }
-
-  private async join(s: AbortSignal): Promise<JoinAck> {
-    for (let attempt = 0; ; attempt++) {
-      const token = await this.currentToken(attempt > 0 || this.tokenStale);
-      const req: JoinRequest = {};
-      if (this.userId) req.userId = this.userId;
-      if (token) req.token = token;
-      const ack = await this.request<JoinAck | ChangeAckFailure>('sync:join', req);
-      if (s.aborted) return ack as JoinAck;
-      if (ack && ack.success === true) {
-        if (!this.downloader.cursor && ack.cursor) {
-          this.downloader.cursor = ack.cursor;
-          await this.persist({ meta: { cursor: this.downloader.cursor } });
-        }
-        return ack;
-      }
-      const code = (ack as ChangeAckFailure | undefined)?.code;
-      if (code === ErrorCode.UNAUTHENTICATED && this.options.getToken && attempt === 0) continue;
-      if (code === ErrorCode.RATE_LIMITED || code === ErrorCode.UNAVAILABLE) {
-        await this.sleep(validHint((ack as ChangeAckFailure).retryAfterMs) ?? this.retryDelay(attempt), s);
-        if (s.aborted) return ack as unknown as JoinAck;
-        continue;
-      }
-      throw new SyncClientError(code ?? ErrorCode.INTERNAL, `join refused: ${(ack as ChangeAckFailure | undefined)?.error ?? 'no answer'}`);
-    }
-  }
-
-  /** Re-joins on the same socket with a fresh token (token expired, or UNAUTHENTICATED). */
-  private async rejoin(s: AbortSignal): Promise<void> {
-    if (s.aborted || !this.socket?.connected) return;
-    try {
-      this.tokenStale = true;
-      await this.join(s);
-    } catch (e) {
-      if (s.aborted) return;
-      this.emit('error', e as Error);
-      this.socket?.disconnect();
-      this.endSession();
-      if (this.wantOnline) this.scheduleReconnect();
+      this.conn.socket?.disconnect();
+      this.conn.endSession();
+      if (this.conn.wantOnline) this.conn.scheduleReconnect();
     }
   }
 }
-
-/** A negotiated access token is renewed when less than this is left before its expiresAt. */
-const NEGOTIATE_RENEW_MS = 60_000;
 
 /** Client-side checks of a change, mirroring the server's (PROTOCOL.md), so mistakes fail fast. */
 export function validateChange(operation: unknown, collection: unknown, documentId: unknown, data: unknown, maxBytes: number): void {
