@@ -1,7 +1,14 @@
+/**
+ * SyncClient, the SDK's public class: a facade over a Connection (socket, session, reconnects), an
+ * Uploader (the outbox), a Downloader (the feed, bootstraps, the cursor) and a SubscriptionSet;
+ * LocalView, Outbox and the storage stay here, with the session loop that drives the parts.
+ *
+ * Over ~400 lines on purpose: it carries the whole public API (every method, documented for the
+ * SDK's users), and each method is a few lines delegating to the parts.
+ */
 import { ErrorCode } from '../../protocol/src/errors';
-import { isUserCollectionName, LIMITS, OPERATIONS, type Operation, type SyncDocument } from '../../protocol/src/types';
+import { isUserCollectionName, LIMITS, type Operation, type SyncDocument } from '../../protocol/src/types';
 import { TypedEmitter } from './emitter';
-import { isValidDocumentId } from './ids';
 import { LocalView, type ViewFilter } from './local-view';
 import { Outbox } from './outbox';
 import { MemoryStorage } from './storage/memory-storage';
@@ -11,7 +18,10 @@ import { Uploader } from './uploader';
 import { SubscriptionSet } from './subscriptions';
 import { Downloader } from './downloader';
 import { Connection } from './connection';
-import { isPlainObject, uuid } from './util';
+import { validateChange } from './validate-change';
+
+export { validateChange } from './validate-change';
+import { uuid } from './util';
 import { type DocumentIdInput, toDocumentId } from './object-id';
 import {
   SyncClientError,
@@ -623,33 +633,6 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       this.conn.socket?.disconnect();
       this.conn.endSession();
       if (this.conn.wantOnline) this.conn.scheduleReconnect();
-    }
-  }
-}
-
-/** Client-side checks of a change, mirroring the server's (PROTOCOL.md), so mistakes fail fast. */
-export function validateChange(operation: unknown, collection: unknown, documentId: unknown, data: unknown, maxBytes: number): void {
-  const bad = (msg: string) => new SyncClientError(ErrorCode.INVALID_PAYLOAD, msg);
-  if (!OPERATIONS.includes(operation as Operation)) throw bad(`operation must be insert, update or delete, not "${String(operation)}"`);
-  if (!isUserCollectionName(collection)) throw bad(`invalid collection name "${String(collection)}"`);
-  if (!isValidDocumentId(documentId)) {
-    throw bad(`documentId must be a non-empty string of at most ${LIMITS.documentIdMax} characters`);
-  }
-  if (operation === 'delete') return;
-  if (!isPlainObject(data)) throw bad(`${operation as string} needs a data object`);
-  checkKeys(data, 0, bad);
-  const size = JSON.stringify(data).length;
-  if (size > maxBytes) throw new SyncClientError(ErrorCode.PAYLOAD_TOO_LARGE, `change of ${size} bytes is larger than ${maxBytes}`);
-}
-
-function checkKeys(v: unknown, depth: number, bad: (m: string) => Error): void {
-  if (depth > LIMITS.maxDepth) throw bad(`data is nested deeper than ${LIMITS.maxDepth} levels`);
-  if (Array.isArray(v)) {
-    for (const x of v) checkKeys(x, depth + 1, bad);
-  } else if (v && typeof v === 'object') {
-    for (const [k, x] of Object.entries(v)) {
-      if (k.startsWith('$') || k.includes('.') || k.includes('\\')) throw bad(`field name "${k}" may not start with $ or contain a dot or a backslash`);
-      checkKeys(x, depth + 1, bad);
     }
   }
 }
