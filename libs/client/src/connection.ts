@@ -3,9 +3,6 @@
  * reconnect backoff, the browser's online/offline events, the server's close notices, and the
  * session: one AbortController per connected session, aborted when it ends. Requests with an ack,
  * join and rejoin go through here.
- *
- * Over ~400 lines on purpose: the socket's event handlers and the negotiate/reconnect paths share
- * this state and read best side by side (splitting them would spread one state machine over files).
  */
 import { io, type ManagerOptions, type Socket, type SocketOptions } from 'socket.io-client';
 import { ErrorCode } from '../../protocol/src/errors';
