@@ -1,282 +1,58 @@
-import { io, type ManagerOptions, type Socket, type SocketOptions } from 'socket.io-client';
-import { ErrorCode } from '../../protocol/src/errors';
-import {
-  isUserCollectionName,
-  LIMITS,
-  OPERATIONS,
-  type BootstrapPage,
-  type ChangeAck,
-  type ChangeAckFailure,
-  type ChangeAckSuccess,
-  type ChangeBatchAck,
-  type DeliveredChange,
-  type GetChangesAck,
-  type JoinAck,
-  type JoinRequest,
-  type Operation,
-  type SubscribeAck,
-  type SubscriptionSpec,
-  type SyncDocument,
-} from '../../protocol/src/types';
-import { TypedEmitter } from './emitter';
-import { idOf, isValidDocumentId, withId } from './ids';
-import { LocalView, type ViewChange, type ViewFilter } from './local-view';
-import { compileFilter } from './matcher';
-import { Outbox, toWire } from './outbox';
-import { MemoryStorage } from './storage/memory-storage';
-import { docKey, type DocRecord, type OutboxEntry, type StorageWrite, type StoredSubscription, type SyncStorage } from './storage/storage.types';
-import { backoffDelay, isPlainObject, uuid } from './util';
-import { type DocumentIdInput, toDocumentId } from './object-id';
-import { negotiate, NegotiateError, type NegotiatedTarget } from './negotiate';
-
-/** Supplies a JWT; called at connect, and with `forceRefresh` after the server refused or expired one. */
-export type TokenProvider = (opts: { forceRefresh: boolean }) => string | undefined | null | Promise<string | undefined | null>;
-
-export interface SyncClientLogger {
-  debug?(msg: string, ...rest: unknown[]): void;
-  info?(msg: string, ...rest: unknown[]): void;
-  warn(msg: string, ...rest: unknown[]): void;
-  error(msg: string, ...rest: unknown[]): void;
-}
-
-export interface SyncClientOptions {
-  /** A JWT to authenticate with (sent in the handshake and in sync:join). */
-  token?: string;
-  /** Called for a token at connect and again (forceRefresh) when the server reports it expired. */
-  getToken?: TokenProvider;
-  /** Subscriptions to hold from the start (same as calling subscribe()). */
-  subscriptions?: SubscriptionSpec[];
-  /** Socket.IO transports (default: polling then upgrade to websocket, as socket.io does). */
-  transports?: ('websocket' | 'polling')[];
-  /** Most changes per sync:changeBatch (default 500, the server's default MAX_BATCH_SIZE). */
-  maxBatchSize?: number;
-  /** Most bytes of JSON per batch (default 768 KiB, under the server's default 1 MiB message limit). */
-  maxBatchBytes?: number;
-  /** Largest change accepted by makeChange, in bytes of JSON (default 256 KiB, as MAX_CHANGE_BYTES). */
-  maxChangeBytes?: number;
-  /** Page size of sync:get_changes (default 500). */
-  getChangesLimit?: number;
-  /** How long to wait for any ack (default 20 s). */
-  ackTimeoutMs?: number;
-  /** connect() rejects when not synced within this time (default 15 s); the client keeps trying. */
-  connectTimeoutMs?: number;
-  /** Read the change feed at least this often while connected (default 30 s; 0: only on reconnect and after writes). */
-  catchUpIntervalMs?: number;
-  /** Disconnect at once when the browser reports it is offline, reconnect when online (default true). */
-  watchNetwork?: boolean;
-  /** Where log lines go (default console; null: silent). */
-  logger?: SyncClientLogger | null;
-  /** The clock for sync_updated_at (default Date.now). */
-  now?: () => number;
-  /** Extra Socket.IO client options. */
-  socketOptions?: Partial<ManagerOptions & SocketOptions>;
-  /** First reconnect delay (default 1 s); doubles per failed attempt, with jitter. */
-  reconnectDelayMs?: number;
-  /**
-   * Longest wait between reconnects and between retries of a transient failure (default 5 min):
-   * after a deploy or an outage, clients come back spread out instead of in a storm.
-   */
-  maxRetryDelayMs?: number;
-  /**
-   * What a client reset (CURSOR_EXPIRED: offline longer than the server keeps its change feed) does
-   * with unsent local changes: `recoverUnsyncedChanges` (default) keeps and sends them after the
-   * fresh bootstrap; `discardUnsyncedChanges` drops them (rolled back, listed in the `reset` event).
-   * A function decides per reset.
-   */
-  clientResetMode?: ClientResetMode | ((info: { pending: PendingChange[] }) => ClientResetMode | Promise<ClientResetMode>);
-  /**
-   * Start every (re)connect from a negotiate URL (Azure Web PubSub for Socket.IO, docs/SDK.md
-   * "Connecting through Azure Web PubSub"): e.g. `/api/negotiate` (relative to serverUrl). The client
-   * GETs it with the app's token as `Authorization: Bearer` and connects to the answer's `endpoint`
-   * and `path` with `query.access_token`, the app's JWT still in `auth.token`. It negotiates again
-   * when the answer's `expiresAt` is less than a minute away or a connection with it was refused.
-   * A 501 (the server is not in Azure mode) means: connect to serverUrl directly. A failed or odd
-   * answer is an `error` event (code NEGOTIATE_FAILED or UNAUTHENTICATED) and a retry after the
-   * reconnect backoff.
-   */
-  negotiateUrl?: string;
-  /** Most time for one negotiate request, answer included (default 10 s). */
-  negotiateTimeoutMs?: number;
-}
-
-export type ClientResetMode = 'recoverUnsyncedChanges' | 'discardUnsyncedChanges';
-
-/** A change the app made, as makeChange reports it. */
-export interface PendingChange {
-  changeId: string;
-  operation: Operation;
-  collection: string;
-  documentId: string;
-  data?: SyncDocument;
-  timestamp: number;
-}
-
-export interface SyncClientEvents {
-  /** Joined (true) or lost the connection (false). */
-  online: (online: boolean) => void;
-  /** The number of unacknowledged changes changed. */
-  pending: (count: number) => void;
-  /** A visible document changed (local, remote, rollback, ...). */
-  change: (change: ViewChange) => void;
-  /** A catch-up finished: everything up to `cursor` has been read. */
-  synced: (info: { cursor: string | null; pending: number; timestamp: number }) => void;
-  /** The server applied a local change. */
-  acked: (info: { change: PendingChange; ack: ChangeAckSuccess }) => void;
-  /** A local change lost its conflict: the view now shows the server's `current` (null: deleted). */
-  conflict: (info: { change: PendingChange; current: SyncDocument | null; timestamp?: number }) => void;
-  /** The server refused a local change for good (FORBIDDEN, INVALID_PAYLOAD, ...): it was rolled back. */
-  rejected: (info: { change: PendingChange; code: SyncErrorCode; error: string }) => void;
-  /** A bootstrap page was applied. */
-  bootstrap: (info: { collection: string; subscriptionId: string; page: number; count: number; done: boolean }) => void;
-  /**
-   * Client reset: the stored cursor expired (CURSOR_EXPIRED); the client bootstraps again. `mode`
-   * says whether unsent changes were kept or discarded (`discarded` lists them).
-   */
-  reset: (info: { reason: string; mode: ClientResetMode; discarded: PendingChange[] }) => void;
-  /**
-   * The server closed the connection on purpose (`sync:shutdown` during a deploy, `SLOW_CONSUMER`
-   * when this client could not keep up): the client reconnects after `retryInMs` and catches up.
-   */
-  disconnected: (info: { reason: string; code?: string; retryInMs?: number }) => void;
-  /** An error; protocol failures are SyncClientError with the protocol's `code`. */
-  error: (error: Error) => void;
-}
-
-/** Where one outbox entry stands (see inspect()). */
-export type OutboxEntryState = 'storing' | 'queued' | 'sending' | 'retrying';
-
-/** What client.inspect() returns: everything needed to see why something has not synced. */
-export interface InspectReport {
-  userId: string;
-  serverUrl: string;
-  online: boolean;
-  /** The stored feed position (catch-up starts there). */
-  cursor: string | null;
-  lastSyncTimestamp: number;
-  storage: { kind: string; durable: boolean };
-  /** Reconnect backoff: failed attempts in a row and when the next one is due (UTC ms), if scheduled. */
-  reconnect: { attempt: number; nextAt: number | null };
-  /**
-   * Where the client connects: `direct` (serverUrl), or with `negotiateUrl` what the last negotiate
-   * said (`negotiated`: through the service, until `expiresAt`; `direct` after a 501). Null before
-   * the first negotiate. The access token is never shown.
-   */
-  connection: { via: 'direct' | 'negotiated'; endpoint: string; path: string; expiresAt: number | null } | null;
-  outbox: {
-    changeId: string;
-    seq: number;
-    operation: Operation;
-    collection: string;
-    documentId: string;
-    timestamp: number;
-    createdAt: number;
-    state: OutboxEntryState;
-    /** Times it was sent without a final answer. */
-    attempts: number;
-    lastError: { code: string; message: string; at: number } | null;
-  }[];
-  subscriptions: {
-    key: string;
-    collection: string;
-    filter?: string;
-    args?: unknown[];
-    /** The server's id in this session (none while offline). */
-    id: string | null;
-    count: number | null;
-    /** bootstrapped: its documents are stored; bootstrapping: pages are arriving; pending: not sent yet. */
-    state: 'bootstrapped' | 'bootstrapping' | 'pending';
-  }[];
-  /** Visible documents per collection (pending local changes included). */
-  documents: Record<string, number>;
-  /** The last error reported through the `error` or `rejected` event. */
-  lastError: { code: string; message: string; at: number } | null;
-}
-
 /**
- * The codes a SyncClientError (and a `rejected` event) carries: the protocol's, those of server
- * notices and optional protocol extensions, and the client's own (OFFLINE, TIMEOUT, CLOSED). A code
- * a newer server sends that this list does not know still comes through as a string.
+ * SyncClient, the SDK's public class: a facade over a Connection (socket, session, reconnects), an
+ * Uploader (the outbox), a Downloader (the feed, bootstraps, the cursor) and a SubscriptionSet;
+ * LocalView, Outbox and the storage stay here, with the session loop that drives the parts.
+ *
+ * Over ~400 lines on purpose: it carries the whole public API (every method, documented for the
+ * SDK's users), and each method is a few lines delegating to the parts.
  */
-export type SyncErrorCode =
-  ErrorCode | 'SCHEMA_VIOLATION' | 'SLOW_CONSUMER' | 'SHUTDOWN' | 'OFFLINE' | 'TIMEOUT' | 'CLOSED' | 'NEGOTIATE_FAILED' | (string & {});
+import { ErrorCode } from '../../protocol/src/errors';
+import { isUserCollectionName, LIMITS, type Operation, type SyncDocument } from '../../protocol/src/types';
+import { TypedEmitter } from './emitter';
+import { LocalView, type ViewFilter } from './local-view';
+import { Outbox } from './outbox';
+import { MemoryStorage } from './storage/memory-storage';
+import { type OutboxEntry, type StorageWrite, type SyncStorage } from './storage/storage.types';
+import { publicChange, Wakeup } from './client-internals';
+import { Uploader } from './uploader';
+import { SubscriptionSet } from './subscriptions';
+import { Downloader } from './downloader';
+import { Connection } from './connection';
+import { validateChange } from './validate-change';
 
-/** An error of the client, with a protocol code (see SyncErrorCode). */
-export class SyncClientError extends Error {
-  constructor(
-    readonly code: SyncErrorCode,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'SyncClientError';
-  }
-}
+export { validateChange } from './validate-change';
+import { uuid } from './util';
+import { type DocumentIdInput, toDocumentId } from './object-id';
+import {
+  SyncClientError,
+  type InspectReport,
+  type OutboxEntryState,
+  type PendingChange,
+  type Subscription,
+  type SyncClientEvents,
+  type SyncClientLogger,
+  type SyncClientOptions,
+} from './client-types';
 
-export interface Subscription {
-  readonly key: string;
-  readonly collection: string;
-  readonly filter?: string;
-  readonly args?: unknown[];
-  /** The server's id while connected. */
-  readonly id: string | undefined;
-  /** Number of visible matching documents the server reported when it last subscribed. */
-  readonly count: number | undefined;
-  unsubscribe(): Promise<void>;
-}
-
-interface SubState extends StoredSubscription {
-  id?: string;
-  count?: number;
-  done?: () => void;
-  /** The sync:subscribe under way in this session, if any. */
-  sending?: { session: number; promise: Promise<void> };
-}
+export {
+  SyncClientError,
+  type ClientResetMode,
+  type InspectReport,
+  type OutboxEntryState,
+  type PendingChange,
+  type Subscription,
+  type SyncClientEvents,
+  type SyncClientLogger,
+  type SyncClientOptions,
+  type SyncErrorCode,
+  type TokenProvider,
+} from './client-types';
 
 /** Resolves a storage given as a string (set by the Node and the browser entry points). */
 export type StringStorageResolver = (spec: string, userId: string, logger: SyncClientLogger | null) => SyncStorage;
 let stringStorageResolver: StringStorageResolver | undefined;
 export function setStringStorageResolver(r: StringStorageResolver): void {
   stringStorageResolver = r;
-}
-
-/** A change refused with one of these codes is refused for good: rolled back, never retried. */
-const FINAL_CODES = new Set<string>([ErrorCode.FORBIDDEN, ErrorCode.INVALID_PAYLOAD, ErrorCode.PAYLOAD_TOO_LARGE, ErrorCode.INVALID_QUERY, 'SCHEMA_VIOLATION']);
-/** Transient: retried with backoff (and the server's retryAfterMs) for as long as it takes. */
-const TRANSIENT_CODES = new Set<string>([ErrorCode.RATE_LIMITED, ErrorCode.UNAVAILABLE, ErrorCode.UNAUTHENTICATED, 'TIMEOUT', 'SLOW_CONSUMER']);
-/** INTERNAL and codes this client does not know are retried this often, then taken as refused. */
-const MAX_INTERNAL_ATTEMPTS = 5;
-/** A change of more than this many bytes sent alone without an answer this often is refused. */
-const UNANSWERABLE_MIN_BYTES = 64 * 1024;
-const MAX_UNANSWERED_ALONE = 5;
-
-class Wakeup {
-  private flag = false;
-  private resolver?: () => void;
-  notify(): void {
-    if (this.resolver) {
-      const r = this.resolver;
-      this.resolver = undefined;
-      r();
-    } else this.flag = true;
-  }
-  wait(ms: number): Promise<void> {
-    if (this.flag) {
-      this.flag = false;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => {
-      const t = setTimeout(
-        () => {
-          this.resolver = undefined;
-          resolve();
-        },
-        Math.max(0, ms),
-      );
-      this.resolver = () => {
-        clearTimeout(t);
-        resolve();
-      };
-    });
-  }
 }
 
 /**
@@ -309,50 +85,27 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
   private readonly log: SyncClientLogger | null;
   private readonly now: () => number;
   private readonly outbox = new Outbox();
-  private readonly subs = new Map<string, SubState>();
-  private readonly subsById = new Map<string, SubState>();
-  private readonly earlyPages = new Map<string, BootstrapPage[]>();
+  private readonly subs: SubscriptionSet;
   private readonly wake = new Wakeup();
-  private readonly internalAttempts = new Map<string, number>();
-  /** Per outbox entry: sends without a final answer, the last error (for inspect()). */
-  private readonly entryInfo = new Map<string, { attempts: number; lastError: InspectReport['lastError'] }>();
-  private readonly inFlight = new Set<string>();
-  /** Big changes sent alone without an answer, and how often (see refuseIfUnanswerable). */
-  private readonly unansweredAlone = new Map<string, number>();
+  private readonly uploader: Uploader;
+  private readonly conn: Connection;
+  /** The current socket (the connection's; tests and debugging reach it here). */
+  private get socket(): Connection['socket'] {
+    return this.conn.socket;
+  }
   private lastError: InspectReport['lastError'] = null;
-  private reconnectAt: number | null = null;
 
   private initPromise?: Promise<void>;
-  private socket?: Socket;
-  private session = 0;
-  private sessionEnd?: { promise: Promise<void>; resolve: () => void };
-  private joined = false;
-  private wantOnline = false;
-  private closed = false;
-  private cursor: string | null = null;
   private lastSyncTimestamp = 0;
   private lastTimestamp = 0;
   private lastSeq = 0;
-  private token?: string;
-  private tokenStale = false;
-  private batchLimit: number;
   private nextCatchUp = 0;
   /** Catch-ups started so far, and the number of the one the last 'synced' event reports. */
   private catchUpsStarted = 0;
   private syncedCatchUp = 0;
-  private staleKeys?: Set<string>;
-  private reconnectTimer?: ReturnType<typeof setTimeout>;
-  private reconnectAttempt = 0;
-  /** Why the server is about to close this socket (sync:shutdown, SLOW_CONSUMER), if it said so. */
-  private serverCloseHint?: { reason: string; code: string; retryAfterMs?: number };
+  private readonly downloader: Downloader;
   private writes = new Set<Promise<unknown>>();
-  private networkCleanup?: () => void;
   private readonly connectWaiters = new Set<(err?: Error) => void>();
-  /** With negotiateUrl: the last negotiate answer, a connect attempt under way, its cancellation. */
-  private negotiated?: NegotiatedTarget;
-  private opening = false;
-  private openSeq = 0;
-  private negotiateAbort?: AbortController;
 
   /**
    * @param serverUrl the sync server (e.g. http://localhost:3000)
@@ -381,15 +134,79 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       reconnectDelayMs: options.reconnectDelayMs ?? 1_000,
       maxRetryDelayMs: options.maxRetryDelayMs ?? 300_000,
     };
-    this.batchLimit = this.opts.maxBatchSize;
-    this.token = options.token;
+    this.uploader = new Uploader({
+      outbox: this.outbox,
+      view: this.view,
+      log: this.log,
+      maxBatchSize: this.opts.maxBatchSize,
+      maxBatchBytes: this.opts.maxBatchBytes,
+      emit: (event, ...args) => this.emit(event, ...args),
+      persist: (w) => this.persist(w),
+      request: (event, payload) => this.conn.request(event, payload),
+      sleep: (ms, s) => this.conn.sleep(ms, s),
+      retryDelay: (attempt) => this.conn.retryDelay(attempt),
+      rejoin: (s) => this.conn.rejoin(s),
+      confirmed: (collection, id) => this.downloader.confirmed(collection, id),
+      applied: () => {
+        this.lastSyncTimestamp = this.now();
+        // read the feed soon: it carries the full documents after our updates (and what we raced with)
+        this.nextCatchUp = Math.min(this.nextCatchUp, this.now() + 200);
+      },
+    });
+    this.conn = new Connection({
+      serverUrl,
+      userId: this.userId,
+      options,
+      opts: this.opts,
+      log: this.log,
+      emit: (event, ...args) => this.emit(event, ...args),
+      onConnect: () => this.runSession(),
+      sessionEnded: () => {
+        this.subs.endSession();
+        this.wake.notify();
+      },
+      afterJoin: async (ack) => {
+        if (!this.downloader.cursor && ack.cursor) {
+          this.downloader.cursor = ack.cursor;
+          await this.persist({ meta: { cursor: this.downloader.cursor } });
+        }
+      },
+      onLiveChanges: (changes) => this.downloader.onLiveChanges(changes),
+      onBootstrapPage: (page) => this.downloader.onBootstrapPage(page),
+    });
     if (typeof storage === 'string') {
       if (!stringStorageResolver) throw new Error('a storage given as a string needs the Node or browser entry point of the SDK');
       this.storage = stringStorageResolver(storage, this.userId, this.log);
     } else {
       this.storage = storage ?? new MemoryStorage();
     }
-    for (const s of options.subscriptions ?? []) this.addSub(s.collection, s.filter, s.args);
+    this.subs = new SubscriptionSet({
+      emit: (event, ...args) => this.emit(event, ...args),
+      persist: (w) => this.persist(w),
+      request: (event, payload) => this.conn.request(event, payload),
+      sleep: (ms, s) => this.conn.sleep(ms, s),
+      retryDelay: (attempt) => this.conn.retryDelay(attempt),
+      rejoin: (s) => this.conn.rejoin(s),
+      onPage: (page) => this.downloader.onBootstrapPage(page),
+      unsubscribe: (key) => this.unsubscribe(key),
+    });
+    this.downloader = new Downloader({
+      outbox: this.outbox,
+      view: this.view,
+      subs: this.subs,
+      log: this.log,
+      getChangesLimit: this.opts.getChangesLimit,
+      clientResetMode: options.clientResetMode,
+      emit: (event, ...args) => this.emit(event, ...args),
+      persist: (w) => this.persist(w),
+      request: (event, payload) => this.conn.request(event, payload),
+      sleep: (ms, s) => this.conn.sleep(ms, s),
+      retryDelay: (attempt) => this.conn.retryDelay(attempt),
+      join: (s) => this.conn.join(s),
+      rejoin: (s) => this.conn.rejoin(s),
+      forget: (changeId) => this.uploader.forget(changeId),
+    });
+    for (const s of options.subscriptions ?? []) this.subs.add(s.collection, s.filter, s.args);
     this.view.on('change', (c) => this.emit('change', c));
     this.on('error', (e) => (this.lastError = { code: (e as SyncClientError).code ?? 'ERROR', message: e.message, at: Date.now() }));
     this.on('rejected', (r) => (this.lastError = { code: r.code, message: r.error, at: Date.now() }));
@@ -413,9 +230,9 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
    * background: local changes are queued meanwhile).
    */
   async connect(): Promise<void> {
-    if (this.closed) throw new SyncClientError('CLOSED', 'this client was closed');
+    if (this.conn.closed) throw new SyncClientError('CLOSED', 'this client was closed');
     await this.initialize();
-    this.wantOnline = true;
+    this.conn.wantOnline = true;
     const synced = new Promise<void>((resolve, reject) => {
       const finish = (err?: Error) => {
         offS();
@@ -432,15 +249,15 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       this.connectWaiters.add(finish);
     });
     if (this.options.negotiateUrl) {
-      if (this.socket?.connected) {
-        if (this.joined) this.requestCatchUp();
-      } else void this.openNegotiated();
+      if (this.conn.socket?.connected) {
+        if (this.conn.joined) this.requestCatchUp();
+      } else void this.conn.openNegotiated();
     } else {
-      if (!this.socket) this.createSocket();
-      if (!this.socket!.connected && !this.socket!.active) this.socket!.connect();
-      else if (this.joined) this.requestCatchUp();
+      if (!this.conn.socket) this.conn.createSocket();
+      if (!this.conn.socket!.connected && !this.conn.socket!.active) this.conn.socket!.connect();
+      else if (this.conn.joined) this.requestCatchUp();
     }
-    this.watchNetwork();
+    this.conn.watchNetwork();
     return synced;
   }
 
@@ -450,7 +267,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
    * timestamp) to the current time, never lower than its previous one nor than the document's.
    */
   async makeChange(operation: Operation, collection: string, id: DocumentIdInput, data?: SyncDocument): Promise<PendingChange> {
-    if (this.closed) throw new SyncClientError('CLOSED', 'this client was closed');
+    if (this.conn.closed) throw new SyncClientError('CLOSED', 'this client was closed');
     const { documentId, idType } = this.documentIdOf(id);
     validateChange(operation, collection, documentId, data, this.opts.maxChangeBytes);
     await this.initialize();
@@ -495,7 +312,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
 
   /** True while connected and joined. */
   isOnline(): boolean {
-    return this.joined && !!this.socket?.connected;
+    return this.conn.joined && !!this.conn.socket?.connected;
   }
 
   /** Changes made locally that the server has not acknowledged yet. */
@@ -510,26 +327,26 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
 
   /** Disconnects (local changes keep being accepted and queued). connect() again to resume. */
   async disconnect(): Promise<void> {
-    this.wantOnline = false;
-    clearTimeout(this.reconnectTimer);
-    this.networkCleanup?.();
-    this.networkCleanup = undefined;
+    this.conn.wantOnline = false;
+    clearTimeout(this.conn.reconnectTimer);
+    this.conn.networkCleanup?.();
+    this.conn.networkCleanup = undefined;
     for (const finish of [...this.connectWaiters]) finish(new SyncClientError('OFFLINE', 'disconnect() was called'));
-    this.cancelOpening();
-    if (this.socket) {
-      this.socket.disconnect();
-      this.endSession();
+    this.conn.cancelOpening();
+    if (this.conn.socket) {
+      this.conn.socket.disconnect();
+      this.conn.endSession();
     }
     await this.idle();
   }
 
   /** Disconnects and closes the storage. The client cannot be used afterwards. */
   async close(): Promise<void> {
-    if (this.closed) return;
+    if (this.conn.closed) return;
     await this.disconnect();
-    this.closed = true;
-    this.socket?.removeAllListeners();
-    this.socket = undefined;
+    this.conn.closed = true;
+    this.conn.socket?.removeAllListeners();
+    this.conn.socket = undefined;
     await this.idle();
     if (this.initPromise) await this.initPromise.catch(() => undefined);
     await this.storage.close();
@@ -544,10 +361,10 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
   async subscribe(collection: string, filter?: string, args?: unknown[]): Promise<Subscription> {
     if (!isUserCollectionName(collection)) throw new SyncClientError(ErrorCode.INVALID_PAYLOAD, `invalid collection name "${collection}"`);
     await this.initialize();
-    const sub = this.addSub(collection, filter, args);
-    await this.persist({ meta: { subscriptions: this.storedSubs() } });
-    if (this.isOnline() && !sub.id) await this.sendSubscribe(this.session, sub);
-    return this.handle(sub);
+    const sub = this.subs.add(collection, filter, args);
+    await this.persist({ meta: { subscriptions: this.subs.stored() } });
+    if (this.isOnline() && !sub.id) await this.subs.send(this.conn.sessionAbort.signal, sub);
+    return this.subs.handle(sub);
   }
 
   /** Drops a subscription, and the local documents no remaining subscription covers. */
@@ -555,22 +372,21 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     const key = typeof sub === 'string' ? sub : sub.key;
     const s = this.subs.get(key);
     if (!s) return;
-    this.subs.delete(key);
-    if (s.id) this.subsById.delete(s.id);
+    this.subs.remove(s);
     if (s.id && this.isOnline()) {
-      await this.request('sync:unsubscribe', { subscriptionId: s.id }).catch(() => undefined);
+      await this.conn.request('sync:unsubscribe', { subscriptionId: s.id }).catch(() => undefined);
     }
     const drops: { collection: string; id: string }[] = [];
     for (const rec of [...this.view.baseRecords()]) {
       if (rec.collection !== s.collection) continue;
-      if (rec.doc && this.matchesSubscriptions(rec.collection, rec.doc)) continue;
+      if (rec.doc && this.subs.matches(rec.collection, rec.doc)) continue;
       if (this.view.drop(rec.collection, rec.id, 'reset')) drops.push({ collection: rec.collection, id: rec.id });
     }
-    await this.persist({ deleteDocs: drops, meta: { subscriptions: this.storedSubs() } });
+    await this.persist({ deleteDocs: drops, meta: { subscriptions: this.subs.stored() } });
   }
 
   subscriptions(): Subscription[] {
-    return [...this.subs.values()].map((s) => this.handle(s));
+    return [...this.subs.values()].map((s) => this.subs.handle(s));
   }
 
   /** A visible document (synced state with pending local changes applied). */
@@ -635,7 +451,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
 
   /** The stored feed position (null before the first join). */
   getCursor(): string | null {
-    return this.cursor;
+    return this.downloader.cursor;
   }
 
   /**
@@ -651,18 +467,23 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       userId: this.userId,
       serverUrl: this.serverUrl,
       online: this.isOnline(),
-      cursor: this.cursor,
+      cursor: this.downloader.cursor,
       lastSyncTimestamp: this.lastSyncTimestamp,
       storage: { kind: this.storage.kind, durable: this.storage.durable },
-      reconnect: { attempt: this.reconnectAttempt, nextAt: this.reconnectAt },
+      reconnect: { attempt: this.conn.reconnectAttempt, nextAt: this.conn.reconnectAt },
       connection: this.options.negotiateUrl
-        ? this.negotiated
-          ? { via: this.negotiated.via, endpoint: this.negotiated.endpoint, path: this.negotiated.path, expiresAt: this.negotiated.expiresAt ?? null }
+        ? this.conn.negotiated
+          ? {
+              via: this.conn.negotiated.via,
+              endpoint: this.conn.negotiated.endpoint,
+              path: this.conn.negotiated.path,
+              expiresAt: this.conn.negotiated.expiresAt ?? null,
+            }
           : null
         : { via: 'direct', endpoint: this.serverUrl, path: (this.options.socketOptions?.path as string | undefined) ?? '/socket.io', expiresAt: null },
       outbox: this.outbox.all().map((e) => {
-        const info = this.entryInfo.get(e.changeId);
-        const state: OutboxEntryState = !durable.has(e.changeId) ? 'storing' : this.inFlight.has(e.changeId) ? 'sending' : info ? 'retrying' : 'queued';
+        const { sending, info } = this.uploader.entryState(e.changeId);
+        const state: OutboxEntryState = !durable.has(e.changeId) ? 'storing' : sending ? 'sending' : info ? 'retrying' : 'queued';
         return {
           changeId: e.changeId,
           seq: e.seq,
@@ -730,18 +551,18 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       for (const s of storedSubs) s.bootstrapped = false;
       await this.storage.write({ clearDocs: true, meta: { cursor: null, subscriptions: storedSubs } });
     }
-    this.cursor = cursor;
+    this.downloader.cursor = cursor;
     this.lastSyncTimestamp = meta.lastSyncTimestamp ?? 0;
     this.lastSeq = Math.max(meta.lastSeq ?? 0, ...state.outbox.map((e) => e.seq));
     this.lastTimestamp = Math.max(meta.lastTimestamp ?? 0, ...state.outbox.map((e) => e.timestamp));
     for (const s of storedSubs) {
-      const sub = this.addSub(s.collection, s.filter, s.args);
+      const sub = this.subs.add(s.collection, s.filter, s.args);
       sub.bootstrapped = s.bootstrapped && !!cursor;
     }
     this.outbox.load(state.outbox);
     this.view.load(docs, state.outbox);
     if (meta.userId !== this.userId || meta.serverUrl !== this.serverUrl || (this.subs.size && !storedSubs.length)) {
-      await this.storage.write({ meta: { userId: this.userId, serverUrl: this.serverUrl, subscriptions: this.storedSubs() } });
+      await this.storage.write({ meta: { userId: this.userId, serverUrl: this.serverUrl, subscriptions: this.subs.stored() } });
     }
     if (this.outbox.size) this.emit('pending', this.outbox.size);
   }
@@ -762,271 +583,6 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     while (this.writes.size) await Promise.allSettled([...this.writes]);
   }
 
-  // ---- connection ----------------------------------------------------------------------------------
-
-  /**
-   * With negotiateUrl: negotiates (unless the last answer is still good), then connects a fresh
-   * socket where the answer says. Failures are reported and retried after the reconnect backoff.
-   */
-  private async openNegotiated(): Promise<void> {
-    if (this.opening || this.closed || !this.wantOnline || this.socket?.connected) return;
-    this.opening = true;
-    const seq = ++this.openSeq;
-    clearTimeout(this.reconnectTimer);
-    this.reconnectAt = null;
-    try {
-      let target = this.negotiated;
-      // a negotiated token is used while more than a minute is left; a 501 is asked again each time
-      if (!target || target.via === 'direct' || (target.expiresAt ?? 0) - Date.now() < NEGOTIATE_RENEW_MS) {
-        target = undefined;
-        this.negotiated = undefined;
-        const abort = new AbortController();
-        this.negotiateAbort = abort;
-        const token = await this.currentToken(this.tokenStale);
-        if (seq !== this.openSeq) return;
-        const url = new URL(this.options.negotiateUrl!, this.serverUrl).toString();
-        target = await negotiate({
-          url,
-          token,
-          userId: this.userId || undefined,
-          fallback: { endpoint: this.serverUrl, path: (this.options.socketOptions?.path as string | undefined) ?? '/socket.io' },
-          timeoutMs: this.options.negotiateTimeoutMs ?? 10_000,
-          signal: abort.signal,
-        });
-        if (seq !== this.openSeq) return;
-        this.negotiated = target;
-        if (target.via === 'direct') this.log?.debug?.(`sync-client: ${url} answered 501: connecting to ${this.serverUrl} directly`);
-      }
-      if (this.closed || !this.wantOnline) {
-        this.opening = false;
-        return;
-      }
-      this.disposeSocket();
-      this.createSocket(target);
-      this.socket!.connect();
-    } catch (e) {
-      if (seq !== this.openSeq) return;
-      this.opening = false;
-      const err =
-        e instanceof NegotiateError ? new SyncClientError(e.code, e.message) : new SyncClientError('NEGOTIATE_FAILED', `negotiate: ${(e as Error).message}`);
-      if (e instanceof NegotiateError && e.code === 'UNAUTHENTICATED') this.tokenStale = true;
-      this.log?.warn(`sync-client: ${err.message}`);
-      this.emit('error', err);
-      if (this.wantOnline && !this.closed) this.scheduleReconnect();
-    } finally {
-      if (seq === this.openSeq) this.negotiateAbort = undefined;
-    }
-  }
-
-  /** A negotiate or connect attempt under way (negotiateUrl) stops here. */
-  private cancelOpening(): void {
-    this.openSeq++;
-    this.opening = false;
-    this.negotiateAbort?.abort();
-    this.negotiateAbort = undefined;
-  }
-
-  /** Drops the current socket for good (its listeners first: it reports nothing more). */
-  private disposeSocket(): void {
-    const old = this.socket;
-    if (!old) return;
-    this.socket = undefined;
-    old.removeAllListeners();
-    old.disconnect();
-    if (this.joined || this.sessionEnd) this.endSession();
-  }
-
-  private createSocket(target?: NegotiatedTarget): void {
-    // through a negotiated endpoint each attempt gets a fresh socket (and a fresh token), so
-    // socket.io's own reconnection is off: the client reconnects (openNegotiated) after its backoff
-    const via: Partial<ManagerOptions & SocketOptions> = target
-      ? {
-          path: target.path,
-          forceNew: true,
-          reconnection: false,
-          ...(target.accessToken ? { query: { ...(this.options.socketOptions?.query ?? {}), access_token: target.accessToken } } : {}),
-        }
-      : {};
-    const socket = io(target?.endpoint ?? this.serverUrl, {
-      path: '/socket.io',
-      autoConnect: false,
-      reconnection: true,
-      // socket.io's own reconnects (a dropped transport): exponential up to minutes, +-50 % jitter
-      reconnectionDelay: this.opts.reconnectDelayMs,
-      reconnectionDelayMax: this.opts.maxRetryDelayMs,
-      randomizationFactor: 0.5,
-      timeout: 10_000,
-      ...(this.options.transports ? { transports: this.options.transports } : {}),
-      auth: (cb: (data: object) => void) => {
-        this.currentToken(this.tokenStale).then(
-          (token) => cb(token ? { token } : {}),
-          () => cb({}),
-        );
-      },
-      ...this.options.socketOptions,
-      ...via,
-    });
-    this.socket = socket;
-    socket.on('connect', () => {
-      this.reconnectAt = null;
-      this.opening = false;
-      void this.runSession();
-    });
-    socket.on('disconnect', (reason) => {
-      const wasOnline = this.joined;
-      this.endSession();
-      if (wasOnline) this.emit('online', false);
-      this.log?.debug?.(`sync-client: disconnected (${reason})`);
-      // the server closed us on purpose: socket.io will not reconnect by itself
-      if (reason === 'io server disconnect' && this.wantOnline) {
-        const hint = this.serverCloseHint;
-        this.serverCloseHint = undefined;
-        this.scheduleReconnect(hint?.retryAfterMs);
-        this.emit('disconnected', {
-          reason: hint?.reason ?? reason,
-          code: hint?.code,
-          retryInMs: this.reconnectAt ? this.reconnectAt - Date.now() : undefined,
-        });
-      } else if (target && reason !== 'io client disconnect' && this.wantOnline) {
-        // a dropped connection through the service: socket.io's reconnection is off (see above)
-        this.scheduleReconnect();
-      }
-    });
-    socket.on('connect_error', (err) => {
-      this.log?.debug?.(`sync-client: connect error: ${err.message}`);
-      if (/unauthori[sz]ed/i.test(err.message)) this.tokenStale = true;
-      if (target) {
-        // refused (an expired or unknown access token, ...): negotiate again before the next attempt
-        this.opening = false;
-        this.negotiated = undefined;
-        if (this.wantOnline) this.scheduleReconnect();
-        return;
-      }
-      // refused by a server middleware: socket.io does not retry by itself
-      if (!socket.active && this.wantOnline) this.scheduleReconnect();
-    });
-    socket.on('sync:changes', (changes: DeliveredChange[] | DeliveredChange) => this.onLiveChanges(changes));
-    socket.on('sync:bootstrap', (page: BootstrapPage) => void this.onBootstrapPage(page));
-    // the server is going away (rolling deploy): it will close this socket; come back spread out
-    socket.on('sync:shutdown', (info?: { retryAfterMs?: unknown; reason?: unknown }) => {
-      const retryAfterMs = validHint(info?.retryAfterMs);
-      this.serverCloseHint = { reason: 'shutdown', code: 'SHUTDOWN', retryAfterMs };
-      this.log?.info?.(`sync-client: the server is shutting down; reconnecting in about ${retryAfterMs ?? 'a few'} ms`);
-    });
-    // an error notice outside any ack, e.g. SLOW_CONSUMER: this client fell behind the live stream
-    socket.on('sync:error', (info?: { code?: unknown; error?: unknown; message?: unknown; retryAfterMs?: unknown }) => {
-      const code = typeof info?.code === 'string' ? info.code.slice(0, 64) : 'INTERNAL';
-      const message = String(info?.error ?? info?.message ?? code).slice(0, 500);
-      this.emit('error', new SyncClientError(code, `server: ${message}`));
-      if (code === 'SLOW_CONSUMER' || code === 'SHUTDOWN') {
-        // live changes may have been dropped: reconnect after a backoff and catch up from the cursor
-        this.serverCloseHint = { reason: code === 'SHUTDOWN' ? 'shutdown' : 'slow-consumer', code, retryAfterMs: validHint(info?.retryAfterMs) };
-        if (this.socket?.connected) {
-          this.socket.disconnect();
-          const hint = this.serverCloseHint;
-          this.serverCloseHint = undefined;
-          this.endSession();
-          if (this.wantOnline) this.scheduleReconnect(hint.retryAfterMs);
-          this.emit('disconnected', { reason: hint.reason, code, retryInMs: this.reconnectAt ? this.reconnectAt - Date.now() : undefined });
-        }
-      }
-    });
-    socket.on('sync:token_expired', () => {
-      this.tokenStale = true;
-      void this.rejoin(this.session);
-    });
-  }
-
-  /**
-   * Reconnects after a jittered exponential backoff (reconnectDelayMs doubling up to
-   * maxRetryDelayMs; the attempt count resets only after a completed sync), or after the server's
-   * hint plus up to as much again of jitter, whichever is longer.
-   */
-  private scheduleReconnect(hintMs?: number): void {
-    clearTimeout(this.reconnectTimer);
-    let delay = backoffDelay(this.reconnectAttempt++, this.opts.reconnectDelayMs, this.opts.maxRetryDelayMs);
-    if (hintMs !== undefined) delay = Math.max(delay, Math.round(hintMs * (1 + Math.random())));
-    this.reconnectAt = Date.now() + delay;
-    this.reconnectTimer = setTimeout(() => {
-      this.reconnectAt = null;
-      if (this.options.negotiateUrl) void this.openNegotiated();
-      else if (this.wantOnline && this.socket && !this.socket.connected) this.socket.connect();
-    }, delay);
-  }
-
-  private watchNetwork(): void {
-    if (!this.opts.watchNetwork || this.networkCleanup) return;
-    const g = globalThis as unknown as {
-      addEventListener?: (t: string, f: () => void) => void;
-      removeEventListener?: (t: string, f: () => void) => void;
-      navigator?: { onLine?: boolean };
-    };
-    if (typeof g.addEventListener !== 'function' || typeof g.navigator?.onLine !== 'boolean') return;
-    const offline = () => {
-      this.log?.debug?.('sync-client: the browser went offline');
-      this.cancelOpening();
-      this.socket?.disconnect();
-      this.endSession();
-    };
-    const online = () => {
-      if (this.options.negotiateUrl) void this.openNegotiated();
-      else if (this.wantOnline && this.socket && !this.socket.connected) this.socket.connect();
-    };
-    g.addEventListener('offline', offline);
-    g.addEventListener('online', online);
-    this.networkCleanup = () => {
-      g.removeEventListener?.('offline', offline);
-      g.removeEventListener?.('online', online);
-    };
-  }
-
-  private endSession(): void {
-    this.session++;
-    this.joined = false;
-    this.subsById.clear();
-    this.earlyPages.clear();
-    for (const s of this.subs.values()) {
-      s.id = undefined;
-      s.done?.();
-      s.done = undefined;
-    }
-    this.sessionEnd?.resolve();
-    this.sessionEnd = undefined;
-    this.wake.notify();
-  }
-
-  private async currentToken(force: boolean): Promise<string | undefined> {
-    if (this.options.getToken && (force || !this.token)) {
-      const t = await this.options.getToken({ forceRefresh: force });
-      this.token = t ?? undefined;
-      this.tokenStale = false;
-    }
-    return this.token;
-  }
-
-  /** Emits an event with an ack (rejects when offline, on timeout or when the socket drops). */
-  private request<T>(event: string, payload: unknown, timeoutMs = this.opts.ackTimeoutMs): Promise<T> {
-    const socket = this.socket;
-    if (!socket?.connected) return Promise.reject(new SyncClientError('OFFLINE', 'not connected'));
-    return socket.timeout(timeoutMs).emitWithAck(event, payload) as Promise<T>;
-  }
-
-  private sleep(ms: number, s: number): Promise<void> {
-    if (s !== this.session) return Promise.resolve();
-    return new Promise((resolve) => {
-      const t = setTimeout(resolve, ms);
-      void this.sessionEnd?.promise.then(() => {
-        clearTimeout(t);
-        resolve();
-      });
-    });
-  }
-
-  /** Jittered exponential backoff for transient failures (from reconnectDelayMs / 2), up to maxRetryDelayMs. */
-  private retryDelay(attempt: number): number {
-    return backoffDelay(attempt, this.opts.reconnectDelayMs / 2, this.opts.maxRetryDelayMs);
-  }
-
   private requestCatchUp(): void {
     this.nextCatchUp = 0;
     this.wake.notify();
@@ -1035,611 +591,48 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
   // ---- one connected session -----------------------------------------------------------------------
 
   private async runSession(): Promise<void> {
-    this.endSession();
-    const s = this.session;
-    let resolve!: () => void;
-    this.sessionEnd = { promise: new Promise<void>((r) => (resolve = r)), resolve };
+    this.conn.endSession();
+    const s = this.conn.sessionAbort.signal;
+    this.conn.sessionRunning = true;
     try {
-      await this.join(s);
-      if (s !== this.session) return;
-      this.joined = true;
+      await this.conn.join(s);
+      if (s.aborted) return;
+      this.conn.joined = true;
       this.emit('online', true);
-      await Promise.all([...this.subs.values()].map((sub) => this.sendSubscribe(s, sub, false)));
+      await Promise.all([...this.subs.values()].map((sub) => this.subs.send(s, sub, false)));
       // a reset that may discard unsent changes must be found before they are sent: read first
       const resetMode = this.options.clientResetMode;
-      if (resetMode && resetMode !== 'recoverUnsyncedChanges' && this.outbox.size) await this.catchUp(s);
+      if (resetMode && resetMode !== 'recoverUnsyncedChanges' && this.outbox.size) await this.downloader.catchUp(s);
       this.nextCatchUp = 0;
-      while (s === this.session) {
-        await this.flush(s);
-        if (s !== this.session) break;
+      while (!s.aborted) {
+        await this.uploader.flush(s);
+        if (s.aborted) break;
         if (this.now() >= this.nextCatchUp) {
           const run = ++this.catchUpsStarted;
           // set before reading: a catch-up asked for meanwhile (whenSynced, an ack) must not be lost
           this.nextCatchUp = this.opts.catchUpIntervalMs > 0 ? this.now() + this.opts.catchUpIntervalMs : Infinity;
-          const ok = await this.catchUp(s);
-          if (s !== this.session) break;
+          const ok = await this.downloader.catchUp(s);
+          if (s.aborted) break;
           if (ok) {
-            this.reconnectAttempt = 0;
+            this.conn.reconnectAttempt = 0;
             this.syncedCatchUp = run;
             this.lastSyncTimestamp = this.now();
             void this.persist({ meta: { lastSyncTimestamp: this.lastSyncTimestamp } });
-            this.emit('synced', { cursor: this.cursor, pending: this.outbox.size, timestamp: this.lastSyncTimestamp });
+            this.emit('synced', { cursor: this.downloader.cursor, pending: this.outbox.size, timestamp: this.lastSyncTimestamp });
           }
         }
         if (this.outbox.nextBatch(1, Infinity).length) continue;
         await this.wake.wait(Math.min(this.nextCatchUp - this.now(), 2 ** 31 - 1));
       }
     } catch (e) {
-      if (s !== this.session) return;
+      if (s.aborted) return;
       const err = e as Error;
       this.log?.warn(`sync-client: sync session failed: ${err.message}`);
       this.emit('error', err);
       // start over on a fresh connection, after a pause
-      this.socket?.disconnect();
-      this.endSession();
-      if (this.wantOnline) this.scheduleReconnect();
-    }
-  }
-
-  private async join(s: number): Promise<JoinAck> {
-    for (let attempt = 0; ; attempt++) {
-      const token = await this.currentToken(attempt > 0 || this.tokenStale);
-      const req: JoinRequest = {};
-      if (this.userId) req.userId = this.userId;
-      if (token) req.token = token;
-      const ack = await this.request<JoinAck | ChangeAckFailure>('sync:join', req);
-      if (s !== this.session) return ack as JoinAck;
-      if (ack && ack.success === true) {
-        if (!this.cursor && ack.cursor) {
-          this.cursor = ack.cursor;
-          await this.persist({ meta: { cursor: this.cursor } });
-        }
-        return ack;
-      }
-      const code = (ack as ChangeAckFailure | undefined)?.code;
-      if (code === ErrorCode.UNAUTHENTICATED && this.options.getToken && attempt === 0) continue;
-      if (code === ErrorCode.RATE_LIMITED || code === ErrorCode.UNAVAILABLE) {
-        await this.sleep(validHint((ack as ChangeAckFailure).retryAfterMs) ?? this.retryDelay(attempt), s);
-        if (s !== this.session) return ack as unknown as JoinAck;
-        continue;
-      }
-      throw new SyncClientError(code ?? ErrorCode.INTERNAL, `join refused: ${(ack as ChangeAckFailure | undefined)?.error ?? 'no answer'}`);
-    }
-  }
-
-  /** Re-joins on the same socket with a fresh token (token expired, or UNAUTHENTICATED). */
-  private async rejoin(s: number): Promise<void> {
-    if (s !== this.session || !this.socket?.connected) return;
-    try {
-      this.tokenStale = true;
-      await this.join(s);
-    } catch (e) {
-      if (s !== this.session) return;
-      this.emit('error', e as Error);
-      this.socket?.disconnect();
-      this.endSession();
-      if (this.wantOnline) this.scheduleReconnect();
-    }
-  }
-
-  // ---- subscriptions -------------------------------------------------------------------------------
-
-  private addSub(collection: string, filter?: string, args?: unknown[]): SubState {
-    const f = filter && filter.trim() ? filter : undefined;
-    const a = args && args.length ? args : undefined;
-    const key = JSON.stringify([collection, f ?? '', a ?? []]);
-    let sub = this.subs.get(key);
-    if (!sub) {
-      sub = { key, collection, filter: f, args: a, bootstrapped: false };
-      this.subs.set(key, sub);
-    }
-    return sub;
-  }
-
-  private storedSubs(): StoredSubscription[] {
-    return [...this.subs.values()].map(({ key, collection, filter, args, bootstrapped }) => ({
-      key,
-      collection,
-      ...(filter ? { filter } : {}),
-      ...(args ? { args } : {}),
-      bootstrapped,
-    }));
-  }
-
-  private handle(sub: SubState): Subscription {
-    return {
-      key: sub.key,
-      collection: sub.collection,
-      filter: sub.filter,
-      args: sub.args,
-      get id() {
-        return sub.id;
-      },
-      get count() {
-        return sub.count;
-      },
-      unsubscribe: () => this.unsubscribe(sub.key),
-    };
-  }
-
-  /**
-   * Sends sync:subscribe (with a bootstrap unless this subscription's data is already stored) and
-   * waits for the bootstrap to finish. `throwOnRefusal`: a refused filter rejects (subscribe()) or is
-   * only reported (reconnects).
-   */
-  private sendSubscribe(s: number, sub: SubState, throwOnRefusal = true): Promise<void> {
-    if (sub.sending?.session === s) return sub.sending.promise;
-    const promise = this.doSubscribe(s, sub, throwOnRefusal).finally(() => {
-      if (sub.sending?.promise === promise) sub.sending = undefined;
-    });
-    sub.sending = { session: s, promise };
-    return promise;
-  }
-
-  private async doSubscribe(s: number, sub: SubState, throwOnRefusal: boolean): Promise<void> {
-    const bootstrap = !sub.bootstrapped;
-    let ack: SubscribeAck | ChangeAckFailure;
-    for (let attempt = 0; ; attempt++) {
-      ack = await this.request<SubscribeAck | ChangeAckFailure>('sync:subscribe', {
-        collection: sub.collection,
-        ...(sub.filter ? { filter: sub.filter } : {}),
-        ...(sub.args ? { args: sub.args } : {}),
-        bootstrap,
-      });
-      if (s !== this.session) return;
-      if (ack?.success === true) break;
-      const code = (ack as ChangeAckFailure | undefined)?.code;
-      if (code === ErrorCode.RATE_LIMITED || code === ErrorCode.UNAVAILABLE) {
-        await this.sleep(validHint((ack as ChangeAckFailure).retryAfterMs) ?? this.retryDelay(attempt), s);
-        if (s !== this.session) return;
-        continue;
-      }
-      if (code === ErrorCode.UNAUTHENTICATED && attempt === 0) {
-        await this.rejoin(s);
-        continue;
-      }
-      // a filter the server refuses: drop the subscription rather than retry it forever
-      const err = new SyncClientError(
-        code ?? ErrorCode.INTERNAL,
-        `subscription to ${sub.collection} refused: ${(ack as ChangeAckFailure | undefined)?.error ?? 'no answer'}`,
-      );
-      this.subs.delete(sub.key);
-      await this.persist({ meta: { subscriptions: this.storedSubs() } });
-      if (throwOnRefusal) throw err;
-      this.emit('error', err);
-      return;
-    }
-    sub.id = ack.subscriptionId;
-    sub.count = ack.count;
-    this.subsById.set(sub.id, sub);
-    if (!bootstrap) return;
-    const done = new Promise<void>((resolve) => (sub.done = resolve));
-    const early = this.earlyPages.get(sub.id);
-    this.earlyPages.delete(sub.id);
-    for (const p of early ?? []) await this.onBootstrapPage(p);
-    if (!sub.bootstrapped) await done;
-  }
-
-  private async onBootstrapPage(page: BootstrapPage): Promise<void> {
-    if (!page || typeof page !== 'object' || typeof page.subscriptionId !== 'string') return;
-    const sub = this.subsById.get(page.subscriptionId);
-    if (!sub) {
-      // the page overtook the subscribe ack: keep it until the ack tells which subscription it is
-      const list = this.earlyPages.get(page.subscriptionId) ?? [];
-      list.push(page);
-      this.earlyPages.set(page.subscriptionId, list);
-      return;
-    }
-    const collection = page.collection ?? sub.collection;
-    const puts: DocRecord[] = [];
-    for (const doc of Array.isArray(page.data) ? page.data : []) {
-      const id = doc && typeof doc === 'object' ? idOf(doc._id) : undefined;
-      if (id === undefined) continue;
-      const rec: DocRecord = { collection, id, state: 'live', doc, ts: numberOr(doc.sync_updated_at, 0), cursor: page.cursor || undefined };
-      if (Array.isArray(page.objectIds) && page.objectIds.includes(id)) rec.idType = 'objectId';
-      this.staleKeys?.delete(docKey(collection, id));
-      if (this.view.offer(rec, 'bootstrap')) puts.push(rec);
-    }
-    const w: StorageWrite = { putDocs: puts };
-    if (page.done) {
-      sub.bootstrapped = true;
-      w.meta = { subscriptions: this.storedSubs() };
-    }
-    this.emit('bootstrap', { collection, subscriptionId: page.subscriptionId, page: page.page, count: page.data?.length ?? 0, done: !!page.done });
-    await this.persist(w);
-    if (page.done) {
-      sub.done?.();
-      sub.done = undefined;
-    }
-  }
-
-  private matchesSubscriptions(collection: string, doc: SyncDocument): boolean {
-    let any = false;
-    for (const s of this.subs.values()) {
-      if (s.collection !== collection) continue;
-      any = true;
-      try {
-        const test = compileFilter(s.filter, s.args);
-        if (!test || test(doc)) return true;
-      } catch {
-        return true; // cannot evaluate it here: the server filtered already
-      }
-    }
-    return !any;
-  }
-
-  private isSubscribed(collection: string): boolean {
-    for (const s of this.subs.values()) if (s.collection === collection) return true;
-    return false;
-  }
-
-  // ---- receiving changes ---------------------------------------------------------------------------
-
-  /** The base record a delivered change leads to, or null when it is of no interest here. */
-  private recordOf(c: DeliveredChange, fromFeed: boolean): DocRecord | null {
-    const id = c && typeof c === 'object' && typeof c.collection === 'string' ? idOf(c.documentId) : undefined;
-    if (id === undefined) return null;
-    const known = !!this.view.getBase(c.collection, id) || this.view.isPending(c.collection, id);
-    if (!known && !this.isSubscribed(c.collection)) return null;
-    const ts = numberOr(c.timestamp, 0);
-    const cursor = typeof c.cursor === 'string' && c.cursor ? c.cursor : undefined;
-    const rec = this.recordOfChange(c, id, known, fromFeed, ts, cursor);
-    if (rec && c.idType === 'objectId') rec.idType = 'objectId';
-    return rec;
-  }
-
-  private recordOfChange(c: DeliveredChange, id: string, known: boolean, fromFeed: boolean, ts: number, cursor: string | undefined): DocRecord | null {
-    if (c.operation === 'delete') return { collection: c.collection, id, state: 'deleted', doc: null, ts, cursor };
-    if (c.outOfView) return known ? { collection: c.collection, id, state: 'hidden', doc: null, ts, cursor } : null;
-    const doc: SyncDocument = withId(c.data, id);
-    if (fromFeed && this.isSubscribed(c.collection) && !this.matchesSubscriptions(c.collection, doc)) {
-      return known ? { collection: c.collection, id, state: 'hidden', doc: null, ts, cursor } : null;
-    }
-    return { collection: c.collection, id, state: 'live', doc, ts, cursor };
-  }
-
-  private applyDelivered(changes: DeliveredChange[], fromFeed: boolean): DocRecord[] {
-    const puts: DocRecord[] = [];
-    for (const c of changes) {
-      const rec = this.recordOf(c, fromFeed);
-      if (!rec) continue;
-      this.staleKeys?.delete(docKey(rec.collection, rec.id));
-      if (this.view.offer(rec, 'remote')) puts.push(rec);
-    }
-    return puts;
-  }
-
-  /** Live changes: applied at once (idempotent, newest wins); the stored cursor does not move. */
-  private onLiveChanges(payload: DeliveredChange[] | DeliveredChange): void {
-    const list = Array.isArray(payload) ? payload : [payload];
-    const puts = this.applyDelivered(list, false);
-    if (puts.length) void this.persist({ putDocs: puts });
-  }
-
-  /**
-   * Reads the change feed from the stored cursor until it is exhausted. Returns false when it could
-   * not finish (offline, refused).
-   */
-  private async catchUp(s: number): Promise<boolean> {
-    if (!this.cursor) return true;
-    let idle = 0;
-    let attempt = 0;
-    while (s === this.session) {
-      let ack: GetChangesAck | ChangeAckFailure;
-      try {
-        ack = await this.request<GetChangesAck | ChangeAckFailure>('sync:get_changes', { cursor: this.cursor, limit: this.opts.getChangesLimit });
-      } catch (e) {
-        if (s !== this.session) return false;
-        await this.sleep(this.retryDelay(attempt++), s);
-        continue;
-      }
-      if (s !== this.session) return false;
-      if (!ack || ack.success !== true) {
-        const code = (ack as ChangeAckFailure | undefined)?.code;
-        if (code === ErrorCode.CURSOR_EXPIRED) {
-          await this.resetAfterExpiry(s);
-          if (!this.cursor) return true;
-          continue;
-        }
-        if (code === ErrorCode.UNAUTHENTICATED) {
-          await this.rejoin(s);
-          continue;
-        }
-        if (code === ErrorCode.RATE_LIMITED || code === ErrorCode.UNAVAILABLE || code === ErrorCode.INTERNAL) {
-          await this.sleep(validHint((ack as ChangeAckFailure).retryAfterMs) ?? this.retryDelay(attempt++), s);
-          continue;
-        }
-        this.emit(
-          'error',
-          new SyncClientError(code ?? ErrorCode.INTERNAL, `get_changes refused: ${(ack as ChangeAckFailure | undefined)?.error ?? 'no answer'}`),
-        );
-        return false;
-      }
-      attempt = 0;
-      const changes = Array.isArray(ack.changes) ? ack.changes : [];
-      const puts = this.applyDelivered(changes, true);
-      const moved = !!ack.cursor && ack.cursor !== this.cursor;
-      if (moved) this.cursor = ack.cursor;
-      if (puts.length || moved) await this.persist({ putDocs: puts, meta: { cursor: this.cursor } });
-      if (!ack.hasMore) return true;
-      if (!changes.length && !moved) await this.sleep(backoffDelay(idle++, 100, 5_000), s);
-      else idle = 0;
-    }
-    return false;
-  }
-
-  /**
-   * Client reset (CURSOR_EXPIRED): bootstrap every subscription again from a fresh cursor, and
-   * drop the documents that no longer exist. Unsent changes are kept (recoverUnsyncedChanges) or
-   * rolled back and removed from the outbox (discardUnsyncedChanges), as clientResetMode says.
-   */
-  private async resetAfterExpiry(s: number): Promise<void> {
-    const option = this.options.clientResetMode ?? 'recoverUnsyncedChanges';
-    let mode: ClientResetMode = 'recoverUnsyncedChanges';
-    try {
-      mode = typeof option === 'function' ? await option({ pending: this.getPendingChanges() }) : option;
-    } catch (e) {
-      this.emit('error', e as Error);
-    }
-    if (s !== this.session) return;
-    const discarded: OutboxEntry[] = mode === 'discardUnsyncedChanges' ? this.outbox.durableEntries() : [];
-    if (discarded.length) {
-      this.outbox.remove(discarded.map((e) => e.changeId));
-      for (const e of discarded) {
-        this.view.settle(e, 'rollback');
-        this.entryInfo.delete(e.changeId);
-        this.internalAttempts.delete(e.changeId);
-      }
-      await this.persist({ deleteOutbox: discarded.map((e) => e.changeId) });
-      this.emit('pending', this.outbox.size);
-    }
-    this.log?.warn(
-      `sync-client: the stored cursor expired: bootstrapping again (${mode}${discarded.length ? `, ${discarded.length} unsent changes discarded` : ''})`,
-    );
-    this.emit('reset', { reason: 'CURSOR_EXPIRED', mode, discarded: discarded.map(publicChange) });
-    this.staleKeys = new Set([...this.view.baseRecords()].map((r) => docKey(r.collection, r.id)));
-    for (const sub of this.subs.values()) {
-      if (sub.id) await this.request('sync:unsubscribe', { subscriptionId: sub.id }).catch(() => undefined);
-      if (sub.id) this.subsById.delete(sub.id);
-      sub.id = undefined;
-      sub.bootstrapped = false;
-    }
-    this.cursor = null;
-    await this.persist({ meta: { cursor: null, subscriptions: this.storedSubs() } });
-    if (s !== this.session) return;
-    await this.join(s);
-    if (s !== this.session) return;
-    await Promise.all([...this.subs.values()].map((sub) => this.sendSubscribe(s, sub, false)));
-    if (s !== this.session) return;
-    const drops: { collection: string; id: string }[] = [];
-    for (const key of this.staleKeys) {
-      const i = key.indexOf('\u0000');
-      const collection = key.slice(0, i);
-      const id = key.slice(i + 1);
-      if (this.view.drop(collection, id, 'reset')) drops.push({ collection, id });
-    }
-    this.staleKeys = undefined;
-    if (drops.length) await this.persist({ deleteDocs: drops });
-  }
-
-  // ---- sending the outbox --------------------------------------------------------------------------
-
-  /** Sends the outbox in order, in batches, until it is empty or the server asks to wait. */
-  private async flush(s: number): Promise<void> {
-    let attempt = 0;
-    while (s === this.session) {
-      const batch = this.outbox.nextBatch(this.batchLimit, this.opts.maxBatchBytes);
-      if (!batch.length) return;
-      let ack: ChangeBatchAck | ChangeAckFailure;
-      for (const e of batch) this.inFlight.add(e.changeId);
-      try {
-        ack = await this.request<ChangeBatchAck | ChangeAckFailure>('sync:changeBatch', { changes: batch.map(toWire) });
-      } catch (err) {
-        // no answer (timeout, or the connection dropped: perhaps the message was over the server's
-        // size limit): retry smaller; the size grows back after successes
-        for (const e of batch) {
-          this.inFlight.delete(e.changeId);
-          this.noteAttempt(e.changeId, (err as SyncClientError).code ?? 'TIMEOUT', (err as Error).message);
-        }
-        if (batch.length > 1) this.batchLimit = Math.max(1, Math.floor(batch.length / 2));
-        else if (await this.refuseIfUnanswerable(batch[0])) continue;
-        if (s !== this.session) return;
-        await this.sleep(this.retryDelay(attempt++), s);
-        continue;
-      }
-      this.unansweredAlone.delete(batch[0].changeId);
-      for (const e of batch) this.inFlight.delete(e.changeId);
-      if (s !== this.session) return;
-      let results: (ChangeAck | undefined)[];
-      if (ack && ack.success === true && Array.isArray(ack.results)) {
-        results = ack.results;
-      } else {
-        const fail = (ack ?? { success: false, code: ErrorCode.INTERNAL, error: 'no answer' }) as ChangeAckFailure;
-        if (fail.code === ErrorCode.UNAUTHENTICATED) {
-          await this.rejoin(s);
-          continue;
-        }
-        if (!FINAL_CODES.has(fail.code)) {
-          for (const e of batch) this.noteAttempt(e.changeId, fail.code, fail.error);
-          await this.sleep(validHint(fail.retryAfterMs) ?? this.retryDelay(attempt++), s);
-          continue;
-        }
-        if (batch.length > 1) {
-          // the batch as a whole was refused (too big?): split it until the culprit stands alone
-          this.batchLimit = Math.max(1, Math.floor(batch.length / 2));
-          continue;
-        }
-        results = [fail];
-      }
-      const { retryAfterMs, rejoin } = await this.settle(batch, results);
-      if (rejoin) await this.rejoin(s);
-      if (retryAfterMs !== undefined) {
-        await this.sleep(retryAfterMs || this.retryDelay(attempt++), s);
-      } else {
-        attempt = 0;
-        if (this.batchLimit < this.opts.maxBatchSize) this.batchLimit = Math.min(this.opts.maxBatchSize, this.batchLimit * 2);
-      }
-    }
-  }
-
-  /** Applies the acks of one batch: settled entries leave the outbox in one storage write. */
-  private async settle(batch: OutboxEntry[], results: (ChangeAck | undefined)[]): Promise<{ retryAfterMs?: number; rejoin: boolean }> {
-    const removed: string[] = [];
-    const putDocs: DocRecord[] = [];
-    let retryAfterMs: number | undefined;
-    let rejoin = false;
-    let anyApplied = false;
-    for (let i = 0; i < batch.length; i++) {
-      const e = batch[i];
-      const r = results[i];
-      if (r && r.success === true) {
-        const base = this.ackBase(e, r);
-        this.staleKeys?.delete(docKey(e.collection, e.documentId));
-        if (this.view.settle(e, 'ack', base)) putDocs.push(base);
-        removed.push(e.changeId);
-        anyApplied = true;
-        this.emit('acked', { change: publicChange(e), ack: r });
-        continue;
-      }
-      const code = r?.code;
-      if (code === ErrorCode.CONFLICT) {
-        const fail = r as ChangeAckFailure;
-        const current: SyncDocument | null = fail.current && typeof fail.current === 'object' ? withId(fail.current, e.documentId) : null;
-        const ts = numberOr(fail.timestamp, numberOr(current?.sync_updated_at, 0));
-        const base: DocRecord = { collection: e.collection, id: e.documentId, state: current ? 'live' : 'deleted', doc: current, ts };
-        const known = this.view.getBase(e.collection, e.documentId)?.idType;
-        if (known) base.idType = known;
-        if (this.view.settle(e, 'conflict', base)) putDocs.push(base);
-        removed.push(e.changeId);
-        anyApplied = true;
-        this.emit('conflict', { change: publicChange(e), current, timestamp: fail.timestamp });
-        continue;
-      }
-      // INTERNAL, or a code this client does not know: a few retries, then refused (never stuck)
-      const limited = !!code && !FINAL_CODES.has(code) && !TRANSIENT_CODES.has(code);
-      const attempts = limited || !r ? (this.internalAttempts.get(e.changeId) ?? 0) + 1 : 0;
-      this.noteAttempt(e.changeId, code ?? ErrorCode.INTERNAL, r?.error ?? 'no result for this change');
-      if ((code && FINAL_CODES.has(code)) || attempts >= MAX_INTERNAL_ATTEMPTS) {
-        this.view.settle(e, 'rollback');
-        removed.push(e.changeId);
-        this.internalAttempts.delete(e.changeId);
-        const finalCode = code ?? ErrorCode.INTERNAL;
-        this.emit('rejected', { change: publicChange(e), code: finalCode, error: r?.error ?? finalCode });
-        this.log?.warn(`sync-client: ${e.operation} ${e.collection}/${e.documentId} refused (${finalCode}): ${r?.error ?? ''}; rolled back`);
-        continue;
-      }
-      if (attempts) this.internalAttempts.set(e.changeId, attempts);
-      if (code === ErrorCode.UNAUTHENTICATED) rejoin = true;
-      const wait = validHint((r as ChangeAckFailure | undefined)?.retryAfterMs);
-      retryAfterMs = Math.max(retryAfterMs ?? 0, wait ?? 0);
-    }
-    this.outbox.remove(removed);
-    if (removed.length) {
-      for (const id of removed) {
-        this.internalAttempts.delete(id);
-        this.entryInfo.delete(id);
-      }
-      await this.persist({ deleteOutbox: removed, putDocs });
-      this.emit('pending', this.outbox.size);
-    }
-    if (anyApplied) {
-      this.lastSyncTimestamp = this.now();
-      // read the feed soon: it carries the full documents after our updates (and what we raced with)
-      this.nextCatchUp = Math.min(this.nextCatchUp, this.now() + 200);
-    }
-    return { retryAfterMs, rejoin };
-  }
-
-  /**
-   * A big change sent alone that never gets an answer (the server closes the connection: over its
-   * message size limit) would block the outbox forever: after MAX_UNANSWERED_ALONE tries it is
-   * refused as PAYLOAD_TOO_LARGE. Small changes are never refused this way (a flaky network only
-   * delays them).
-   */
-  private async refuseIfUnanswerable(e: OutboxEntry): Promise<boolean> {
-    if (JSON.stringify(toWire(e)).length <= UNANSWERABLE_MIN_BYTES) return false;
-    const n = (this.unansweredAlone.get(e.changeId) ?? 0) + 1;
-    this.unansweredAlone.set(e.changeId, n);
-    if (n < MAX_UNANSWERED_ALONE) return false;
-    this.unansweredAlone.delete(e.changeId);
-    this.entryInfo.delete(e.changeId);
-    this.internalAttempts.delete(e.changeId);
-    this.outbox.remove([e.changeId]);
-    this.view.settle(e, 'rollback');
-    await this.persist({ deleteOutbox: [e.changeId] });
-    this.emit('pending', this.outbox.size);
-    const error = `no answer to this change sent alone ${n} times: over the server's message size limit?`;
-    this.emit('rejected', { change: publicChange(e), code: ErrorCode.PAYLOAD_TOO_LARGE, error });
-    this.log?.warn(`sync-client: ${e.operation} ${e.collection}/${e.documentId} refused (PAYLOAD_TOO_LARGE): ${error}; rolled back`);
-    return true;
-  }
-
-  private noteAttempt(changeId: string, code: string, message: string): void {
-    const info = this.entryInfo.get(changeId) ?? { attempts: 0, lastError: null };
-    info.attempts++;
-    info.lastError = { code, message: String(message).slice(0, 500), at: Date.now() };
-    this.entryInfo.set(changeId, info);
-  }
-
-  /** The server state after an applied local change, as far as the client can tell. */
-  private ackBase(e: OutboxEntry, ack: ChangeAckSuccess): DocRecord {
-    const ts = numberOr(ack.timestamp, e.timestamp);
-    const cursor = typeof ack.cursor === 'string' && ack.cursor ? ack.cursor : undefined;
-    if (e.operation === 'delete') return { collection: e.collection, id: e.documentId, state: 'deleted', doc: null, ts, cursor };
-    const cur = this.view.getBase(e.collection, e.documentId);
-    const prior = e.operation === 'update' && cur?.state === 'live' && cur.doc ? cur.doc : {};
-    const doc = { ...withId({ ...prior, ...(e.data ?? {}) }, e.documentId), sync_updated_at: ts };
-    const idType = cur?.idType ?? e.idType;
-    return { collection: e.collection, id: e.documentId, state: 'live', doc, ts, cursor, ...(idType ? { idType } : {}) };
-  }
-}
-
-function publicChange(e: OutboxEntry): PendingChange {
-  return {
-    changeId: e.changeId,
-    operation: e.operation,
-    collection: e.collection,
-    documentId: e.documentId,
-    ...(e.data ? { data: e.data } : {}),
-    timestamp: e.timestamp,
-  };
-}
-
-/** A negotiated access token is renewed when less than this is left before its expiresAt. */
-const NEGOTIATE_RENEW_MS = 60_000;
-
-/** A server's retryAfterMs hint, bounded (at most an hour); undefined when absent or nonsense. */
-function validHint(v: unknown): number | undefined {
-  return typeof v === 'number' && Number.isFinite(v) && v >= 0 ? Math.min(v, 3_600_000) : undefined;
-}
-
-function numberOr(v: unknown, fallback: number): number {
-  return typeof v === 'number' && Number.isFinite(v) ? v : fallback;
-}
-
-/** Client-side checks of a change, mirroring the server's (PROTOCOL.md), so mistakes fail fast. */
-export function validateChange(operation: unknown, collection: unknown, documentId: unknown, data: unknown, maxBytes: number): void {
-  const bad = (msg: string) => new SyncClientError(ErrorCode.INVALID_PAYLOAD, msg);
-  if (!OPERATIONS.includes(operation as Operation)) throw bad(`operation must be insert, update or delete, not "${String(operation)}"`);
-  if (!isUserCollectionName(collection)) throw bad(`invalid collection name "${String(collection)}"`);
-  if (!isValidDocumentId(documentId)) {
-    throw bad(`documentId must be a non-empty string of at most ${LIMITS.documentIdMax} characters`);
-  }
-  if (operation === 'delete') return;
-  if (!isPlainObject(data)) throw bad(`${operation as string} needs a data object`);
-  checkKeys(data, 0, bad);
-  const size = JSON.stringify(data).length;
-  if (size > maxBytes) throw new SyncClientError(ErrorCode.PAYLOAD_TOO_LARGE, `change of ${size} bytes is larger than ${maxBytes}`);
-}
-
-function checkKeys(v: unknown, depth: number, bad: (m: string) => Error): void {
-  if (depth > LIMITS.maxDepth) throw bad(`data is nested deeper than ${LIMITS.maxDepth} levels`);
-  if (Array.isArray(v)) {
-    for (const x of v) checkKeys(x, depth + 1, bad);
-  } else if (v && typeof v === 'object') {
-    for (const [k, x] of Object.entries(v)) {
-      if (k.startsWith('$') || k.includes('.') || k.includes('\\')) throw bad(`field name "${k}" may not start with $ or contain a dot or a backslash`);
-      checkKeys(x, depth + 1, bad);
+      this.conn.socket?.disconnect();
+      this.conn.endSession();
+      if (this.conn.wantOnline) this.conn.scheduleReconnect();
     }
   }
 }
