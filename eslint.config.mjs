@@ -9,7 +9,17 @@ import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   {
-    ignores: ['node_modules/', 'dist/', 'libs/client/dist/', '.tools/', 'coverage/', 'bench/results/', 'public/demo/sync-client.js', '**/*.d.ts'],
+    ignores: [
+      'node_modules/',
+      'dist/',
+      'libs/client/dist/',
+      '.tools/',
+      'coverage/',
+      'bench/results/',
+      'public/demo/sync-client.js*',
+      'public/demo/react/app.js*',
+      '**/*.d.ts',
+    ],
   },
   js.configs.recommended,
   ...tseslint.configs.recommended,
