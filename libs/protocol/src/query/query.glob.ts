@@ -103,13 +103,9 @@ export function globSize(glob: Glob): number {
 function codePointCount(s: string): number {
   let n = s.length;
   for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
-      const d = s.charCodeAt(i + 1);
-      if (d >= 0xdc00 && d <= 0xdfff) {
-        n--;
-        i++;
-      }
+    if (s.codePointAt(i)! > 0xffff) {
+      n--;
+      i++;
     }
   }
   return n;
@@ -245,14 +241,8 @@ function compileNfa(glob: Glob, ci: boolean): StringMatch {
       charge(budget, s.length + 1);
       let d = 1;
       for (let i = 0; i < s.length; i++) {
-        let c = s.charCodeAt(i);
-        if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
-          const lo = s.charCodeAt(i + 1);
-          if (lo >= 0xdc00 && lo <= 0xdfff) {
-            c = 0x10000 + ((c - 0xd800) << 10) + (lo - 0xdc00);
-            i++;
-          }
-        }
+        let c = s.codePointAt(i)!; // a surrogate pair is one code point (a lone surrogate stays itself)
+        if (c > 0xffff) i++;
         if (ci) c = foldCodePoint(c);
         d = ((d << 1) & (masks.get(c) ?? any0)) | (d & loops0);
         if (d === 0) return false;
@@ -266,14 +256,8 @@ function compileNfa(glob: Glob, ci: boolean): StringMatch {
     let next = new Uint32Array(words);
     d[0] = 1;
     for (let i = 0; i < s.length; i++) {
-      let c = s.charCodeAt(i);
-      if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
-        const lo = s.charCodeAt(i + 1);
-        if (lo >= 0xdc00 && lo <= 0xdfff) {
-          c = 0x10000 + ((c - 0xd800) << 10) + (lo - 0xdc00);
-          i++;
-        }
-      }
+      let c = s.codePointAt(i)!; // a surrogate pair is one code point (a lone surrogate stays itself)
+      if (c > 0xffff) i++;
       if (ci) c = foldCodePoint(c);
       const b = byChar.get(c);
       let carry = 0;
