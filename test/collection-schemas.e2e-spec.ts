@@ -213,4 +213,51 @@ describe('collection schemas: enforced on the resulting document on every write 
       ).toMatchObject({ code: 'INVALID_PAYLOAD', details: { pointer: '/owner_id' } });
     });
   });
+  describe('attack: a write-only user learns nothing of a stored version through a violation', () => {
+    let r: TestApp;
+    let rdb: Awaited<ReturnType<typeof connectTestDb>>;
+    let dir: string;
+    beforeAll(async () => {
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'schemas-dropbox-'));
+      const rules = path.join(dir, 'rules.json');
+      fs.writeFileSync(
+        rules,
+        JSON.stringify({
+          default: { read: 'FALSEPREDICATE', write: 'FALSEPREDICATE' },
+          collections: {
+            dropbox: {
+              read: 'owner == %user.id',
+              write: 'TRUEPREDICATE',
+              schema: { type: 'object', properties: { owner: { type: 'string' }, note: { type: 'string' } }, additionalProperties: false },
+            },
+          },
+        }),
+      );
+      r = await startTestApp({ AUTH_MODE: 'dev', SYNC_RULES_FILE: rules }, 'schemas_dropbox');
+      rdb = await connectTestDb('unused', r.mongoUri);
+      // a version stored before the schema existed (e.g. data left by Atlas Device Sync), with a secret field
+      await rdb.db.collection('dropbox').insertOne({ _id: 'box-1' as never, owner: 'ann', note: 'x', secretPinCode: 1234, sync_updated_at: 1 });
+    });
+    afterAll(async () => {
+      await rdb?.close();
+      await r?.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('the owner is told what is wrong; another writer gets the refusal without the pointer', async () => {
+      const bob = await joinedClient(r.url, 'bob');
+      const ann = await joinedClient(r.url, 'ann');
+      try {
+        const bobs = await emitAck(bob, 'sync:change', { operation: 'update', collection: 'dropbox', documentId: 'box-1', data: { note: 'hi' } });
+        expect(bobs).toMatchObject({ success: false, code: 'INVALID_PAYLOAD' });
+        expect(bobs.details).toBeUndefined();
+        expect(JSON.stringify(bobs)).not.toMatch(/secretPinCode/);
+        const anns = await emitAck(ann, 'sync:change', { operation: 'update', collection: 'dropbox', documentId: 'box-1', data: { note: 'hi' } });
+        expect(anns).toMatchObject({ success: false, code: 'INVALID_PAYLOAD', details: { pointer: '/secretPinCode' } });
+      } finally {
+        bob.close();
+        ann.close();
+      }
+    });
+  });
 });

@@ -41,4 +41,12 @@ export class CollectionSchemaService {
       details,
     });
   }
+
+  /**
+   * The same refusal without saying what is wrong: for a user who may not read the document (the
+   * pointer and message could name fields of a stored version that user may not see).
+   */
+  withoutDetails(collection: string, changeId?: string): InvalidPayloadError {
+    return new InvalidPayloadError(`the document would not match the schema of "${collection}"`, changeId === undefined ? {} : { changeId });
+  }
 }

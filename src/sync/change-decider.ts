@@ -97,7 +97,9 @@ export class ChangeDecider {
       }
       const violation = this.schemas.check(c.collection, outcome.after, c.changeId);
       if (violation) {
-        declined.push({ w, ack: violation });
+        // what is wrong may be a field of the stored version: said only to a reader of the document
+        const reader = origin.trusted || (outcome.after !== null && this.permissions.canRead(origin.user, c.collection, publicDoc(outcome.after)));
+        declined.push({ w, ack: reader ? violation : this.schemas.withoutDetails(c.collection, c.changeId) });
         continue;
       }
       const lastDoc = outcome.after === null ? (before ? publicDoc(before) : (stored.lastDoc ?? null)) : null;
