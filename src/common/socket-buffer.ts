@@ -9,14 +9,16 @@ import type { Socket } from 'socket.io';
  *
  * String packets count their length in UTF-16 code units (a lower bound of their UTF-8 bytes; JSON of
  * mostly ASCII text is close), binary ones their bytes. Cheap: a healthy socket has an empty write
- * buffer, and a growing one is summed incrementally (the buffer array is replaced on each flush).
+ * buffer (then only the WebSocket's bufferedAmount is read), and a growing one is summed
+ * incrementally (the buffer array is replaced on each flush).
  */
 export function queuedBytes(socket: Socket): number {
   const conn = (socket as unknown as { conn?: EngineConn }).conn;
   if (!conn) return 0;
-  // the common case, cheaply: a transport that is writable has handed everything sent so far to the
-  // kernel (Engine.IO marks it busy until the WebSocket's write callback), and nothing waits
-  if (conn.transport?.writable === true && !conn.writeBuffer?.length) return 0;
+  // the common case, cheaply: nothing waits in Engine.IO's write buffer, and what the connection holds
+  // (frames written directly by live delivery, src/delivery/direct-frame.ts, bypass Engine.IO and
+  // leave the transport writable) is the WebSocket's bufferedAmount alone
+  if (!conn.writeBuffer?.length) return transportBufferedBytes(conn.transport);
   return writeBufferBytes(conn.writeBuffer) + transportBufferedBytes(conn.transport);
 }
 

@@ -237,6 +237,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       schemasFile: e.SYNC_SCHEMAS_FILE,
       lockTtlMs: e.SYNC_LOCK_TTL_MS,
       deliveryPollMs: e.DELIVERY_POLL_INTERVAL_MS,
+      deliveryDirectWrite: e.DELIVERY_DIRECT_WRITE,
     },
     scale: {
       redisUrl: e.REDIS_URL,

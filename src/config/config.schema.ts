@@ -104,6 +104,7 @@ export const envSchema = z.object({
   SYNC_SCHEMAS_FILE: optionalString,
   SYNC_LOCK_TTL_MS: int(200, 600_000).default(10_000),
   DELIVERY_POLL_INTERVAL_MS: int(20, 60_000).default(250),
+  DELIVERY_DIRECT_WRITE: bool.default(true),
 
   // scale-out
   REDIS_URL: optionalString.pipe(
@@ -220,6 +221,8 @@ export interface AppConfig {
     lockTtlMs: number;
     /** How often each node reads the feed for changes no one told it about (lost bus messages). */
     deliveryPollMs: number;
+    /** Live changes written as one pre-built WebSocket frame per socket where order-safe (src/delivery/direct-frame.ts). */
+    deliveryDirectWrite: boolean;
   };
   scale: {
     redisUrl?: string;

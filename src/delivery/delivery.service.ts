@@ -10,6 +10,7 @@ import { ChangeFeedService, toDelivered } from '../feed/change-feed.service';
 import { SYNC_TIMINGS, SyncTimings } from '../feed/sync.constants';
 import { CLUSTER_BUS, ChangeRouter, ClusterBus, Recipients } from './delivery.ports';
 import { DEFAULT_TAILER_OPTIONS, FeedTailer, Offered } from './feed-tailer';
+import { directTarget, encodeEventFrame } from './direct-frame';
 
 /** The optional notice a socket gets before it is disconnected for not reading what it is sent. */
 export const SLOW_CONSUMER = 'SLOW_CONSUMER';
@@ -19,7 +20,8 @@ export const SLOW_CONSUMER = 'SLOW_CONSUMER';
  * goes through this node's FeedTailer, which hands them over in feed order and exactly once (local
  * writes at once, other nodes' from the bus or, when the bus lost or did not bring them, from the
  * feed); they are routed (subscriptions, read rules, outOfView) and sockets receiving the same changes
- * share one broadcast, encoded once. A socket whose outgoing buffer is over MAX_SOCKET_BUFFER_BYTES is
+ * share one encoding: one WebSocket frame written to each WebSocket connection directly where that is
+ * order-safe (direct-frame.ts), one Socket.IO broadcast for the others. A socket whose outgoing buffer is over MAX_SOCKET_BUFFER_BYTES is
  * disconnected instead of buffering without bound: it catches up from the feed when it reconnects.
  */
 @Injectable()
@@ -29,6 +31,7 @@ export class DeliveryService implements OnModuleDestroy {
   readonly tailer: FeedTailer;
   private readonly slowConsumers: Counter;
   private readonly fromFeed: Counter;
+  private readonly directFrames: Counter;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -47,6 +50,11 @@ export class DeliveryService implements OnModuleDestroy {
     this.fromFeed = new Counter({
       name: 'sync_delivery_read_from_feed_total',
       help: 'Changes delivered live after reading them from the change feed (nobody offered them: lost or late bus message, bus down)',
+      registers,
+    });
+    this.directFrames = new Counter({
+      name: 'sync_delivery_direct_frames_total',
+      help: 'Live-change frames written straight to a WebSocket connection (built once per group of sockets; the rest go through Socket.IO)',
       registers,
     });
     this.tailer = new FeedTailer(
@@ -149,21 +157,42 @@ export class DeliveryService implements OnModuleDestroy {
     }
     const limit = this.config.limits.maxSocketBufferBytes;
     const sockets = server.sockets.sockets;
+    const direct = this.config.sync.deliveryDirectWrite;
     let delivered = 0;
+    let directly = 0;
     for (const { ids, changes } of groups) {
-      const ready: string[] = [];
+      // the WebSocket frame is built once per group, on the first socket that can take it directly;
+      // the others (polling, busy, upgrading) share one Socket.IO broadcast
+      let frame: Buffer | null | undefined = direct ? undefined : null;
+      const viaSocketIo: string[] = [];
+      let sent = 0;
       for (const id of ids) {
         const s = sockets.get(id);
         if (!s) continue;
         const queued = queuedBytes(s);
-        if (queued > limit) this.dropSlowConsumer(s, queued, limit);
-        else ready.push(id);
+        if (queued > limit) {
+          this.dropSlowConsumer(s, queued, limit);
+          continue;
+        }
+        sent++;
+        if (frame !== null) {
+          const target = directTarget(s);
+          if (target) {
+            frame ??= encodeEventFrame(server, EVENTS.changes, changes);
+            if (frame) {
+              target.write(frame);
+              directly++;
+              continue;
+            }
+          }
+        }
+        viaSocketIo.push(id);
       }
-      if (!ready.length) continue;
-      server.local.to(ready).emit(EVENTS.changes, changes);
-      delivered += ready.length * changes.length;
+      if (viaSocketIo.length) server.local.to(viaSocketIo).emit(EVENTS.changes, changes);
+      delivered += sent * changes.length;
     }
     if (delivered) this.metrics.changesDelivered.inc(delivered);
+    if (directly) this.directFrames.inc(directly);
   }
 
   /** The router's answer for one change; a failure skips that change only (its readers catch up). */
