@@ -188,9 +188,11 @@ const commands: Record<string, (a: any) => Promise<unknown>> = {
     };
   },
 
-  /** Open loop: socket 0 sends single changes at `rate` per second from startAt to endAt (warm-up first). */
+  /**
+   * Open loop: changes at `rate` per second from startAt to endAt (warm-up first), round-robin over the
+   * connected sockets; `batch` > 1 sends them as sync:changeBatch of that many (stamped when sent).
+   */
   async writeRate(a: { rate: number; warmupAt: number; startAt: number; endAt: number; collection: string; tag: string; batch: number; maxInFlight: number }) {
-    const { s } = sockets[0];
     const hist = createHistogram();
     const codes: Record<string, number> = {};
     let sent = 0;
@@ -199,29 +201,35 @@ const commands: Record<string, (a: any) => Promise<unknown>> = {
     let failed = 0;
     let maxInFlight = 0;
     const inflight = new Set<Promise<void>>();
+    const per = Math.max(1, Math.floor(a.batch || 1));
     const send = (warm: boolean) => {
-      const i = sent++;
+      const i0 = sent;
+      sent += per;
+      const { s } = sockets[Math.floor(i0 / per) % sockets.length];
       const t0 = nowMs();
-      const c = insertChange(a.collection, `${a.tag}-${i}`, benchDoc(i, { bt: a.tag, bs: t0, bw: warm ? 1 : 0, bq: i }));
-      if (!warm) measuredSent++;
-      const p = s.emitWithAck<Ack>(EV.change, c, 120_000).then(
-        (ack) => {
-          if (warm) return;
-          if (ack?.success) {
-            acked++;
-            recordMs(hist, nowMs() - t0);
-          } else {
-            failed++;
-            bump(codes, ack?.code ?? 'no-ack');
-          }
-        },
-        (e) => {
-          if (!warm) {
-            failed++;
-            bump(codes, errText(e));
-          }
-        },
+      const changes = Array.from({ length: per }, (_, k) =>
+        insertChange(a.collection, `${a.tag}-${i0 + k}`, benchDoc(i0 + k, { bt: a.tag, bs: t0, bw: warm ? 1 : 0, bq: i0 + k })),
       );
+      if (!warm) measuredSent += per;
+      const settled = (ok: number, code?: string) => {
+        if (warm) return;
+        acked += ok;
+        for (let k = 0; k < ok; k++) recordMs(hist, nowMs() - t0);
+        if (ok < per) {
+          failed += per - ok;
+          bump(codes, code ?? 'no-ack');
+        }
+      };
+      const p = (
+        per === 1
+          ? s.emitWithAck<Ack>(EV.change, changes[0], 120_000).then((ack) => settled(ack?.success ? 1 : 0, ack?.code))
+          : s.emitWithAck<BatchAck>(EV.changeBatch, { changes }, 120_000).then((ack) => settled(ack?.successCount ?? 0, ack?.code ?? 'partial'))
+      ).catch((e) => {
+        if (!warm) {
+          failed += per;
+          bump(codes, errText(e));
+        }
+      });
       inflight.add(p);
       if (inflight.size > maxInFlight) maxInFlight = inflight.size;
       void p.finally(() => inflight.delete(p));

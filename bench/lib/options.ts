@@ -48,6 +48,14 @@ export interface BenchOptions {
      * (see BENCHMARKS.md), so the default is 1.
      */
     maxInFlight: number;
+    /**
+     * Writer sockets (one process), each a user of its own; changes go round-robin, so several
+     * writers' single changes meet in the server's group commit (what one socket with `maxInFlight`
+     * in flight also gets, but from one sender).
+     */
+    writers: number;
+    /** Changes per write (1: single sync:change; more: sync:changeBatch of that many). */
+    batch: number;
     durationMs: number;
     warmupMs: number;
   };
@@ -66,7 +74,7 @@ const PRESETS: Record<
     write: { clients: 1, durationMs: 700, warmupMs: 200, batchSize: 20, singleClients: 1 },
     singles: { clients: [1, 4], durationMs: 600, warmupMs: 100 },
     dblimit: { durationMs: 500, writers: 1, batchSize: 20 },
-    fanout: { subscribers: [2, 4], rate: 5, maxInFlight: 1, durationMs: 600, warmupMs: 100 },
+    fanout: { subscribers: [2, 4], rate: 5, maxInFlight: 1, writers: 1, batch: 1, durationMs: 600, warmupMs: 100 },
     connections: { steps: [10, 20], settleMs: 200, concurrency: 10 },
     catchup: { changes: 300, limit: 100, fillClients: 1, batchSize: 100 },
   },
@@ -75,7 +83,7 @@ const PRESETS: Record<
     write: { clients: 2, durationMs: 5000, warmupMs: 1000, batchSize: 100, singleClients: 2 },
     singles: { clients: [1, 50], durationMs: 5000, warmupMs: 1000 },
     dblimit: { durationMs: 2000, writers: 2, batchSize: 100 },
-    fanout: { subscribers: [100], rate: 20, maxInFlight: 1, durationMs: 5000, warmupMs: 1000 },
+    fanout: { subscribers: [100], rate: 20, maxInFlight: 1, writers: 1, batch: 1, durationMs: 5000, warmupMs: 1000 },
     connections: { steps: [250, 500, 750, 1000], settleMs: 1000, concurrency: 100 },
     catchup: { changes: 1000, limit: 5000, fillClients: 1, batchSize: 500 },
   },
@@ -84,7 +92,7 @@ const PRESETS: Record<
     write: { clients: 4, durationMs: 20_000, warmupMs: 3000, batchSize: 100, singleClients: 2 },
     singles: { clients: [1, 50], durationMs: 15_000, warmupMs: 2000 },
     dblimit: { durationMs: 10_000, writers: 4, batchSize: 100 },
-    fanout: { subscribers: [10, 100, 250, 500, 1000, 2000], rate: 20, maxInFlight: 1, durationMs: 15_000, warmupMs: 2000 },
+    fanout: { subscribers: [10, 100, 250, 500, 1000, 2000], rate: 20, maxInFlight: 1, writers: 1, batch: 1, durationMs: 15_000, warmupMs: 2000 },
     connections: { steps: [1000, 2500, 5000, 7500, 10_000, 12_500, 15_000], settleMs: 3000, concurrency: 200 },
     catchup: { changes: 100_000, limit: 5000, fillClients: 2, batchSize: 500 },
   },
@@ -97,7 +105,7 @@ General:   --workers=N  --out=DIR  --profile  --db-spy  --keep-data  --mongodb-u
 Write:     --clients=N --single-clients=N --duration=SECONDS --warmup=SECONDS --batch=N
 Singles:   --singles=N[,N...] (concurrent single-change clients per run)
 DB limit:  --db-writers=N --db-duration=SECONDS
-Fan-out:   --subscribers=N[,N...] --rate=CHANGES_PER_S --inflight=N --fanout-duration=SECONDS
+Fan-out:   --subscribers=N[,N...] --rate=CHANGES_PER_S --inflight=N --writers=N --fanout-batch=N --fanout-duration=SECONDS
 Connect:   --connections=N[,N...] (ramp steps; one number ramps in 4 steps) --settle=SECONDS
 Catch-up:  --changes=N --limit=N`;
 
@@ -138,6 +146,8 @@ export function parseOptions(argv: string[], defaultsOut: string): BenchOptions 
     'rate',
     'fanout-duration',
     'inflight',
+    'writers',
+    'fanout-batch',
     'connections',
     'settle',
     'changes',
@@ -194,6 +204,8 @@ export function parseOptions(argv: string[], defaultsOut: string): BenchOptions 
       subscribers: flags.has('subscribers') ? list(flags.get('subscribers')!) : base.fanout.subscribers,
       rate: Math.max(1, num('rate', base.fanout.rate)),
       maxInFlight: Math.max(1, num('inflight', base.fanout.maxInFlight)),
+      writers: Math.min(1000, Math.max(1, num('writers', base.fanout.writers))),
+      batch: Math.min(500, Math.max(1, num('fanout-batch', base.fanout.batch))),
       durationMs: num('fanout-duration', base.fanout.durationMs, 1000),
       warmupMs: base.fanout.warmupMs,
     },

@@ -1,5 +1,5 @@
-/* Scenario 3 — fan-out latency: S subscribers on one collection, one writer (in its own process)
- * sending single sync:change at a fixed rate, open loop. Each change carries the writer's wall-clock
+/* Scenario 3 — fan-out latency: S subscribers on one collection, one writer process sending single
+ * sync:change at a fixed rate, open loop, from one socket or round-robin from `--writers` sockets. Each change carries the writer's wall-clock
  * emit time (performance.timeOrigin + performance.now(), sub-millisecond, shared by all processes of
  * the machine); each subscriber records receipt − emit. The figure includes the server's write path
  * (the change is broadcast once applied), so the writer's ack latency is reported alongside. */
@@ -39,14 +39,16 @@ export async function runFanout(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapsed
     const server = await ctx.startServer(`bench_fanout_${S}`);
     try {
       const subscribe = (await ctx.subscriptions(server)) ? { collection: FANOUT_COLLECTION } : null;
-      ctx.log(`  ${S} subscribers, writer at ${o.rate} changes/s for ${o.durationMs / 1000} s`);
+      ctx.log(
+        `  ${S} subscribers, ${o.writers > 1 ? `${o.writers} writers` : 'writer'} at ${o.rate} changes/s (at most ${o.maxInFlight} in flight${o.batch > 1 ? `, batches of ${o.batch}` : ''}) for ${o.durationMs / 1000} s`,
+      );
       const perWorker = split(S, ctx.pool.clients.length);
       const conn = await ctx.pool.all<{ connected: number; errors: Record<string, number> }>('connect', (i) =>
         perWorker[i] ? { url: server.url, count: perWorker[i], userPrefix: `sub-${S}-${i}-`, offset: 0, concurrency: 100, subscribe } : null,
       );
       const connected = conn.filter(Boolean).reduce((s, c) => s + c.connected, 0);
       if (connected < S) throw new Error(`only ${connected}/${S} subscribers connected: ${JSON.stringify(conn.filter(Boolean).map((c) => c.errors))}`);
-      await ctx.pool.writer.call('connect', { url: server.url, count: 1, userPrefix: `fanwriter-${S}-`, offset: 0, concurrency: 1, subscribe: null });
+      await ctx.pool.writer.call('connect', { url: server.url, count: o.writers, userPrefix: `fanwriter-${S}-`, offset: 0, concurrency: 10, subscribe: null });
       const tag = `f${S}-${Date.now().toString(36)}`;
       await ctx.pool.all('listen', (i) => (perWorker[i] ? { tag } : null));
       const warmupAt = Date.now() + 300;
@@ -60,7 +62,7 @@ export async function runFanout(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapsed
           endAt,
           collection: FANOUT_COLLECTION,
           tag,
-          batch: 1,
+          batch: o.batch,
           maxInFlight: o.maxInFlight,
         }),
       );
