@@ -169,23 +169,23 @@ export class DeliveryService implements OnModuleDestroy {
       for (const id of ids) {
         const s = sockets.get(id);
         if (!s) continue;
+        // a socket that can take a direct write has nothing queued (so is within the bound)
+        const target = frame === null ? null : directTarget(s);
+        if (target) {
+          frame ??= encodeEventFrame(server, EVENTS.changes, changes);
+          if (frame) {
+            target.write(frame);
+            sent++;
+            directly++;
+            continue;
+          }
+        }
         const queued = queuedBytes(s);
         if (queued > limit) {
           this.dropSlowConsumer(s, queued, limit);
           continue;
         }
         sent++;
-        if (frame !== null) {
-          const target = directTarget(s);
-          if (target) {
-            frame ??= encodeEventFrame(server, EVENTS.changes, changes);
-            if (frame) {
-              target.write(frame);
-              directly++;
-              continue;
-            }
-          }
-        }
         viaSocketIo.push(id);
       }
       if (viaSocketIo.length) server.local.to(viaSocketIo).emit(EVENTS.changes, changes);
