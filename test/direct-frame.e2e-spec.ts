@@ -152,6 +152,36 @@ describe('direct frames: the same events, in the same order, on every transport'
     expect(directTarget(serverSocketOf('df-ws')!)).not.toBeNull();
   }, 90_000);
 
+  it("changes of several writers delivered together: each writer gets the others' changes, never its own, in feed order", async () => {
+    const a = await client('df-a', ['websocket']);
+    const b = await client('df-b', ['polling']);
+    const c = await client('df-c', ['websocket']);
+    const got = new Map<string, Delivered[]>();
+    for (const [name, r] of [
+      ['a', a],
+      ['b', b],
+      ['c', c],
+    ] as const) {
+      expect(await emitAck(r.s, 'sync:subscribe', { collection: 'df-multi', bootstrap: false })).toMatchObject({ success: true });
+      const list: Delivered[] = [];
+      got.set(name, list);
+      r.s.on('sync:changes', (batch: Delivered[]) => list.push(...batch));
+    }
+    const send = (r: { s: Socket }, prefix: string) =>
+      Array.from({ length: 12 }, (_, i) =>
+        emitAck(r.s, 'sync:change', { operation: 'insert', collection: 'df-multi', documentId: `${prefix}${i}`, data: { i } }),
+      );
+    const acks = await Promise.all([...send(a, 'a'), ...send(b, 'b')]);
+    for (const ack of acks) expect(ack).toMatchObject({ success: true });
+    await waitFor(() => got.get('c')!.length >= 24 && got.get('a')!.length >= 12 && got.get('b')!.length >= 12, 30_000, 'deliveries');
+    const feedOrder = got.get('c')!.map((d) => d.documentId);
+    expect(new Set(feedOrder).size).toBe(24);
+    const cursors = got.get('c')!.map((d) => d.cursor);
+    expect(got.get('a')!.map((d) => d.documentId)).toEqual(feedOrder.filter((id) => id.startsWith('b')));
+    expect(got.get('b')!.map((d) => d.documentId)).toEqual(feedOrder.filter((id) => id.startsWith('a')));
+    expect(got.get('a')!.map((d) => d.cursor)).toEqual(cursors.filter((_, i) => feedOrder[i].startsWith('b')));
+  }, 60_000);
+
   it('a socket mid-write takes the normal path; a paused reader falls back and its unsent bytes count', async () => {
     const writer = await client('df-writer2', ['websocket']);
     const { s: busy } = await client('df-busy', ['websocket']);

@@ -128,32 +128,10 @@ export class DeliveryService implements OnModuleDestroy {
       if (ins.length) groups.push({ ids: ins, changes: [toDelivered(entry)] });
       if (outs.length) groups.push({ ids: outs, changes: [toDelivered(entry, true)] });
     } else {
-      const perSocket = new Map<string, { sig: string; changes: DeliveredChange[] }>();
-      applied.forEach(({ entry, originSocketId }, i) => {
-        const routed = this.route(entry, server);
-        if (!routed) return;
-        const { inView, outOfView } = routed;
-        let full: DeliveredChange | undefined;
-        let oov: DeliveredChange | undefined;
-        const add = (id: string, out: boolean) => {
-          if (!echo && id === originSocketId) return;
-          const c = out ? (oov ??= toDelivered(entry, true)) : (full ??= toDelivered(entry));
-          const slot = perSocket.get(id);
-          if (slot) {
-            slot.sig += `,${out ? '-' : ''}${i}`;
-            slot.changes.push(c);
-          } else perSocket.set(id, { sig: `${out ? '-' : ''}${i}`, changes: [c] });
-        };
-        for (const id of inView) add(id, false);
-        for (const id of outOfView) add(id, true);
-      });
-      const bySig = new Map<string, { ids: string[]; changes: DeliveredChange[] }>();
-      for (const [id, { sig, changes }] of perSocket) {
-        const g = bySig.get(sig);
-        if (g) g.ids.push(id);
-        else bySig.set(sig, { ids: [id], changes });
-      }
-      groups.push(...bySig.values());
+      const routes = applied.map(({ entry }) => this.route(entry, server));
+      const same = sameRecipients(routes);
+      if (same) groups.push(...this.commonGroups(applied, same, echo));
+      else groups.push(...this.groupsBySignature(applied, routes, echo));
     }
     const limit = this.config.limits.maxSocketBufferBytes;
     const sockets = server.sockets.sockets;
@@ -195,6 +173,58 @@ export class DeliveryService implements OnModuleDestroy {
     if (directly) this.directFrames.inc(directly);
   }
 
+  /**
+   * Every change of the step goes in view to the same sockets (the common case: one collection, one
+   * read rule): one group with all of them, and a group of its own for each writing socket among the
+   * recipients (no echo of its own changes).
+   */
+  private commonGroups(applied: Offered[], ids: string[], echo: boolean): { ids: string[]; changes: DeliveredChange[] }[] {
+    const all = applied.map(({ entry }) => toDelivered(entry));
+    const origins = echo ? undefined : new Set(applied.map((a) => a.originSocketId).filter((o): o is string => o !== undefined));
+    if (!origins?.size) return [{ ids, changes: all }];
+    const common: string[] = [];
+    const groups: { ids: string[]; changes: DeliveredChange[] }[] = [];
+    for (const id of ids) {
+      if (!origins.has(id)) common.push(id);
+      else {
+        const own = all.filter((_, i) => applied[i].originSocketId !== id);
+        if (own.length) groups.push({ ids: [id], changes: own });
+      }
+    }
+    if (common.length) groups.unshift({ ids: common, changes: all });
+    return groups;
+  }
+
+  /** Sockets grouped by the exact list of changes (and views) they get. */
+  private groupsBySignature(applied: Offered[], routes: (Recipients | null)[], echo: boolean): { ids: string[]; changes: DeliveredChange[] }[] {
+    const perSocket = new Map<string, { sig: string; changes: DeliveredChange[] }>();
+    applied.forEach(({ entry, originSocketId }, i) => {
+      const routed = routes[i];
+      if (!routed) return;
+      const { inView, outOfView } = routed;
+      let full: DeliveredChange | undefined;
+      let oov: DeliveredChange | undefined;
+      const add = (id: string, out: boolean) => {
+        if (!echo && id === originSocketId) return;
+        const c = out ? (oov ??= toDelivered(entry, true)) : (full ??= toDelivered(entry));
+        const slot = perSocket.get(id);
+        if (slot) {
+          slot.sig += `,${out ? '-' : ''}${i}`;
+          slot.changes.push(c);
+        } else perSocket.set(id, { sig: `${out ? '-' : ''}${i}`, changes: [c] });
+      };
+      for (const id of inView) add(id, false);
+      for (const id of outOfView) add(id, true);
+    });
+    const bySig = new Map<string, { ids: string[]; changes: DeliveredChange[] }>();
+    for (const [id, { sig, changes }] of perSocket) {
+      const g = bySig.get(sig);
+      if (g) g.ids.push(id);
+      else bySig.set(sig, { ids: [id], changes });
+    }
+    return [...bySig.values()];
+  }
+
   /** The router's answer for one change; a failure skips that change only (its readers catch up). */
   private route(entry: Offered['entry'], server: Server): Recipients | null {
     try {
@@ -226,4 +256,21 @@ export class DeliveryService implements OnModuleDestroy {
     }
     closeNow(socket);
   }
+}
+
+/**
+ * The sockets every routed change goes to, in view, when they are the same for all (same ids in the
+ * same order, nothing out of view, no change whose routing failed); undefined otherwise.
+ */
+function sameRecipients(routes: (Recipients | null)[]): string[] | undefined {
+  let ids: string[] | undefined;
+  for (const r of routes) {
+    if (!r) return undefined;
+    for (const _ of r.outOfView) return undefined;
+    const list = Array.isArray(r.inView) ? (r.inView as string[]) : [...r.inView];
+    if (!ids) ids = list;
+    else if (list.length !== ids.length) return undefined;
+    else for (let k = 0; k < list.length; k++) if (list[k] !== ids[k]) return undefined;
+  }
+  return ids?.length ? ids : undefined;
 }
