@@ -18,7 +18,11 @@ const arg = (name: string, def: number): number => {
 if (process.argv[2] === 'reader') {
   // the other end: connects and reads everything (its own process, like real clients)
   const [port, n] = [Number(process.argv[3]), Number(process.argv[4])];
-  for (let i = 0; i < n; i++) net.connect(port, '127.0.0.1').on('data', () => undefined).on('error', () => undefined);
+  for (let i = 0; i < n; i++)
+    net
+      .connect(port, '127.0.0.1')
+      .on('data', () => undefined)
+      .on('error', () => undefined);
 } else {
   const N = arg('connections', 1000);
   const R = arg('rounds', 200);
