@@ -128,7 +128,11 @@ export class DeliveryService implements OnModuleDestroy {
       if (ins.length) groups.push({ ids: ins, changes: [toDelivered(entry)] });
       if (outs.length) groups.push({ ids: outs, changes: [toDelivered(entry, true)] });
     } else {
-      const routes = applied.map(({ entry }) => this.route(entry, server));
+      // as arrays: a custom router may hand out iterables that can be walked only once
+      const routes = applied.map(({ entry }) => {
+        const r = this.route(entry, server);
+        return r && { inView: asArray(r.inView), outOfView: asArray(r.outOfView) };
+      });
       const same = sameRecipients(routes);
       if (same) groups.push(...this.commonGroups(applied, same, echo));
       else groups.push(...this.groupsBySignature(applied, routes, echo));
@@ -196,7 +200,7 @@ export class DeliveryService implements OnModuleDestroy {
   }
 
   /** Sockets grouped by the exact list of changes (and views) they get. */
-  private groupsBySignature(applied: Offered[], routes: (Recipients | null)[], echo: boolean): { ids: string[]; changes: DeliveredChange[] }[] {
+  private groupsBySignature(applied: Offered[], routes: (Routed | null)[], echo: boolean): { ids: string[]; changes: DeliveredChange[] }[] {
     const perSocket = new Map<string, { sig: string; changes: DeliveredChange[] }>();
     applied.forEach(({ entry, originSocketId }, i) => {
       const routed = routes[i];
@@ -262,15 +266,23 @@ export class DeliveryService implements OnModuleDestroy {
  * The sockets every routed change goes to, in view, when they are the same for all (same ids in the
  * same order, nothing out of view, no change whose routing failed); undefined otherwise.
  */
-function sameRecipients(routes: (Recipients | null)[]): string[] | undefined {
+function sameRecipients(routes: (Routed | null)[]): string[] | undefined {
   let ids: string[] | undefined;
   for (const r of routes) {
-    if (!r) return undefined;
-    for (const _ of r.outOfView) return undefined;
-    const list = Array.isArray(r.inView) ? (r.inView as string[]) : [...r.inView];
+    if (!r || r.outOfView.length) return undefined;
+    const list = r.inView;
     if (!ids) ids = list;
     else if (list.length !== ids.length) return undefined;
     else for (let k = 0; k < list.length; k++) if (list[k] !== ids[k]) return undefined;
   }
   return ids?.length ? ids : undefined;
+}
+
+interface Routed {
+  inView: string[];
+  outOfView: string[];
+}
+
+function asArray(ids: Iterable<string>): string[] {
+  return Array.isArray(ids) ? (ids as string[]) : [...ids];
 }
