@@ -16,6 +16,8 @@ export interface FanoutPoint {
   expected: number;
   delivered: number;
   deliveriesPerS: number;
+  /** Deliveries per second of server CPU (its CPU share over the window; the write path included). */
+  deliveriesPerServerCpuS: number | null;
   latencyMs: LatencySummary;
   /** Per change, last − first subscriber receipt. */
   spreadMs: LatencySummary;
@@ -109,6 +111,7 @@ export async function runFanout(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapsed
         expected,
         delivered,
         deliveriesPerS: Math.round(delivered / (o.durationMs / 1000)),
+        deliveriesPerServerCpuS: obs.cpu.server ? Math.round(delivered / (o.durationMs / 1000) / (obs.cpu.server / 100)) : null,
         latencyMs: latency,
         spreadMs: spread,
         writerAckMs: writerAck,
@@ -128,6 +131,10 @@ export async function runFanout(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapsed
       rows.push({
         metric: `S=${S}: changes/s sent, deliveries/s, delivered`,
         value: `${fmt(achievedRate)} / ${fmt(point.deliveriesPerS)} / ${expected ? ((delivered / expected) * 100).toFixed(1) : '0'}%`,
+      });
+      rows.push({
+        metric: `S=${S}: deliveries per second of server CPU`,
+        value: point.deliveriesPerServerCpuS === null ? '?' : fmt(point.deliveriesPerServerCpuS),
       });
       rows.push({
         metric: `S=${S}: CPU server / database / generator`,
