@@ -1,12 +1,21 @@
 /* Scenario 5 — catch-up: a client joins (and takes the feed's head cursor), goes offline while
  * `changes` inserts are written by other clients, then comes back and pages sync:get_changes from its
  * cursor (limit 5000) until hasMore is false. Then, when the server has subscriptions, a fresh client
- * subscribes to the collection (now holding those documents) with bootstrap and receives them all. */
+ * subscribes to the collection (now holding those documents) with bootstrap and receives them all.
+ * Between the writes and the reads, the database's own read rates for the same data (read-ceiling.ts):
+ * the server's figures stand next to what the database serves with the driver alone. */
 import { Ctx, phaseOf, fmt, Row, ScenarioResult } from '../lib/context';
 import { mergeHistograms, summarize } from '../lib/hist';
 import { split } from '../lib/pool';
+import { measureReadCeiling } from './read-ceiling';
 
 const COLLECTION = 'catchup';
+
+/** `server / database` CPU-seconds per 100,000 items from a phase's CPU shares (% of a core). */
+function cpuPer100k(cpu: Record<string, number>, elapsedMs: number, items: number): string {
+  const per = (pct: number | undefined) => (pct === undefined ? '?' : fmt(((pct / 100) * (elapsedMs / 1000) * 100_000) / Math.max(1, items)));
+  return `${per(cpu.server)} / ${per(cpu.database)}`;
+}
 
 export async function runCatchup(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapsedS'>> {
   const o = ctx.opts.catchup;
@@ -47,6 +56,10 @@ export async function runCatchup(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapse
       value: `${fmt(written)} at ${fmt(written / (fillMs / 1000))}/s`,
     });
 
+    ctx.log('  the database alone (MongoDB driver, no server): read rates of the same data');
+    const ceiling = await measureReadCeiling(`${ctx.dbBaseUri}/bench_catchup`, ctx.dbPid, COLLECTION, ctx.log);
+    figures.ceiling = ceiling.figures;
+
     ctx.log(`  the reader comes back: sync:get_changes, limit ${o.limit}`);
     const obs = await ctx.observe(server, 'catchup-read', null, () =>
       reader.call<{ received: number; unique: number; pages: number; joinMs: number; elapsedMs: number; hist: string }>('catchup', {
@@ -69,10 +82,12 @@ export async function runCatchup(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapse
       pageLatencyMs: page,
     };
     phases['catchup-read'] = phaseOf(obs);
+    rows.push(...ceiling.rows);
     rows.push({ metric: 'catch-up: changes received / written', value: `${fmt(r.received)} / ${fmt(written)}` });
     rows.push({ metric: 'catch-up: total time', value: fmt(r.elapsedMs / 1000), unit: 's' });
     rows.push({ metric: 'catch-up: changes/s', value: fmt(perS) });
     rows.push({ metric: `catch-up: page (limit ${o.limit}) p50 / p99`, value: `${fmt(page.p50)} / ${fmt(page.p99)}`, unit: 'ms' });
+    rows.push({ metric: 'catch-up: CPU-seconds per 100,000 changes (server / database)', value: cpuPer100k(obs.cpu, r.elapsedMs, r.received) });
     if (r.received !== written || r.unique !== r.received) notes.push(`catch-up returned ${r.received} changes (${r.unique} distinct) for ${written} written`);
 
     if (await ctx.subscriptions(server)) {
@@ -97,6 +112,7 @@ export async function runCatchup(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapse
       rows.push({ metric: 'bootstrap: documents / pages', value: `${fmt(b.value.docs)} / ${fmt(b.value.pages)}` });
       rows.push({ metric: 'bootstrap: total time (subscribe → last page)', value: fmt(b.value.elapsedMs / 1000), unit: 's' });
       rows.push({ metric: 'bootstrap: documents/s', value: fmt(b.value.docs / (b.value.elapsedMs / 1000)) });
+      rows.push({ metric: 'bootstrap: CPU-seconds per 100,000 documents (server / database)', value: cpuPer100k(b.cpu, b.value.elapsedMs, b.value.docs) });
       if (b.value.docs !== written) notes.push(`bootstrap delivered ${b.value.docs} documents for ${written} in the collection`);
     } else {
       figures.bootstrap = null;
