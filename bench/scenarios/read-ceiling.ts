@@ -55,7 +55,7 @@ async function byWindows(db: Db, coll: string, ids: any[], size: number, readers
     Array.from({ length: readers }, async () => {
       while (next < windows.length) {
         const w = windows[next++];
-        items += (await db.collection<{ _id: any }>(coll).find({ _id: { $in: w } }, projection ? { projection } : {}).toArray()).length;
+        items += (await db.collection<any>(coll).find({ _id: { $in: w } }, projection ? { projection } : {}).toArray()).length;
       }
     }),
   );
