@@ -113,6 +113,7 @@ export function makeContext(base: Omit<Ctx, 'startServer' | 'subscriptions' | 'o
         env: base.opts.serverEnv,
         logFile,
         useDist: base.opts.serverEntry === 'dist',
+        root: base.opts.serverRoot,
       });
       base.log(`  server pid ${s.pid} on ${s.url} (started in ${s.startupMs} ms, log ${logFile})`);
       ctx.servers.push(s);

@@ -7,6 +7,7 @@
 import { Ctx, phaseOf, fmt, Row, ScenarioResult } from '../lib/context';
 import { mergeHistograms, summarize } from '../lib/hist';
 import { split } from '../lib/pool';
+import { fillDirect } from './catchup-direct';
 import { measureReadCeiling } from './read-ceiling';
 
 const COLLECTION = 'catchup';
@@ -28,33 +29,43 @@ export async function runCatchup(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapse
     const reader = ctx.pool.clients[0];
     const { cursor } = await reader.call<{ cursor: string }>('head', { url: server.url, userId: 'reader' });
 
-    // the reader is offline: other clients write
-    const clients = split(o.fillClients, ctx.pool.clients.length);
-    await ctx.pool.all('connect', (i) => (clients[i] ? { url: server.url, count: clients[i], userPrefix: `filler-${i}-`, offset: 0, concurrency: 10 } : null));
-    // the changes are shared among the workers that hold writers
-    const writers = clients.filter((c) => c > 0).length;
-    const shares = split(o.changes, writers);
-    const counts = clients.map((c, i) => (c > 0 ? shares[clients.slice(0, i).filter((x) => x > 0).length] : 0));
-    let firstDoc = 0;
-    const firsts = counts.map((c) => ((firstDoc += c), firstDoc - c));
-    ctx.log(`  writing ${o.changes} changes while the reader is offline`);
-    const fill = await ctx.observe(server, 'catchup-fill', null, () =>
-      ctx.pool.all<{ acked: number; failed: number; elapsedMs: number; codes: Record<string, number> }>('fill', (i) =>
-        clients[i]
-          ? { count: counts[i], clients: clients[i], batchSize: o.batchSize, collection: COLLECTION, prefix: `doc-${String(firsts[i]).padStart(7, '0')}` }
-          : null,
-      ),
-    );
-    await ctx.pool.all('disconnect', {});
-    const f = fill.value.filter(Boolean);
-    const written = f.reduce((s, r) => s + r.acked, 0);
-    const fillMs = Math.max(...f.map((r) => r.elapsedMs));
-    figures.fill = { written, failed: f.reduce((s, r) => s + r.failed, 0), changesPerS: Math.round(written / (fillMs / 1000)) };
-    phases['catchup-fill'] = phaseOf(fill);
-    rows.push({
-      metric: `written while offline (changeBatch×${o.batchSize}, ${o.fillClients} clients)`,
-      value: `${fmt(written)} at ${fmt(written / (fillMs / 1000))}/s`,
-    });
+    // the reader is offline: other clients write (or, with --catchup-fill=direct, the driver writes
+    // the same documents and feed entries straight into the database)
+    let written: number;
+    if (o.fill === 'direct') {
+      ctx.log(`  writing ${o.changes} changes straight into the database (--catchup-fill=direct)`);
+      const d = await fillDirect(`${ctx.dbBaseUri}/bench_catchup`, COLLECTION, 'doc', o.changes);
+      written = d.written;
+      figures.fill = { written, direct: true, changesPerS: Math.round(written / (d.elapsedMs / 1000)) };
+      rows.push({ metric: 'written while offline (driver, straight into the database)', value: `${fmt(written)} at ${fmt(written / (d.elapsedMs / 1000))}/s` });
+    } else {
+      const clients = split(o.fillClients, ctx.pool.clients.length);
+      await ctx.pool.all('connect', (i) => (clients[i] ? { url: server.url, count: clients[i], userPrefix: `filler-${i}-`, offset: 0, concurrency: 10 } : null));
+      // the changes are shared among the workers that hold writers
+      const writers = clients.filter((c) => c > 0).length;
+      const shares = split(o.changes, writers);
+      const counts = clients.map((c, i) => (c > 0 ? shares[clients.slice(0, i).filter((x) => x > 0).length] : 0));
+      let firstDoc = 0;
+      const firsts = counts.map((c) => ((firstDoc += c), firstDoc - c));
+      ctx.log(`  writing ${o.changes} changes while the reader is offline`);
+      const fill = await ctx.observe(server, 'catchup-fill', null, () =>
+        ctx.pool.all<{ acked: number; failed: number; elapsedMs: number; codes: Record<string, number> }>('fill', (i) =>
+          clients[i]
+            ? { count: counts[i], clients: clients[i], batchSize: o.batchSize, collection: COLLECTION, prefix: `doc-${String(firsts[i]).padStart(7, '0')}` }
+            : null,
+        ),
+      );
+      await ctx.pool.all('disconnect', {});
+      const f = fill.value.filter(Boolean);
+      written = f.reduce((s, r) => s + r.acked, 0);
+      const fillMs = Math.max(...f.map((r) => r.elapsedMs));
+      figures.fill = { written, failed: f.reduce((s, r) => s + r.failed, 0), changesPerS: Math.round(written / (fillMs / 1000)) };
+      phases['catchup-fill'] = phaseOf(fill);
+      rows.push({
+        metric: `written while offline (changeBatch×${o.batchSize}, ${o.fillClients} clients)`,
+        value: `${fmt(written)} at ${fmt(written / (fillMs / 1000))}/s`,
+      });
+    }
 
     ctx.log('  the database alone (MongoDB driver, no server): read rates of the same data');
     const ceiling = await measureReadCeiling(`${ctx.dbBaseUri}/bench_catchup`, ctx.dbPid, COLLECTION, ctx.log);
