@@ -21,7 +21,13 @@ describe('bootstrap read-ahead: bounded under a paused socket', () => {
 
   beforeAll(async () => {
     t = await startTestApp(
-      { AUTH_MODE: 'dev', RATE_LIMIT_DISABLED: 'true', BOOTSTRAP_PAGE_SIZE: String(PAGE), BOOTSTRAP_BUFFER_BYTES: String(BUFFER), BOOTSTRAP_DRAIN_TIMEOUT_MS: '120000' },
+      {
+        AUTH_MODE: 'dev',
+        RATE_LIMIT_DISABLED: 'true',
+        BOOTSTRAP_PAGE_SIZE: String(PAGE),
+        BOOTSTRAP_BUFFER_BYTES: String(BUFFER),
+        BOOTSTRAP_DRAIN_TIMEOUT_MS: '120000',
+      },
       'bootstrap_ahead',
     );
   });
@@ -33,7 +39,12 @@ describe('bootstrap read-ahead: bounded under a paused socket', () => {
     const writer = await joinedClient(t.url, 'writer');
     for (let k = 0; k < DOCS; k += 100) {
       const ack = await emitAck(writer, 'sync:changeBatch', {
-        changes: Array.from({ length: 100 }, (_, i) => ({ operation: 'insert', collection: 'ahead', documentId: `d${String(k + i).padStart(5, '0')}`, data: { text: TEXT } })),
+        changes: Array.from({ length: 100 }, (_, i) => ({
+          operation: 'insert',
+          collection: 'ahead',
+          documentId: `d${String(k + i).padStart(5, '0')}`,
+          data: { text: TEXT },
+        })),
       });
       expect(ack).toMatchObject({ success: true, successCount: 100 });
     }

@@ -14,7 +14,11 @@ export async function fillDirect(uri: string, collection: string, prefix: string
   try {
     const db = client.db();
     const feed = db.collection<any>('_sync_feed');
-    const last = await feed.find({}, { projection: { _id: 1 } }).sort({ _id: -1 }).limit(1).toArray();
+    const last = await feed
+      .find({}, { projection: { _id: 1 } })
+      .sort({ _id: -1 })
+      .limit(1)
+      .toArray();
     let pos = last.length ? (last[0]._id as number) : 0;
     const step = 1000;
     for (let first = 0; first < count; first += step) {

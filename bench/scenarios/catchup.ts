@@ -40,7 +40,9 @@ export async function runCatchup(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapse
       rows.push({ metric: 'written while offline (driver, straight into the database)', value: `${fmt(written)} at ${fmt(written / (d.elapsedMs / 1000))}/s` });
     } else {
       const clients = split(o.fillClients, ctx.pool.clients.length);
-      await ctx.pool.all('connect', (i) => (clients[i] ? { url: server.url, count: clients[i], userPrefix: `filler-${i}-`, offset: 0, concurrency: 10 } : null));
+      await ctx.pool.all('connect', (i) =>
+        clients[i] ? { url: server.url, count: clients[i], userPrefix: `filler-${i}-`, offset: 0, concurrency: 10 } : null,
+      );
       // the changes are shared among the workers that hold writers
       const writers = clients.filter((c) => c > 0).length;
       const shares = split(o.changes, writers);

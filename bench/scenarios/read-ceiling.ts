@@ -55,7 +55,12 @@ async function byWindows(db: Db, coll: string, ids: any[], size: number, readers
     Array.from({ length: readers }, async () => {
       while (next < windows.length) {
         const w = windows[next++];
-        items += (await db.collection<any>(coll).find({ _id: { $in: w } }, projection ? { projection } : {}).toArray()).length;
+        items += (
+          await db
+            .collection<any>(coll)
+            .find({ _id: { $in: w } }, projection ? { projection } : {})
+            .toArray()
+        ).length;
       }
     }),
   );
@@ -82,8 +87,20 @@ export async function measureReadCeiling(
   try {
     const db = client.db();
     // the ids, read once outside any timing
-    const feedIds = (await db.collection<{ _id: number }>('_sync_feed').find({}, { projection: { _id: 1 } }).toArray()).map((e) => e._id).sort((a, b) => a - b);
-    const docIds = (await db.collection(collection).find({}, { projection: { _id: 1 } }).toArray()).map((d) => d._id as unknown);
+    const feedIds = (
+      await db
+        .collection<{ _id: number }>('_sync_feed')
+        .find({}, { projection: { _id: 1 } })
+        .toArray()
+    )
+      .map((e) => e._id)
+      .sort((a, b) => a - b);
+    const docIds = (
+      await db
+        .collection(collection)
+        .find({}, { projection: { _id: 1 } })
+        .toArray()
+    ).map((d) => d._id as unknown);
     const runs: [string, string, () => Promise<{ items: number; scale?: number }>][] = [
       ['feedIn500', 'feed by _id $in windows of 500', () => byWindows(db, '_sync_feed', feedIds, 500, 1)],
       ['feedIn900', 'feed by _id $in windows of 900', () => byWindows(db, '_sync_feed', feedIds, 900, 1)],
@@ -98,7 +115,12 @@ export async function measureReadCeiling(
           let items = 0;
           for (let w = 0; w < 1; w++) {
             const after = feedIds[w * 5000] - 1;
-            items += (await db.collection<{ _id: number }>('_sync_feed').find({ _id: { $gt: after, $lte: after + 5000 } }).toArray()).length;
+            items += (
+              await db
+                .collection<{ _id: number }>('_sync_feed')
+                .find({ _id: { $gt: after, $lte: after + 5000 } })
+                .toArray()
+            ).length;
           }
           return { items, scale: feedIds.length / Math.max(1, items) };
         },

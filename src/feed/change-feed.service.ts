@@ -57,11 +57,7 @@ class WindowReads {
     else if (this.ahead && this.ahead.depth > 0) {
       // the next windows, as long as the reader may still want them and the walk may scan them
       let from = this.queue.length ? this.queue[this.queue.length - 1].from + window : pos + window;
-      while (
-        this.queue.length < this.ahead.depth &&
-        from - pos < this.ahead.wanted() &&
-        scanned + (from - pos) + window <= this.maxScan
-      ) {
+      while (this.queue.length < this.ahead.depth && from - pos < this.ahead.wanted() && scanned + (from - pos) + window <= this.maxScan) {
         const rows = this.feed.scan(from, window);
         rows.catch(() => undefined); // dropped unused: its failure is nobody's
         this.queue.push({ from, rows });
