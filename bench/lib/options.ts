@@ -55,7 +55,7 @@ export interface BenchOptions {
   };
   connections: { steps: number[]; settleMs: number; concurrency: number };
   /** Catch-up writes `changes` inserts of distinct documents; the bootstrap then loads those documents. */
-  catchup: { changes: number; limit: number; fillClients: number; batchSize: number; fill: 'server' | 'direct' };
+  catchup: { changes: number; limit: number; fillClients: number; batchSize: number; fill: 'server' | 'direct'; ceiling: boolean };
 }
 
 const PRESETS: Record<
@@ -70,7 +70,7 @@ const PRESETS: Record<
     dblimit: { durationMs: 500, writers: 1, batchSize: 20 },
     fanout: { subscribers: [2, 4], rate: 5, maxInFlight: 1, durationMs: 600, warmupMs: 100 },
     connections: { steps: [10, 20], settleMs: 200, concurrency: 10 },
-    catchup: { changes: 300, limit: 100, fillClients: 1, batchSize: 100, fill: 'server' },
+    catchup: { changes: 300, limit: 100, fillClients: 1, batchSize: 100, fill: 'server', ceiling: true },
   },
   quick: {
     workers: 2,
@@ -79,7 +79,7 @@ const PRESETS: Record<
     dblimit: { durationMs: 2000, writers: 2, batchSize: 100 },
     fanout: { subscribers: [100], rate: 20, maxInFlight: 1, durationMs: 5000, warmupMs: 1000 },
     connections: { steps: [250, 500, 750, 1000], settleMs: 1000, concurrency: 100 },
-    catchup: { changes: 1000, limit: 5000, fillClients: 1, batchSize: 500, fill: 'server' },
+    catchup: { changes: 1000, limit: 5000, fillClients: 1, batchSize: 500, fill: 'server', ceiling: true },
   },
   full: {
     workers: 2,
@@ -88,7 +88,7 @@ const PRESETS: Record<
     dblimit: { durationMs: 10_000, writers: 4, batchSize: 100 },
     fanout: { subscribers: [10, 100, 250, 500, 1000, 2000], rate: 20, maxInFlight: 1, durationMs: 15_000, warmupMs: 2000 },
     connections: { steps: [1000, 2500, 5000, 7500, 10_000, 12_500, 15_000], settleMs: 3000, concurrency: 200 },
-    catchup: { changes: 100_000, limit: 5000, fillClients: 2, batchSize: 500, fill: 'server' },
+    catchup: { changes: 100_000, limit: 5000, fillClients: 2, batchSize: 500, fill: 'server', ceiling: true },
   },
 };
 
@@ -101,7 +101,7 @@ Singles:   --singles=N[,N...] (concurrent single-change clients per run)
 DB limit:  --db-writers=N --db-duration=SECONDS
 Fan-out:   --subscribers=N[,N...] --rate=CHANGES_PER_S --inflight=N --fanout-duration=SECONDS
 Connect:   --connections=N[,N...] (ramp steps; one number ramps in 4 steps) --settle=SECONDS
-Catch-up:  --changes=N --limit=N --catchup-fill=server|direct (direct: written with the driver, same entries)`;
+Catch-up:  --changes=N --limit=N --catchup-fill=server|direct (direct: written with the driver, same entries) --catchup-ceiling=on|off`;
 
 const list = (v: string) =>
   v
@@ -211,6 +211,7 @@ export function parseOptions(argv: string[], defaultsOut: string): BenchOptions 
       fillClients: base.catchup.fillClients,
       batchSize: base.catchup.batchSize,
       fill: flags.get('catchup-fill') === 'direct' ? 'direct' : 'server',
+      ceiling: flags.get('catchup-ceiling') !== 'off',
     },
   };
   if (!o.singles.clients.length) throw new Error('--singles: give at least one positive number');

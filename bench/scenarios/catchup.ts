@@ -69,9 +69,12 @@ export async function runCatchup(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapse
       });
     }
 
-    ctx.log('  the database alone (MongoDB driver, no server): read rates of the same data');
-    const ceiling = await measureReadCeiling(`${ctx.dbBaseUri}/bench_catchup`, ctx.dbPid, COLLECTION, ctx.log);
-    figures.ceiling = ceiling.figures;
+    let ceiling: Awaited<ReturnType<typeof measureReadCeiling>> | null = null;
+    if (o.ceiling) {
+      ctx.log('  the database alone (MongoDB driver, no server): read rates of the same data');
+      ceiling = await measureReadCeiling(`${ctx.dbBaseUri}/bench_catchup`, ctx.dbPid, COLLECTION, ctx.log);
+      figures.ceiling = ceiling.figures;
+    }
 
     ctx.log(`  the reader comes back: sync:get_changes, limit ${o.limit}`);
     const obs = await ctx.observe(server, 'catchup-read', null, () =>
@@ -95,7 +98,7 @@ export async function runCatchup(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapse
       pageLatencyMs: page,
     };
     phases['catchup-read'] = phaseOf(obs);
-    rows.push(...ceiling.rows);
+    if (ceiling) rows.push(...ceiling.rows);
     rows.push({ metric: 'catch-up: changes received / written', value: `${fmt(r.received)} / ${fmt(written)}` });
     rows.push({ metric: 'catch-up: total time', value: fmt(r.elapsedMs / 1000), unit: 's' });
     rows.push({ metric: 'catch-up: changes/s', value: fmt(perS) });
