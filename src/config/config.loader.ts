@@ -237,6 +237,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       schemasFile: e.SYNC_SCHEMAS_FILE,
       lockTtlMs: e.SYNC_LOCK_TTL_MS,
       deliveryPollMs: e.DELIVERY_POLL_INTERVAL_MS,
+      // the embedded database is this process's child: no other node can reach it unless told so
+      singleNode: e.SYNC_SINGLE_NODE ?? (!e.MONGODB_URI && !e.REDIS_URL),
     },
     scale: {
       redisUrl: e.REDIS_URL,
