@@ -105,7 +105,7 @@ export const envSchema = z.object({
   SYNC_LOCK_TTL_MS: int(200, 600_000).default(10_000),
   DELIVERY_POLL_INTERVAL_MS: int(20, 60_000).default(250),
   /** No other node can share the database: leases in memory. Default: true with the embedded database and no REDIS_URL. */
-  SYNC_SINGLE_NODE: bool.optional(),
+  SYNC_SINGLE_NODE: optionalString.pipe(bool.optional()),
 
   // scale-out
   REDIS_URL: optionalString.pipe(
