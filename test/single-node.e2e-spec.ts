@@ -52,6 +52,7 @@ describe('SYNC_SINGLE_NODE: the default follows where the database is', () => {
     expect(cfg({ SYNC_SINGLE_NODE: '' })).toBe(true); // as in .env.example: empty is unset
     expect(cfg({ SYNC_SINGLE_NODE: '', MONGODB_URI: 'mongodb://127.0.0.1:27017/x' })).toBe(false);
     expect(() => cfg({ SYNC_SINGLE_NODE: 'maybe' })).toThrow(/SYNC_SINGLE_NODE/);
+    expect(() => cfg({ SYNC_SINGLE_NODE: 'true', REDIS_URL: 'redis://127.0.0.1:6379' })).toThrow(/SYNC_SINGLE_NODE.*REDIS_URL/);
   });
 });
 
