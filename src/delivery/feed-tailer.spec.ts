@@ -162,8 +162,8 @@ describe('FeedTailer', () => {
     await expect(acked).resolves.toBe(true);
   });
 
-  it('a position its writer gives up without an offer (aborted) is read from the feed once written', async () => {
-    await start({ pollMs: 20 });
+  it('a position its writer gives up without an offer (aborted) is read from the feed once written, without the gap wait', async () => {
+    await start({ pollMs: 5000, graceMs: 5000 });
     feed.put(1, 'pending');
     const e2 = feed.put(2);
     tailer.writingAt([1]);
@@ -171,8 +171,10 @@ describe('FeedTailer', () => {
     await new Promise((r) => setTimeout(r, 100));
     expect(delivered).toEqual([]);
     feed.entries.get(1)!.state = 'aborted';
+    const reads = feed.reads;
     tailer.written([1]);
-    await until(() => delivered.length === 1);
+    await new Promise((r) => setImmediate(r)); // before any timer: no GAP_WAIT_MS, no poll
+    expect(feed.reads).toBe(reads + 1);
     expect(delivered.map((d) => d.pos)).toEqual([2]);
     expect(tailer.position).toBe(2);
   });

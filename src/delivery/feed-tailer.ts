@@ -141,10 +141,16 @@ export class FeedTailer {
     for (const p of positions) if (p > this.pos) this.writing.add(p);
   }
 
-  /** The writer is done with these positions (offered, or not applied: the feed tells what they became). */
+  /**
+   * The writer is done with these positions: offered, or not applied (a retry's `skip`, an `aborted`
+   * entry), which the feed now shows settled: read at once rather than after GAP_WAIT_MS.
+   */
   written(positions: readonly number[]): void {
     if (!positions.length) return;
-    for (const p of positions) this.writing.delete(p);
+    for (const p of positions) {
+      this.writing.delete(p);
+      if (this.started && p > this.pos && !this.ahead.has(p)) this.pollDue = true;
+    }
     this.kick();
   }
 
