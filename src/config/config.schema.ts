@@ -98,6 +98,7 @@ export const envSchema = z.object({
   MAX_CLOCK_SKEW_MS: int(0, 365 * 86_400_000).default(60_000),
   BROADCAST_TO_SENDER: bool.default(false),
   BOOTSTRAP_PAGE_SIZE: int(1, 10_000).default(500),
+  FEED_READ_AHEAD: int(0, 8).default(1),
   CHANGE_RETENTION_DAYS: z.coerce.number().positive().max(3650).default(30),
   RETENTION_SWEEP_INTERVAL_MS: int(1000, 86_400_000).default(3_600_000),
   SYNC_RULES_FILE: optionalString,
@@ -105,6 +106,8 @@ export const envSchema = z.object({
   SYNC_LOCK_TTL_MS: int(200, 600_000).default(10_000),
   DELIVERY_POLL_INTERVAL_MS: int(20, 60_000).default(250),
   DELIVERY_DIRECT_WRITE: bool.default(true),
+  /** No other node can share the database: leases in memory. Default: true with the embedded database and no REDIS_URL. */
+  SYNC_SINGLE_NODE: optionalString.pipe(bool.optional()),
 
   // scale-out
   REDIS_URL: optionalString.pipe(
@@ -213,6 +216,8 @@ export interface AppConfig {
     maxClockSkewMs: number;
     broadcastToSender: boolean;
     bootstrapPageSize: number;
+    /** Feed windows a get_changes reads ahead of the one it visits (FEED_READ_AHEAD). */
+    feedReadAhead: number;
     changeRetentionDays: number;
     retentionSweepIntervalMs: number;
     rulesFile?: string;
@@ -223,6 +228,11 @@ export interface AppConfig {
     deliveryPollMs: number;
     /** Live changes written as one pre-built WebSocket frame per socket where order-safe (src/delivery/direct-frame.ts). */
     deliveryDirectWrite: boolean;
+    /**
+     * No other node can write to this database (SYNC_SINGLE_NODE; default: the embedded database, no
+     * REDIS_URL): document leases are kept in memory, no `_sync_locks` round trips.
+     */
+    singleNode: boolean;
   };
   scale: {
     redisUrl?: string;

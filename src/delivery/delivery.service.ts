@@ -21,8 +21,9 @@ export const SLOW_CONSUMER = 'SLOW_CONSUMER';
  * writes at once, other nodes' from the bus or, when the bus lost or did not bring them, from the
  * feed); they are routed (subscriptions, read rules, outOfView) and sockets receiving the same changes
  * share one encoding: one WebSocket frame written to each WebSocket connection directly where that is
- * order-safe (direct-frame.ts), one Socket.IO broadcast for the others. A socket whose outgoing buffer is over MAX_SOCKET_BUFFER_BYTES is
- * disconnected instead of buffering without bound: it catches up from the feed when it reconnects.
+ * order-safe (direct-frame.ts), one Socket.IO broadcast for the others. A socket whose outgoing buffer
+ * is over MAX_SOCKET_BUFFER_BYTES is disconnected instead of buffering without bound: it catches up
+ * from the feed when it reconnects.
  */
 @Injectable()
 export class DeliveryService implements OnModuleDestroy {
@@ -78,6 +79,19 @@ export class DeliveryService implements OnModuleDestroy {
 
   onModuleDestroy(): void {
     this.tailer.stop();
+  }
+
+  /**
+   * This node has written these feed positions ahead (pending) and settles them now: live delivery
+   * waits for their offer (`publish`) instead of reading the feed for them. Pair with `written`.
+   */
+  writingAt(positions: readonly number[]): void {
+    this.tailer.writingAt(positions);
+  }
+
+  /** The writer is done with these positions: published, or not applied (live delivery reads what they became). */
+  written(positions: readonly number[]): void {
+    this.tailer.written(positions);
   }
 
   /** Delivers on this node (in feed order) and hands the changes to the other nodes. */
