@@ -5,9 +5,12 @@
  * expiry, on JOIN_TIMEOUT, on SLOW_CONSUMER, and disconnected by the server. Afterwards every
  * module's per-socket bookkeeping must be empty: the sessions, the connection slots and their
  * indexes, the subscription indexes, the bootstrap chains and slots, the deadlines. Removing one
- * step of the release leaves something behind and fails this test. */
+ * step of the gateway's release (subscriptions, limits, the session) fails this test; the release at
+ * the end of a handshake whose connection closed meanwhile is proven by auth.e2e-spec.ts ("hangs up
+ * while its token is being verified", a deterministic slow verification). */
 import type { Server } from 'socket.io';
 import { Socket } from 'socket.io-client';
+import WebSocket from 'ws';
 import { SocketSessions } from '../src/common/socket-session';
 import { SocketAuthService } from '../src/gateway/socket-auth.service';
 import { SyncGateway } from '../src/gateway/sync.gateway';
@@ -93,9 +96,21 @@ describe('socket sessions: one object per socket, released by one handler in eve
     const docs = Array.from({ length: 60 }, (_, i) => ({ operation: 'insert', collection: 'boot', documentId: `d${i}`, data: { i, FIELD } }));
     expect(await emitAck(writer, 'sync:changeBatch', { changes: docs }, 60_000)).toMatchObject({ success: true, successCount: 60 });
 
-    // 1. mid-handshake: the WebSocket closes right after asking to connect
+    // 1. mid-handshake: the WebSocket closes right after asking to connect (while its token is checked), or once connected
+    const wsUrl = `${t.url.replace(/^http/, 'ws')}/socket.io/?EIO=4&transport=websocket`;
+    for (let i = 0; i < 20; i++) {
+      const auth = JSON.stringify({ token: await token(`hs-${i}`) });
+      const ws = new WebSocket(wsUrl);
+      ws.on('error', () => undefined);
+      ws.on('message', (m) => {
+        if (String(m).startsWith('0')) {
+          ws.send(`40${auth}`);
+          ws.terminate();
+        }
+      });
+    }
     for (let i = 0; i < 5; i++) {
-      const r = RawSocket.connect(t.url, { token: await token(`hs-${i}`) });
+      const r = RawSocket.connect(t.url, { token: await token(`hs-late-${i}`) });
       r.then((s) => s.close()).catch(() => undefined);
     }
     // 2. before join: anonymous sockets that leave, and some that stay until JOIN_TIMEOUT (server-side)
