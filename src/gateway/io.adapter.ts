@@ -2,7 +2,7 @@ import { INestApplicationContext, Logger } from '@nestjs/common';
 import { IoAdapter } from '@nestjs/platform-socket.io';
 import type { MessageMappingProperties } from '@nestjs/websockets';
 import type { Observable } from 'rxjs';
-import type { Server, ServerOptions } from 'socket.io';
+import type { Server, ServerOptions, Socket } from 'socket.io';
 import { EVENTS } from '@sync/protocol';
 import { AppConfig } from '../config/config.schema';
 import { DrainService } from '../lifecycle/drain.service';
@@ -20,6 +20,7 @@ export class SyncIoAdapter extends IoAdapter {
   private readonly logger = new Logger('SocketIO');
   private readonly extraSetup: ServerAdapterFactory[] = [];
   private drainService?: DrainService | null;
+  private handlerIndexCache?: Map<string, number>;
 
   constructor(
     private readonly appContext: INestApplicationContext,
@@ -46,53 +47,73 @@ export class SyncIoAdapter extends IoAdapter {
   }
 
   /**
-   * One plain listener per message and socket. Nest's own binding builds, for every socket and every
-   * handler, an RxJS pipeline (fromEvent, mergeMap, filter, map, takeUntil and their subscribers):
-   * about 20 KB of heap per idle socket (BENCHMARKS.md). Same behaviour: the handler's result (a
-   * value, a promise or an observable) is the ack, or an emitted event when it has `event`.
+   * One listener per socket for all its messages (`onAny`), dispatching by event name through a
+   * table shared by every socket. Nest's own binding builds, for every socket and every handler, an
+   * RxJS pipeline (fromEvent, mergeMap, filter, map, takeUntil and their subscribers): about 20 KB of
+   * heap per idle socket; a plain listener per handler still costs a closure, its context and an
+   * entry of the socket's listener table each (BENCHMARKS.md "Memory per socket"). Same behaviour:
+   * the handler's result (a value, a promise or an observable) is the ack, or an emitted event when
+   * it has `event`; an event without a handler is ignored, as before.
    */
   override bindMessageHandlers(
     socket: Parameters<IoAdapter['bindMessageHandlers']>[0],
     handlers: MessageMappingProperties[],
     transform: (data: unknown) => Observable<unknown>,
   ): void {
-    for (const { message, callback, isAckHandledManually } of handlers) {
-      socket.on(message as string, (...args: unknown[]) => {
-        const { data, ack } = this.mapPayload(args.length === 1 ? args[0] : args);
-        const drain = this.drain;
-        if (drain?.draining) {
-          // shutting down: nothing new starts here; the client retries after reconnecting elsewhere
-          if (typeof ack === 'function') (ack as (res: unknown) => void)(drain.refusal());
-          return;
-        }
-        // writes are waited for before the sockets are closed; a read cut short is asked again elsewhere
-        const done = WRITE_EVENTS.has(message as string) ? drain?.begin() : undefined;
-        let result: Observable<unknown>;
-        try {
-          result = transform(callback(data, ack));
-        } catch (e) {
-          done?.();
-          this.logger.error(`handler of "${String(message)}" failed: ${(e as Error)?.stack ?? String(e)}`);
-          return;
-        }
-        result.subscribe({
-          complete: done,
-          next: (response) => {
-            if (response === null || response === undefined) return;
-            const r = response as { event?: string; data?: unknown };
-            if (r.event) {
-              socket.emit(r.event, r.data);
-              return;
-            }
-            if (!isAckHandledManually && typeof ack === 'function') (ack as (res: unknown) => void)(response);
-          },
-          error: (e: unknown) => {
-            done?.();
-            this.logger.error(`handler of "${String(message)}" failed: ${(e as Error)?.stack ?? String(e)}`);
-          },
-        });
-      });
+    const index = this.handlerIndex(handlers);
+    (socket as Socket).onAny((event: unknown, ...args: unknown[]) => {
+      if (typeof event !== 'string') return;
+      const i = index.get(event);
+      // the shared table holds the position of each message in Nest's (fixed) list of handlers
+      const handler = i !== undefined && handlers[i]?.message === event ? handlers[i] : handlers.find((h) => h.message === event);
+      if (handler) this.dispatch(socket as Socket, handler, args, transform);
+    });
+  }
+
+  /** Message → position in the handler list, built once for the gateway's list (and again if another list comes). */
+  private handlerIndex(handlers: MessageMappingProperties[]): Map<string, number> {
+    const cached = this.handlerIndexCache;
+    if (cached && cached.size === handlers.length && handlers.every((h, i) => cached.get(h.message as string) === i)) return cached;
+    const index = new Map<string, number>(handlers.map((h, i) => [h.message as string, i]));
+    this.handlerIndexCache = index;
+    return index;
+  }
+
+  private dispatch(socket: Socket, handler: MessageMappingProperties, args: unknown[], transform: (data: unknown) => Observable<unknown>): void {
+    const { message, callback, isAckHandledManually } = handler;
+    const { data, ack } = this.mapPayload(args.length === 1 ? args[0] : args);
+    const drain = this.drain;
+    if (drain?.draining) {
+      // shutting down: nothing new starts here; the client retries after reconnecting elsewhere
+      if (typeof ack === 'function') (ack as (res: unknown) => void)(drain.refusal());
+      return;
     }
+    // writes are waited for before the sockets are closed; a read cut short is asked again elsewhere
+    const done = WRITE_EVENTS.has(message as string) ? drain?.begin() : undefined;
+    let result: Observable<unknown>;
+    try {
+      result = transform(callback(data, ack));
+    } catch (e) {
+      done?.();
+      this.logger.error(`handler of "${String(message)}" failed: ${(e as Error)?.stack ?? String(e)}`);
+      return;
+    }
+    result.subscribe({
+      complete: done,
+      next: (response) => {
+        if (response === null || response === undefined) return;
+        const r = response as { event?: string; data?: unknown };
+        if (r.event) {
+          socket.emit(r.event, r.data);
+          return;
+        }
+        if (!isAckHandledManually && typeof ack === 'function') (ack as (res: unknown) => void)(response);
+      },
+      error: (e: unknown) => {
+        done?.();
+        this.logger.error(`handler of "${String(message)}" failed: ${(e as Error)?.stack ?? String(e)}`);
+      },
+    });
   }
 
   override createIOServer(port: number, options?: ServerOptions): Server {

@@ -45,6 +45,35 @@ function asObject(body: unknown): Record<string, unknown> {
   return isPlainObject(body) ? body : {};
 }
 
+/** What a socket keeps of its handshake's headers, query and credentials once connected: nothing (shared). */
+const FORGOTTEN = Object.freeze({}) as Record<string, never>;
+const NO_RAW_HEADERS = Object.freeze([]) as unknown as string[];
+
+/**
+ * Memory of an idle socket: the HTTP request that opened the connection (its headers, raw headers,
+ * query), and the handshake's headers, query and credentials, are read only by the handshake
+ * middleware (SocketAuthService, before this runs), yet Socket.IO keeps them for the socket's life
+ * (`conn.request`, `socket.handshake`), and Engine.IO's upgrade response keeps the request too (held
+ * by a 'close' listener of the TCP socket, out of reach): so the request is emptied of what it holds,
+ * then dropped (Socket.IO's documented memory tip). Nothing of ours reads `socket.request` or
+ * `socket.handshake.{headers,query,auth}` after the connection (the client address stays on
+ * `socket.data.clientIp` and `handshake.address`).
+ */
+function forgetHandshakeRequest(socket: SyncSocket): void {
+  const conn = socket.conn as unknown as { request?: { headers?: unknown; rawHeaders?: unknown; _query?: unknown } | null };
+  const req = conn.request;
+  if (req) {
+    req.headers = FORGOTTEN;
+    req.rawHeaders = NO_RAW_HEADERS;
+    req._query = FORGOTTEN;
+  }
+  conn.request = null;
+  const hs = socket.handshake;
+  hs.headers = FORGOTTEN;
+  hs.query = FORGOTTEN;
+  hs.auth = FORGOTTEN;
+}
+
 /**
  * The socket edge: translates events to service calls and results to acks. No sync logic here.
  */
@@ -72,8 +101,9 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
     this.delivery.attach(server);
   }
 
-  handleConnection(_socket: SyncSocket): void {
+  handleConnection(socket: SyncSocket): void {
     this.metrics.activeConnections.inc();
+    forgetHandshakeRequest(socket);
   }
 
   /** The one disconnect handler: everything the node kept for the socket goes (see release). */
