@@ -86,7 +86,7 @@ describe('socket sessions: one object per socket, released by one handler in eve
     trackedByAuth: 0,
     deadlines: 0,
     limits: { sockets: 0, addresses: 0, users: 0 },
-    subscriptions: { sockets: 0, collections: 0, subscriptions: 0, unsubscribed: 0 },
+    subscriptions: { sockets: 0, collections: 0, subscriptions: 0, unsubscribed: 0, queries: 0 },
     bootstraps: { running: 0, waiting: 0, sockets: 0 },
   };
 

@@ -54,6 +54,15 @@ function keysAt(doc: SyncDocument, path: string, out: Set<string>): void {
 }
 
 /**
+ * The key under which identical subscriptions share their compiled query: the signature (collection,
+ * filter text, args: SubscriptionService.compile), when the filter cannot name a `%user` variable
+ * (no `%` in its text: the compiled query is then the same for every user). Undefined: not shared.
+ */
+function sharedKey(sig: string, filter: string): string | undefined {
+  return sig !== '' && !filter.includes('%') ? sig : undefined;
+}
+
+/**
  * Per-socket subscriptions, indexed by collection and by a top-level equality (path, value) so that
  * routing a change only tests the subscriptions that can match it. Bounded: at most
  * MAX_SUBSCRIPTIONS_PER_SOCKET per socket (checked by SubscriptionService), and a socket's entries
@@ -64,6 +73,12 @@ export class SubscriptionRegistry {
   private readonly collections = new Map<string, CollectionIndex>();
   /** Joined sockets that never subscribed: they receive every change their user may read (compatibility). */
   readonly unsubscribed = new Set<string>();
+  /**
+   * Compiled queries shared by identical subscriptions (same collection, filter text and args, see
+   * `sharedKey`): a compiled query is about 1 KB of closures and objects, more than the rest of an
+   * idle subscribed socket's own state. Counted, and gone with its last subscription.
+   */
+  private readonly queries = new Map<string, { query: CompiledQuery; refs: number }>();
 
   constructor(private readonly sessions = new SocketSessions()) {}
 
@@ -113,6 +128,14 @@ export class SubscriptionRegistry {
 
   add(socketId: string, user: AuthUser, collection: string, filter: string, query: CompiledQuery, sig = ''): Subscription {
     const entry = this.ensure(socketId, user);
+    const key = sharedKey(sig, filter);
+    if (key !== undefined) {
+      const shared = this.queries.get(key);
+      if (shared) {
+        shared.refs++;
+        query = shared.query;
+      } else this.queries.set(key, { query, refs: 1 });
+    }
     const eq = query.equalities[0];
     const sub: Subscription = Object.freeze({
       id: SubscriptionRegistry.newId(),
@@ -140,6 +163,9 @@ export class SubscriptionRegistry {
 
   remove(sub: Subscription): void {
     this.entry(sub.socketId)?.subs.delete(sub.id);
+    const key = sharedKey(sub.sig, sub.filter);
+    const shared = key === undefined ? undefined : this.queries.get(key);
+    if (shared?.query === sub.query && --shared.refs <= 0) this.queries.delete(key!);
     const idx = this.collections.get(sub.collection);
     if (!idx) return;
     if (!sub.key) {
@@ -215,11 +241,11 @@ export class SubscriptionRegistry {
   }
 
   /** For tests and metrics: `sockets` have subscribed (sessions), `subscriptions` are indexed. */
-  stats(): { sockets: number; collections: number; subscriptions: number; unsubscribed: number } {
+  stats(): { sockets: number; collections: number; subscriptions: number; unsubscribed: number; queries: number } {
     let sockets = 0;
     for (const s of this.sessions.values()) if (s.subscriptions) sockets++;
     let subscriptions = 0;
     for (const idx of this.collections.values()) subscriptions += idx.size;
-    return { sockets, collections: this.collections.size, subscriptions, unsubscribed: this.unsubscribed.size };
+    return { sockets, collections: this.collections.size, subscriptions, unsubscribed: this.unsubscribed.size, queries: this.queries.size };
   }
 }
