@@ -7,7 +7,7 @@
  * SDK's users), and each method is a few lines delegating to the parts.
  */
 import { ErrorCode } from '../../protocol/src/errors';
-import { isUserCollectionName, LIMITS, type Operation, type SyncDocument } from '../../protocol/src/types';
+import { LIMITS, type Operation, type SyncDocument } from '../../protocol/src/types';
 import { TypedEmitter } from './emitter';
 import { LocalView, type ViewFilter } from './local-view';
 import { Outbox } from './outbox';
@@ -18,7 +18,7 @@ import { Uploader } from './uploader';
 import { SubscriptionSet } from './subscriptions';
 import { Downloader } from './downloader';
 import { Connection } from './connection';
-import { validateChange } from './validate-change';
+import { checkChange, checkCollection } from './validate-change';
 
 export { validateChange } from './validate-change';
 import { uuid } from './util';
@@ -269,7 +269,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
   async makeChange(operation: Operation, collection: string, id: DocumentIdInput, data?: SyncDocument): Promise<PendingChange> {
     if (this.conn.closed) throw new SyncClientError('CLOSED', 'this client was closed');
     const { documentId, idType } = this.documentIdOf(id);
-    validateChange(operation, collection, documentId, data, this.opts.maxChangeBytes);
+    const checked = checkChange(operation, collection, documentId, data, this.opts.maxChangeBytes);
     await this.initialize();
     const now = this.now();
     let ts = Math.max(now, this.lastTimestamp);
@@ -277,8 +277,8 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     if (ts <= docTs) ts = docTs + 1;
     this.lastTimestamp = ts;
     let body: SyncDocument | undefined;
-    if (operation !== 'delete') {
-      body = JSON.parse(JSON.stringify(data ?? {})) as SyncDocument;
+    if (checked) {
+      body = checked;
       delete body._id;
       delete body._updated_by;
       body.sync_updated_at = ts;
@@ -359,7 +359,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
    * Kept across reconnects and restarts. When online, resolves after the bootstrap has been applied.
    */
   async subscribe(collection: string, filter?: string, args?: unknown[]): Promise<Subscription> {
-    if (!isUserCollectionName(collection)) throw new SyncClientError(ErrorCode.INVALID_PAYLOAD, `invalid collection name "${collection}"`);
+    checkCollection(collection);
     await this.initialize();
     const sub = this.subs.add(collection, filter, args);
     await this.persist({ meta: { subscriptions: this.subs.stored() } });

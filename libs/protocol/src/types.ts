@@ -172,7 +172,7 @@ export interface ServerToClientEvents {
   /** Optional extension: the socket's token expired; re-join with a fresh token or be disconnected. */
   'sync:token_expired': (info: { code: 'UNAUTHENTICATED'; error: string; graceMs: number }) => void;
   /** Optional extension: sent right before the server disconnects the socket (e.g. `SLOW_CONSUMER`). */
-  'sync:error': (info: { code: string; error: string }) => void;
+  'sync:error': (info: { code: string; error: string; retryAfterMs?: number }) => void;
   /** Optional extension: the node is shutting down (rolling update); the socket is disconnected right after. */
   'sync:shutdown': (notice: ShutdownNotice) => void;
 }
