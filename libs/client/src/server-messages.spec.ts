@@ -1,8 +1,7 @@
 /* eslint-disable @typescript-eslint/no-explicit-any */
 import { INVALID_SERVER_MESSAGE, readAnswer, readBootstrapPage, readChanges } from './server-messages';
-import { MemoryStorage } from './storage/memory-storage';
-import { SyncClient, SyncClientError } from './sync-client';
-import { FakeSyncServer } from './testing/fake-sync-server';
+import { SyncClientError } from './sync-client';
+import { until, useFakeServer } from './testing/fake-harness';
 
 /* What the server sends is parsed with the protocol's schemas: a malformed message is reported (an
  * `error` event, INVALID_SERVER_MESSAGE) and never crashes the client; well-formed ones still apply. */
@@ -58,41 +57,24 @@ describe('reading server messages', () => {
 });
 
 describe('a client facing a misbehaving server', () => {
-  let server: FakeSyncServer;
-  let c: SyncClient;
-  beforeEach(async () => {
-    server = new FakeSyncServer();
-    await server.start();
-    c = new SyncClient(server.url, 'u', new MemoryStorage(), { logger: null, transports: ['websocket'], reconnectDelayMs: 20, connectTimeoutMs: 5_000 });
-  });
-  afterEach(async () => {
-    await c.close().catch(() => undefined);
-    await server.stop();
-  });
-
-  async function until(pred: () => boolean, what: string): Promise<void> {
-    const end = Date.now() + 10_000;
-    while (!pred()) {
-      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  }
+  const h = useFakeServer({ reconnectDelayMs: 20 });
 
   it('reports malformed acks and pushed events, keeps syncing, loses no change', async () => {
     const errors: SyncClientError[] = [];
-    c.on('error', (e) => errors.push(e as SyncClientError));
     let garbled = 0;
     // the first two batch answers are garbage: the change is retried until a proper answer comes
-    server.interceptors.push((event) => (event === 'sync:changeBatch' && garbled++ < 2 ? { success: true, results: [{ nope: 1 }] } : undefined));
+    h.server.interceptors.push((event) => (event === 'sync:changeBatch' && garbled++ < 2 ? { success: true, results: [{ nope: 1 }] } : undefined));
+    const c = h.client('u');
+    c.on('error', (e) => errors.push(e as SyncClientError));
     await c.subscribe('tasks');
     await c.connect();
     await c.makeChange('insert', 'tasks', 'mine', { title: 'kept' });
     await c.whenSynced();
     expect(garbled).toBe(3);
-    expect(server.get('tasks', 'mine')).toMatchObject({ title: 'kept' });
+    expect(h.server.get('tasks', 'mine')).toMatchObject({ title: 'kept' });
     expect(c.getPendingChangesCount()).toBe(0);
 
-    for (const s of server.io.sockets.sockets.values()) {
+    for (const s of h.server.io.sockets.sockets.values()) {
       s.emit('sync:changes', [
         { ...good, documentId: 'bad', timestamp: -1 },
         { ...good, documentId: 'pushed', data: { _id: 'pushed', n: 2 } },
