@@ -6,30 +6,24 @@
 import { ErrorCode } from '../../protocol/src/errors';
 import type { SyncDocument } from '../../protocol/src/types';
 import { SyncClientError, type ClientResetMode, type SyncClientLogger, type SyncClientOptions } from './client-types';
-import { numberOr, publicChange, validHint, type Emit } from './client-internals';
+import { numberOr, publicChange, validHint, type PartDeps } from './client-internals';
 import { idOf, withId } from './ids';
 import type { LocalView } from './local-view';
 import type { Outbox } from './outbox';
 import { docKey, type DocRecord, type OutboxEntry, type StorageWrite } from './storage/storage.types';
-import type { AnswerOf, BootstrapPageIn, DeliveredChangeIn, Requester } from './server-messages';
+import type { AnswerOf, BootstrapPageIn, DeliveredChangeIn } from './server-messages';
 import type { SubscriptionSet } from './subscriptions';
 import { backoffDelay } from './util';
 
 /** What the downloader needs from the client, its connection and its uploader. */
-export interface DownloaderDeps {
+export interface DownloaderDeps extends PartDeps {
   readonly outbox: Outbox;
   readonly view: LocalView;
   readonly subs: SubscriptionSet;
   readonly log: SyncClientLogger | null;
   readonly getChangesLimit: number;
   readonly clientResetMode: SyncClientOptions['clientResetMode'];
-  emit: Emit;
-  persist(w: StorageWrite): Promise<void>;
-  request: Requester;
-  sleep(ms: number, s: AbortSignal): Promise<void>;
-  retryDelay(attempt: number): number;
   join(s: AbortSignal): Promise<unknown>;
-  rejoin(s: AbortSignal): Promise<void>;
   /** Forgets the uploader's notes on an outbox entry a client reset discarded. */
   forget(changeId: string): void;
 }

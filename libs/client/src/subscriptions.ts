@@ -6,10 +6,10 @@
 import { ErrorCode } from '../../protocol/src/errors';
 import type { SyncDocument } from '../../protocol/src/types';
 import { SyncClientError, type Subscription } from './client-types';
-import { validHint, type Emit } from './client-internals';
+import { validHint, type PartDeps } from './client-internals';
 import { compileFilter } from './matcher';
-import type { AnswerOf, BootstrapPageIn, Requester } from './server-messages';
-import type { StorageWrite, StoredSubscription } from './storage/storage.types';
+import type { AnswerOf, BootstrapPageIn } from './server-messages';
+import type { StoredSubscription } from './storage/storage.types';
 
 export interface SubState extends StoredSubscription {
   id?: string;
@@ -20,13 +20,7 @@ export interface SubState extends StoredSubscription {
 }
 
 /** What the subscription set needs from the client and its connection. */
-export interface SubscriptionDeps {
-  emit: Emit;
-  persist(w: StorageWrite): Promise<void>;
-  request: Requester;
-  sleep(ms: number, s: AbortSignal): Promise<void>;
-  retryDelay(attempt: number): number;
-  rejoin(s: AbortSignal): Promise<void>;
+export interface SubscriptionDeps extends PartDeps {
   /** Applies a bootstrap page (the downloader's). */
   onPage(page: BootstrapPageIn): Promise<void>;
   /** The client's unsubscribe (for the handles). */

@@ -13,7 +13,7 @@ import { LocalView, type ViewFilter } from './local-view';
 import { Outbox } from './outbox';
 import { MemoryStorage } from './storage/memory-storage';
 import { type OutboxEntry, type StorageWrite, type SyncStorage } from './storage/storage.types';
-import { publicChange, Wakeup } from './client-internals';
+import { publicChange, Wakeup, type PartDeps } from './client-internals';
 import { Uploader } from './uploader';
 import { SubscriptionSet } from './subscriptions';
 import { Downloader } from './downloader';
@@ -34,19 +34,8 @@ import {
   type SyncClientOptions,
 } from './client-types';
 
-export {
-  SyncClientError,
-  type ClientResetMode,
-  type InspectReport,
-  type OutboxEntryState,
-  type PendingChange,
-  type Subscription,
-  type SyncClientEvents,
-  type SyncClientLogger,
-  type SyncClientOptions,
-  type SyncErrorCode,
-  type TokenProvider,
-} from './client-types';
+// the public types of the client (options, events, errors, the inspector's report)
+export * from './client-types';
 
 /** Resolves a storage given as a string (set by the Node and the browser entry points). */
 export type StringStorageResolver = (spec: string, userId: string, logger: SyncClientLogger | null) => SyncStorage;
@@ -134,18 +123,22 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       reconnectDelayMs: options.reconnectDelayMs ?? 1_000,
       maxRetryDelayMs: options.maxRetryDelayMs ?? 300_000,
     };
-    this.uploader = new Uploader({
-      outbox: this.outbox,
-      view: this.view,
-      log: this.log,
-      maxBatchSize: this.opts.maxBatchSize,
-      maxBatchBytes: this.opts.maxBatchBytes,
+    // what the parts share: the client's events and storage, the connection's requests and timers
+    const part: PartDeps = {
       emit: (event, ...args) => this.emit(event, ...args),
       persist: (w) => this.persist(w),
       request: (event, payload) => this.conn.request(event, payload),
       sleep: (ms, s) => this.conn.sleep(ms, s),
       retryDelay: (attempt) => this.conn.retryDelay(attempt),
       rejoin: (s) => this.conn.rejoin(s),
+    };
+    this.uploader = new Uploader({
+      outbox: this.outbox,
+      view: this.view,
+      log: this.log,
+      maxBatchSize: this.opts.maxBatchSize,
+      maxBatchBytes: this.opts.maxBatchBytes,
+      ...part,
       confirmed: (collection, id) => this.downloader.confirmed(collection, id),
       applied: () => {
         this.lastSyncTimestamp = this.now();
@@ -181,12 +174,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       this.storage = storage ?? new MemoryStorage();
     }
     this.subs = new SubscriptionSet({
-      emit: (event, ...args) => this.emit(event, ...args),
-      persist: (w) => this.persist(w),
-      request: (event, payload) => this.conn.request(event, payload),
-      sleep: (ms, s) => this.conn.sleep(ms, s),
-      retryDelay: (attempt) => this.conn.retryDelay(attempt),
-      rejoin: (s) => this.conn.rejoin(s),
+      ...part,
       onPage: (page) => this.downloader.onBootstrapPage(page),
       unsubscribe: (key) => this.unsubscribe(key),
     });
@@ -197,13 +185,8 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       log: this.log,
       getChangesLimit: this.opts.getChangesLimit,
       clientResetMode: options.clientResetMode,
-      emit: (event, ...args) => this.emit(event, ...args),
-      persist: (w) => this.persist(w),
-      request: (event, payload) => this.conn.request(event, payload),
-      sleep: (ms, s) => this.conn.sleep(ms, s),
-      retryDelay: (attempt) => this.conn.retryDelay(attempt),
+      ...part,
       join: (s) => this.conn.join(s),
-      rejoin: (s) => this.conn.rejoin(s),
       forget: (changeId) => this.uploader.forget(changeId),
     });
     for (const s of options.subscriptions ?? []) this.subs.add(s.collection, s.filter, s.args);

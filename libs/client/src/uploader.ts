@@ -5,12 +5,12 @@
 import { ErrorCode } from '../../protocol/src/errors';
 import type { SyncDocument } from '../../protocol/src/types';
 import type { InspectReport, SyncClientError, SyncClientLogger } from './client-types';
-import { numberOr, publicChange, validHint, type Emit } from './client-internals';
+import { numberOr, publicChange, validHint, type PartDeps } from './client-internals';
 import { withId } from './ids';
 import type { LocalView } from './local-view';
 import { toWire, type Outbox } from './outbox';
-import type { AnswerOf, ChangeAnswer, FailureAnswer, Requester } from './server-messages';
-import type { DocRecord, OutboxEntry, StorageWrite } from './storage/storage.types';
+import type { AnswerOf, ChangeAnswer, FailureAnswer } from './server-messages';
+import type { DocRecord, OutboxEntry } from './storage/storage.types';
 
 /** A change refused with one of these codes is refused for good: rolled back, never retried. */
 const FINAL_CODES = new Set<string>([ErrorCode.FORBIDDEN, ErrorCode.INVALID_PAYLOAD, ErrorCode.PAYLOAD_TOO_LARGE, ErrorCode.INVALID_QUERY, 'SCHEMA_VIOLATION']);
@@ -23,18 +23,12 @@ const UNANSWERABLE_MIN_BYTES = 64 * 1024;
 const MAX_UNANSWERED_ALONE = 5;
 
 /** What the uploader needs from the client and its connection. */
-export interface UploaderDeps {
+export interface UploaderDeps extends PartDeps {
   readonly outbox: Outbox;
   readonly view: LocalView;
   readonly log: SyncClientLogger | null;
   readonly maxBatchSize: number;
   readonly maxBatchBytes: number;
-  emit: Emit;
-  persist(w: StorageWrite): Promise<void>;
-  request: Requester;
-  sleep(ms: number, s: AbortSignal): Promise<void>;
-  retryDelay(attempt: number): number;
-  rejoin(s: AbortSignal): Promise<void>;
   /** The server confirmed this document (it is not stale after a client reset). */
   confirmed(collection: string, id: string): void;
   /** Local changes were applied by the server. */
