@@ -122,5 +122,3 @@ export const ChangeBatchAckSchema = z
     failureCount: z.number().int(),
   })
   .meta({ id: 'ChangeBatchAck' });
-
-export type ClientChangeInput = z.input<typeof ClientChangeSchema>;
