@@ -294,8 +294,9 @@ export class SubscriptionService {
     return false;
   }
 
-  /** Forgets a socket (disconnect, or a join as another user). */
+  /** Forgets a socket (disconnect, or a join as another user): its subscriptions and queued bootstraps. */
   drop(socketId: string): void {
     this.registry.drop(socketId);
+    this.scheduler.forget(socketId);
   }
 }
