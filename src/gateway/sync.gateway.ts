@@ -199,8 +199,7 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
     return this.run(EVENTS.subscribe, async () => {
       const user = await this.readUser(socket, READ_COST.subscribe + (asObject(body).bootstrap === false ? 0 : READ_COST.bootstrap));
       parsePayload(SubscribeRequestSchema, body);
-      const { sub, count, bootstrap } = await this.subscriptions.subscribe(socket, user, body);
-      if (bootstrap) this.subscriptions.scheduleBootstrap(socket, [sub]);
+      const { sub, count } = await this.subscriptions.subscribe(socket, user, body); // (schedules its bootstrap)
       return { success: true as const, subscriptionId: sub.id, count };
     });
   }

@@ -44,6 +44,11 @@ export class BootstrapScheduler {
     });
   }
 
+  /** Whether the socket has no bootstrap queued or running (one enqueued now starts at once). */
+  idle(socketId: string): boolean {
+    return !this.sessions.get(socketId)?.bootstraps;
+  }
+
   /** Release step of a socket: its queued bootstraps end at their first step (the socket is gone); the chain goes with the session. */
   forget(socketId: string): void {
     const session = this.sessions.get(socketId);

@@ -30,6 +30,20 @@ const BOOTSTRAP_CURSOR_BATCH_MAX = 5000;
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
+/** One page of a bootstrap's read, and whether it is the last. */
+interface BootstrapRead {
+  docs: SyncDocument[];
+  done: boolean;
+}
+
+/** A bootstrap started by a subscribe before its answer (SubscriptionService.subscribe). */
+interface EarlyBootstrap {
+  /** Called once with the first page read (null: none was read: the socket went away, or the read failed). */
+  first: (page: BootstrapRead | null) => void;
+  /** Settles once the subscribe has answered (with its count, or with an error): pages go out after it. */
+  answered: Promise<void>;
+}
+
 /** A validated, compiled subscription request (nothing registered yet). */
 export interface SubscriptionSpec {
   collection: string;
@@ -106,18 +120,38 @@ export class SubscriptionService {
     }
   }
 
-  /** sync:subscribe. Registers first (live changes flow from now on), then counts. */
-  async subscribe(socket: SyncSocket, user: AuthUser, body: unknown): Promise<{ sub: Subscription; count: number; bootstrap: boolean }> {
+  /**
+   * sync:subscribe. Registers first (live changes flow from now on), then counts; with a bootstrap,
+   * schedules it. When the socket has no bootstrap queued, the bootstrap starts at once and reads its
+   * first page while the answer is prepared: a first page that is also the last gives the count (no
+   * count query: the documents the cursor returned are the matching ones), otherwise the count query
+   * runs while the bootstrap holds that page. The pages go out only after the answer (see bootstrap).
+   */
+  async subscribe(socket: SyncSocket, user: AuthUser, body: unknown): Promise<{ sub: Subscription; count: number }> {
     const spec = this.compile(user, body);
     const bootstrap = (body as Record<string, unknown>).bootstrap;
     if (bootstrap !== undefined && bootstrap !== null && typeof bootstrap !== 'boolean') throw new InvalidPayloadError('bootstrap must be a boolean');
     this.checkRoom(socket.id, 1);
     const sub = this.registry.add(socket.id, user, spec.collection, spec.filter, spec.query, spec.sig);
+    const early = bootstrap !== false && this.scheduler.idle(socket.id);
+    let answer = () => {};
     try {
-      return { sub, count: await this.count(user, sub), bootstrap: bootstrap !== false };
+      let count: number;
+      if (early) {
+        const answered = new Promise<void>((resolve) => (answer = resolve));
+        const first = new Promise<BootstrapRead | null>((resolve) => {
+          this.scheduler.enqueue(socket.id, () => this.bootstrap(socket, sub, { first: resolve, answered }));
+        });
+        const page = await first;
+        count = page?.done ? page.docs.length : await this.count(user, sub);
+      } else count = await this.count(user, sub);
+      if (bootstrap !== false && !early) this.scheduleBootstrap(socket, [sub]);
+      return { sub, count };
     } catch (e) {
-      this.registry.remove(sub);
+      this.registry.remove(sub); // a bootstrap already started ends at its next step
       throw e;
+    } finally {
+      answer();
     }
   }
 
@@ -210,50 +244,64 @@ export class SubscriptionService {
    * at most that plus two pages. One that reads nothing for BOOTSTRAP_DRAIN_TIMEOUT_MS is
    * disconnected (it bootstraps again after reconnecting).
    */
-  async bootstrap(socket: SyncSocket, sub: Subscription): Promise<void> {
+  async bootstrap(socket: SyncSocket, sub: Subscription, early?: EarlyBootstrap): Promise<void> {
     const size = this.config.sync.bootstrapPageSize;
     const maxBytes = this.config.limits.bootstrapBufferBytes;
     const alive = () => socket.connected && this.registry.get(socket.id, sub.id) === sub;
-    if (!alive() || !socket.data.user) return;
-    const user = socket.data.user;
-    const cursor = encodeCursor(await this.scheduler.withSlot(user.id, () => this.feed.head()));
-    if (!alive() || socket.data.user !== user) return;
-    const filter = this.visibleFilter(user, sub);
-    // the driver's batches hold about two pages: a getMore every other page, not one per page
-    const rows = filter === null ? null : this.docs.stream(sub.collection, filter, Math.min(2 * size + 1, BOOTSTRAP_CURSOR_BATCH_MAX));
-    let buffered: SyncDocument[] = [];
-    let exhausted = rows === null;
-    /** The next page's documents (in a node slot), and whether it is the last. */
-    const readPage = async (): Promise<{ docs: SyncDocument[]; done: boolean }> => {
-      // one document beyond the page tells whether this page is the last; a page also ends
-      // once it holds about BOOTSTRAP_BUFFER_BYTES (large documents: fewer per page)
-      let take = 0;
-      let bytes = 0;
-      const full = () => take >= size || (take > 0 && bytes >= maxBytes);
-      while (take < buffered.length && !full()) bytes += approxSize(buffered[take++]);
-      if (rows && !exhausted && (!full() || buffered.length === take)) {
-        await this.scheduler.withSlot(user.id, async () => {
-          while (!full()) {
-            const next = await rows.next();
-            if (!next) return void (exhausted = true);
-            buffered.push(next);
-            bytes += approxSize(next);
-            take++;
-          }
-          if (buffered.length === take) {
-            const next = await rows.next(); // the one beyond
-            if (next) buffered.push(next);
-            else exhausted = true;
-          }
-        });
-      }
-      const done = buffered.length <= take;
-      const docs = done ? buffered : buffered.slice(0, take);
-      buffered = done ? [] : buffered.slice(take);
-      return { docs, done };
-    };
-    let ahead: Promise<{ docs: SyncDocument[]; done: boolean }> | null = null;
+    let first: BootstrapRead | null = null;
+    let rows: ReturnType<DocumentRepository['stream']> | null = null;
+    let ahead: Promise<BootstrapRead> | null = null;
     try {
+      if (!alive() || !socket.data.user) return;
+      const user = socket.data.user;
+      const cursor = encodeCursor(await this.scheduler.withSlot(user.id, () => this.feed.head()));
+      if (!alive() || socket.data.user !== user) return;
+      const filter = this.visibleFilter(user, sub);
+      // the driver's batches hold about two pages: a getMore every other page, not one per page
+      rows = filter === null ? null : this.docs.stream(sub.collection, filter, Math.min(2 * size + 1, BOOTSTRAP_CURSOR_BATCH_MAX));
+      const stream = rows;
+      let buffered: SyncDocument[] = [];
+      let exhausted = stream === null;
+      /** The next page's documents (in a node slot), and whether it is the last. */
+      const readPage = async (): Promise<BootstrapRead> => {
+        // one document beyond the page tells whether this page is the last; a page also ends
+        // once it holds about BOOTSTRAP_BUFFER_BYTES (large documents: fewer per page)
+        let take = 0;
+        let bytes = 0;
+        const full = () => take >= size || (take > 0 && bytes >= maxBytes);
+        while (take < buffered.length && !full()) bytes += approxSize(buffered[take++]);
+        if (stream && !exhausted && (!full() || buffered.length === take)) {
+          await this.scheduler.withSlot(user.id, async () => {
+            while (!full()) {
+              const next = await stream.next();
+              if (!next) return void (exhausted = true);
+              buffered.push(next);
+              bytes += approxSize(next);
+              take++;
+            }
+            if (buffered.length === take) {
+              const next = await stream.next(); // the one beyond
+              if (next) buffered.push(next);
+              else exhausted = true;
+            }
+          });
+        }
+        const done = buffered.length <= take;
+        const docs = done ? buffered : buffered.slice(0, take);
+        buffered = done ? [] : buffered.slice(take);
+        return { docs, done };
+      };
+      if (early) {
+        // a subscribe's bootstrap: the first page is read while the subscribe counts (the page read
+        // ahead, within the usual bound), and held until the answer went out
+        ahead = readPage();
+        ahead.catch(() => undefined); // awaited below, or dropped with the bootstrap
+        early.first((first = await ahead.catch(() => null)));
+        await early.answered;
+        // the ack is sent by the promise chain the answer settles (microtasks only): after this
+        // macrotask turn it is on the socket, ahead of every page
+        await new Promise((resolve) => setImmediate(resolve));
+      }
       for (let page = 1; ; page++) {
         if (!(await this.drained(socket))) return;
         if (!alive()) return;
@@ -275,6 +323,7 @@ export class SubscriptionService {
         if (done) return;
       }
     } finally {
+      if (early && !first) early.first(null); // the subscribe counts with a query
       // a read still in flight uses the cursor: close it after that read
       await ahead?.catch(() => undefined);
       await rows?.close().catch(() => undefined);
