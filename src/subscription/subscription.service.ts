@@ -291,12 +291,20 @@ export class SubscriptionService {
         buffered = done ? [] : buffered.slice(take);
         return { docs, done };
       };
+      let held: BootstrapRead | null = null;
       if (early) {
-        // a subscribe's bootstrap: the first page is read while the subscribe counts (the page read
-        // ahead, within the usual bound), and held until the answer went out
-        ahead = readPage();
-        ahead.catch(() => undefined); // awaited below, or dropped with the bootstrap
-        early.first((first = await ahead.catch(() => null)));
+        // a subscribe's bootstrap: the first page is read before the answer (it may give the count),
+        // then the second while the subscribe counts: the current page and the one read ahead, as in
+        // the loop below (same bound); both held until the answer went out
+        try {
+          held = first = await readPage();
+        } finally {
+          early.first(first); // null: the subscribe counts with a query
+        }
+        if (!held.done) {
+          ahead = readPage();
+          ahead.catch(() => undefined); // awaited in the loop, or dropped with the bootstrap
+        }
         await early.answered;
         // the ack is sent by the promise chain the answer settles (microtasks only): after this
         // macrotask turn it is on the socket, ahead of every page
@@ -305,12 +313,14 @@ export class SubscriptionService {
       for (let page = 1; ; page++) {
         if (!(await this.drained(socket))) return;
         if (!alive()) return;
-        const { docs, done } = await (ahead ?? readPage());
-        ahead = null;
+        let read: BootstrapRead;
+        if (held) [read, held] = [held, null];
+        else [read, ahead] = [await (ahead ?? readPage()), null];
+        const { docs, done } = read;
         const current = socket.data.user;
         if (!alive() || !current) return;
         // the next page is read while this one is filtered, encoded and sent
-        if (!done) {
+        if (!done && !ahead) {
           ahead = readPage();
           ahead.catch(() => undefined); // awaited next round, or dropped with the bootstrap
         }
