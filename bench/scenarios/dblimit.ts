@@ -52,7 +52,6 @@ async function ensureWritePathIndexes(db: Db, p: string) {
       `${p}_feed`,
       [
         { key: { userId: 1, changeId: 1 }, name: 'user_changeId_unique', unique: true },
-        { key: { state: 1, createdAt: 1 }, name: 'state_createdAt' },
         { key: { docKey: 1 }, name: 'docKey' },
         { key: { serverTimestamp: 1 }, name: 'serverTimestamp' },
         { key: { createdAt: 1 }, name: 'createdAt' },

@@ -130,11 +130,12 @@ export class ChangeFeedRepository implements OnModuleInit {
   }
 
   async onModuleInit(): Promise<void> {
-    // idempotency used to be global per changeId; it is per author now
+    // idempotency used to be global per changeId; it is per author now. Stale pending entries are
+    // found by the feed walk now (committed entries stay stored `pending`): no (state, createdAt) index
     await this.feed.dropIndex('changeId_unique').catch(() => undefined);
+    await this.feed.dropIndex('state_createdAt').catch(() => undefined);
     await ensureIndexes(this.feed, [
       { key: { userId: 1, changeId: 1 }, name: 'user_changeId_unique', unique: true },
-      { key: { state: 1, createdAt: 1 }, name: 'state_createdAt' },
       { key: { docKey: 1 }, name: 'docKey' },
       { key: { serverTimestamp: 1 }, name: 'serverTimestamp' },
       { key: { createdAt: 1 }, name: 'createdAt' },
