@@ -56,7 +56,13 @@ describe('insert-only commit: commit markers', () => {
 
   it('commits a batch with one marker: its entries are not rewritten, and readers see it at once', async () => {
     const head = (await emitAck(b, 'sync:join', { userId: 'bob' })).cursor;
-    const changes = Array.from({ length: 5 }, (_, i) => ({ changeId: `live-${i}`, operation: 'insert', collection: COLL, documentId: `live-${i}`, data: { i } }));
+    const changes = Array.from({ length: 5 }, (_, i) => ({
+      changeId: `live-${i}`,
+      operation: 'insert',
+      collection: COLL,
+      documentId: `live-${i}`,
+      data: { i },
+    }));
     const res = await emitAck(a, 'sync:changeBatch', { changes });
     expect(res.results.map((r: any) => r.success)).toEqual(changes.map(() => true));
     const positions = res.results.map((r: any) => decodeCursor(r.cursor)!);
@@ -103,7 +109,14 @@ describe('insert-only commit: commit markers', () => {
     expect((await storedEntry(first))?.state).toBe('applied');
     expect((await storedEntry(first + 1))?.state).toBe('applied');
     // the client's retry gets its first ack, marked duplicate
-    const retry = await emitAck(a, 'sync:change', { changeId: e2.changeId, operation: 'insert', collection: COLL, documentId: 'dead-2', data: { v: 2 }, timestamp: e2.timestamp });
+    const retry = await emitAck(a, 'sync:change', {
+      changeId: e2.changeId,
+      operation: 'insert',
+      collection: COLL,
+      documentId: 'dead-2',
+      data: { v: 2 },
+      timestamp: e2.timestamp,
+    });
     expect(retry).toMatchObject({ success: true, duplicate: true, cursor: encodeCursor(first + 1) });
   });
 
@@ -134,7 +147,13 @@ describe('insert-only commit: commit markers', () => {
 
   it('retention drops the markers with their entries and keeps the later ones', async () => {
     const batch = async (tag: string) => {
-      const changes = Array.from({ length: 3 }, (_, i) => ({ changeId: `${tag}-${i}`, operation: 'insert', collection: COLL, documentId: `${tag}-${i}`, data: { i } }));
+      const changes = Array.from({ length: 3 }, (_, i) => ({
+        changeId: `${tag}-${i}`,
+        operation: 'insert',
+        collection: COLL,
+        documentId: `${tag}-${i}`,
+        data: { i },
+      }));
       const res = await emitAck(a, 'sync:changeBatch', { changes });
       expect(res.results.every((r: any) => r.success)).toBe(true);
       return res.results.map((r: any) => decodeCursor(r.cursor)!) as number[];
