@@ -119,7 +119,7 @@ export class FeedWriter {
     for (let attempt = 0; todo.length; attempt++) {
       if (attempt > 50) throw new UnavailableError('could not claim change feed positions');
       if (assign) {
-        if (this.nextPosition === 0) this.nextPosition = Math.max(await this.feedRepo.highWater(), await this.feedRepo.purgedThrough()) + 1;
+        if (this.nextPosition === 0) this.nextPosition = Math.max(...(await Promise.all([this.feedRepo.highWater(), this.feedRepo.purgedThrough()]))) + 1;
         const first = this.nextPosition;
         this.nextPosition += todo.length;
         todo.forEach((e, i) => (e._id = first + i));
