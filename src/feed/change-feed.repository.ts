@@ -251,6 +251,11 @@ export class ChangeFeedRepository implements OnModuleInit {
     for (const e of entries) if (e.state === 'pending' && e.commit !== undefined && done.has(e.commit)) e.state = 'applied';
   }
 
+  /** The state of the entry at `pos` (no images), or null: one `_id` lookup. */
+  async probe(pos: number): Promise<Pick<FeedEntry, '_id' | 'state' | 'commit' | 'createdAt'> | null> {
+    return this.feed.findOne({ _id: pos }, { projection: { _id: 1, state: 1, commit: 1, createdAt: 1 }, maxTimeMS: this.maxTimeMS });
+  }
+
   /** How far the feed is known to be settled (persisted by the feed walk; 0 when never written). */
   async settledThrough(): Promise<number> {
     const c = await this.counters.findOne({ _id: 'settled' }, { maxTimeMS: this.maxTimeMS });
@@ -338,9 +343,17 @@ export class ChangeFeedRepository implements OnModuleInit {
     if (run > 0) return found.slice(0, run);
     // a hole right after `after`: what follows it in the window shows it to the walk
     if (found.length) return found;
-    // nothing in the window: the end of the feed, unless the mark says more was written (a hole
-    // wider than the window: only a writer that died with many positions claimed leaves one)
-    if (after >= (await this.highWater())) return [];
+    // nothing in the window: the end of the feed, unless the mark says more was written: a hole
+    // (batches still being inserted while a later one landed, or a writer that died with positions
+    // claimed). The next windows up to the mark find what follows it (a few `_id` lookups; the range
+    // read is a read of the whole feed on FerretDB, left for a hole wider than 8 windows)
+    const hw = await this.highWater();
+    if (after >= hw) return [];
+    for (let from = after + window; from < hw && from < after + window + 8 * SCAN_WINDOW; from += SCAN_WINDOW) {
+      const next = Array.from({ length: Math.min(SCAN_WINDOW, hw - from) }, (_, i) => from + 1 + i);
+      const beyond = await this.feed.find({ _id: { $in: next } }, { maxTimeMS: this.maxTimeMS }).toArray();
+      if (beyond.length) return beyond.sort((a, b) => a._id - b._id);
+    }
     return this.feed
       .find({ _id: { $gt: after } }, { maxTimeMS: this.maxTimeMS })
       .sort({ _id: 1 })
