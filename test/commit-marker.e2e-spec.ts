@@ -145,6 +145,22 @@ describe('insert-only commit: commit markers', () => {
     expect((await storedEntry(first))?.state).toBe('pending');
   });
 
+  it('waits at a hole wider than a read window and skips it once stale', async () => {
+    const head = (await emitAck(b, 'sync:join', { userId: 'bob' })).cursor;
+    // a writer claimed 700 positions and died; a change after them landed
+    const after = (await repo.maxPosition()) + 700;
+    const e = entry(after + 1, 'past-hole', 1, { state: 'applied' });
+    expect(await repo.insertOrdered([e])).toBe(1);
+    await repo.raiseHighWater(after + 1);
+    const pastHole = async () => (await read(head)).changes.filter((c: any) => c.documentId === 'past-hole');
+    const blocked = await read(head);
+    expect(blocked.changes.filter((c: any) => c.documentId === 'past-hole')).toEqual([]);
+    expect(decodeCursor(blocked.cursor)).toBeLessThanOrEqual(after - 700);
+    await waitFor(async () => (await pastHole()).length === 1, 30_000, 'the hole is skipped');
+    expect((await pastHole()).map((c: any) => decodeCursor(c.cursor))).toEqual([after + 1]);
+    expect((await storedEntry(after))?.state).toBe('skip');
+  });
+
   it('retention drops the markers with their entries and keeps the later ones', async () => {
     const batch = async (tag: string) => {
       const changes = Array.from({ length: 3 }, (_, i) => ({
