@@ -345,11 +345,12 @@ export class ChangeFeedRepository implements OnModuleInit {
     if (found.length) return found;
     // nothing in the window: the end of the feed, unless the mark says more was written: a hole
     // (batches still being inserted while a later one landed, or a writer that died with positions
-    // claimed). The next windows up to the mark find what follows it (a few `_id` lookups; the range
-    // read is a read of the whole feed on FerretDB, left for a hole wider than 8 windows)
+    // claimed). The windows up to the mark find what follows it, the first one again (what landed
+    // while it was read raised the mark): a few `_id` lookups; the range read is a read of the whole
+    // feed on FerretDB, left for a hole wider than 8 windows
     const hw = await this.highWater();
     if (after >= hw) return [];
-    for (let from = after + window; from < hw && from < after + window + 8 * SCAN_WINDOW; from += SCAN_WINDOW) {
+    for (let from = after; from < hw && from < after + 8 * SCAN_WINDOW; from += SCAN_WINDOW) {
       const next = Array.from({ length: Math.min(SCAN_WINDOW, hw - from) }, (_, i) => from + 1 + i);
       const beyond = await this.feed.find({ _id: { $in: next } }, { maxTimeMS: this.maxTimeMS }).toArray();
       if (beyond.length) return beyond.sort((a, b) => a._id - b._id);
