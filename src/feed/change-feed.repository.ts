@@ -1,3 +1,5 @@
+/* Over 400 lines on purpose: every collection of the feed (entries, idempotency records, commit
+ * markers, counters) is read and written here only, so its storage rules stay in one file. */
 import { Inject, Injectable, Logger, OnModuleInit, Optional } from '@nestjs/common';
 import { InjectConnection } from '@nestjs/mongoose';
 import type { Collection, Db } from 'mongodb';
