@@ -110,7 +110,9 @@ export function makeContext(base: Omit<Ctx, 'startServer' | 'subscriptions' | 'o
       const dbUri = base.spy ? `mongodb://127.0.0.1:${base.spy.port}` : base.dbBaseUri;
       const s = await ServerProcess.start({
         mongoUri: `${dbUri}/${database}`,
-        env: base.opts.serverEnv,
+        // one server on the database this harness started: what the server's own embedded database is
+        // (SYNC_SINGLE_NODE's default there); against --mongodb-uri the leases stay in the database
+        env: { SYNC_SINGLE_NODE: base.opts.mongoUri ? 'false' : 'true', ...base.opts.serverEnv },
         logFile,
         useDist: base.opts.serverEntry === 'dist',
       });

@@ -144,6 +144,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     const bad = e.TRUSTED_PROXIES.filter((p) => !isIpOrCidr(p));
     if (bad.length) problems.push(`TRUSTED_PROXIES: not an IP address or CIDR range: ${bad.join(', ')}`);
   }
+  // REDIS_URL is for several nodes on one database: leases kept in one node's memory would not hold them apart
+  if (e.SYNC_SINGLE_NODE && e.REDIS_URL) problems.push('SYNC_SINGLE_NODE: true is refused with REDIS_URL (several nodes need the database leases)');
   const adminClaim = parseAdminClaim(e.ADMIN_CLAIM, problems);
   const serverSecret = e.SERVER_SECRET
     ? { value: e.SERVER_SECRET, source: 'SERVER_SECRET' as const }
@@ -237,6 +239,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       schemasFile: e.SYNC_SCHEMAS_FILE,
       lockTtlMs: e.SYNC_LOCK_TTL_MS,
       deliveryPollMs: e.DELIVERY_POLL_INTERVAL_MS,
+      // the embedded database is this process's child: no other node can reach it unless told so
+      singleNode: e.SYNC_SINGLE_NODE ?? (!e.MONGODB_URI && !e.REDIS_URL),
     },
     scale: {
       redisUrl: e.REDIS_URL,

@@ -104,6 +104,8 @@ export const envSchema = z.object({
   SYNC_SCHEMAS_FILE: optionalString,
   SYNC_LOCK_TTL_MS: int(200, 600_000).default(10_000),
   DELIVERY_POLL_INTERVAL_MS: int(20, 60_000).default(250),
+  /** No other node can share the database: leases in memory. Default: true with the embedded database and no REDIS_URL. */
+  SYNC_SINGLE_NODE: optionalString.pipe(bool.optional()),
 
   // scale-out
   REDIS_URL: optionalString.pipe(
@@ -220,6 +222,11 @@ export interface AppConfig {
     lockTtlMs: number;
     /** How often each node reads the feed for changes no one told it about (lost bus messages). */
     deliveryPollMs: number;
+    /**
+     * No other node can write to this database (SYNC_SINGLE_NODE; default: the embedded database, no
+     * REDIS_URL): document leases are kept in memory, no `_sync_locks` round trips.
+     */
+    singleNode: boolean;
   };
   scale: {
     redisUrl?: string;

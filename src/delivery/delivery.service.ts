@@ -72,6 +72,19 @@ export class DeliveryService implements OnModuleDestroy {
     this.tailer.stop();
   }
 
+  /**
+   * This node has written these feed positions ahead (pending) and settles them now: live delivery
+   * waits for their offer (`publish`) instead of reading the feed for them. Pair with `written`.
+   */
+  writingAt(positions: readonly number[]): void {
+    this.tailer.writingAt(positions);
+  }
+
+  /** The writer is done with these positions: published, or not applied (live delivery reads what they became). */
+  written(positions: readonly number[]): void {
+    this.tailer.written(positions);
+  }
+
   /** Delivers on this node (in feed order) and hands the changes to the other nodes. */
   publish(applied: Offered[]): void {
     this.tailer.offer(applied);

@@ -137,6 +137,48 @@ describe('FeedTailer', () => {
     await expect(acked).resolves.toBe(true);
   });
 
+  it("a gap at a position this node is writing waits for the writer's offer, without a feed read, and the ack is answered at once", async () => {
+    await start({ pollMs: 20 });
+    await until(() => feed.highWaterReads > 0); // started, first poll done
+    feed.put(1, 'pending');
+    const e2 = feed.put(2);
+    tailer.writingAt([1]);
+    tailer.offer([{ entry: e2, originSocketId: 'w2' }]); // a later write of this node settled first
+    const reads = feed.reads;
+    const highWaterReads = feed.highWaterReads;
+    await new Promise((r) => setTimeout(r, 150)); // several polls and gap waits
+    expect(feed.reads).toBe(reads);
+    expect(feed.highWaterReads).toBe(highWaterReads);
+    expect(delivered).toEqual([]);
+    const acked = tailer.whenDelivered(2, 5000);
+    feed.entries.get(1)!.state = 'applied';
+    tailer.offer([{ entry: feed.entries.get(1)!, originSocketId: 'w1' }]);
+    // delivered in order by the offer itself, no timer in between
+    expect(delivered.map((d) => [d.pos, d.origin])).toEqual([
+      [1, 'w1'],
+      [2, 'w2'],
+    ]);
+    tailer.written([1]);
+    await expect(acked).resolves.toBe(true);
+  });
+
+  it('a position its writer gives up without an offer (aborted) is read from the feed once written, without the gap wait', async () => {
+    await start({ pollMs: 5000, graceMs: 5000 });
+    feed.put(1, 'pending');
+    const e2 = feed.put(2);
+    tailer.writingAt([1]);
+    tailer.offer([{ entry: e2 }]);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(delivered).toEqual([]);
+    feed.entries.get(1)!.state = 'aborted';
+    const reads = feed.reads;
+    tailer.written([1]);
+    await new Promise((r) => setImmediate(r)); // before any timer: no GAP_WAIT_MS, no poll
+    expect(feed.reads).toBe(reads + 1);
+    expect(delivered.map((d) => d.pos)).toEqual([2]);
+    expect(tailer.position).toBe(2);
+  });
+
   it('whenDelivered gives up after its timeout while blocked', async () => {
     await start();
     feed.put(1, 'pending');

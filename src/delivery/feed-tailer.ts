@@ -70,6 +70,11 @@ export class FeedTailer {
   private retry?: NodeJS.Timeout;
   private stopped = false;
   private waiters: { pos: number; resolve: (ok: boolean) => void; timer?: NodeJS.Timeout }[] = [];
+  /**
+   * Positions this node has written ahead and is settling now: their writer offers them (or says it is
+   * done with them) within the same write, so a gap at one of them is never a reason to read the feed.
+   */
+  private readonly writing = new Set<number>();
 
   constructor(
     private readonly source: FeedSource,
@@ -123,6 +128,30 @@ export class FeedTailer {
     }
     this.waiters = [];
     this.ahead.clear();
+    this.writing.clear();
+  }
+
+  /**
+   * This node's writer has inserted these positions (pending) and will offer those it settles: until
+   * `written`, the tailer waits for that offer instead of reading the feed after GAP_WAIT_MS (a read
+   * that, under load, competes with the very writes it waits for).
+   */
+  writingAt(positions: readonly number[]): void {
+    if (this.stopped) return;
+    for (const p of positions) if (p > this.pos) this.writing.add(p);
+  }
+
+  /**
+   * The writer is done with these positions: offered, or not applied (a retry's `skip`, an `aborted`
+   * entry), which the feed now shows settled: read at once rather than after GAP_WAIT_MS.
+   */
+  written(positions: readonly number[]): void {
+    if (!positions.length) return;
+    for (const p of positions) {
+      this.writing.delete(p);
+      if (this.started && p > this.pos && !this.ahead.has(p)) this.pollDue = true;
+    }
+    this.kick();
   }
 
   /** Changes known to be applied (written here, or from the bus); delivered in order, once. */
@@ -191,6 +220,9 @@ export class FeedTailer {
     for (;;) {
       if (this.stopped) return;
       this.drainOffered();
+      // the next position is being settled by this node's own writer: nothing can be delivered before
+      // its offer (or its `written`), which runs the pump again; a read now would find it pending
+      if (this.writing.has(this.pos + 1)) return;
       const gap = this.ahead.size > 0;
       if (!gap && !this.pollDue) return;
       if (!this.pollDue) {
@@ -274,6 +306,7 @@ export class FeedTailer {
     for (let p = this.pos + 1; p <= to; p++) {
       this.ahead.delete(p);
       this.firstSeen.delete(p);
+      this.writing.delete(p);
     }
     this.pos = to;
     if (this.firstSeen.size > 10_000) for (const p of this.firstSeen.keys()) if (p <= to) this.firstSeen.delete(p);

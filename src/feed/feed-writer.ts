@@ -116,12 +116,15 @@ export class FeedWriter {
     const side: Promise<unknown>[] = [];
     let todo = entries;
     let assign = true;
+    /** Where this attempt's claim ends (the counter's value right after it). */
+    let claimEnd = 0;
     for (let attempt = 0; todo.length; attempt++) {
       if (attempt > 50) throw new UnavailableError('could not claim change feed positions');
       if (assign) {
         if (this.nextPosition === 0) this.nextPosition = Math.max(...(await Promise.all([this.feedRepo.highWater(), this.feedRepo.purgedThrough()]))) + 1;
         const first = this.nextPosition;
         this.nextPosition += todo.length;
+        claimEnd = this.nextPosition;
         todo.forEach((e, i) => (e._id = first + i));
       }
       const landed = await this.feedRepo.insertOrdered(todo);
@@ -155,9 +158,18 @@ export class FeedWriter {
         });
         assign = false;
       } else {
-        // the position is taken (another node): new positions past the feed's head
+        // the position is taken (another node): new positions past the feed's head. The positions given
+        // up must not stay holes (readers, live delivery and acks wait at a hole until it is stale): the
+        // counter goes back to the head when nothing of this process claimed after them, and the
+        // retry claims them again (it needs as many, from the head on); otherwise they are filled with
+        // `skip` entries (the taken one is a duplicate, ignored)
+        const head = (await this.feedRepo.maxPosition()) + 1;
+        if (this.nextPosition === claimEnd && real.length === rest.length) this.nextPosition = head;
+        else {
+          this.nextPosition = Math.max(this.nextPosition, head);
+          await this.feedRepo.fillGap(rest.map((e) => e._id));
+        }
         todo = real;
-        this.nextPosition = Math.max(this.nextPosition, (await this.feedRepo.maxPosition()) + 1);
         assign = true;
       }
     }

@@ -7,11 +7,15 @@ const GROUPS_IN_FLIGHT = 2;
 /**
  * The queue of group commit: single changes of every socket that arrive while earlier ones are
  * being applied go through the batch path together (one lease, one load, one feed insert, one bulk
- * of document writes for all), each answered on its own ack. An idle server starts a group at once.
+ * of document writes for all), each answered on its own ack. An idle server starts a group at once:
+ * once the messages read in the same turn of the event loop have joined (a `setImmediate`, no timer),
+ * so that a burst (the clients whose acks just went out sending their next change) makes one group
+ * instead of a group of one, another of one, and the rest waiting for them.
  */
 export class GroupCommit<I> {
   private readonly queue: { item: I; resolve: (ack: ChangeAck) => void }[] = [];
   private groupsInFlight = 0;
+  private drainScheduled = false;
 
   constructor(
     /** The largest group (MAX_BATCH_SIZE), read at each group. */
@@ -23,6 +27,16 @@ export class GroupCommit<I> {
   push(item: I): Promise<ChangeAck> {
     return new Promise((resolve) => {
       this.queue.push({ item, resolve });
+      this.scheduleDrain();
+    });
+  }
+
+  /** Drains after the I/O callbacks of this turn of the event loop: what arrived with this change joins its group. */
+  private scheduleDrain(): void {
+    if (this.drainScheduled || this.groupsInFlight >= GROUPS_IN_FLIGHT) return;
+    this.drainScheduled = true;
+    setImmediate(() => {
+      this.drainScheduled = false;
       this.drain();
     });
   }

@@ -234,6 +234,8 @@ export class SyncService {
    */
   private async applyFresh(work: Work[], results: (ChangeAck | undefined)[], reject: Reject): Promise<void> {
     const held = await this.leases.acquire([...new Set(work.map((w) => docKey(w.change.collection, w.change.documentId)))]);
+    /** Positions written ahead, being settled: live delivery waits for their offer (or `written`), not the feed. */
+    let writing: number[] = [];
     try {
       const leased = new Set(held.leased);
       const active = work.filter((w) => {
@@ -263,6 +265,8 @@ export class SyncService {
       if (!accepted.length) return;
 
       const ahead = await this.writer.writeAhead(accepted);
+      writing = accepted.map((a) => a.entry._id);
+      this.delivery.writingAt(writing);
       // retries of changes already in the feed (applied before, or racing us from another node), and the
       // changes of their documents resolved on top of them
       for (const a of accepted) {
@@ -286,6 +290,7 @@ export class SyncService {
       if (!isUnavailableError(e) && !isSyncError(e)) this.logger.error(`apply failed: ${(e as Error).stack}`);
       throw e;
     } finally {
+      this.delivery.written(writing);
       held.release();
     }
   }
