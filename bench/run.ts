@@ -41,9 +41,9 @@ const TITLES: Record<ScenarioName, string> = {
   catchup: 'Catch-up and bootstrap',
 };
 
-function git(args: string[]): string {
+function git(args: string[], cwd = ROOT): string {
   try {
-    return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    return execFileSync('git', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
   } catch {
     return '';
   }
@@ -182,8 +182,8 @@ async function main(): Promise<number> {
       loadAverageAtEnd: os.loadavg().map((l) => Math.round(l * 100) / 100),
     },
     server: {
-      commit: git(['rev-parse', '--short', 'HEAD']) || 'unknown',
-      dirty: git(['status', '--porcelain', '--', 'src', 'libs']) !== '',
+      commit: git(['rev-parse', '--short', 'HEAD'], opts.serverRoot) || 'unknown',
+      dirty: git(['status', '--porcelain', '--', 'src', 'libs'], opts.serverRoot) !== '',
       entry: opts.serverEntry === 'dist' ? 'node dist/src/main.js' : 'node src/main.ts (SWC on the fly)',
       env: { NODE_ENV: 'development', AUTH_MODE: 'dev', RATE_LIMIT_DISABLED: 'true', LOG_LEVEL: 'warn', ...opts.serverEnv },
     },

@@ -19,6 +19,7 @@ import { PermissionModule } from './permission/permission.module';
 import { SchemasModule } from './schemas/schemas.module';
 import { SubscriptionModule } from './subscription/subscription.module';
 import { SyncModule } from './sync/sync.module';
+import { SocketSessionsModule } from './common/socket-session';
 import { TelemetryModule } from './telemetry/telemetry.module';
 import { AppExtension, extensionTokens } from './app.extensions';
 import { CONFLICT_RESOLVER } from './conflict/conflict.types';
@@ -58,6 +59,7 @@ export class AppModule {
         }),
         DatabaseModule,
         MetricsModule,
+        SocketSessionsModule,
         LifecycleModule,
         AuthModule,
         LimitsModule,

@@ -115,6 +115,7 @@ export function makeContext(base: Omit<Ctx, 'startServer' | 'subscriptions' | 'o
         env: { SYNC_SINGLE_NODE: base.opts.mongoUri ? 'false' : 'true', ...base.opts.serverEnv },
         logFile,
         useDist: base.opts.serverEntry === 'dist',
+        root: base.opts.serverRoot,
       });
       base.log(`  server pid ${s.pid} on ${s.url} (started in ${s.startupMs} ms, log ${logFile})`);
       ctx.servers.push(s);

@@ -37,18 +37,20 @@ export function heapByClass(file: string): Map<string, HeapClass> {
   return out;
 }
 
-/** (after − before) / n per class, largest first. */
+/** (after − before) / n per class, largest first (with `withShrunk`, classes that shrank too, for totals). */
 export function heapDiffPer(
   before: Map<string, HeapClass>,
   after: Map<string, HeapClass>,
   n: number,
   top = 15,
+  withShrunk = false,
 ): { name: string; countPer: number; bytesPer: number }[] {
   const rows: { name: string; countPer: number; bytesPer: number }[] = [];
-  for (const [name, a] of after) {
+  for (const name of new Set([...after.keys(), ...(withShrunk ? before.keys() : [])])) {
+    const a = after.get(name) ?? { count: 0, bytes: 0 };
     const b = before.get(name) ?? { count: 0, bytes: 0 };
     const bytes = (a.bytes - b.bytes) / n;
-    if (bytes <= 0) continue;
+    if (bytes <= 0 && !withShrunk) continue;
     rows.push({ name, countPer: Math.round(((a.count - b.count) / n) * 10) / 10, bytesPer: Math.round(bytes) });
   }
   return rows.sort((x, y) => y.bytesPer - x.bytesPer).slice(0, top);

@@ -22,6 +22,8 @@ export interface BenchOptions {
   /** MONGODB_URI of an external MongoDB-wire server instead of the embedded FerretDB. */
   mongoUri?: string;
   /** Run src/main.ts compiled on the fly (default) or the built dist/src/main.js (`--server=dist`). */
+  /** `--server-root=DIR`: run the server of another checkout (an A/B comparison with the same harness). */
+  serverRoot?: string;
   serverEntry: 'src' | 'dist';
   /** Extra environment for the server process (`--server-env=KEY=VALUE,KEY2=VALUE`). */
   serverEnv: Record<string, string>;
@@ -53,12 +55,12 @@ export interface BenchOptions {
   };
   connections: { steps: number[]; settleMs: number; concurrency: number };
   /** Catch-up writes `changes` inserts of distinct documents; the bootstrap then loads those documents. */
-  catchup: { changes: number; limit: number; fillClients: number; batchSize: number };
+  catchup: { changes: number; limit: number; fillClients: number; batchSize: number; fill: 'server' | 'direct'; ceiling: boolean };
 }
 
 const PRESETS: Record<
   Exclude<Mode, 'custom'>,
-  Omit<BenchOptions, 'mode' | 'only' | 'outDir' | 'profile' | 'dbSpy' | 'keepData' | 'mongoUri' | 'serverEnv' | 'serverEntry'>
+  Omit<BenchOptions, 'mode' | 'only' | 'outDir' | 'profile' | 'dbSpy' | 'keepData' | 'mongoUri' | 'serverEnv' | 'serverEntry' | 'serverRoot'>
 > = {
   // a tiny configuration for the harness's own smoke test (bench/bench.spec.ts): one writer at a time
   smoke: {
@@ -68,7 +70,7 @@ const PRESETS: Record<
     dblimit: { durationMs: 500, writers: 1, batchSize: 20 },
     fanout: { subscribers: [2, 4], rate: 5, maxInFlight: 1, durationMs: 600, warmupMs: 100 },
     connections: { steps: [10, 20], settleMs: 200, concurrency: 10 },
-    catchup: { changes: 300, limit: 100, fillClients: 1, batchSize: 100 },
+    catchup: { changes: 300, limit: 100, fillClients: 1, batchSize: 100, fill: 'server', ceiling: true },
   },
   quick: {
     workers: 2,
@@ -77,7 +79,7 @@ const PRESETS: Record<
     dblimit: { durationMs: 2000, writers: 2, batchSize: 100 },
     fanout: { subscribers: [100], rate: 20, maxInFlight: 1, durationMs: 5000, warmupMs: 1000 },
     connections: { steps: [250, 500, 750, 1000], settleMs: 1000, concurrency: 100 },
-    catchup: { changes: 1000, limit: 5000, fillClients: 1, batchSize: 500 },
+    catchup: { changes: 1000, limit: 5000, fillClients: 1, batchSize: 500, fill: 'server', ceiling: true },
   },
   full: {
     workers: 2,
@@ -86,20 +88,20 @@ const PRESETS: Record<
     dblimit: { durationMs: 10_000, writers: 4, batchSize: 100 },
     fanout: { subscribers: [10, 100, 250, 500, 1000, 2000], rate: 20, maxInFlight: 1, durationMs: 15_000, warmupMs: 2000 },
     connections: { steps: [1000, 2500, 5000, 7500, 10_000, 12_500, 15_000], settleMs: 3000, concurrency: 200 },
-    catchup: { changes: 100_000, limit: 5000, fillClients: 2, batchSize: 500 },
+    catchup: { changes: 100_000, limit: 5000, fillClients: 2, batchSize: 500, fill: 'server', ceiling: true },
   },
 };
 
 export const USAGE = `npm run bench -- [--quick | --full | --smoke] [--only=write,fanout,...] [knobs]
 
 Scenarios: ${SCENARIOS.join(', ')}
-General:   --workers=N  --out=DIR  --profile  --db-spy  --keep-data  --mongodb-uri=URI  --server=src|dist  --server-env=K=V,K2=V2
+General:   --workers=N  --out=DIR  --profile  --db-spy  --keep-data  --mongodb-uri=URI  --server=src|dist  --server-root=DIR  --server-env=K=V,K2=V2
 Write:     --clients=N --single-clients=N --duration=SECONDS --warmup=SECONDS --batch=N
 Singles:   --singles=N[,N...] (concurrent single-change clients per run)
 DB limit:  --db-writers=N --db-duration=SECONDS
 Fan-out:   --subscribers=N[,N...] --rate=CHANGES_PER_S --inflight=N --fanout-duration=SECONDS
 Connect:   --connections=N[,N...] (ramp steps; one number ramps in 4 steps) --settle=SECONDS
-Catch-up:  --changes=N --limit=N`;
+Catch-up:  --changes=N --limit=N --catchup-fill=server|direct (direct: written with the driver, same entries) --catchup-ceiling=on|off`;
 
 const list = (v: string) =>
   v
@@ -173,6 +175,7 @@ export function parseOptions(argv: string[], defaultsOut: string): BenchOptions 
     mongoUri: flags.get('mongodb-uri'),
     serverEnv,
     serverEntry: flags.get('server') === 'dist' ? 'dist' : 'src',
+    serverRoot: flags.get('server-root'),
     write: {
       clients: Math.max(1, num('clients', base.write.clients)),
       singleClients: Math.max(1, num('single-clients', flags.has('clients') ? num('clients', 1) : base.write.singleClients)),
@@ -207,6 +210,8 @@ export function parseOptions(argv: string[], defaultsOut: string): BenchOptions 
       limit: Math.max(1, num('limit', base.catchup.limit)),
       fillClients: base.catchup.fillClients,
       batchSize: base.catchup.batchSize,
+      fill: flags.get('catchup-fill') === 'direct' ? 'direct' : 'server',
+      ceiling: flags.get('catchup-ceiling') !== 'off',
     },
   };
   if (!o.singles.clients.length) throw new Error('--singles: give at least one positive number');

@@ -18,6 +18,8 @@ export interface ServerStartOptions {
   logFile: string;
   /** Run dist/src/main.js instead of compiling src/ on the fly. */
   useDist?: boolean;
+  /** The checkout whose server runs (default: this one); e.g. another worktree for an A/B comparison. */
+  root?: string;
   maxOldSpaceMb?: number;
 }
 
@@ -67,7 +69,8 @@ export class ServerProcess {
   static async start(o: ServerStartOptions): Promise<ServerProcess> {
     const port = await freePort();
     const entry = o.useDist ? 'dist/src/main.js' : 'src/main.ts';
-    if (o.useDist && !fs.existsSync(path.join(ROOT, entry))) throw new Error(`${entry} is missing: run npm run build first`);
+    const root = o.root ?? ROOT;
+    if (o.useDist && !fs.existsSync(path.join(root, entry))) throw new Error(`${entry} is missing: run npm run build first`);
     const nodeArgs = [
       '--expose-gc',
       `--max-old-space-size=${o.maxOldSpaceMb ?? 8192}`,
@@ -96,7 +99,7 @@ export class ServerProcess {
     const log = fs.openSync(o.logFile, 'a');
     const quoted = nodeArgs.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
     const t0 = performance.now();
-    const child = spawn('bash', ['-c', `${ULIMIT}; exec node ${quoted}`], { cwd: ROOT, env, stdio: ['ignore', log, log, 'ipc'] });
+    const child = spawn('bash', ['-c', `${ULIMIT}; exec node ${quoted}`], { cwd: root, env, stdio: ['ignore', log, log, 'ipc'] });
     fs.closeSync(log);
     const url = `http://127.0.0.1:${port}`;
     let exitCode: number | null = null;

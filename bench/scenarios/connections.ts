@@ -49,10 +49,11 @@ export async function runConnections(ctx: Ctx): Promise<Omit<ScenarioResult, 'el
     await sleep(o.settleMs);
     const base = await server.memory(true);
     const baseStats = await server.stats();
-    // with --profile: heap snapshots at rest and after the first step say what a connection is made of
+    // with --profile: heap snapshots after the first and the last step say what a connection is made of
     const heapDir = path.join(ctx.tmpDir, 'heap');
     let heapBefore: Map<string, HeapClass> | undefined;
     let heapPerConnection: ReturnType<typeof heapDiffPer> | undefined;
+    let heapFirst: { classes: Map<string, HeapClass>; held: number } | undefined;
     if (ctx.opts.profile) {
       fs.mkdirSync(heapDir, { recursive: true });
       await server.heapSnapshot(path.join(heapDir, 'rest.heapsnapshot'));
@@ -110,17 +111,28 @@ export async function runConnections(ctx: Ctx): Promise<Omit<ScenarioResult, 'el
           failed,
         };
         steps.push(step);
-        if (heapBefore && !heapPerConnection && held > 0) {
+        if (heapBefore && held > 0 && target === o.steps[o.steps.length - 1]) {
+          // the last step against the first: what one more connection costs, without the code compiled and the
+          // caches filled by the first connections
           const f = path.join(heapDir, `${held}.heapsnapshot`);
           await server.heapSnapshot(f);
-          heapPerConnection = heapDiffPer(heapBefore, heapByClass(f), held);
+          const from = heapFirst ?? { classes: heapBefore, held: 0 };
+          const after = heapByClass(f);
+          const all = heapDiffPer(from.classes, after, held - from.held, Infinity, true);
+          heapPerConnection = all.slice(0, 20);
+          const total = all.filter((h) => h.name !== '(code)').reduce((n, h) => n + h.bytesPer, 0);
           ctx.log(
-            `    heap per connection by kind (bytes, objects): ${heapPerConnection
-              .slice(0, 8)
+            `    heap per connection by kind, ${from.held} → ${held} sockets (bytes, objects; all kinds but compiled code: ${total} B): ${heapPerConnection
               .map((h) => `${h.name} ${h.bytesPer} B ×${h.countPer}`)
               .join(', ')}`,
           );
+          if (process.env.BENCH_KEEP_HEAP) fs.copyFileSync(f, process.env.BENCH_KEEP_HEAP);
           fs.rmSync(heapDir, { recursive: true, force: true });
+        } else if (heapBefore && !heapFirst && held > 0) {
+          const f = path.join(heapDir, `${held}.heapsnapshot`);
+          await server.heapSnapshot(f);
+          heapFirst = { classes: heapByClass(f), held };
+          fs.rmSync(f, { force: true });
         }
         ctx.log(
           `    ${held} sockets (server sees ${step.active}): RSS ${mb(mem.rss)} MB, heap ${mb(mem.heapUsed)} MB, ramp ${step.rampPerS}/s, connect+join p99 ${fmt(step.connectJoinMs.p99)} ms`,

@@ -1,6 +1,7 @@
 import type { Socket } from 'socket.io';
 import type { ClientToServerEvents, ServerToClientEvents } from '@sync/protocol';
 import type { AuthUser } from './user';
+import type { SocketSession } from './socket-session';
 
 /** What the server keeps on each socket (socket.data). */
 export interface SocketData {
@@ -10,6 +11,8 @@ export interface SocketData {
   user?: AuthUser;
   clientIp: string;
   connectedAt: number;
+  /** Everything else this node keeps for the socket (opened by the handshake, released on disconnect). */
+  session?: SocketSession;
 }
 
 export type SyncSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;

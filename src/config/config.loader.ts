@@ -233,6 +233,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxClockSkewMs: e.MAX_CLOCK_SKEW_MS,
       broadcastToSender: e.BROADCAST_TO_SENDER,
       bootstrapPageSize: e.BOOTSTRAP_PAGE_SIZE,
+      feedReadAhead: e.FEED_READ_AHEAD,
       changeRetentionDays: e.CHANGE_RETENTION_DAYS,
       retentionSweepIntervalMs: e.RETENTION_SWEEP_INTERVAL_MS,
       rulesFile: e.SYNC_RULES_FILE,

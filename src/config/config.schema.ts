@@ -98,6 +98,7 @@ export const envSchema = z.object({
   MAX_CLOCK_SKEW_MS: int(0, 365 * 86_400_000).default(60_000),
   BROADCAST_TO_SENDER: bool.default(false),
   BOOTSTRAP_PAGE_SIZE: int(1, 10_000).default(500),
+  FEED_READ_AHEAD: int(0, 8).default(1),
   CHANGE_RETENTION_DAYS: z.coerce.number().positive().max(3650).default(30),
   RETENTION_SWEEP_INTERVAL_MS: int(1000, 86_400_000).default(3_600_000),
   SYNC_RULES_FILE: optionalString,
@@ -214,6 +215,8 @@ export interface AppConfig {
     maxClockSkewMs: number;
     broadcastToSender: boolean;
     bootstrapPageSize: number;
+    /** Feed windows a get_changes reads ahead of the one it visits (FEED_READ_AHEAD). */
+    feedReadAhead: number;
     changeRetentionDays: number;
     retentionSweepIntervalMs: number;
     rulesFile?: string;

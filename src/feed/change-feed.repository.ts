@@ -337,7 +337,7 @@ export class ChangeFeedRepository implements OnModuleInit {
    * by the high-water mark, not by a range query (a read of the whole feed on FerretDB).
    */
   async scan(after: number, limit: number): Promise<FeedEntry[]> {
-    const window = Math.max(1, Math.min(limit, SCAN_WINDOW));
+    const window = this.scanWindow(limit);
     const ids = Array.from({ length: window }, (_, i) => after + 1 + i);
     const found = (await this.feed.find({ _id: { $in: ids } }, { maxTimeMS: this.maxTimeMS }).toArray()).sort((a, b) => a._id - b._id);
     let run = 0;
@@ -362,6 +362,11 @@ export class ChangeFeedRepository implements OnModuleInit {
       .sort({ _id: 1 })
       .limit(limit)
       .toArray();
+  }
+
+  /** How many positions `scan(after, limit)` asks for at once (a whole window means more may follow). */
+  scanWindow(limit: number): number {
+    return Math.max(1, Math.min(limit, SCAN_WINDOW));
   }
 
   /** Fills a gap of positions whose writer never showed up with `skip` entries (ignores races). */

@@ -21,6 +21,53 @@ export interface FeedPage {
 
 type Visit = 'take' | 'pass' | 'stop';
 
+/** Reading the feed's next windows before they are needed: how many, and while how many entries are still wanted. */
+export interface ReadAhead {
+  /** Windows in flight beyond the one being visited (0: none). */
+  depth: number;
+  /** Entries the reader may still take (an upper bound: reading ahead stops once a window would exceed it). */
+  wanted: () => number;
+}
+
+/**
+ * The window reads of one walk. With a read-ahead, once a window comes back whole (a full run of
+ * consecutive positions) the next `depth` windows are asked for at once, so the database reads them
+ * while this one is visited (and, on a database that serves several readers at once, in parallel).
+ * A window read ahead is used only if the walk continues exactly where it starts; otherwise (a hole,
+ * a pending entry, a repair, the end) it is dropped. Using it is as safe as reading it then: it was
+ * read after everything before it, and the walk still stops at its first pending entry or hole.
+ */
+class WindowReads {
+  private readonly queue: { from: number; rows: Promise<FeedEntry[]> }[] = [];
+
+  constructor(
+    private readonly feed: ChangeFeedRepository,
+    private readonly maxScan: number,
+    private readonly ahead?: ReadAhead,
+  ) {}
+
+  async next(pos: number, scanned: number): Promise<FeedEntry[]> {
+    const limit = Math.min(1000, this.maxScan - scanned + 1);
+    const head = this.queue.shift();
+    if (head && head.from !== pos) this.queue.length = 0;
+    const batch = await (head && head.from === pos ? head.rows : this.feed.scan(pos, limit));
+    const window = this.feed.scanWindow(limit);
+    const whole = batch.length === window && batch[0]._id === pos + 1 && batch[batch.length - 1]._id === pos + window;
+    if (!whole) this.queue.length = 0;
+    else if (this.ahead && this.ahead.depth > 0) {
+      // the next windows, as long as the reader may still want them and the walk may scan them
+      let from = this.queue.length ? this.queue[this.queue.length - 1].from + window : pos + window;
+      while (this.queue.length < this.ahead.depth && from - pos < this.ahead.wanted() && scanned + (from - pos) + window <= this.maxScan) {
+        const rows = this.feed.scan(from, window);
+        rows.catch(() => undefined); // dropped unused: its failure is nobody's
+        this.queue.push({ from, rows });
+        from += window;
+      }
+    }
+    return batch;
+  }
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Strips server-only bookkeeping from a stored document before it leaves the server. */
@@ -113,12 +160,14 @@ export class ChangeFeedService implements OnApplicationBootstrap, OnModuleDestro
     after: number,
     visit: (e: FeedEntry) => Visit,
     maxScan: number,
+    ahead?: ReadAhead,
   ): Promise<{ pos: number; reason: 'end' | 'blocked' | 'stopped' | 'scanned' }> {
     let pos = after;
     let scanned = 0;
     if (!this.floorLoaded) await this.settledFloor();
+    const reads = new WindowReads(this.feed, maxScan, ahead);
     for (;;) {
-      const batch = await this.feed.scan(pos, Math.min(1000, maxScan - scanned + 1));
+      const batch = await reads.next(pos, scanned);
       if (!batch.length) return { pos, reason: 'end' };
       // pending entries of committed batches are applied (one marker lookup per window, none at or
       // below the settled head)
@@ -259,12 +308,14 @@ export class ChangeFeedService implements OnApplicationBootstrap, OnModuleDestro
       if (e.serverTimestamp! > latestTimestamp) latestTimestamp = e.serverTimestamp!;
       return 'take';
     };
-    let res = await this.walk(after, visit, maxScan);
+    // windows are read ahead while the page is short of `limit` (every entry may be taken)
+    const ahead: ReadAhead = { depth: this.config.sync.feedReadAhead, wanted: () => limit - changes.length };
+    let res = await this.walk(after, visit, maxScan, ahead);
     // a writer is between reserving a position and settling it: that takes milliseconds, so wait a
     // little rather than hand back an empty page
     for (let i = 0; i < 10 && res.reason === 'blocked' && changes.length < limit; i++) {
       await sleep(10 + i * 5);
-      res = await this.walk(res.pos, visit, maxScan);
+      res = await this.walk(res.pos, visit, maxScan, ahead);
     }
     return { changes, position: res.pos, hasMore: res.reason !== 'end', latestTimestamp };
   }

@@ -7,6 +7,7 @@ import { MetricsService } from '../metrics/metrics.service';
 import { addressKey, proxyMatcher, resolveClientAddress } from '../limits/client-address';
 import { ConnectionLimitError, ConnectionLimitService } from '../limits/connection-limit.service';
 import type { SyncSocket } from '../common/socket-context';
+import { DeadlineKind, SessionSocket, SocketSession, SocketSessions } from '../common/socket-session';
 import { AuthContext, AuthError, AuthService } from '../auth/auth.service';
 import { AuthUser } from '../common/user';
 
@@ -14,6 +15,8 @@ import { AuthUser } from '../common/user';
 const MAX_TIMER_MS = 2_147_483_647;
 /** How often sockets are checked against the server's list (a safety net; releases normally happen on disconnect). */
 const SWEEP_INTERVAL_MS = 60_000;
+/** The deadline wheel scans the sessions at most this often (a deadline fires at most this late, never early). */
+const WHEEL_MIN_GAP_MS = 25;
 
 /** Messages of a refused handshake (`connect_error`); `err.data` carries the protocol code. */
 export const HANDSHAKE_ERRORS = {
@@ -21,19 +24,12 @@ export const HANDSHAKE_ERRORS = {
   origin: 'origin not allowed',
 } as const;
 
-interface SocketState {
-  socket: SyncSocket;
-  /** Pending token-expiry notice or disconnect. */
-  timer?: NodeJS.Timeout;
-  /** Disconnects the socket if it has not authenticated within JOIN_TIMEOUT_MS. */
-  joinDeadline?: NodeJS.Timeout;
-  /** Releases everything when the underlying connection closes before the socket ever connects. */
-  onConnClose: () => void;
-}
+/** Releases everything the node keeps for a socket (the gateway's one release, see SyncGateway). */
+export type SocketRelease = (socketId: string) => void;
 
 /**
  * Authentication of sockets: the handshake middleware and sync:join. The gateway calls only
- * install / join / onDisconnect, so how users are authenticated can change without touching the
+ * install / join / release, so how users are authenticated can change without touching the
  * sync code.
  *
  * Handshake, in order (cheapest first, so a flood of bad handshakes costs little):
@@ -47,30 +43,48 @@ interface SocketState {
  *     for an authenticated one (code `EVICTED`), so anonymous sockets cannot lock users out.
  *  4. Per-user limit (MAX_CONNECTIONS_PER_USER) when the handshake named a user.
  * Refusals are `connect_error` with `err.message` a short sentence and `err.data = { code, error }`.
+ *
+ * The handshake opens the socket's session (`SocketSession`, on `socket.data.session`). A handshake
+ * that fails, or whose connection closed meanwhile, releases it at its end through the gateway's
+ * release (Socket.IO then drops the socket without a 'disconnect'); once connected, the gateway's
+ * handleDisconnect does. Join timeouts and token expiries are deadlines on the sessions, run by one
+ * shared timer (no timer or closure per socket).
  */
 @Injectable()
 export class SocketAuthService implements OnModuleDestroy {
   private readonly logger = new Logger('SocketAuth');
-  private readonly sockets = new Map<string, SocketState>();
   private readonly isTrustedProxy: (ip: string) => boolean;
   private sweeper?: NodeJS.Timeout;
+  /** The deadline wheel's one timer, and when it fires (0: not armed). */
+  private wheel?: NodeJS.Timeout;
+  private wheelAt = 0;
+  private lastScan = 0;
+  private releaseSocket: SocketRelease = () => undefined;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly auth: AuthService,
     private readonly limits: ConnectionLimitService,
     private readonly metrics: MetricsService,
+    private readonly sessions: SocketSessions,
   ) {
     this.isTrustedProxy = proxyMatcher(config.server.trustedProxies);
   }
 
-  /** Installs the handshake middleware. */
-  install(server: Server): void {
-    server.use((socket, next) => {
-      this.handshake(socket as SyncSocket).then(
-        () => next(),
+  /** Installs the handshake middleware; `release` is the gateway's release of a socket. */
+  install(server: Server, release: SocketRelease): void {
+    this.releaseSocket = release;
+    server.use((raw, next) => {
+      const socket = raw as SyncSocket;
+      this.handshake(socket).then(
+        () => {
+          // closed meanwhile: Socket.IO drops the socket without a 'disconnect', so release here
+          if (!open(socket)) this.releaseSocket(socket.id);
+          next();
+        },
         (e) => {
           if (!(e instanceof SyncError) && !(e instanceof HandshakeRefusal)) this.logger.error(`handshake failed: ${(e as Error)?.stack ?? e}`);
+          this.releaseSocket(socket.id);
           next(handshakeError(e));
         },
       );
@@ -93,55 +107,37 @@ export class SocketAuthService implements OnModuleDestroy {
       throw new HandshakeRefusal(HANDSHAKE_ERRORS.origin, 'FORBIDDEN', 'this origin is not allowed (ALLOWED_ORIGINS)');
     }
 
-    this.track(socket);
-    try {
-      const ctx: AuthContext = { via: 'handshake', ip, socketId: socket.id };
-      const credential = this.handshakeCredential(socket);
-      if (credential.kind === 'invalid') {
-        this.auth.recordFailure('malformed', ctx, 'unusable token');
-        throw new AuthError('invalid token', 'malformed');
-      }
-      const user = credential.kind === 'token' ? await this.auth.verifyToken(credential.token, ctx) : undefined;
-      if (!this.sockets.has(socket.id)) return; // the connection closed meanwhile
-      for (const id of await this.limits.takeAddressShared(socket.id, addressKey(ip), !!user)) this.evict(id);
-      if (!this.sockets.has(socket.id)) return; // the connection closed meanwhile
-      if (user) {
-        await this.limits.takeUserShared(socket.id, user.id);
-        if (!this.sockets.has(socket.id)) return; // the connection closed meanwhile
-        socket.data.handshakeUser = user;
-        this.watchExpiry(socket, user);
-      } else {
-        this.armJoinDeadline(socket);
-      }
-    } catch (e) {
-      this.release(socket.id);
-      throw e;
+    const session = this.sessions.open(socket.id);
+    session.socket = socket;
+    socket.data.session = session;
+    const ctx: AuthContext = { via: 'handshake', ip, socketId: socket.id };
+    const credential = this.handshakeCredential(socket);
+    if (credential.kind === 'invalid') {
+      this.auth.recordFailure('malformed', ctx, 'unusable token');
+      throw new AuthError('invalid token', 'malformed');
+    }
+    const user = credential.kind === 'token' ? await this.auth.verifyToken(credential.token, ctx) : undefined;
+    if (!live(socket, session)) return; // the connection closed meanwhile
+    for (const id of await this.limits.takeAddressShared(socket.id, addressKey(ip), !!user)) this.evict(id);
+    if (!live(socket, session)) return;
+    if (user) {
+      await this.limits.takeUserShared(socket.id, user.id);
+      if (!live(socket, session)) return;
+      socket.data.handshakeUser = user;
+      this.watchExpiry(session, user);
+    } else {
+      this.setDeadline(session, Date.now() + this.config.limits.joinTimeoutMs, 'join');
     }
   }
 
-  /** An unauthenticated socket evicted from its address's slots for an authenticated one. */
+  /** An unauthenticated socket evicted from its address's slots for an authenticated one (its slot is already released). */
   private evict(socketId: string | undefined): void {
     if (socketId === undefined) return;
-    const state = this.sockets.get(socketId);
-    this.release(socketId);
-    if (!state) return;
+    const session = this.sessions.get(socketId);
+    if (!session?.socket) return;
+    session.deadline = 0;
     this.logger.debug(`disconnecting unauthenticated socket ${socketId}: its address is full and an authenticated client needed the slot`);
-    disconnectWithReason(state.socket, 'EVICTED', 'this address is at its connection limit and authenticated clients come first: connect with a token');
-  }
-
-  /** A socket that has not authenticated JOIN_TIMEOUT_MS after its handshake is disconnected. */
-  private armJoinDeadline(socket: SyncSocket): void {
-    const state = this.sockets.get(socket.id);
-    if (!state) return;
-    const ms = this.config.limits.joinTimeoutMs;
-    state.joinDeadline = setTimeout(() => {
-      state.joinDeadline = undefined;
-      if (socket.data.user || socket.data.handshakeUser || !this.sockets.has(socket.id)) return;
-      this.metrics.connectionsRefused.inc({ reason: 'join_timeout' });
-      this.logger.debug(`disconnecting socket ${socket.id}: not joined within ${ms} ms`);
-      disconnectWithReason(socket, 'JOIN_TIMEOUT', `not authenticated within ${ms} ms of connecting: send sync:join (or a token in the handshake) sooner`);
-    }, ms);
-    state.joinDeadline.unref();
+    disconnectWithReason(session.socket, 'EVICTED', 'this address is at its connection limit and authenticated clients come first: connect with a token');
   }
 
   /** The first credential present, in the protocol's order: auth.token, Authorization, query.token. */
@@ -200,80 +196,123 @@ export class SocketAuthService implements OnModuleDestroy {
       this.auth.recordFailure('user_mismatch', ctx, 'socket already authenticated as another user');
       throw new ForbiddenError('this connection is authenticated as another user: reconnect to change user');
     }
-    if (socket.disconnected) throw new UnauthenticatedError('connection closed');
-    this.track(socket);
+    const session = socket.data.session;
+    if (socket.disconnected || !session || session.released) throw new UnauthenticatedError('connection closed');
     await this.limits.takeUserShared(socket.id, user.id);
+    if (session.released) throw new UnauthenticatedError('connection closed');
     this.limits.markAuthenticated(socket.id);
-    const state = this.sockets.get(socket.id);
-    if (state?.joinDeadline) clearTimeout(state.joinDeadline);
-    if (state) state.joinDeadline = undefined;
-    this.watchExpiry(socket, user);
+    if (session.deadlineKind === 'join') session.deadline = 0;
+    this.watchExpiry(session, user);
     return user;
   }
 
-  /** Called when a socket disconnects: releases its connection slots and timers. */
-  onDisconnect(socket: SyncSocket): void {
-    this.release(socket.id);
+  /** Release step of a socket: its deadline is off (the session goes with the gateway's release). */
+  release(socketId: string): void {
+    const session = this.sessions.get(socketId);
+    if (session) session.deadline = 0;
   }
 
-  /** Sockets with tracked state (tests assert this returns to zero). */
+  /** Sockets with a session on this node (tests assert this returns to zero). */
   get trackedSockets(): number {
-    return this.sockets.size;
+    return this.sessions.size;
   }
 
-  private track(socket: SyncSocket): void {
-    if (this.sockets.has(socket.id)) return;
-    const state: SocketState = { socket, onConnClose: () => this.release(socket.id) };
-    this.sockets.set(socket.id, state);
-    socket.conn.once('close', state.onConnClose);
-    socket.once('disconnect', state.onConnClose);
-  }
-
-  private release(socketId: string): void {
-    this.limits.release(socketId);
-    const state = this.sockets.get(socketId);
-    if (!state) return;
-    this.sockets.delete(socketId);
-    if (state.timer) clearTimeout(state.timer);
-    if (state.joinDeadline) clearTimeout(state.joinDeadline);
-    state.socket.conn.off('close', state.onConnClose);
-    state.socket.off('disconnect', state.onConnClose);
+  /** Sessions with a pending deadline (join timeout, token expiry; tests). */
+  get pendingDeadlines(): number {
+    let n = 0;
+    for (const s of this.sessions.values()) if (s.deadline) n++;
+    return n;
   }
 
   /**
    * At the token's expiry the socket gets `sync:token_expired` and, TOKEN_EXPIRY_GRACE_MS later, is
    * disconnected, unless a join with a fresh token has moved the expiry meanwhile.
    */
-  private watchExpiry(socket: SyncSocket, user: AuthUser): void {
-    const state = this.sockets.get(socket.id);
-    if (!state) return;
-    if (state.timer) clearTimeout(state.timer);
-    state.timer = undefined;
-    const expiresAt = user.expiresAt;
-    if (expiresAt === undefined) return;
-    const arm = (at: number, fire: () => void) => {
-      const wait = at - Date.now();
-      state.timer = setTimeout(() => (at - Date.now() > 0 ? arm(at, fire) : fire()), Math.max(0, Math.min(wait, MAX_TIMER_MS)));
-      state.timer.unref();
-    };
-    const grace = this.config.auth.tokenExpiryGraceMs;
-    arm(expiresAt, () => {
-      socket.emit(EVENTS.tokenExpired, { code: 'UNAUTHENTICATED', error: 'token expired: join again with a fresh token', graceMs: grace });
-      arm(Date.now() + grace, () => {
+  private watchExpiry(session: SocketSession, user: AuthUser): void {
+    session.expiresAt = user.expiresAt;
+    if (user.expiresAt === undefined) {
+      if (session.deadlineKind !== 'join') session.deadline = 0;
+      return;
+    }
+    this.setDeadline(session, user.expiresAt, 'expiry');
+  }
+
+  private setDeadline(session: SocketSession, at: number, kind: DeadlineKind): void {
+    session.deadline = Math.max(1, at);
+    session.deadlineKind = kind;
+    this.armWheel(session.deadline);
+  }
+
+  /** Arms the one timer for `at` unless it fires earlier already. */
+  private armWheel(at: number): void {
+    if (this.wheel && this.wheelAt <= at) return;
+    if (this.wheel) clearTimeout(this.wheel);
+    const now = Date.now();
+    const fireAt = Math.max(at, this.lastScan + WHEEL_MIN_GAP_MS);
+    this.wheelAt = fireAt;
+    this.wheel = setTimeout(() => this.turnWheel(), Math.max(0, Math.min(fireAt - now, MAX_TIMER_MS)));
+    this.wheel.unref();
+  }
+
+  /** Fires every deadline that has passed, then arms the timer for the next one. */
+  private turnWheel(): void {
+    this.wheel = undefined;
+    this.wheelAt = 0;
+    const now = (this.lastScan = Date.now());
+    let next = Infinity;
+    for (const session of this.sessions.values()) {
+      if (!session.deadline) continue;
+      if (session.deadline > now) next = Math.min(next, session.deadline);
+      else {
+        session.deadline = 0;
+        this.fire(session, now);
+        if (session.deadline) next = Math.min(next, session.deadline);
+      }
+    }
+    if (next !== Infinity) this.armWheel(next);
+  }
+
+  private fire(session: SocketSession, now: number): void {
+    const socket = session.socket as SyncSocket | undefined;
+    if (!socket || socket.disconnected || session.released) return;
+    switch (session.deadlineKind) {
+      case 'join': {
+        if (socket.data.user || socket.data.handshakeUser) return;
+        const ms = this.config.limits.joinTimeoutMs;
+        this.metrics.connectionsRefused.inc({ reason: 'join_timeout' });
+        this.logger.debug(`disconnecting socket ${socket.id}: not joined within ${ms} ms`);
+        disconnectWithReason(socket, 'JOIN_TIMEOUT', `not authenticated within ${ms} ms of connecting: send sync:join (or a token in the handshake) sooner`);
+        return;
+      }
+      case 'expiry': {
+        const grace = this.config.auth.tokenExpiryGraceMs;
+        socket.emit(EVENTS.tokenExpired, { code: 'UNAUTHENTICATED', error: 'token expired: join again with a fresh token', graceMs: grace });
+        session.deadline = now + grace;
+        session.deadlineKind = 'grace';
+        return;
+      }
+      case 'grace':
         this.logger.log(`disconnecting socket ${socket.id}: token expired and not renewed`);
         socket.disconnect(true);
-      });
-    });
+        return;
+      case undefined:
+        return;
+      default: {
+        const unknownKind: never = session.deadlineKind;
+        throw new Error(`unknown deadline ${String(unknownKind)}`);
+      }
+    }
   }
 
   /** Releases state of sockets the server no longer knows (should never find any). */
   private sweep(server: Server): void {
     const live = server.of('/').sockets;
-    const n = this.limits.sweep((id) => live.has(id) || this.sockets.has(id), SWEEP_INTERVAL_MS);
+    const n = this.limits.sweep((id) => live.has(id) || this.sessions.get(id) !== undefined, SWEEP_INTERVAL_MS);
     let stale = 0;
-    for (const [id, state] of this.sockets) {
-      if (!live.has(id) && state.socket.conn.readyState !== 'open') {
-        this.release(id);
+    for (const session of [...this.sessions.values()]) {
+      const socket = session.socket as SyncSocket | undefined;
+      if (!live.has(session.id) && (!socket || socket.conn.readyState !== 'open')) {
+        this.releaseSocket(session.id);
         stale++;
       }
     }
@@ -282,8 +321,19 @@ export class SocketAuthService implements OnModuleDestroy {
 
   onModuleDestroy(): void {
     if (this.sweeper) clearInterval(this.sweeper);
-    for (const id of [...this.sockets.keys()]) this.release(id);
+    if (this.wheel) clearTimeout(this.wheel);
+    this.wheel = undefined;
+    for (const session of [...this.sessions.values()]) this.releaseSocket(session.id);
   }
+}
+
+/** The socket's connection is still open and its session not released (a handshake step may go on). */
+function live(socket: SyncSocket, session: SocketSession): boolean {
+  return !session.released && open(socket);
+}
+
+function open(socket: SyncSocket): boolean {
+  return socket.conn.readyState === 'open';
 }
 
 /**
@@ -291,7 +341,7 @@ export class SocketAuthService implements OnModuleDestroy {
  * `JOIN_TIMEOUT` (not authenticated within JOIN_TIMEOUT_MS: reconnect and join at once), `EVICTED`
  * (an unauthenticated socket gave its address's slot to an authenticated client).
  */
-function disconnectWithReason(socket: SyncSocket, code: 'JOIN_TIMEOUT' | 'EVICTED', error: string): void {
+function disconnectWithReason(socket: SessionSocket, code: 'JOIN_TIMEOUT' | 'EVICTED', error: string): void {
   if (socket.disconnected) return;
   socket.emit(EVENTS.syncError, { code, error });
   socket.disconnect(true);

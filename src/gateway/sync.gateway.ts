@@ -35,12 +35,43 @@ import { DeliveryService } from '../delivery/delivery.service';
 import { SyncSocket, userRoom } from '../common/socket-context';
 import { SyncService } from '../sync/sync.service';
 import { SubscriptionService } from '../subscription/subscription.service';
+import { ConnectionLimitService } from '../limits/connection-limit.service';
+import { SocketSessions } from '../common/socket-session';
 
 type AnyAck = object;
 
 /** Reads a payload as an object ({} for anything else: handlers then report what is missing). */
 function asObject(body: unknown): Record<string, unknown> {
   return isPlainObject(body) ? body : {};
+}
+
+/** What a socket keeps of its handshake's headers, query and credentials once connected: nothing (shared). */
+const FORGOTTEN = Object.freeze({}) as Record<string, never>;
+const NO_RAW_HEADERS = Object.freeze([]) as unknown as string[];
+
+/**
+ * Memory of an idle socket: the HTTP request that opened the connection (its headers, raw headers,
+ * query), and the handshake's headers, query and credentials, are read only by the handshake
+ * middleware (SocketAuthService, before this runs), yet Socket.IO keeps them for the socket's life
+ * (`conn.request`, `socket.handshake`), and Engine.IO's upgrade response keeps the request too (held
+ * by a 'close' listener of the TCP socket, out of reach): so the request is emptied of what it holds,
+ * then dropped (Socket.IO's documented memory tip). Nothing of ours reads `socket.request` or
+ * `socket.handshake.{headers,query,auth}` after the connection (the client address stays on
+ * `socket.data.clientIp` and `handshake.address`).
+ */
+function forgetHandshakeRequest(socket: SyncSocket): void {
+  const conn = socket.conn as unknown as { request?: { headers?: unknown; rawHeaders?: unknown; _query?: unknown } | null };
+  const req = conn.request;
+  if (req) {
+    req.headers = FORGOTTEN;
+    req.rawHeaders = NO_RAW_HEADERS;
+    req._query = FORGOTTEN;
+  }
+  conn.request = null;
+  const hs = socket.handshake;
+  hs.headers = FORGOTTEN;
+  hs.query = FORGOTTEN;
+  hs.auth = FORGOTTEN;
 }
 
 /**
@@ -61,22 +92,41 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
     private readonly delivery: DeliveryService,
     private readonly subscriptions: SubscriptionService,
     private readonly readBudget: ReadBudgetService,
+    private readonly limits: ConnectionLimitService,
+    private readonly sessions: SocketSessions,
   ) {}
 
   afterInit(server: Server): void {
-    this.socketAuth.install(server);
+    this.socketAuth.install(server, (socketId) => this.release(socketId));
     this.delivery.attach(server);
   }
 
-  handleConnection(_socket: SyncSocket): void {
+  handleConnection(socket: SyncSocket): void {
     this.metrics.activeConnections.inc();
+    forgetHandshakeRequest(socket);
   }
 
+  /** The one disconnect handler: everything the node kept for the socket goes (see release). */
   handleDisconnect(socket: SyncSocket): void {
     this.metrics.activeConnections.dec();
-    this.subscriptions.drop(socket.id);
     if (socket.data.user) this.metrics.userLeft(socket.data.user.id);
-    this.socketAuth.onDisconnect(socket);
+    this.release(socket.id);
+  }
+
+  /**
+   * Releases a socket's session, each module's part in this order (idempotent; also run by the
+   * handshake for a socket that never connected, and by the safety sweep):
+   *  1. auth: its deadline (join timeout, token expiry) is off, nothing fires for it any more;
+   *  2. subscriptions: out of the routing indexes (no live change is matched for it), its
+   *     bootstrap chain dropped (queued bootstraps end at their first step);
+   *  3. limits: its connection slots per address and per user (and the shared ones with Redis);
+   *  4. the session itself (its get_changes counter goes with it; a read in flight finishes alone).
+   */
+  private release(socketId: string): void {
+    this.socketAuth.release(socketId);
+    this.subscriptions.drop(socketId);
+    this.limits.release(socketId);
+    this.sessions.close(socketId);
   }
 
   /** Runs a handler and turns any error into the protocol's failure ack. */
@@ -134,9 +184,11 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
       if (!previous || previous.id !== user.id) this.metrics.userJoined(user.id);
       socket.data.user = user;
       await socket.join([userRoom(user.id), JOINED_ROOM]);
+      if (socket.disconnected) throw new UnauthenticatedError('connection closed'); // released meanwhile: keep nothing
       this.subscriptions.registry.joined(socket.id);
       // never past what this node has delivered live: a change in between reaches the socket live or on catch-up
       const cursor = encodeCursor(this.delivery.safeCursor(await this.feed.head()));
+      if (socket.disconnected) throw new UnauthenticatedError('connection closed');
       if (specs.length) this.subscriptions.scheduleBootstrap(socket, this.subscriptions.addAll(socket, user, specs));
       return { success: true as const, userId: user.id, timestamp: Date.now(), cursor };
     });
@@ -211,7 +263,9 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
       const user = await this.readUser(socket, ReadBudgetService.getChangesCost(typeof limit === 'number' && limit >= 1 ? Math.ceil(limit) : undefined));
       const req = parsePayload(GetChangesRequestSchema, asObject(body));
       const lim = Math.min(req.limit ?? LIMITS.defaultGetChangesLimit, LIMITS.maxGetChangesLimit);
-      const page = await this.readBudget.exclusive(socket.id, async () => {
+      const session = socket.data.session;
+      if (!session) throw new UnauthenticatedError('connection closed');
+      const page = await this.readBudget.exclusive(session, async () => {
         const start = await this.feed.startPosition(req.cursor, req.since);
         return this.feed.read(user, start, lim, req.collection ?? undefined);
       });

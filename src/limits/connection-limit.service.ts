@@ -4,6 +4,7 @@ import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
 import { MetricsService } from '../metrics/metrics.service';
 import { RedisConnectionCounter } from './redis-connection-counter';
+import { ConnectionSlot, SocketSessions } from '../common/socket-session';
 
 /** How long a client refused by a connection limit is told to wait before trying again. */
 export const CONNECTION_RETRY_AFTER_MS = 10_000;
@@ -19,18 +20,12 @@ export class ConnectionLimitError extends RateLimitedError {
   }
 }
 
-interface Slot {
-  address?: string;
-  userId?: string;
-  /** Authenticated (a verified handshake token or a join): such sockets count first at an address. */
-  authenticated: boolean;
-  since: number;
-}
-
 /**
  * Live connections per user and per client address (MAX_CONNECTIONS_PER_USER,
  * MAX_CONNECTIONS_PER_IP). Every count is a set of socket ids, so taking a slot twice is harmless and
  * releasing is idempotent; an empty set is deleted at once, so the maps only hold what is connected.
+ * A socket's own slot (what it counts for) is on its session (`SocketSession.slot`), released by
+ * `release` in the gateway's disconnect handler.
  *
  * Authenticated sockets count first: when an address is full and an authenticated socket asks for a
  * slot, the oldest unauthenticated socket of that address is evicted in its favour (the caller
@@ -40,7 +35,8 @@ interface Slot {
  */
 @Injectable()
 export class ConnectionLimitService implements OnModuleInit, OnModuleDestroy {
-  private readonly slots = new Map<string, Slot>();
+  /** Sessions holding a slot (stats). */
+  private slotCount = 0;
   private readonly byAddress = new Map<string, Set<string>>();
   private readonly byUser = new Map<string, Set<string>>();
   /** With REDIS_URL: the per-user count over every node (see RedisConnectionCounter). */
@@ -49,6 +45,7 @@ export class ConnectionLimitService implements OnModuleInit, OnModuleDestroy {
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly metrics: MetricsService,
+    private readonly sessions: SocketSessions = new SocketSessions(),
   ) {}
 
   /**
@@ -81,7 +78,7 @@ export class ConnectionLimitService implements OnModuleInit, OnModuleDestroy {
 
   /** The socket authenticated (a join after an anonymous handshake): it now counts first at its address. */
   markAuthenticated(socketId: string): void {
-    const slot = this.slots.get(socketId);
+    const slot = this.slotOf(socketId);
     if (slot) slot.authenticated = true;
   }
 
@@ -94,7 +91,7 @@ export class ConnectionLimitService implements OnModuleInit, OnModuleDestroy {
    * nothing taken.
    */
   async takeAddressShared(socketId: string, address: string, authenticated = false): Promise<string[]> {
-    const before = this.slots.get(socketId)?.address;
+    const before = this.slotOf(socketId)?.address;
     const local = this.takeAddress(socketId, address, authenticated);
     const evicted = local === undefined ? [] : [local];
     if (!this.shared || before === address) return evicted;
@@ -104,13 +101,13 @@ export class ConnectionLimitService implements OnModuleInit, OnModuleDestroy {
     const r = await this.shared.takeOrReplace('ip', address, socketId, max, victim);
     if (r === 'replaced' && victim !== undefined) {
       // the victim's shared slot is ours now; its local one goes too (if it has not left meanwhile)
-      if (this.slots.get(victim)?.address === address) {
+      if (this.slotOf(victim)?.address === address) {
         this.release(victim);
         evicted.push(victim);
       }
       this.metrics.connectionsRefused.inc({ reason: 'evicted_unauthenticated' });
     }
-    const slot = this.slots.get(socketId);
+    const slot = this.slotOf(socketId);
     if (r !== 'refused') {
       // released while Redis answered (the client hung up): give the shared slot back too
       if (slot?.address !== address) this.shared.release('ip', address, socketId);
@@ -129,7 +126,7 @@ export class ConnectionLimitService implements OnModuleInit, OnModuleDestroy {
     let oldest: string | undefined;
     let since = Infinity;
     for (const id of set) {
-      const s = this.slots.get(id);
+      const s = this.slotOf(id);
       if (s && !s.authenticated && s.since < since) {
         oldest = id;
         since = s.since;
@@ -179,16 +176,16 @@ export class ConnectionLimitService implements OnModuleInit, OnModuleDestroy {
    * taken) when this node or the deployment already holds MAX_CONNECTIONS_PER_USER of the user's sockets.
    */
   async takeUserShared(socketId: string, userId: string): Promise<void> {
-    const before = this.slots.get(socketId)?.userId;
+    const before = this.slotOf(socketId)?.userId;
     this.takeUser(socketId, userId);
     if (!this.shared || before === userId) return;
     const max = this.config.limits.maxConnectionsPerUser;
     if (await this.shared.take('user', userId, socketId, max)) {
       // released while Redis answered (the client hung up): give the shared slot back too
-      if (this.slots.get(socketId)?.userId !== userId) this.shared.release('user', userId, socketId);
+      if (this.slotOf(socketId)?.userId !== userId) this.shared.release('user', userId, socketId);
       return;
     }
-    const slot = this.slots.get(socketId);
+    const slot = this.slotOf(socketId);
     if (slot?.userId === userId) {
       this.remove(this.byUser, userId, socketId);
       slot.userId = undefined;
@@ -200,21 +197,23 @@ export class ConnectionLimitService implements OnModuleInit, OnModuleDestroy {
 
   /** Frees every slot of the socket. Safe to call any number of times. */
   release(socketId: string): void {
-    const slot = this.slots.get(socketId);
-    if (!slot) return;
+    const session = this.sessions.get(socketId);
+    const slot = session?.slot;
+    if (!session || !slot) return;
     if (slot.userId && this.shared) this.shared.release('user', slot.userId, socketId);
     if (slot.address && this.shared) this.shared.release('ip', slot.address, socketId);
     if (slot.address) this.remove(this.byAddress, slot.address, socketId);
     if (slot.userId) this.remove(this.byUser, slot.userId, socketId);
-    this.slots.delete(socketId);
+    session.slot = undefined;
+    this.slotCount--;
   }
 
   /** Releases every socket for which `isLive` is false and that is older than `minAgeMs` (a safety net). */
   sweep(isLive: (socketId: string) => boolean, minAgeMs: number, now = Date.now()): number {
     let n = 0;
-    for (const [id, slot] of this.slots) {
-      if (now - slot.since >= minAgeMs && !isLive(id)) {
-        this.release(id);
+    for (const s of [...this.sessions.values()]) {
+      if (s.slot && now - s.slot.since >= minAgeMs && !isLive(s.id)) {
+        this.release(s.id);
         n++;
       }
     }
@@ -231,21 +230,30 @@ export class ConnectionLimitService implements OnModuleInit, OnModuleDestroy {
 
   /** Sizes of the internal maps (tests assert they return to zero). */
   stats(): { sockets: number; addresses: number; users: number } {
-    return { sockets: this.slots.size, addresses: this.byAddress.size, users: this.byUser.size };
+    return { sockets: this.slotCount, addresses: this.byAddress.size, users: this.byUser.size };
   }
 
-  private slot(socketId: string): Slot {
-    let slot = this.slots.get(socketId);
-    if (!slot) {
-      slot = { since: Date.now(), authenticated: false };
-      this.slots.set(socketId, slot);
+  private slotOf(socketId: string): ConnectionSlot | undefined {
+    return this.sessions.get(socketId)?.slot;
+  }
+
+  /** The socket's slot, created on its session (a session is opened for a bare id: unit tests). */
+  private slot(socketId: string): ConnectionSlot {
+    const session = this.sessions.open(socketId);
+    if (!session.slot) {
+      session.slot = { since: Date.now(), authenticated: false };
+      this.slotCount++;
     }
-    return slot;
+    return session.slot;
   }
 
   private dropIfEmpty(socketId: string): void {
-    const slot = this.slots.get(socketId);
-    if (slot && !slot.address && !slot.userId) this.slots.delete(socketId);
+    const session = this.sessions.get(socketId);
+    const slot = session?.slot;
+    if (session && slot && !slot.address && !slot.userId) {
+      session.slot = undefined;
+      this.slotCount--;
+    }
   }
 
   private add(map: Map<string, Set<string>>, key: string, socketId: string): void {

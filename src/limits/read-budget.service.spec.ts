@@ -2,6 +2,7 @@ import { RateLimitedError } from '@sync/protocol';
 import { loadConfig } from '../config/config.loader';
 import { MetricsService } from '../metrics/metrics.service';
 import { RateLimitService } from './rate-limit.service';
+import { SocketSession } from '../common/socket-session';
 import { MAX_READS_IN_FLIGHT_PER_SOCKET, READ_COST, ReadBudgetService } from './read-budget.service';
 
 function setup(env: Record<string, string> = {}) {
@@ -68,13 +69,14 @@ describe('ReadBudgetService', () => {
 
   it(`lets a socket have at most ${MAX_READS_IN_FLIGHT_PER_SOCKET} reads in flight`, async () => {
     const { reads } = setup();
+    const [s1, s2] = [new SocketSession('s1'), new SocketSession('s2')];
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
-    const running = Array.from({ length: MAX_READS_IN_FLIGHT_PER_SOCKET }, () => reads.exclusive('s1', () => gate));
-    await expect(reads.exclusive('s1', async () => 1)).rejects.toBeInstanceOf(RateLimitedError);
-    await expect(reads.exclusive('s2', async () => 2)).resolves.toBe(2);
+    const running = Array.from({ length: MAX_READS_IN_FLIGHT_PER_SOCKET }, () => reads.exclusive(s1, () => gate));
+    await expect(reads.exclusive(s1, async () => 1)).rejects.toBeInstanceOf(RateLimitedError);
+    await expect(reads.exclusive(s2, async () => 2)).resolves.toBe(2);
     release();
     await Promise.all(running);
-    await expect(reads.exclusive('s1', async () => 3)).resolves.toBe(3);
+    await expect(reads.exclusive(s1, async () => 3)).resolves.toBe(3);
   });
 });

@@ -4,6 +4,7 @@ import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
 import { MetricsService } from '../metrics/metrics.service';
 import { RateLimitService, TokenLimit } from './rate-limit.service';
+import type { SocketSession } from '../common/socket-session';
 
 /**
  * What each read costs, in tokens of the read budget. A read's cost follows the work it can cause
@@ -32,7 +33,6 @@ export const MAX_READS_IN_FLIGHT_PER_SOCKET = 4;
 @Injectable()
 export class ReadBudgetService {
   private readonly limit: TokenLimit;
-  private readonly inFlight = new Map<string, number>();
 
   constructor(
     @Inject(APP_CONFIG) config: AppConfig,
@@ -62,20 +62,20 @@ export class ReadBudgetService {
     }
   }
 
-  /** Runs `fn` unless the socket already has MAX_READS_IN_FLIGHT_PER_SOCKET reads running (RATE_LIMITED). */
-  async exclusive<T>(socketId: string, fn: () => Promise<T>): Promise<T> {
-    const n = this.inFlight.get(socketId) ?? 0;
-    if (n >= MAX_READS_IN_FLIGHT_PER_SOCKET) {
+  /**
+   * Runs `fn` unless the socket already has MAX_READS_IN_FLIGHT_PER_SOCKET reads running
+   * (RATE_LIMITED). The count is on the socket's session (`readsInFlight`): nothing to release.
+   */
+  async exclusive<T>(session: Pick<SocketSession, 'readsInFlight'>, fn: () => Promise<T>): Promise<T> {
+    if (session.readsInFlight >= MAX_READS_IN_FLIGHT_PER_SOCKET) {
       this.metrics.readsRefused.inc({ reason: 'in_flight' });
       throw new RateLimitedError(100, `At most ${MAX_READS_IN_FLIGHT_PER_SOCKET} get_changes at once per socket`);
     }
-    this.inFlight.set(socketId, n + 1);
+    session.readsInFlight++;
     try {
       return await fn();
     } finally {
-      const left = (this.inFlight.get(socketId) ?? 1) - 1;
-      if (left <= 0) this.inFlight.delete(socketId);
-      else this.inFlight.set(socketId, left);
+      session.readsInFlight--;
     }
   }
 

@@ -1,4 +1,5 @@
 import { loadConfig } from '../config/config.loader';
+import { SocketSessions } from '../common/socket-session';
 import { BootstrapScheduler } from './bootstrap.scheduler';
 
 const tick = () => new Promise((r) => setImmediate(r));
@@ -35,7 +36,10 @@ describe('BootstrapScheduler', () => {
   });
 
   it("runs one socket's bootstraps one after another, each socket on its own", async () => {
-    const s = new BootstrapScheduler(loadConfig({ NODE_ENV: 'test' }, '/nonexistent'));
+    const sessions = new SocketSessions();
+    sessions.open('s1');
+    sessions.open('s2');
+    const s = new BootstrapScheduler(loadConfig({ NODE_ENV: 'test' }, '/nonexistent'), sessions);
     const log: string[] = [];
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));

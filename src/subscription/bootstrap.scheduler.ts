@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
+import { SocketSessions } from '../common/socket-session';
 
 /**
  * Who may run a bootstrap, and when: each socket's bootstraps run one after another (in the order
@@ -14,8 +15,9 @@ import { AppConfig } from '../config/config.schema';
  * read per slot.
  *
  * Queued bootstraps are closures (a socket holds at most MAX_SUBSCRIPTIONS_PER_SOCKET of them, and
- * the read budget bounds how fast they come); a bootstrap whose socket or subscription went away
- * ends at its first step.
+ * the read budget bounds how fast they come), chained on the socket's session
+ * (`SocketSession.bootstraps`, gone with the session); a bootstrap whose socket or subscription went
+ * away ends at its first step.
  */
 @Injectable()
 export class BootstrapScheduler {
@@ -24,18 +26,28 @@ export class BootstrapScheduler {
   /** Waiting reads per user, and the users with waiting reads in turn order. */
   private readonly waiting = new Map<string, (() => void)[]>();
   private waitingCount = 0;
-  private readonly chains = new Map<string, Promise<void>>();
 
-  constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {}
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly sessions: SocketSessions = new SocketSessions(),
+  ) {}
 
-  /** Runs `job` after the socket's earlier bootstraps. */
+  /** Runs `job` after the socket's earlier bootstraps (at once for a socket already released: it ends at its first step). */
   enqueue(socketId: string, job: () => Promise<void>): void {
-    const prev = this.chains.get(socketId) ?? Promise.resolve();
+    const session = this.sessions.get(socketId);
+    const prev = session?.bootstraps ?? Promise.resolve();
     const next = prev.then(job).catch((e) => this.logger.warn(`bootstrap failed: ${(e as Error).message}`));
-    this.chains.set(socketId, next);
+    if (!session) return;
+    session.bootstraps = next;
     void next.then(() => {
-      if (this.chains.get(socketId) === next) this.chains.delete(socketId);
+      if (session.bootstraps === next) session.bootstraps = undefined;
     });
+  }
+
+  /** Release step of a socket: its queued bootstraps end at their first step (the socket is gone); the chain goes with the session. */
+  forget(socketId: string): void {
+    const session = this.sessions.get(socketId);
+    if (session) session.bootstraps = undefined;
   }
 
   /** Runs one database read for `userId` in a node slot (waiting for one, users in turn). */
@@ -74,6 +86,8 @@ export class BootstrapScheduler {
 
   /** For tests and /stats. */
   stats(): { running: number; waiting: number; sockets: number } {
-    return { running: this.running, waiting: this.waitingCount, sockets: this.chains.size };
+    let sockets = 0;
+    for (const s of this.sessions.values()) if (s.bootstraps) sockets++;
+    return { running: this.running, waiting: this.waitingCount, sockets };
   }
 }

@@ -1,6 +1,7 @@
 import { Global, Module } from '@nestjs/common';
 import { FeedModule } from '../feed/feed.module';
 import { CHANGE_ROUTER, ChangeRouter } from '../delivery/delivery.ports';
+import { SocketSessions } from '../common/socket-session';
 import { BootstrapScheduler } from './bootstrap.scheduler';
 import { SubscriptionRegistry } from './subscription.registry';
 import { SubscriptionRouter } from './subscription.router';
@@ -17,7 +18,7 @@ import { SubscriptionService } from './subscription.service';
   imports: [FeedModule],
   providers: [
     // subscriptions + read rules decide who receives a change (PermissionService: the global PermissionModule)
-    { provide: SubscriptionRegistry, useFactory: () => new SubscriptionRegistry() },
+    { provide: SubscriptionRegistry, inject: [SocketSessions], useFactory: (sessions: SocketSessions) => new SubscriptionRegistry(sessions) },
     SubscriptionRouter,
     {
       provide: ChangeRouter,

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { SyncDocument } from '@sync/protocol';
 import type { CompiledQuery, MatchBudget } from '@sync/protocol/query';
 import type { AuthUser } from '../common/user';
+import { SessionSubscriptions, SocketSessions } from '../common/socket-session';
 
 export interface Subscription {
   readonly id: string;
@@ -16,11 +17,7 @@ export interface Subscription {
   readonly key: { path: string; value: string } | null;
 }
 
-interface SocketEntry {
-  user: AuthUser;
-  subs: Map<string, Subscription>;
-  version: number;
-}
+type SocketEntry = SessionSubscriptions<Subscription>;
 
 /** Subscriptions of one collection: those with a top-level equality by (path, value), the rest in a list. */
 interface CollectionIndex {
@@ -57,20 +54,41 @@ function keysAt(doc: SyncDocument, path: string, out: Set<string>): void {
 }
 
 /**
+ * The key under which identical subscriptions share their compiled query: the signature (collection,
+ * filter text, args: SubscriptionService.compile), when the filter cannot name a `%user` variable
+ * (no `%` in its text: the compiled query is then the same for every user). Undefined: not shared.
+ */
+function sharedKey(sig: string, filter: string): string | undefined {
+  return sig !== '' && !filter.includes('%') ? sig : undefined;
+}
+
+/**
  * Per-socket subscriptions, indexed by collection and by a top-level equality (path, value) so that
  * routing a change only tests the subscriptions that can match it. Bounded: at most
  * MAX_SUBSCRIPTIONS_PER_SOCKET per socket (checked by SubscriptionService), and a socket's entries
- * go when it disconnects.
+ * go when it disconnects (`drop`, in the gateway's disconnect handler). A socket's own subscriptions
+ * are on its session (`SocketSession.subscriptions`); the registry keeps the indexes only.
  */
 export class SubscriptionRegistry {
-  private readonly sockets = new Map<string, SocketEntry>();
   private readonly collections = new Map<string, CollectionIndex>();
   /** Joined sockets that never subscribed: they receive every change their user may read (compatibility). */
   readonly unsubscribed = new Set<string>();
+  /**
+   * Compiled queries shared by identical subscriptions (same collection, filter text and args, see
+   * `sharedKey`): a compiled query is about 1 KB of closures and objects, more than the rest of an
+   * idle subscribed socket's own state. Counted, and gone with its last subscription.
+   */
+  private readonly queries = new Map<string, { query: CompiledQuery; refs: number }>();
+
+  constructor(private readonly sessions = new SocketSessions()) {}
+
+  private entry(socketId: string): SocketEntry | undefined {
+    return this.sessions.get(socketId)?.subscriptions as SocketEntry | undefined;
+  }
 
   /** A socket joined: until it subscribes, it gets every readable change. */
   joined(socketId: string): void {
-    if (!this.sockets.has(socketId)) this.unsubscribed.add(socketId);
+    if (!this.entry(socketId)) this.unsubscribed.add(socketId);
   }
 
   static newId(): string {
@@ -79,36 +97,45 @@ export class SubscriptionRegistry {
 
   /** Whether the socket has ever subscribed (it then only receives what its subscriptions match). */
   has(socketId: string): boolean {
-    return this.sockets.has(socketId);
+    return this.entry(socketId) !== undefined;
   }
 
   user(socketId: string): AuthUser | undefined {
-    return this.sockets.get(socketId)?.user;
+    return this.entry(socketId)?.user;
   }
 
   count(socketId: string): number {
-    return this.sockets.get(socketId)?.subs.size ?? 0;
+    return this.entry(socketId)?.subs.size ?? 0;
   }
 
   list(socketId: string): Subscription[] {
-    return [...(this.sockets.get(socketId)?.subs.values() ?? [])];
+    return [...(this.entry(socketId)?.subs.values() ?? [])];
   }
 
   get(socketId: string, id: string): Subscription | undefined {
-    return this.sockets.get(socketId)?.subs.get(id);
+    return this.entry(socketId)?.subs.get(id);
   }
 
   /** Marks the socket as subscription-driven (with no subscription yet) for `user`. */
   ensure(socketId: string, user: AuthUser): SocketEntry {
-    let e = this.sockets.get(socketId);
+    const session = this.sessions.open(socketId);
+    let e = session.subscriptions as SocketEntry | undefined;
     this.unsubscribed.delete(socketId);
-    if (!e) this.sockets.set(socketId, (e = { user, subs: new Map(), version: 0 }));
+    if (!e) session.subscriptions = e = { user, subs: new Map(), version: 0 };
     else e.user = user;
     return e;
   }
 
   add(socketId: string, user: AuthUser, collection: string, filter: string, query: CompiledQuery, sig = ''): Subscription {
     const entry = this.ensure(socketId, user);
+    const key = sharedKey(sig, filter);
+    if (key !== undefined) {
+      const shared = this.queries.get(key);
+      if (shared) {
+        shared.refs++;
+        query = shared.query;
+      } else this.queries.set(key, { query, refs: 1 });
+    }
     const eq = query.equalities[0];
     const sub: Subscription = Object.freeze({
       id: SubscriptionRegistry.newId(),
@@ -135,7 +162,10 @@ export class SubscriptionRegistry {
   }
 
   remove(sub: Subscription): void {
-    this.sockets.get(sub.socketId)?.subs.delete(sub.id);
+    this.entry(sub.socketId)?.subs.delete(sub.id);
+    const key = sharedKey(sub.sig, sub.filter);
+    const shared = key === undefined ? undefined : this.queries.get(key);
+    if (shared?.query === sub.query && --shared.refs <= 0) this.queries.delete(key!);
     const idx = this.collections.get(sub.collection);
     if (!idx) return;
     if (!sub.key) {
@@ -158,14 +188,15 @@ export class SubscriptionRegistry {
   }
 
   bumpVersion(socketId: string): number {
-    const e = this.sockets.get(socketId);
+    const e = this.entry(socketId);
     return e ? ++e.version : 0;
   }
 
   /** Forgets the socket entirely (disconnect, or a join as another user). */
   drop(socketId: string): void {
     this.clear(socketId);
-    this.sockets.delete(socketId);
+    const session = this.sessions.get(socketId);
+    if (session) session.subscriptions = undefined;
     this.unsubscribed.delete(socketId);
   }
 
@@ -209,10 +240,12 @@ export class SubscriptionRegistry {
     }
   }
 
-  /** For tests and metrics. */
-  stats(): { sockets: number; collections: number; subscriptions: number; unsubscribed: number } {
+  /** For tests and metrics: `sockets` have subscribed (sessions), `subscriptions` are indexed. */
+  stats(): { sockets: number; collections: number; subscriptions: number; unsubscribed: number; queries: number } {
+    let sockets = 0;
+    for (const s of this.sessions.values()) if (s.subscriptions) sockets++;
     let subscriptions = 0;
-    for (const e of this.sockets.values()) subscriptions += e.subs.size;
-    return { sockets: this.sockets.size, collections: this.collections.size, subscriptions, unsubscribed: this.unsubscribed.size };
+    for (const idx of this.collections.values()) subscriptions += idx.size;
+    return { sockets, collections: this.collections.size, subscriptions, unsubscribed: this.unsubscribed.size, queries: this.queries.size };
   }
 }

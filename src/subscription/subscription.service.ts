@@ -25,6 +25,9 @@ function approxSize(v: unknown, depth = 0): number {
   return n;
 }
 
+/** Documents per driver batch of a bootstrap's cursor, at most (memory held per bootstrap in progress). */
+const BOOTSTRAP_CURSOR_BATCH_MAX = 5000;
+
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /** A validated, compiled subscription request (nothing registered yet). */
@@ -201,10 +204,11 @@ export class SubscriptionService {
    * every change at or before it is in the data, later ones arrive live (or through get_changes
    * from that cursor).
    *
-   * Backpressure: each page is read and sent only once the socket has less than
-   * BOOTSTRAP_BUFFER_BYTES queued (the client took the earlier pages), so a client that stops
-   * reading costs the server at most that plus one page. One that reads nothing for
-   * BOOTSTRAP_DRAIN_TIMEOUT_MS is disconnected (it bootstraps again after reconnecting).
+   * Backpressure: each page is sent only once the socket has less than BOOTSTRAP_BUFFER_BYTES
+   * queued (the client took the earlier pages); the next page is read from the database while this
+   * one is encoded and sent (read-ahead of one page), so a client that stops reading costs the server
+   * at most that plus two pages. One that reads nothing for BOOTSTRAP_DRAIN_TIMEOUT_MS is
+   * disconnected (it bootstraps again after reconnecting).
    */
   async bootstrap(socket: SyncSocket, sub: Subscription): Promise<void> {
     const size = this.config.sync.bootstrapPageSize;
@@ -215,41 +219,54 @@ export class SubscriptionService {
     const cursor = encodeCursor(await this.scheduler.withSlot(user.id, () => this.feed.head()));
     if (!alive() || socket.data.user !== user) return;
     const filter = this.visibleFilter(user, sub);
-    const rows = filter === null ? null : this.docs.stream(sub.collection, filter, size + 1);
+    // the driver's batches hold about two pages: a getMore every other page, not one per page
+    const rows = filter === null ? null : this.docs.stream(sub.collection, filter, Math.min(2 * size + 1, BOOTSTRAP_CURSOR_BATCH_MAX));
+    let buffered: SyncDocument[] = [];
+    let exhausted = rows === null;
+    /** The next page's documents (in a node slot), and whether it is the last. */
+    const readPage = async (): Promise<{ docs: SyncDocument[]; done: boolean }> => {
+      // one document beyond the page tells whether this page is the last; a page also ends
+      // once it holds about BOOTSTRAP_BUFFER_BYTES (large documents: fewer per page)
+      let take = 0;
+      let bytes = 0;
+      const full = () => take >= size || (take > 0 && bytes >= maxBytes);
+      while (take < buffered.length && !full()) bytes += approxSize(buffered[take++]);
+      if (rows && !exhausted && (!full() || buffered.length === take)) {
+        await this.scheduler.withSlot(user.id, async () => {
+          while (!full()) {
+            const next = await rows.next();
+            if (!next) return void (exhausted = true);
+            buffered.push(next);
+            bytes += approxSize(next);
+            take++;
+          }
+          if (buffered.length === take) {
+            const next = await rows.next(); // the one beyond
+            if (next) buffered.push(next);
+            else exhausted = true;
+          }
+        });
+      }
+      const done = buffered.length <= take;
+      const docs = done ? buffered : buffered.slice(0, take);
+      buffered = done ? [] : buffered.slice(take);
+      return { docs, done };
+    };
+    let ahead: Promise<{ docs: SyncDocument[]; done: boolean }> | null = null;
     try {
-      let buffered: SyncDocument[] = [];
-      let exhausted = false;
       for (let page = 1; ; page++) {
         if (!(await this.drained(socket))) return;
         if (!alive()) return;
-        // one document beyond the page tells whether this page is the last; a page also ends
-        // once it holds about BOOTSTRAP_BUFFER_BYTES (large documents: fewer per page)
-        let take = 0;
-        let bytes = 0;
-        const full = () => take >= size || (take > 0 && bytes >= maxBytes);
-        while (take < buffered.length && !full()) bytes += approxSize(buffered[take++]);
-        if (rows && !exhausted && (!full() || buffered.length === take)) {
-          await this.scheduler.withSlot(user.id, async () => {
-            while (!full()) {
-              const next = await rows.next();
-              if (!next) return void (exhausted = true);
-              buffered.push(next);
-              bytes += approxSize(next);
-              take++;
-            }
-            if (buffered.length === take) {
-              const next = await rows.next(); // the one beyond
-              if (next) buffered.push(next);
-              else exhausted = true;
-            }
-          });
-        }
-        const done = buffered.length <= take;
-        const slice = done ? buffered : buffered.slice(0, take);
-        buffered = done ? [] : buffered.slice(take);
+        const { docs, done } = await (ahead ?? readPage());
+        ahead = null;
         const current = socket.data.user;
         if (!alive() || !current) return;
-        const visible = slice.filter((d) => this.permissions.canRead(current, sub.collection, d));
+        // the next page is read while this one is filtered, encoded and sent
+        if (!done) {
+          ahead = readPage();
+          ahead.catch(() => undefined); // awaited next round, or dropped with the bootstrap
+        }
+        const visible = docs.filter((d) => this.permissions.canRead(current, sub.collection, d));
         // ObjectId _ids go out as their hex form, listed in objectIds (docs/PROTOCOL.md "Document ids")
         const objectIds = visible.filter((d) => isObjectId(d._id)).map((d) => documentIdOf(d._id));
         const data = visible.map((d) => publicDoc(isObjectId(d._id) ? { ...d, _id: documentIdOf(d._id) } : d));
@@ -258,6 +275,8 @@ export class SubscriptionService {
         if (done) return;
       }
     } finally {
+      // a read still in flight uses the cursor: close it after that read
+      await ahead?.catch(() => undefined);
       await rows?.close().catch(() => undefined);
     }
   }
@@ -275,8 +294,9 @@ export class SubscriptionService {
     return false;
   }
 
-  /** Forgets a socket (disconnect, or a join as another user). */
+  /** Forgets a socket (disconnect, or a join as another user): its subscriptions and queued bootstraps. */
   drop(socketId: string): void {
     this.registry.drop(socketId);
+    this.scheduler.forget(socketId);
   }
 }

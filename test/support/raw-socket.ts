@@ -11,6 +11,9 @@ export class RawSocket {
   private readonly pending = new Map<number, (args: unknown[]) => void>();
   private connected?: { resolve: () => void; reject: (e: Error) => void };
   closed = false;
+  /** Events the server sent (`[name, ...args]`), recorded when `recordEvents` is set. */
+  readonly events: unknown[][] = [];
+  recordEvents = false;
 
   private constructor(private readonly ws: WebSocket) {
     ws.on('message', (buf) => this.onFrame(buf.toString()));
@@ -39,6 +42,7 @@ export class RawSocket {
     if (!frame.startsWith('4')) return;
     const packet = frame.slice(1);
     if (packet.startsWith('0')) this.connected?.resolve();
+    else if (packet.startsWith('2') && this.recordEvents) this.events.push(JSON.parse(packet.slice(1)) as unknown[]);
     else if (packet.startsWith('4')) this.connected?.reject(Object.assign(new Error('connect_error'), { packet }));
     else if (packet.startsWith('3')) {
       const m = /^3(\d+)(.*)$/s.exec(packet);
