@@ -8,8 +8,9 @@
  *   dist/sync-client.global.js       a <script> build defining the global `SyncSdk`
  *   dist/types/                      declarations, emitted by tsc
  *
- * The protocol library (libs/protocol) is bundled in; socket.io-client (a dependency) and react (a
- * peer dependency) are not.
+ * The protocol library (libs/protocol) is bundled in; socket.io-client and zod (dependencies: the
+ * SDK checks what it sends and receives with the protocol's zod schemas) and react (a peer
+ * dependency) are not. The <script> build bundles everything but react.
  *
  * With `packageDir`, the package (package.json, README.md, dist/) is assembled there instead, so
  * tests running in parallel never share a dist directory.
@@ -42,7 +43,7 @@ export async function buildSdk(opts: { types?: boolean; packageDir?: string } = 
     sourcemap: false,
     legalComments: 'none',
     logLevel: 'warning',
-    external: ['socket.io-client', 'react', 'react/*'],
+    external: ['socket.io-client', 'zod', 'zod/*', 'react', 'react/*'],
     tsconfig: path.join(ROOT, 'tsconfig.json'),
   };
   const entries: { name: string; file: string; platform: 'node' | 'browser' | 'neutral' }[] = [

@@ -8,15 +8,12 @@
  * no ack, audit record or error text carries anything of alice's. A conflict gives the winning
  * document only to a user whose read rule matches it.
  */
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { MongoClient } from 'mongodb';
 import { Socket } from 'socket.io-client';
 import request from 'supertest';
-import { hs256, TEST_SECRET } from './support/jwt';
-import { connectClient, emitAck, startTestApp, TestApp } from './support/app';
+import { emitAck } from './support/app';
+import { startRulesApp, type RulesApp } from './support/rules-app';
 
 const RULES = {
   default: { read: 'FALSEPREDICATE', write: 'FALSEPREDICATE' },
@@ -30,22 +27,15 @@ const SERVICE_TOKEN = 'service-token-0123456789-0123456789';
 const SECRET = 'alice-secret-marker';
 
 describe('attack: acks leak nothing of another user (write rule before conflict resolution)', () => {
-  let t: TestApp;
-  let dir: string;
+  let t: RulesApp;
   let mongo: MongoClient;
   let alice: Socket;
   let bob: Socket;
-  const sockets: Socket[] = [];
   const T0 = Date.now();
   /** The three kinds of id bob probes: alice's live document, alice's deleted one, an id never used. */
   const TARGETS = { live: 'a-live', deleted: 'a-deleted', missing: 'a-never' } as const;
 
-  async function joined(sub: string): Promise<Socket> {
-    const s = await connectClient(t.url, { auth: { token: await hs256({ sub }, { expiresIn: '1h' }) } });
-    sockets.push(s);
-    expect(await emitAck(s, 'sync:join', {})).toMatchObject({ success: true, userId: sub });
-    return s;
-  }
+  const joined = (sub: string) => t.joined(sub);
 
   /** Nothing of alice's: not her data, not her user id (bob's own input never names her below). */
   function expectNoLeak(what: unknown): void {
@@ -75,18 +65,9 @@ describe('attack: acks leak nothing of another user (write rule before conflict 
   };
 
   beforeAll(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'attack-acks-'));
-    const rules = path.join(dir, 'rules.json');
-    fs.writeFileSync(rules, JSON.stringify(RULES));
-    t = await startTestApp(
-      {
-        NODE_ENV: 'production',
-        ALLOWED_ORIGINS: 'https://app.example',
-        AUTH_JWT_SECRET: TEST_SECRET,
-        SYNC_RULES_FILE: rules,
-        AUTH_SERVICE_TOKEN: SERVICE_TOKEN,
-        SYNC_RATE_LIMIT_MAX: '100000',
-      },
+    t = await startRulesApp(
+      RULES,
+      { NODE_ENV: 'production', ALLOWED_ORIGINS: 'https://app.example', AUTH_SERVICE_TOKEN: SERVICE_TOKEN, SYNC_RATE_LIMIT_MAX: '100000' },
       'attack_acks',
     );
     expect(t.config.isProduction).toBe(true);
@@ -107,10 +88,8 @@ describe('attack: acks leak nothing of another user (write rule before conflict 
   });
 
   afterAll(async () => {
-    for (const s of sockets.splice(0)) s.close();
     await mongo?.close();
     await t?.close();
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
   const aliceTasks = () => mongo.db().collection('tasks').find({}).sort({ _id: 1 }).toArray();

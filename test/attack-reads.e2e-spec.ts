@@ -1,13 +1,11 @@
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Socket } from 'socket.io-client';
 import { queuedBytes } from '../src/common/socket-buffer';
 import { SyncGateway } from '../src/gateway/sync.gateway';
-import { hs256, TEST_SECRET } from './support/jwt';
+import { hs256 } from './support/jwt';
 import { collectEvents, connectClient, emitAck, recordEvents, startTestApp, TestApp, waitFor } from './support/app';
 import { RawSocket } from './support/raw-socket';
+import { startRulesApp, type RulesApp } from './support/rules-app';
 
 /**
  * Attacks on the read side (issue 10, findings 2 and 3) against a production-shaped server: JWT
@@ -22,32 +20,16 @@ const RULES = {
 };
 
 describe('attack on reads: poisoned subscriptions and costly patterns', () => {
-  let t: TestApp;
-  let dir: string;
-  const sockets: Socket[] = [];
-
-  async function joined(sub: string): Promise<Socket> {
-    const s = await connectClient(t.url, { auth: { token: await hs256({ sub }, { expiresIn: '1h' }) } });
-    sockets.push(s);
-    expect(await emitAck(s, 'sync:join', {})).toMatchObject({ success: true, userId: sub });
-    return s;
-  }
+  let t: RulesApp;
+  const joined = (sub: string) => t.joined(sub);
 
   beforeAll(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'attack-reads-'));
-    const rules = path.join(dir, 'rules.json');
-    fs.writeFileSync(rules, JSON.stringify(RULES));
-    t = await startTestApp({ AUTH_JWT_SECRET: TEST_SECRET, SYNC_RULES_FILE: rules }, 'attack-reads');
+    t = await startRulesApp(RULES, {}, 'attack-reads');
   });
 
-  afterEach(() => {
-    for (const s of sockets.splice(0)) s.close();
-  });
+  afterEach(() => t?.closeSockets());
 
-  afterAll(async () => {
-    await t?.close();
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => t?.close());
 
   it('a poisoned subscription never stops live delivery to another socket', async () => {
     const alice = await joined('alice');
@@ -144,30 +126,15 @@ describe('attack on reads: poisoned subscriptions and costly patterns', () => {
 });
 
 describe('attack on reads: read churn against the read budget', () => {
-  let t: TestApp;
-  let dir: string;
-  const sockets: Socket[] = [];
-
-  async function joined(sub: string): Promise<Socket> {
-    const s = await connectClient(t.url, { auth: { token: await hs256({ sub }, { expiresIn: '1h' }) } });
-    sockets.push(s);
-    expect(await emitAck(s, 'sync:join', {})).toMatchObject({ success: true, userId: sub });
-    return s;
-  }
+  let t: RulesApp;
+  const joined = (sub: string) => t.joined(sub);
 
   beforeAll(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'attack-churn-'));
-    const rules = path.join(dir, 'rules.json');
-    fs.writeFileSync(rules, JSON.stringify(RULES));
     // limits on, as in production (the test environment turns them off by default)
-    t = await startTestApp({ AUTH_JWT_SECRET: TEST_SECRET, SYNC_RULES_FILE: rules, RATE_LIMIT_DISABLED: 'false' }, 'attack-churn');
+    t = await startRulesApp(RULES, { RATE_LIMIT_DISABLED: 'false' }, 'attack-churn');
   });
 
-  afterAll(async () => {
-    for (const s of sockets.splice(0)) s.close();
-    await t?.close();
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => t?.close());
 
   it('subscribe / get_changes / unsubscribe / update_subscriptions churn is RATE_LIMITED for the attacker only', async () => {
     const m1 = await joined('mallory');
@@ -236,31 +203,16 @@ describe('attack on reads: read churn against the read budget', () => {
 });
 
 describe('attack on reads: a client that stops reading while it bootstraps', () => {
-  let t: TestApp;
-  let dir: string;
-  const sockets: Socket[] = [];
+  let t: RulesApp;
   const DOCS = 1000;
   const SUBSCRIBES = 40;
-
-  async function joined(sub: string): Promise<Socket> {
-    const s = await connectClient(t.url, { auth: { token: await hs256({ sub }, { expiresIn: '1h' }) } });
-    sockets.push(s);
-    expect(await emitAck(s, 'sync:join', {})).toMatchObject({ success: true, userId: sub });
-    return s;
-  }
+  const joined = (sub: string) => t.joined(sub);
 
   beforeAll(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'attack-paused-'));
-    const rules = path.join(dir, 'rules.json');
-    fs.writeFileSync(rules, JSON.stringify(RULES));
-    t = await startTestApp({ AUTH_JWT_SECRET: TEST_SECRET, SYNC_RULES_FILE: rules, BOOTSTRAP_DRAIN_TIMEOUT_MS: '3000' }, 'attack-paused');
+    t = await startRulesApp(RULES, { BOOTSTRAP_DRAIN_TIMEOUT_MS: '3000' }, 'attack-paused');
   });
 
-  afterAll(async () => {
-    for (const s of sockets.splice(0)) s.close();
-    await t?.close();
-    if (dir) fs.rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => t?.close());
 
   it("a paused socket subscribing many times keeps the server's memory bounded; others keep working; it is disconnected", async () => {
     const bob = await joined('bob');

@@ -3,7 +3,7 @@
  * user runs it. After a restart every acknowledged change is in the documents and in the feed, the
  * two agree, and a reader of the feed sees each change once. Killing the server orphans its FerretDB
  * child: the restarted server must stop the orphan before it starts its own on the same files. */
-import { ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -13,38 +13,15 @@ import { freePort, readPidRecord } from '../src/database/embedded-database';
 import { connectTestDb } from './support/db';
 import { connectClient, emitAck, waitFor } from './support/app';
 import { feedEntries } from './support/feed';
+import { spawnServer, type ServerProcess } from './support/server-process';
 
 const root = path.join(__dirname, '..');
 
-interface Server {
-  proc: ChildProcess;
-  stderr: string[];
-  exited: Promise<number | string | null>;
-}
+type Server = ServerProcess;
 
 function startServer(port: number, dataDir: string): Server {
-  const proc = spawn(process.execPath, ['-r', path.join(root, 'bench/lib/register.js'), path.join(root, 'src/main.ts')], {
-    cwd: root,
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      NODE_ENV: 'test',
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      DATA_DIR: dataDir,
-      AUTH_MODE: 'dev',
-      LOG_LEVEL: 'warn',
-      SYNC_LOCK_TTL_MS: '500',
-      RATE_LIMIT_DISABLED: 'true',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const stderr: string[] = [];
-  proc.stderr!.on('data', (b: Buffer) => stderr.push(b.toString()));
-  proc.stdout!.on('data', (b: Buffer) => stderr.push(b.toString()));
-  // the exit code, or the signal's name (SIGTERM: the server drains, closes and exits 0)
-  const exited = new Promise<number | string | null>((resolve) => proc.once('exit', (code, signal) => resolve(code ?? signal)));
-  return { proc, stderr, exited };
+  // `exited`: the exit code, or the signal's name (SIGTERM: the server drains, closes and exits 0)
+  return spawnServer(port, { DATA_DIR: dataDir, AUTH_MODE: 'dev', SYNC_LOCK_TTL_MS: '500', RATE_LIMIT_DISABLED: 'true' });
 }
 
 async function ready(url: string, server: Server): Promise<void> {
@@ -52,7 +29,7 @@ async function ready(url: string, server: Server): Promise<void> {
   void server.exited.then((c) => (exit = c));
   await waitFor(
     async () => {
-      if (exit !== undefined) throw new Error(`server exited (${exit}) before it was ready:\n${server.stderr.join('')}`);
+      if (exit !== undefined) throw new Error(`server exited (${exit}) before it was ready:\n${server.output.join('')}`);
       return (await fetch(`${url}/ready`).catch(() => null))?.status === 200;
     },
     90_000,
@@ -183,7 +160,7 @@ describe('crash safety: SIGKILL during a stream of batches (embedded database)',
     servers.push(server);
     await ready(url, server);
     for (const o of orphans) expect(alive(o)).toBe(false);
-    const replays = servers.flatMap((s) => s.stderr.join('').match(/replayed \d+ change\(s\)|replaying change #\d+/g) ?? []);
+    const replays = servers.flatMap((s) => s.output.join('').match(/replayed \d+ change\(s\)|replaying change #\d+/g) ?? []);
     console.log(
       `crash test: ${acked.size} changes acked over 3 crashes; ${orphans.length} orphaned database(s) stopped; recovery: ${replays.join(', ') || 'nothing was pending'}`,
     );
@@ -312,7 +289,7 @@ describe('crash safety: SIGKILL during a stream of batches (embedded database)',
     const second = startServer(await freePort(), dataDir);
     servers.push(second);
     expect(await second.exited).toBe(1);
-    expect(second.stderr.join('')).toMatch(/in use by another server \(process \d+\)/);
+    expect(second.output.join('')).toMatch(/in use by another server \(process \d+\)/);
     // the first one is untouched
     expect((await fetch(`http://127.0.0.1:${port}/ready`)).status).toBe(200);
     first.proc.kill('SIGTERM');

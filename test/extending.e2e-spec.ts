@@ -20,6 +20,9 @@ describe('extending: a user module provides the conflict resolver, the change ro
     sockets.push(s);
     return s;
   };
+  /** `socket` sends one change to a note (an insert unless `operation` says otherwise). */
+  const write = (socket: Socket, documentId: string, data: Record<string, unknown>, timestamp: number, operation = 'insert') =>
+    emitAck(socket, 'sync:change', { operation, collection: 'notes', documentId, data, timestamp });
 
   beforeAll(async () => {
     const env = { AUTH_MODE: 'dev', MONGODB_URI: testMongoUri('extending') };
@@ -40,30 +43,18 @@ describe('extending: a user module provides the conflict resolver, the change ro
       [locked, true],
       [open, false],
     ] as const) {
-      const ack = await emitAck(alice, 'sync:change', {
-        operation: 'insert',
-        collection: 'notes',
-        documentId: docId,
-        data: { title: 'v1', locked: isLocked },
-        timestamp: 100,
-      });
+      const ack = await write(alice, docId, { title: 'v1', locked: isLocked }, 100);
       expect(ack).toMatchObject({ success: true, timestamp: 100 });
     }
     // under the built-in last-write-wins a newer timestamp always applies
-    const refused = await emitAck(alice, 'sync:change', {
-      operation: 'update',
-      collection: 'notes',
-      documentId: locked,
-      data: { title: 'v2' },
-      timestamp: 200,
-    });
+    const refused = await write(alice, locked, { title: 'v2' }, 200, 'update');
     expect(refused).toMatchObject({ success: false, code: 'CONFLICT', timestamp: 100 });
     expect(refused.error).toBe('conflict: the document is locked');
     expect(refused.current).toMatchObject({ _id: locked, title: 'v1', locked: true });
-    const applied = await emitAck(alice, 'sync:change', { operation: 'update', collection: 'notes', documentId: open, data: { title: 'v2' }, timestamp: 200 });
+    const applied = await write(alice, open, { title: 'v2' }, 200, 'update');
     expect(applied).toMatchObject({ success: true, timestamp: 200 });
     // and it still falls back to last-write-wins for older changes
-    const older = await emitAck(alice, 'sync:change', { operation: 'update', collection: 'notes', documentId: open, data: { title: 'old' }, timestamp: 150 });
+    const older = await write(alice, open, { title: 'old' }, 150, 'update');
     expect(older).toMatchObject({ success: false, code: 'CONFLICT', timestamp: 200 });
   });
 
@@ -83,25 +74,11 @@ describe('extending: a user module provides the conflict resolver, the change ro
     const toCarol = collectEvents(carol, 'sync:changes', 1, 20_000);
     const toFrank = collectEvents(frank, 'sync:changes', 1, 20_000);
 
-    const redAck = await emitAck(alice, 'sync:change', {
-      operation: 'insert',
-      collection: 'notes',
-      documentId: redDoc,
-      data: { title: 'red' },
-      timestamp: 1000,
-    });
-    expect(redAck).toMatchObject({ success: true });
+    expect(await write(alice, redDoc, { title: 'red' }, 1000)).toMatchObject({ success: true });
     expect((await toBob)[0]).toMatchObject({ documentId: redDoc, userId: 'red.alice' });
     expect((await toErin)[0]).toMatchObject({ documentId: redDoc, userId: 'red.alice' });
 
-    const blueAck = await emitAck(dave, 'sync:change', {
-      operation: 'insert',
-      collection: 'notes',
-      documentId: blueDoc,
-      data: { title: 'blue' },
-      timestamp: 1000,
-    });
-    expect(blueAck).toMatchObject({ success: true });
+    expect(await write(dave, blueDoc, { title: 'blue' }, 1000)).toMatchObject({ success: true });
     expect((await toFrank)[0]).toMatchObject({ documentId: blueDoc, userId: 'blue.dave' });
     expect((await toCarol)[0]).toMatchObject({ documentId: blueDoc, userId: 'blue.dave' });
   });

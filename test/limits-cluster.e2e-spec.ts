@@ -1,5 +1,4 @@
-import { ChildProcess, spawn } from 'node:child_process';
-import * as path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import Redis from 'ioredis';
 import { RateLimitedError } from '@sync/protocol';
 import { Socket } from 'socket.io-client';
@@ -11,6 +10,7 @@ import { hs256, TEST_SECRET } from './support/jwt';
 import { testMongoUri } from './support/db';
 import { connectClient, ClientOptions, emitAck, startTestApp, TestApp, waitFor } from './support/app';
 import { haveRedisServer, REDIS_SERVER_BIN, TestRedis } from './support/redis';
+import { spawnServer } from './support/server-process';
 
 /**
  * Issue 13: with REDIS_URL the per-user and per-address connection limits, the change rate limit and
@@ -23,7 +23,6 @@ if (!haveRedisServer()) {
   console.warn(`limits across nodes e2e SKIPPED: ${REDIS_SERVER_BIN} not found (bash scripts/setup.sh --test)`);
 }
 const describeIfRedis = haveRedisServer() ? describe : describe.skip;
-const root = path.join(__dirname, '..');
 
 /** The changes allowed per user (refilled over 10 minutes: the tests see practically no refill). */
 const RATE_MAX = 10;
@@ -36,7 +35,7 @@ describeIfRedis('connection limits across nodes (REDIS_URL)', () => {
   let a: TestApp;
   let b: ChildProcess | undefined;
   let bUrl: string;
-  const log: string[] = [];
+  let log: string[] = [];
   const sockets: Socket[] = [];
   let token: string;
   let probe: Redis;
@@ -98,13 +97,9 @@ describeIfRedis('connection limits across nodes (REDIS_URL)', () => {
     };
     const port = await freePort();
     bUrl = `http://127.0.0.1:${port}`;
-    b = spawn(process.execPath, ['-r', path.join(root, 'bench/lib/register.js'), path.join(root, 'src/main.ts')], {
-      cwd: root,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: 'test', PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    b.stdout!.on('data', (d: Buffer) => log.push(d.toString()));
-    b.stderr!.on('data', (d: Buffer) => log.push(d.toString()));
+    const node = spawnServer(port, env);
+    b = node.proc;
+    log = node.output;
     a = await startTestApp(env);
     token = await hs256({ sub: 'alice' }, { expiresIn: '1h' });
     await waitFor(async () => (await fetch(`${bUrl}/ready`).catch(() => null))?.status === 200, 90_000, `node B ready (${log.join('').slice(-500)})`);

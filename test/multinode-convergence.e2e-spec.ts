@@ -14,9 +14,8 @@
  *
  * MULTINODE_RUNS=5 runs more random scenarios (default 1); MULTINODE_SEED=<n> replays one.
  */
-import { ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import * as path from 'node:path';
 import request from 'supertest';
 import type { Socket } from 'socket.io-client';
 import { MemoryStorage, SyncClient, type PendingChange, type SyncDocument } from '@sync/client';
@@ -28,10 +27,10 @@ import { emitAck, joinedClient, recordEvents, startTestApp, TestApp, waitFor } f
 import { connectTestDb, testMongoUri } from './support/db';
 import { haveRedisServer, REDIS_SERVER_BIN, TestRedis } from './support/redis';
 import { feedEntries } from './support/feed';
+import { spawnServer } from './support/server-process';
 
 const RUNS = Number(process.env.MULTINODE_RUNS ?? 1);
 const SEED0 = process.env.MULTINODE_SEED !== undefined ? Number(process.env.MULTINODE_SEED) : Math.floor(Math.random() * 2 ** 31);
-const root = path.join(__dirname, '..');
 const LOCK_TTL = '1000'; // a node killed mid-write blocks the feed ~2 s before its entries are replayed
 
 if (!haveRedisServer()) {
@@ -64,15 +63,9 @@ class ChildNode {
     return `http://127.0.0.1:${this.port}`;
   }
   async start(): Promise<void> {
-    this.out = [];
-    const proc = spawn(process.execPath, ['-r', path.join(root, 'bench/lib/register.js'), path.join(root, 'src/main.ts')], {
-      cwd: root,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: 'test', HOST: '127.0.0.1', PORT: String(this.port), LOG_LEVEL: 'warn', ...this.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const { proc, output } = spawnServer(this.port, this.env);
     this.proc = proc;
-    proc.stdout!.on('data', (b: Buffer) => this.out.push(b.toString()));
-    proc.stderr!.on('data', (b: Buffer) => this.out.push(b.toString()));
+    this.out = output;
     await waitFor(
       async () => {
         if (proc.exitCode !== null) throw new Error(`node C exited (${proc.exitCode}):\n${this.out.join('').slice(-3000)}`);

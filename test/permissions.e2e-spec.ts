@@ -1,10 +1,6 @@
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { Socket } from 'socket.io-client';
-import { hs256, TEST_SECRET } from './support/jwt';
 import { connectTestDb } from './support/db';
-import { connectClient, emitAck, recordEvents, startTestApp, TestApp, waitFor } from './support/app';
+import { emitAck, recordEvents, waitFor } from './support/app';
+import { startRulesApp, type RulesApp } from './support/rules-app';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const RULES = {
@@ -18,29 +14,17 @@ const RULES = {
 };
 
 describe('permissions: the rules file', () => {
-  let t: TestApp;
-  let dir: string;
+  let t: RulesApp;
   let db: Awaited<ReturnType<typeof connectTestDb>>;
-  const sockets: Socket[] = [];
-  const join = async (sub: string, claims: Record<string, unknown> = {}) => {
-    const s = await connectClient(t.url, { auth: { token: await hs256({ sub, ...claims }, { expiresIn: '1h' }) } });
-    sockets.push(s);
-    expect(await emitAck(s, 'sync:join', {})).toMatchObject({ success: true, userId: sub });
-    return s;
-  };
+  const join = (sub: string, claims: Record<string, unknown> = {}) => t.joined(sub, claims);
 
   beforeAll(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'perm-'));
-    const rules = path.join(dir, 'rules.json');
-    fs.writeFileSync(rules, JSON.stringify(RULES));
-    t = await startTestApp({ AUTH_JWT_SECRET: TEST_SECRET, SYNC_RULES_FILE: rules }, 'permissions');
+    t = await startRulesApp(RULES, {}, 'permissions');
     db = await connectTestDb('permissions', t.mongoUri);
   });
   afterAll(async () => {
-    for (const s of sockets) s.close();
     await db?.client.close();
     await t?.close();
-    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('a user never receives, bootstraps or reads through get_changes a document its read rule denies', async () => {

@@ -9,7 +9,7 @@
  *    documents; the stopped node's clients move to the other node, resend what was refused and catch
  *    up; every client ends equal to the server; the clients of the surviving node never reconnect
  *    and get every change live. */
-import { ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -21,8 +21,8 @@ import { connectTestDb, testMongoUri } from './support/db';
 import { connectClient, emitAck, joinedClient, startTestApp, TestApp, waitFor } from './support/app';
 import { haveRedisServer, REDIS_SERVER_BIN, TestRedis } from './support/redis';
 import { feedEntries } from './support/feed';
+import { spawnServer } from './support/server-process';
 
-const root = path.join(__dirname, '..');
 const GRACE_MS = 20_000;
 const SERVICE_TOKEN = 'svc-token-0123456789-abcdefghijklmnopqrstuvwxyz';
 
@@ -110,14 +110,7 @@ interface Node {
 }
 
 function startNode(name: string, port: number, env: Record<string, string>): Node {
-  const proc = spawn(process.execPath, ['-r', path.join(root, 'bench/lib/register.js'), path.join(root, 'src/main.ts')], {
-    cwd: root,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: 'test', PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const log: string[] = [];
-  proc.stdout!.on('data', (b: Buffer) => log.push(b.toString()));
-  proc.stderr!.on('data', (b: Buffer) => log.push(b.toString()));
+  const { proc, output: log } = spawnServer(port, { LOG_LEVEL: 'info', ...env });
   const exited = new Promise<{ code: number | null; signal: string | null; at: number }>((resolve) =>
     proc.once('exit', (code, signal) => resolve({ code, signal, at: Date.now() })),
   );

@@ -131,10 +131,15 @@ describe('the SDK as an npm package', () => {
     const pkg = JSON.parse(fs.readFileSync(path.join(scratch, 'node_modules', '@realm-sync', 'client', 'package.json'), 'utf8'));
     expect(pkg.name).toBe('@realm-sync/client');
     expect(pkg.sideEffects).toBe(false);
-    expect(Object.keys(pkg.dependencies)).toEqual(['socket.io-client']);
+    // zod: the SDK checks what it sends and receives with the protocol's schemas (the server's own)
+    expect(Object.keys(pkg.dependencies)).toEqual(['socket.io-client', 'zod']);
     expect(Object.keys(pkg.exports)).toEqual(expect.arrayContaining(['.', './react', './browser']));
     const installed = fs.readdirSync(path.join(scratch, 'node_modules'));
-    for (const server of ['@nestjs', 'mongoose', 'mongodb', 'socket.io', 'zod']) expect(installed).not.toContain(server);
+    expect(installed).toEqual(expect.arrayContaining(['socket.io-client', 'zod']));
+    for (const server of ['@nestjs', 'mongoose', 'mongodb', 'socket.io']) expect(installed).not.toContain(server);
+    // the built SDK loads zod from its dependency, not a copy of its own
+    const esm = fs.readFileSync(path.join(scratch, 'node_modules', '@realm-sync', 'client', 'dist', 'index.mjs'), 'utf8');
+    expect(esm).toContain('from "zod/v4"');
     const files = fs.readdirSync(path.join(scratch, 'node_modules', '@realm-sync', 'client', 'dist'));
     expect(files).toEqual(expect.arrayContaining(['index.cjs', 'index.mjs', 'browser.mjs', 'react.mjs', 'react.cjs', 'sync-client.global.js', 'types']));
     expect(fs.existsSync(path.join(scratch, 'node_modules', '@realm-sync', 'client', 'src'))).toBe(false);

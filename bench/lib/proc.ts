@@ -17,16 +17,6 @@ export function cpuSeconds(pid: number | undefined): number | null {
   }
 }
 
-export function rssBytes(pid: number | undefined): number | null {
-  if (!pid) return null;
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) * 1024 : null;
-  } catch {
-    return null;
-  }
-}
-
 /** Measures the share of one core each group of processes used between start() and stop(). */
 export class CpuMeter {
   private start0 = new Map<string, number>();

@@ -18,4 +18,3 @@ export interface SocketData {
 export type SyncSocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
 
 export const userRoom = (userId: string) => `user:${userId}`;
-export const collectionRoom = (collection: string) => `col:${collection}`;

@@ -23,12 +23,6 @@ export const CHANGE_ROUTER = Symbol('CHANGE_ROUTER');
 
 export const JOINED_ROOM = 'joined';
 
-export class AllJoinedRouter extends ChangeRouter {
-  route(_entry: FeedEntry, server: Server): Recipients {
-    return { inView: server.sockets.adapter.rooms.get(JOINED_ROOM) ?? [], outOfView: [] };
-  }
-}
-
 /**
  * Carries applied changes to the other server nodes (Redis, Azure Web PubSub); none by default.
  * Best effort: a node reads the change feed itself (FeedTailer), so a message the bus loses only

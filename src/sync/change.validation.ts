@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { InvalidPayloadError, Operation, PayloadTooLargeError, SyncDocument } from '@sync/protocol';
-import { assertSafeData, ChangeIdSchema, ClientChangeSchema, isPlainObject } from '@sync/protocol/schemas';
+import { ChangeIdSchema, ClientChangeSchema, isPlainObject } from '@sync/protocol/schemas';
 import { clampTimestamp } from '../conflict/conflict.strategies';
 
 /** A client change after validation: aliases resolved, timestamp chosen and clamped. */
@@ -26,7 +26,7 @@ export interface ValidationOptions {
 }
 
 /** Plain-object and safe-data checks live with the schemas in libs/protocol (re-exported for the server). */
-export { assertSafeData, isPlainObject };
+export { isPlainObject };
 
 function approxBytes(v: unknown): number {
   try {

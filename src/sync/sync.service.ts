@@ -20,12 +20,6 @@ import { FeedWriter, idemKey } from '../feed/feed-writer';
 
 export type { ChangeOrigin } from './sync.types';
 
-/** A change as applied: what the delivery step needs to route it. */
-export interface AppliedChange {
-  entry: FeedEntry;
-  originSocketId?: string;
-}
-
 /** One change to apply and who sent it (a group may hold changes of many senders). */
 interface Item {
   raw: unknown;

@@ -1,9 +1,20 @@
 /** Small helpers the SyncClient's parts share (not exported from the package). */
 import type { SyncClientEvents, PendingChange } from './client-types';
-import type { OutboxEntry } from './storage/storage.types';
+import type { Requester } from './server-messages';
+import type { OutboxEntry, StorageWrite } from './storage/storage.types';
 
 /** SyncClient's emit, handed to its parts. */
 export type Emit = <K extends keyof SyncClientEvents>(event: K, ...args: Parameters<SyncClientEvents[K]>) => void;
+
+/** What the uploader, the downloader and the subscription set all need from the client and its connection. */
+export interface PartDeps {
+  emit: Emit;
+  persist(w: StorageWrite): Promise<void>;
+  request: Requester;
+  sleep(ms: number, s: AbortSignal): Promise<void>;
+  retryDelay(attempt: number): number;
+  rejoin(s: AbortSignal): Promise<void>;
+}
 
 /** Wakes the session loop (a new change, a catch-up asked for, the session ended). */
 export class Wakeup {

@@ -4,7 +4,7 @@
  */
 import type { ManagerOptions, SocketOptions } from 'socket.io-client';
 import { ErrorCode } from '../../protocol/src/errors';
-import type { ChangeAckSuccess, Operation, SubscriptionSpec, SyncDocument } from '../../protocol/src/types';
+import type { ChangeAckSuccess, ChangeFields, Operation, SubscriptionSpec, SyncDocument } from '../../protocol/src/types';
 import type { ViewChange } from './local-view';
 
 /** Supplies a JWT; called at connect, and with `forceRefresh` after the server refused or expired one. */
@@ -80,14 +80,7 @@ export interface SyncClientOptions {
 export type ClientResetMode = 'recoverUnsyncedChanges' | 'discardUnsyncedChanges';
 
 /** A change the app made, as makeChange reports it. */
-export interface PendingChange {
-  changeId: string;
-  operation: Operation;
-  collection: string;
-  documentId: string;
-  data?: SyncDocument;
-  timestamp: number;
-}
+export type PendingChange = ChangeFields;
 
 export interface SyncClientEvents {
   /** Joined (true) or lost the connection (false). */

@@ -6,10 +6,22 @@
  */
 import { io, type ManagerOptions, type Socket, type SocketOptions } from 'socket.io-client';
 import { ErrorCode } from '../../protocol/src/errors';
-import type { BootstrapPage, ChangeAckFailure, DeliveredChange, JoinAck, JoinRequest } from '../../protocol/src/types';
+import type { ClientToServerEvents, JoinAck, JoinRequest, ServerToClientEvents } from '../../protocol/src/types';
 import { SyncClientError, type SyncClientLogger, type SyncClientOptions } from './client-types';
 import { validHint, type Emit } from './client-internals';
 import { negotiate, NegotiateError, type NegotiatedTarget } from './negotiate';
+import {
+  readAnswer,
+  readBootstrapPage,
+  readChanges,
+  readShutdownNotice,
+  readSyncError,
+  type AnswerOf,
+  type BootstrapPageIn,
+  type DeliveredChangeIn,
+  type RequestEvent,
+  type RequestOf,
+} from './server-messages';
 import { backoffDelay } from './util';
 
 /** A negotiated access token is renewed when less than this is left before its expiresAt. */
@@ -29,13 +41,13 @@ export interface ConnectionDeps {
   sessionEnded(): void;
   /** sync:join succeeded (the first cursor is stored). */
   afterJoin(ack: JoinAck): Promise<void>;
-  onLiveChanges(changes: DeliveredChange[] | DeliveredChange): void;
-  onBootstrapPage(page: BootstrapPage): Promise<void>;
+  onLiveChanges(changes: DeliveredChangeIn[]): void;
+  onBootstrapPage(page: BootstrapPageIn): Promise<void>;
 }
 
 export class Connection {
   reconnectAt: number | null = null;
-  socket?: Socket;
+  socket?: Socket<ServerToClientEvents, ClientToServerEvents>;
   /** One per session: aborted when the session ends (a disconnect, a failure, a fresh connect). */
   sessionAbort = new AbortController();
   /** A session (runSession) is under way on the current socket. */
@@ -143,7 +155,7 @@ export class Connection {
           ...(target.accessToken ? { query: { ...(this.d.options.socketOptions?.query ?? {}), access_token: target.accessToken } } : {}),
         }
       : {};
-    const socket = io(target?.endpoint ?? this.d.serverUrl, {
+    const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io(target?.endpoint ?? this.d.serverUrl, {
       path: '/socket.io',
       autoConnect: false,
       reconnection: true,
@@ -201,18 +213,26 @@ export class Connection {
       // refused by a server middleware: socket.io does not retry by itself
       if (!socket.active && this.wantOnline) this.scheduleReconnect();
     });
-    socket.on('sync:changes', (changes: DeliveredChange[] | DeliveredChange) => this.d.onLiveChanges(changes));
-    socket.on('sync:bootstrap', (page: BootstrapPage) => void this.d.onBootstrapPage(page));
+    // what the server pushes is parsed with the protocol's schemas; a malformed message is reported
+    socket.on('sync:changes', (raw) => {
+      const changes = readChanges(raw, this.report);
+      if (changes.length) this.d.onLiveChanges(changes);
+    });
+    socket.on('sync:bootstrap', (raw) => {
+      const page = readBootstrapPage(raw, this.report);
+      if (page) void this.d.onBootstrapPage(page);
+    });
     // the server is going away (rolling deploy): it will close this socket; come back spread out
-    socket.on('sync:shutdown', (info?: { retryAfterMs?: unknown; reason?: unknown }) => {
-      const retryAfterMs = validHint(info?.retryAfterMs);
+    socket.on('sync:shutdown', (raw) => {
+      const retryAfterMs = validHint(readShutdownNotice(raw, this.report)?.retryAfterMs);
       this.serverCloseHint = { reason: 'shutdown', code: 'SHUTDOWN', retryAfterMs };
       this.d.log?.info?.(`sync-client: the server is shutting down; reconnecting in about ${retryAfterMs ?? 'a few'} ms`);
     });
     // an error notice outside any ack, e.g. SLOW_CONSUMER: this client fell behind the live stream
-    socket.on('sync:error', (info?: { code?: unknown; error?: unknown; message?: unknown; retryAfterMs?: unknown }) => {
-      const code = typeof info?.code === 'string' ? info.code.slice(0, 64) : 'INTERNAL';
-      const message = String(info?.error ?? info?.message ?? code).slice(0, 500);
+    socket.on('sync:error', (raw) => {
+      const info = readSyncError(raw, this.report);
+      const code = info ? info.code.slice(0, 64) : 'INTERNAL';
+      const message = (info?.error ?? code).slice(0, 500);
       this.d.emit('error', new SyncClientError(code, `server: ${message}`));
       if (code === 'SLOW_CONSUMER' || code === 'SHUTDOWN') {
         // live changes may have been dropped: reconnect after a backoff and catch up from the cursor
@@ -293,11 +313,21 @@ export class Connection {
     return this.token;
   }
 
-  /** Emits an event with an ack (rejects when offline, on timeout or when the socket drops). */
-  request<T>(event: string, payload: unknown, timeoutMs = this.d.opts.ackTimeoutMs): Promise<T> {
+  /** A malformed server message: an error event (and a warning in the log). */
+  readonly report = (e: SyncClientError): void => {
+    this.d.log?.warn(`sync-client: ${e.message}`);
+    this.d.emit('error', e);
+  };
+
+  /**
+   * Emits an event with an ack (rejects when offline, on timeout or when the socket drops); the
+   * answer is parsed with the protocol's schema (a malformed one is reported and is an INTERNAL failure).
+   */
+  async request<E extends RequestEvent>(event: E, payload: RequestOf<E>, timeoutMs = this.d.opts.ackTimeoutMs): Promise<AnswerOf<E>> {
     const socket = this.socket;
-    if (!socket?.connected) return Promise.reject(new SyncClientError('OFFLINE', 'not connected'));
-    return socket.timeout(timeoutMs).emitWithAck(event, payload) as Promise<T>;
+    if (!socket?.connected) throw new SyncClientError('OFFLINE', 'not connected');
+    const emit = socket.timeout(timeoutMs).emitWithAck as (ev: E, p: RequestOf<E>) => Promise<unknown>;
+    return readAnswer(event, await emit.call(socket.timeout(timeoutMs), event, payload), this.report);
   }
 
   /** Waits `ms`, or less when the session `s` ends meanwhile. */
@@ -327,20 +357,20 @@ export class Connection {
       const req: JoinRequest = {};
       if (this.d.userId) req.userId = this.d.userId;
       if (token) req.token = token;
-      const ack = await this.request<JoinAck | ChangeAckFailure>('sync:join', req);
+      const ack = await this.request('sync:join', req);
       if (s.aborted) return ack as JoinAck;
-      if (ack && ack.success === true) {
+      if (ack.success === true) {
         await this.d.afterJoin(ack);
         return ack;
       }
-      const code = (ack as ChangeAckFailure | undefined)?.code;
+      const code = ack.code;
       if (code === ErrorCode.UNAUTHENTICATED && this.d.options.getToken && attempt === 0) continue;
       if (code === ErrorCode.RATE_LIMITED || code === ErrorCode.UNAVAILABLE) {
-        await this.sleep(validHint((ack as ChangeAckFailure).retryAfterMs) ?? this.retryDelay(attempt), s);
+        await this.sleep(validHint(ack.retryAfterMs) ?? this.retryDelay(attempt), s);
         if (s.aborted) return ack as unknown as JoinAck;
         continue;
       }
-      throw new SyncClientError(code ?? ErrorCode.INTERNAL, `join refused: ${(ack as ChangeAckFailure | undefined)?.error ?? 'no answer'}`);
+      throw new SyncClientError(code, `join refused: ${ack.error}`);
     }
   }
 

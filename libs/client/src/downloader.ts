@@ -4,31 +4,26 @@
  * cursor expired (CURSOR_EXPIRED). It owns the cursor.
  */
 import { ErrorCode } from '../../protocol/src/errors';
-import type { BootstrapPage, ChangeAckFailure, DeliveredChange, GetChangesAck, SyncDocument } from '../../protocol/src/types';
+import type { SyncDocument } from '../../protocol/src/types';
 import { SyncClientError, type ClientResetMode, type SyncClientLogger, type SyncClientOptions } from './client-types';
-import { numberOr, publicChange, validHint, type Emit } from './client-internals';
+import { numberOr, publicChange, validHint, type PartDeps } from './client-internals';
 import { idOf, withId } from './ids';
 import type { LocalView } from './local-view';
 import type { Outbox } from './outbox';
 import { docKey, type DocRecord, type OutboxEntry, type StorageWrite } from './storage/storage.types';
+import type { AnswerOf, BootstrapPageIn, DeliveredChangeIn } from './server-messages';
 import type { SubscriptionSet } from './subscriptions';
 import { backoffDelay } from './util';
 
 /** What the downloader needs from the client, its connection and its uploader. */
-export interface DownloaderDeps {
+export interface DownloaderDeps extends PartDeps {
   readonly outbox: Outbox;
   readonly view: LocalView;
   readonly subs: SubscriptionSet;
   readonly log: SyncClientLogger | null;
   readonly getChangesLimit: number;
   readonly clientResetMode: SyncClientOptions['clientResetMode'];
-  emit: Emit;
-  persist(w: StorageWrite): Promise<void>;
-  request<T>(event: string, payload: unknown): Promise<T>;
-  sleep(ms: number, s: AbortSignal): Promise<void>;
-  retryDelay(attempt: number): number;
   join(s: AbortSignal): Promise<unknown>;
-  rejoin(s: AbortSignal): Promise<void>;
   /** Forgets the uploader's notes on an outbox entry a client reset discarded. */
   forget(changeId: string): void;
 }
@@ -48,21 +43,20 @@ export class Downloader {
 
   // ---- receiving bootstrap pages ------------------------------------------------------------------
 
-  async onBootstrapPage(page: BootstrapPage): Promise<void> {
-    if (!page || typeof page !== 'object' || typeof page.subscriptionId !== 'string') return;
+  async onBootstrapPage(page: BootstrapPageIn): Promise<void> {
     const sub = this.d.subs.byId(page.subscriptionId);
     if (!sub) {
       // the page overtook the subscribe ack: keep it until the ack tells which subscription it is
       this.d.subs.holdEarly(page);
       return;
     }
-    const collection = page.collection ?? sub.collection;
+    const collection = page.collection;
     const puts: DocRecord[] = [];
-    for (const doc of Array.isArray(page.data) ? page.data : []) {
-      const id = doc && typeof doc === 'object' ? idOf(doc._id) : undefined;
+    for (const doc of page.data as SyncDocument[]) {
+      const id = idOf(doc._id);
       if (id === undefined) continue;
       const rec: DocRecord = { collection, id, state: 'live', doc, ts: numberOr(doc.sync_updated_at, 0), cursor: page.cursor || undefined };
-      if (Array.isArray(page.objectIds) && page.objectIds.includes(id)) rec.idType = 'objectId';
+      if (page.objectIds?.includes(id)) rec.idType = 'objectId';
       this.staleKeys?.delete(docKey(collection, id));
       if (this.d.view.offer(rec, 'bootstrap')) puts.push(rec);
     }
@@ -71,7 +65,7 @@ export class Downloader {
       sub.bootstrapped = true;
       w.meta = { subscriptions: this.d.subs.stored() };
     }
-    this.d.emit('bootstrap', { collection, subscriptionId: page.subscriptionId, page: page.page, count: page.data?.length ?? 0, done: !!page.done });
+    this.d.emit('bootstrap', { collection, subscriptionId: page.subscriptionId, page: page.page, count: page.data.length, done: page.done });
     await this.d.persist(w);
     if (page.done) {
       sub.done?.();
@@ -82,19 +76,19 @@ export class Downloader {
   // ---- receiving changes ---------------------------------------------------------------------------
 
   /** The base record a delivered change leads to, or null when it is of no interest here. */
-  private recordOf(c: DeliveredChange, fromFeed: boolean): DocRecord | null {
-    const id = c && typeof c === 'object' && typeof c.collection === 'string' ? idOf(c.documentId) : undefined;
+  private recordOf(c: DeliveredChangeIn, fromFeed: boolean): DocRecord | null {
+    const id = idOf(c.documentId);
     if (id === undefined) return null;
     const known = !!this.d.view.getBase(c.collection, id) || this.d.view.isPending(c.collection, id);
     if (!known && !this.d.subs.isSubscribed(c.collection)) return null;
-    const ts = numberOr(c.timestamp, 0);
-    const cursor = typeof c.cursor === 'string' && c.cursor ? c.cursor : undefined;
+    const ts = c.timestamp;
+    const cursor = c.cursor || undefined;
     const rec = this.recordOfChange(c, id, known, fromFeed, ts, cursor);
     if (rec && c.idType === 'objectId') rec.idType = 'objectId';
     return rec;
   }
 
-  private recordOfChange(c: DeliveredChange, id: string, known: boolean, fromFeed: boolean, ts: number, cursor: string | undefined): DocRecord | null {
+  private recordOfChange(c: DeliveredChangeIn, id: string, known: boolean, fromFeed: boolean, ts: number, cursor: string | undefined): DocRecord | null {
     if (c.operation === 'delete') return { collection: c.collection, id, state: 'deleted', doc: null, ts, cursor };
     if (c.outOfView) return known ? { collection: c.collection, id, state: 'hidden', doc: null, ts, cursor } : null;
     const doc: SyncDocument = withId(c.data, id);
@@ -104,7 +98,7 @@ export class Downloader {
     return { collection: c.collection, id, state: 'live', doc, ts, cursor };
   }
 
-  private applyDelivered(changes: DeliveredChange[], fromFeed: boolean): DocRecord[] {
+  private applyDelivered(changes: DeliveredChangeIn[], fromFeed: boolean): DocRecord[] {
     const puts: DocRecord[] = [];
     for (const c of changes) {
       const rec = this.recordOf(c, fromFeed);
@@ -116,9 +110,8 @@ export class Downloader {
   }
 
   /** Live changes: applied at once (idempotent, newest wins); the stored cursor does not move. */
-  onLiveChanges(payload: DeliveredChange[] | DeliveredChange): void {
-    const list = Array.isArray(payload) ? payload : [payload];
-    const puts = this.applyDelivered(list, false);
+  onLiveChanges(changes: DeliveredChangeIn[]): void {
+    const puts = this.applyDelivered(changes, false);
     if (puts.length) void this.d.persist({ putDocs: puts });
   }
 
@@ -131,17 +124,17 @@ export class Downloader {
     let idle = 0;
     let attempt = 0;
     while (!s.aborted) {
-      let ack: GetChangesAck | ChangeAckFailure;
+      let ack: AnswerOf<'sync:get_changes'>;
       try {
-        ack = await this.d.request<GetChangesAck | ChangeAckFailure>('sync:get_changes', { cursor: this.cursor, limit: this.d.getChangesLimit });
+        ack = await this.d.request('sync:get_changes', { cursor: this.cursor, limit: this.d.getChangesLimit });
       } catch (e) {
         if (s.aborted) return false;
         await this.d.sleep(this.d.retryDelay(attempt++), s);
         continue;
       }
       if (s.aborted) return false;
-      if (!ack || ack.success !== true) {
-        const code = (ack as ChangeAckFailure | undefined)?.code;
+      if (ack.success !== true) {
+        const code = ack.code;
         if (code === ErrorCode.CURSOR_EXPIRED) {
           await this.resetAfterExpiry(s);
           if (!this.cursor) return true;
@@ -152,17 +145,14 @@ export class Downloader {
           continue;
         }
         if (code === ErrorCode.RATE_LIMITED || code === ErrorCode.UNAVAILABLE || code === ErrorCode.INTERNAL) {
-          await this.d.sleep(validHint((ack as ChangeAckFailure).retryAfterMs) ?? this.d.retryDelay(attempt++), s);
+          await this.d.sleep(validHint(ack.retryAfterMs) ?? this.d.retryDelay(attempt++), s);
           continue;
         }
-        this.d.emit(
-          'error',
-          new SyncClientError(code ?? ErrorCode.INTERNAL, `get_changes refused: ${(ack as ChangeAckFailure | undefined)?.error ?? 'no answer'}`),
-        );
+        this.d.emit('error', new SyncClientError(code, `get_changes refused: ${ack.error}`));
         return false;
       }
       attempt = 0;
-      const changes = Array.isArray(ack.changes) ? ack.changes : [];
+      const changes = ack.changes;
       const puts = this.applyDelivered(changes, true);
       const moved = !!ack.cursor && ack.cursor !== this.cursor;
       if (moved) this.cursor = ack.cursor;

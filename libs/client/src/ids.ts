@@ -3,12 +3,7 @@
  * change's `documentId`) and how it is put back on a document. Ids are strings in the local view;
  * support for other id types (MongoDB ObjectIds of data left by Atlas Device Sync) plugs in here.
  */
-import { LIMITS, type SyncDocument } from '../../protocol/src/types';
-
-/** Whether `documentId` may be used in makeChange (the server's rule: a non-empty string of bounded length). */
-export function isValidDocumentId(documentId: unknown): documentId is string {
-  return typeof documentId === 'string' && documentId.length > 0 && documentId.length <= LIMITS.documentIdMax;
-}
+import type { SyncDocument } from '../../protocol/src/types';
 
 /** The local id of a wire id (a document's `_id` or a change's `documentId`); undefined when missing. */
 export function idOf(raw: unknown): string | undefined {

@@ -4,11 +4,12 @@
  * sync:subscribe conversation that renews them on every session.
  */
 import { ErrorCode } from '../../protocol/src/errors';
-import type { BootstrapPage, ChangeAckFailure, SubscribeAck, SyncDocument } from '../../protocol/src/types';
+import type { SyncDocument } from '../../protocol/src/types';
 import { SyncClientError, type Subscription } from './client-types';
-import { validHint, type Emit } from './client-internals';
+import { validHint, type PartDeps } from './client-internals';
 import { compileFilter } from './matcher';
-import type { StorageWrite, StoredSubscription } from './storage/storage.types';
+import type { AnswerOf, BootstrapPageIn } from './server-messages';
+import type { StoredSubscription } from './storage/storage.types';
 
 export interface SubState extends StoredSubscription {
   id?: string;
@@ -19,15 +20,9 @@ export interface SubState extends StoredSubscription {
 }
 
 /** What the subscription set needs from the client and its connection. */
-export interface SubscriptionDeps {
-  emit: Emit;
-  persist(w: StorageWrite): Promise<void>;
-  request<T>(event: string, payload: unknown): Promise<T>;
-  sleep(ms: number, s: AbortSignal): Promise<void>;
-  retryDelay(attempt: number): number;
-  rejoin(s: AbortSignal): Promise<void>;
+export interface SubscriptionDeps extends PartDeps {
   /** Applies a bootstrap page (the downloader's). */
-  onPage(page: BootstrapPage): Promise<void>;
+  onPage(page: BootstrapPageIn): Promise<void>;
   /** The client's unsubscribe (for the handles). */
   unsubscribe(key: string): Promise<void>;
 }
@@ -35,7 +30,7 @@ export interface SubscriptionDeps {
 export class SubscriptionSet {
   private readonly subs = new Map<string, SubState>();
   private readonly subsById = new Map<string, SubState>();
-  private readonly earlyPages = new Map<string, BootstrapPage[]>();
+  private readonly earlyPages = new Map<string, BootstrapPageIn[]>();
 
   constructor(private readonly d: SubscriptionDeps) {}
 
@@ -93,7 +88,7 @@ export class SubscriptionSet {
   }
 
   /** A bootstrap page that overtook the subscribe ack: kept until the ack tells whose it is. */
-  holdEarly(page: BootstrapPage): void {
+  holdEarly(page: BootstrapPageIn): void {
     const list = this.earlyPages.get(page.subscriptionId) ?? [];
     list.push(page);
     this.earlyPages.set(page.subscriptionId, list);
@@ -141,19 +136,19 @@ export class SubscriptionSet {
 
   private async doSubscribe(s: AbortSignal, sub: SubState, throwOnRefusal: boolean): Promise<void> {
     const bootstrap = !sub.bootstrapped;
-    let ack: SubscribeAck | ChangeAckFailure;
+    let ack: AnswerOf<'sync:subscribe'>;
     for (let attempt = 0; ; attempt++) {
-      ack = await this.d.request<SubscribeAck | ChangeAckFailure>('sync:subscribe', {
+      ack = await this.d.request('sync:subscribe', {
         collection: sub.collection,
         ...(sub.filter ? { filter: sub.filter } : {}),
         ...(sub.args ? { args: sub.args } : {}),
         bootstrap,
       });
       if (s.aborted) return;
-      if (ack?.success === true) break;
-      const code = (ack as ChangeAckFailure | undefined)?.code;
+      if (ack.success === true) break;
+      const code = ack.code;
       if (code === ErrorCode.RATE_LIMITED || code === ErrorCode.UNAVAILABLE) {
-        await this.d.sleep(validHint((ack as ChangeAckFailure).retryAfterMs) ?? this.d.retryDelay(attempt), s);
+        await this.d.sleep(validHint(ack.retryAfterMs) ?? this.d.retryDelay(attempt), s);
         if (s.aborted) return;
         continue;
       }
@@ -162,10 +157,7 @@ export class SubscriptionSet {
         continue;
       }
       // a filter the server refuses: drop the subscription rather than retry it forever
-      const err = new SyncClientError(
-        code ?? ErrorCode.INTERNAL,
-        `subscription to ${sub.collection} refused: ${(ack as ChangeAckFailure | undefined)?.error ?? 'no answer'}`,
-      );
+      const err = new SyncClientError(code, `subscription to ${sub.collection} refused: ${ack.error}`);
       this.subs.delete(sub.key);
       await this.d.persist({ meta: { subscriptions: this.stored() } });
       if (throwOnRefusal) throw err;

@@ -1,54 +1,24 @@
 /* eslint-disable @typescript-eslint/no-explicit-any */
 import { MemoryStorage } from './storage/memory-storage';
-import { SyncClient, SyncClientError, type SyncClientOptions } from './sync-client';
-import { FakeSyncServer } from './testing/fake-sync-server';
+import { SyncClient, SyncClientError } from './sync-client';
+import { until, useFakeServer } from './testing/fake-harness';
 import { backoffDelay } from './util';
 
 /* An outbox that never sticks, backoff that reaches minutes, server disconnect notices, the
  * inspector and client-reset modes, against the in-memory protocol server (test/sdk-*.e2e-spec.ts
  * covers the same against the real server). */
 
-let server: FakeSyncServer;
-const clients: SyncClient[] = [];
-
-beforeEach(async () => {
-  server = new FakeSyncServer();
-  await server.start();
-});
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close().catch(() => undefined)));
-  await server.stop();
-});
-
-function client(userId: string, storage = new MemoryStorage(), opts: SyncClientOptions = {}): SyncClient {
-  const c = new SyncClient(server.url, userId, storage, {
-    logger: null,
-    transports: ['websocket'],
-    connectTimeoutMs: 5_000,
-    reconnectDelayMs: 50,
-    socketOptions: { reconnectionDelay: 50, reconnectionDelayMax: 200 },
-    ...opts,
-  });
-  clients.push(c);
-  return c;
-}
-
-async function until(pred: () => boolean, what = 'condition', ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const h = useFakeServer({ reconnectDelayMs: 50 });
+const { client } = h;
 
 /** Refuses changes to these document ids with this per-change code (the rest go through). */
 function refuseDocs(code: string, ids: string[]): void {
-  server.interceptors.push((event, payload) => {
+  h.server.interceptors.push((event, payload) => {
     if (event !== 'sync:changeBatch') return undefined;
     const changes: any[] = payload.changes ?? [];
     if (!changes.some((c) => ids.includes(c.documentId))) return undefined;
     const results = changes.map((c) =>
-      ids.includes(c.documentId) ? { success: false, code, changeId: c.changeId, error: `refused: ${code}` } : (server as any).apply(c, 'u', undefined),
+      ids.includes(c.documentId) ? { success: false, code, changeId: c.changeId, error: `refused: ${code}` } : (h.server as any).apply(c, 'u', undefined),
     );
     return { success: true, results, successCount: results.filter((r) => r.success).length, failureCount: results.filter((r) => !r.success).length };
   });
@@ -70,7 +40,7 @@ describe('an outbox that never sticks', () => {
       expect(c.getPendingChangesCount()).toBe(0);
       expect(c.getDocument('tasks', 't-17')).toBeUndefined(); // the optimistic insert was rolled back
       expect(c.getDocuments('tasks')).toHaveLength(39);
-      for (let i = 0; i < 40; i++) expect(server.get('tasks', `t-${i}`)).toEqual(i === 17 ? undefined : expect.objectContaining({ i }));
+      for (let i = 0; i < 40; i++) expect(h.server.get('tasks', `t-${i}`)).toEqual(i === 17 ? undefined : expect.objectContaining({ i }));
     },
   );
 
@@ -82,7 +52,7 @@ describe('an outbox that never sticks', () => {
     c.on('rejected', (r) => rejected.push(r.code));
     await c.makeChange('insert', 'tasks', 'odd', { n: 1 });
     await c.makeChange('insert', 'tasks', 'fine', { n: 1 });
-    await until(() => server.get('tasks', 'fine') !== undefined, 'the change behind it applied');
+    await until(() => h.server.get('tasks', 'fine') !== undefined, 'the change behind it applied');
     // still in the outbox, with its error, until the attempts run out
     const seen = c.inspect().outbox.find((e) => e.documentId === 'odd');
     if (seen) expect(seen.lastError?.code).toBe('SOMETHING_NEW');
@@ -93,9 +63,7 @@ describe('an outbox that never sticks', () => {
   });
 
   it('a big change the server never answers (its connection closes: over the message limit) is refused after 5 tries alone; the rest go through', async () => {
-    await server.stop();
-    server = new FakeSyncServer();
-    await server.start(0, { maxHttpBufferSize: 100_000 });
+    await h.restart({ maxHttpBufferSize: 100_000 });
     const c = client('u', new MemoryStorage(), { ackTimeoutMs: 2_000, maxChangeBytes: 300_000 });
     const rejected: string[] = [];
     c.on('rejected', (r) => rejected.push(`${r.change.documentId}:${r.code}`));
@@ -106,15 +74,15 @@ describe('an outbox that never sticks', () => {
     await until(() => c.getPendingChangesCount() === 0, 'outbox empty', 30_000);
     expect(rejected).toEqual(['huge:PAYLOAD_TOO_LARGE']);
     expect(c.getDocument('tasks', 'huge')).toBeUndefined();
-    expect(server.get('tasks', 'a')).toMatchObject({ n: 1 });
-    expect(server.get('tasks', 'b')).toMatchObject({ n: 1 });
+    expect(h.server.get('tasks', 'a')).toMatchObject({ n: 1 });
+    expect(h.server.get('tasks', 'b')).toMatchObject({ n: 1 });
   });
 
   it('honours retryAfterMs from a RATE_LIMITED ack (waits at least that long, same changeId)', async () => {
     const c = client('u');
     await c.connect();
     const times: number[] = [];
-    server.interceptors.push((event) => {
+    h.server.interceptors.push((event) => {
       if (event !== 'sync:changeBatch') return undefined;
       times.push(Date.now());
       if (times.length === 1) return { success: false, code: 'RATE_LIMITED', error: 'shedding load', retryAfterMs: 700 };
@@ -126,7 +94,7 @@ describe('an outbox that never sticks', () => {
     await c.whenSynced();
     expect(times.length).toBe(2);
     expect(times[1] - times[0]).toBeGreaterThanOrEqual(690);
-    expect(server.get('tasks', 'x')).toMatchObject({ n: 1 });
+    expect(h.server.get('tasks', 'x')).toMatchObject({ n: 1 });
   });
 
   it('backoff grows to minutes with jitter, and socket.io reconnects are not capped at 5 s', async () => {
@@ -136,7 +104,7 @@ describe('an outbox that never sticks', () => {
     expect(new Set(delays).size).toBeGreaterThan(100); // spread out, not in step
     expect(backoffDelay(0, 1_000, 300_000)).toBeLessThanOrEqual(1_500);
     const c = new SyncClient('http://127.0.0.1:9', 'u', null, { logger: null });
-    clients.push(c);
+    h.closeAfterTest(c);
     void c.connect().catch(() => undefined);
     await until(() => !!(c as any).socket, 'socket created');
     const manager = (c as any).socket.io;
@@ -152,8 +120,8 @@ describe('server disconnect notices', () => {
     await c.connect();
     const notices: any[] = [];
     c.on('disconnected', (d) => notices.push(d));
-    server.broadcast = false;
-    for (const s of server.io.sockets.sockets.values()) {
+    h.server.broadcast = false;
+    for (const s of h.server.io.sockets.sockets.values()) {
       s.emit('sync:shutdown', { retryAfterMs: 300 });
       setTimeout(() => s.disconnect(true), 20);
     }
@@ -161,7 +129,7 @@ describe('server disconnect notices', () => {
     expect(notices[0]).toMatchObject({ reason: 'shutdown', code: 'SHUTDOWN' });
     expect(notices[0].retryInMs).toBeGreaterThanOrEqual(250);
     expect(notices[0].retryInMs).toBeLessThanOrEqual(650);
-    server.applyExternal({ operation: 'insert', collection: 'tasks', documentId: 'while-away', data: { n: 1 }, timestamp: Date.now() });
+    h.server.applyExternal({ operation: 'insert', collection: 'tasks', documentId: 'while-away', data: { n: 1 }, timestamp: Date.now() });
     await until(() => c.isOnline(), 'back online');
     await c.whenSynced();
     expect(c.getDocument('tasks', 'while-away')).toMatchObject({ n: 1 });
@@ -175,9 +143,9 @@ describe('server disconnect notices', () => {
     const notices: any[] = [];
     c.on('error', (e) => errors.push((e as SyncClientError).code));
     c.on('disconnected', (d) => notices.push(d));
-    server.broadcast = false; // the live changes this client "could not keep up with"
-    server.applyExternal({ operation: 'insert', collection: 'tasks', documentId: 'dropped', data: { n: 1 }, timestamp: Date.now() });
-    for (const s of server.io.sockets.sockets.values()) s.emit('sync:error', { code: 'SLOW_CONSUMER', error: 'outgoing buffer full' });
+    h.server.broadcast = false; // the live changes this client "could not keep up with"
+    h.server.applyExternal({ operation: 'insert', collection: 'tasks', documentId: 'dropped', data: { n: 1 }, timestamp: Date.now() });
+    for (const s of h.server.io.sockets.sockets.values()) s.emit('sync:error', { code: 'SLOW_CONSUMER', error: 'outgoing buffer full' });
     await until(() => notices.length === 1, 'disconnected event');
     expect(errors).toContain('SLOW_CONSUMER');
     expect(notices[0]).toMatchObject({ reason: 'slow-consumer', code: 'SLOW_CONSUMER' });
@@ -189,7 +157,7 @@ describe('server disconnect notices', () => {
 describe('client reset (CURSOR_EXPIRED)', () => {
   async function expireOnce(): Promise<void> {
     let expired = true;
-    server.interceptors.push((event) => {
+    h.server.interceptors.push((event) => {
       if (event === 'sync:get_changes' && expired) {
         expired = false;
         return { success: false, code: 'CURSOR_EXPIRED', error: 'too old' };
@@ -202,7 +170,7 @@ describe('client reset (CURSOR_EXPIRED)', () => {
     const storage = new MemoryStorage();
     let c = client('u', storage);
     await c.subscribe('tasks');
-    server.applyExternal({ operation: 'insert', collection: 'tasks', documentId: 'srv', data: { n: 1 }, timestamp: 10 });
+    h.server.applyExternal({ operation: 'insert', collection: 'tasks', documentId: 'srv', data: { n: 1 }, timestamp: 10 });
     await c.connect();
     await c.close();
     c = client('u', storage, { clientResetMode: 'discardUnsyncedChanges' });
@@ -215,12 +183,12 @@ describe('client reset (CURSOR_EXPIRED)', () => {
     c.on('reset', (r) => resets.push(r));
     await c.connect();
     await c.whenSynced();
-    expect(server.count('sync:changeBatch')).toBe(0); // the reset was found before sending them
+    expect(h.server.count('sync:changeBatch')).toBe(0); // the reset was found before sending them
     expect(resets[0].mode).toBe('discardUnsyncedChanges');
     expect(resets[0].discarded.map((d: any) => d.documentId).sort()).toEqual(['local', 'srv']);
     expect(c.getPendingChangesCount()).toBe(0);
     expect(c.getDocuments('tasks').map((d) => [d._id, d.n])).toEqual([['srv', 1]]);
-    expect(server.get('tasks', 'local')).toBeUndefined();
+    expect(h.server.get('tasks', 'local')).toBeUndefined();
   });
 
   it('a function chooses the mode; recoverUnsyncedChanges keeps and sends them', async () => {
@@ -245,7 +213,7 @@ describe('client reset (CURSOR_EXPIRED)', () => {
     await c.whenSynced();
     await until(() => resets.length === 1, 'reset');
     expect(resets[0]).toMatchObject({ reason: 'CURSOR_EXPIRED', mode: 'recoverUnsyncedChanges', discarded: [] });
-    expect(server.get('tasks', 'kept')).toMatchObject({ n: 1 });
+    expect(h.server.get('tasks', 'kept')).toMatchObject({ n: 1 });
     expect(asked.length).toBe(1);
   });
 });

@@ -1,41 +1,13 @@
 import { MemoryStorage } from './storage/memory-storage';
-import { SyncClient, SyncClientError, type SyncClientOptions } from './sync-client';
+import { SyncClientError } from './sync-client';
+import { until, useFakeServer } from './testing/fake-harness';
 import { FakeSyncServer } from './testing/fake-sync-server';
 
 /* The client's protocol logic against an in-memory protocol server (test/client-*.e2e-spec.ts run
  * the same scenarios against the real server). */
 
-let server: FakeSyncServer;
-const clients: SyncClient[] = [];
-
-beforeEach(async () => {
-  server = new FakeSyncServer();
-  await server.start();
-});
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close().catch(() => undefined)));
-  await server.stop();
-});
-
-function client(userId: string, storage = new MemoryStorage(), opts: SyncClientOptions = {}): SyncClient {
-  const c = new SyncClient(server.url, userId, storage, {
-    logger: null,
-    transports: ['websocket'],
-    connectTimeoutMs: 5_000,
-    socketOptions: { reconnectionDelay: 50, reconnectionDelayMax: 200 },
-    ...opts,
-  });
-  clients.push(c);
-  return c;
-}
-
-async function until(pred: () => boolean, what = 'condition', ms = 5_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+const h = useFakeServer();
+const { client } = h;
 
 describe('SyncClient (against a fake protocol server)', () => {
   it('keeps the SEED API: initialize, connect, makeChange, isOnline, pending count, last sync, disconnect', async () => {
@@ -49,14 +21,14 @@ describe('SyncClient (against a fake protocol server)', () => {
     await c.whenSynced();
     expect(c.getPendingChangesCount()).toBe(0);
     expect(c.getLastSyncTimestamp()).toBeGreaterThan(Date.now() - 5_000);
-    expect(server.get('tasks', 'task-1')).toMatchObject({ title: 'Buy groceries', completed: true });
+    expect(h.server.get('tasks', 'task-1')).toMatchObject({ title: 'Buy groceries', completed: true });
     await c.makeChange('delete', 'tasks', 'task-1');
     await c.whenSynced();
-    expect(server.get('tasks', 'task-1')).toBeNull();
+    expect(h.server.get('tasks', 'task-1')).toBeNull();
     await c.disconnect();
     expect(c.isOnline()).toBe(false);
-    expect(server.count('sync:changeBatch')).toBeGreaterThan(0);
-    expect(server.count('sync:change')).toBe(0);
+    expect(h.server.count('sync:changeBatch')).toBeGreaterThan(0);
+    expect(h.server.count('sync:change')).toBe(0);
   });
 
   it('timestamps are monotonic per client and strictly increasing per document', async () => {
@@ -99,17 +71,17 @@ describe('SyncClient (against a fake protocol server)', () => {
     const c = client('u');
     await c.subscribe('tasks');
     await c.connect();
-    server.accepting = false;
-    server.dropAll();
+    h.server.accepting = false;
+    h.server.dropAll();
     await until(() => !c.isOnline(), 'offline');
     await c.makeChange('insert', 'tasks', 'a', { n: 1 });
     await c.makeChange('update', 'tasks', 'a', { n: 2 });
     await c.makeChange('insert', 'tasks', 'b', { n: 1 });
     expect(c.getPendingChangesCount()).toBe(3);
-    server.accepting = true;
+    h.server.accepting = true;
     await c.whenSynced(10_000);
-    expect(server.get('tasks', 'a')).toMatchObject({ n: 2 });
-    const sent = server.received.filter((r) => r.event === 'sync:changeBatch').flatMap((r) => r.payload.changes);
+    expect(h.server.get('tasks', 'a')).toMatchObject({ n: 2 });
+    const sent = h.server.received.filter((r) => r.event === 'sync:changeBatch').flatMap((r) => r.payload.changes);
     expect(sent.map((x: { documentId: string; operation: string }) => `${x.operation}:${x.documentId}`)).toEqual(['insert:a', 'update:a', 'insert:b']);
   });
 
@@ -117,7 +89,7 @@ describe('SyncClient (against a fake protocol server)', () => {
     const c = client('u');
     await c.connect();
     let refused = 0;
-    server.interceptors.push((event) => {
+    h.server.interceptors.push((event) => {
       if (event === 'sync:changeBatch' && refused < 2) {
         refused++;
         return { success: false, code: 'RATE_LIMITED', error: 'slow down', retryAfterMs: 30 };
@@ -125,16 +97,16 @@ describe('SyncClient (against a fake protocol server)', () => {
     });
     const ch = await c.makeChange('insert', 'tasks', 'x', { n: 1 });
     await c.whenSynced();
-    const ids = server.received.filter((r) => r.event === 'sync:changeBatch').map((r) => r.payload.changes[0].changeId);
+    const ids = h.server.received.filter((r) => r.event === 'sync:changeBatch').map((r) => r.payload.changes[0].changeId);
     expect(ids).toEqual([ch.changeId, ch.changeId, ch.changeId]);
-    expect(server.get('tasks', 'x')).toMatchObject({ n: 1 });
+    expect(h.server.get('tasks', 'x')).toMatchObject({ n: 1 });
   });
 
   it('retries a per-change UNAVAILABLE, and an unanswered batch, without duplicates', async () => {
     const c = client('u', new MemoryStorage(), { ackTimeoutMs: 300 });
     await c.connect();
     let step = 0;
-    server.interceptors.push((event, payload) => {
+    h.server.interceptors.push((event, payload) => {
       if (event !== 'sync:changeBatch') return;
       step++;
       if (step === 1)
@@ -148,26 +120,24 @@ describe('SyncClient (against a fake protocol server)', () => {
     });
     await c.makeChange('insert', 'tasks', 'x', { n: 1 });
     await c.whenSynced(10_000);
-    expect(server.feed).toHaveLength(1);
+    expect(h.server.feed).toHaveLength(1);
   });
 
   it('splits batches the server drops for being too large (connection closed) until they fit', async () => {
-    await server.stop();
-    server = new FakeSyncServer();
-    await server.start(0, { maxHttpBufferSize: 20_000 });
+    await h.restart({ maxHttpBufferSize: 20_000 });
     const c = client('u', new MemoryStorage(), { ackTimeoutMs: 1_000 });
     for (let i = 0; i < 40; i++) await c.makeChange('insert', 'tasks', `big-${i}`, { pad: 'x'.repeat(2_000) });
     await c.connect().catch(() => undefined);
     await c.whenSynced(20_000);
-    expect(server.feed).toHaveLength(40);
+    expect(h.server.feed).toHaveLength(40);
   });
 
   it('on CONFLICT replaces the optimistic value with the server version', async () => {
     const c = client('u', new MemoryStorage(), { now: () => 1_000 });
     await c.subscribe('tasks');
     await c.connect();
-    server.broadcast = false; // we have not heard of the newer version yet
-    server.applyExternal({ operation: 'insert', collection: 'tasks', documentId: 'x', data: { title: 'newer elsewhere' }, timestamp: 5_000 });
+    h.server.broadcast = false; // we have not heard of the newer version yet
+    h.server.applyExternal({ operation: 'insert', collection: 'tasks', documentId: 'x', data: { title: 'newer elsewhere' }, timestamp: 5_000 });
     const conflicts: unknown[] = [];
     c.on('conflict', (x) => conflicts.push(x.current));
     await c.makeChange('update', 'tasks', 'x', { title: 'mine' });
@@ -182,7 +152,7 @@ describe('SyncClient (against a fake protocol server)', () => {
     await c.connect();
     await c.makeChange('insert', 'tasks', 'x', { owner: 'u' });
     await c.whenSynced();
-    server.interceptors.push((event, payload) => {
+    h.server.interceptors.push((event, payload) => {
       if (event === 'sync:changeBatch') {
         return {
           success: true,
@@ -209,21 +179,21 @@ describe('SyncClient (against a fake protocol server)', () => {
     const storage = new MemoryStorage();
     let c = client('u', storage);
     await c.subscribe('tasks');
-    server.applyExternal({ operation: 'insert', collection: 'tasks', documentId: 'a', data: { n: 1 }, timestamp: 10 });
+    h.server.applyExternal({ operation: 'insert', collection: 'tasks', documentId: 'a', data: { n: 1 }, timestamp: 10 });
     await c.connect();
     expect(c.getDocument('tasks', 'a')).toMatchObject({ n: 1 });
     await c.close();
     // while it is away
-    server.applyExternal({ operation: 'update', collection: 'tasks', documentId: 'a', data: { n: 2 }, timestamp: 20 });
-    server.applyExternal({ operation: 'insert', collection: 'tasks', documentId: 'b', data: { n: 1 }, timestamp: 21 });
-    server.applyExternal({ operation: 'delete', collection: 'tasks', documentId: 'b', timestamp: 22 });
+    h.server.applyExternal({ operation: 'update', collection: 'tasks', documentId: 'a', data: { n: 2 }, timestamp: 20 });
+    h.server.applyExternal({ operation: 'insert', collection: 'tasks', documentId: 'b', data: { n: 1 }, timestamp: 21 });
+    h.server.applyExternal({ operation: 'delete', collection: 'tasks', documentId: 'b', timestamp: 22 });
     c = client('u', storage);
     await c.initialize();
     expect(c.getDocument('tasks', 'a')).toMatchObject({ n: 1 }); // the stored view, offline
     await c.connect();
     expect(c.getDocument('tasks', 'a')).toMatchObject({ n: 2 });
     expect(c.getDocument('tasks', 'b')).toBeUndefined();
-    const subs = server.received.filter((r) => r.event === 'sync:subscribe').map((r) => r.payload.bootstrap);
+    const subs = h.server.received.filter((r) => r.event === 'sync:subscribe').map((r) => r.payload.bootstrap);
     expect(subs).toEqual([true, false]);
   });
 
@@ -231,11 +201,11 @@ describe('SyncClient (against a fake protocol server)', () => {
     const c = client('u', new MemoryStorage(), { getChangesLimit: 2 });
     await c.subscribe('tasks');
     await c.connect();
-    server.broadcast = false;
-    for (let i = 0; i < 7; i++) server.applyExternal({ operation: 'insert', collection: 'tasks', documentId: `d${i}`, data: { i }, timestamp: 100 + i });
+    h.server.broadcast = false;
+    for (let i = 0; i < 7; i++) h.server.applyExternal({ operation: 'insert', collection: 'tasks', documentId: `d${i}`, data: { i }, timestamp: 100 + i });
     await c.whenSynced();
     expect(c.getDocuments('tasks')).toHaveLength(7);
-    expect(c.getCursor()).toBe(server.feed.at(-1)!.cursor);
+    expect(c.getCursor()).toBe(h.server.feed.at(-1)!.cursor);
   });
 
   it('whenSynced waits for a catch-up that starts after the call, not one already under way', async () => {
@@ -243,14 +213,14 @@ describe('SyncClient (against a fake protocol server)', () => {
     await c.subscribe('tasks');
     await c.connect();
     await c.whenSynced();
-    server.broadcast = false;
-    server.answerDelayMs['sync:get_changes'] = 300;
+    h.server.broadcast = false;
+    h.server.answerDelayMs['sync:get_changes'] = 300;
     const first = c.whenSynced(); // a catch-up whose page is computed now and answered 300 ms later
     await new Promise((r) => setTimeout(r, 50));
-    server.applyExternal({ operation: 'insert', collection: 'tasks', documentId: 'late', data: { n: 1 }, timestamp: 100 });
+    h.server.applyExternal({ operation: 'insert', collection: 'tasks', documentId: 'late', data: { n: 1 }, timestamp: 100 });
     await c.whenSynced(); // called after the write: must not settle on the first catch-up's answer
     expect(c.getDocument('tasks', 'late')).toMatchObject({ n: 1 });
-    expect(c.getCursor()).toBe(server.feed.at(-1)!.cursor);
+    expect(c.getCursor()).toBe(h.server.feed.at(-1)!.cursor);
     await first;
   });
 
@@ -269,26 +239,26 @@ describe('SyncClient (against a fake protocol server)', () => {
     const storage = new MemoryStorage();
     let c = client('u', storage);
     await c.subscribe('tasks');
-    server.applyExternal({ operation: 'insert', collection: 'tasks', documentId: 'gone', data: { n: 1 }, timestamp: 10 });
-    server.applyExternal({ operation: 'insert', collection: 'tasks', documentId: 'kept', data: { n: 1 }, timestamp: 11 });
+    h.server.applyExternal({ operation: 'insert', collection: 'tasks', documentId: 'gone', data: { n: 1 }, timestamp: 10 });
+    h.server.applyExternal({ operation: 'insert', collection: 'tasks', documentId: 'kept', data: { n: 1 }, timestamp: 11 });
     await c.connect();
     await c.close();
-    server.applyExternal({ operation: 'delete', collection: 'tasks', documentId: 'gone', timestamp: 20 });
-    server.applyExternal({ operation: 'update', collection: 'tasks', documentId: 'kept', data: { n: 2 }, timestamp: 21 });
+    h.server.applyExternal({ operation: 'delete', collection: 'tasks', documentId: 'gone', timestamp: 20 });
+    h.server.applyExternal({ operation: 'update', collection: 'tasks', documentId: 'kept', data: { n: 2 }, timestamp: 21 });
     let expired = true;
-    server.interceptors.push((event) => {
+    h.server.interceptors.push((event) => {
       if (event === 'sync:get_changes' && expired) {
         expired = false;
         return { success: false, code: 'CURSOR_EXPIRED', error: 'too old' };
       }
     });
-    server.accepting = false;
+    h.server.accepting = false;
     c = client('u', storage);
     const resets: string[] = [];
     c.on('reset', (r) => resets.push(r.reason));
     await c.initialize();
     await c.makeChange('insert', 'tasks', 'offline-1', { n: 1 });
-    server.accepting = true;
+    h.server.accepting = true;
     await c.connect();
     await c.whenSynced();
     expect(resets).toEqual(['CURSOR_EXPIRED']);
@@ -296,16 +266,16 @@ describe('SyncClient (against a fake protocol server)', () => {
       ['kept', 2],
       ['offline-1', 1],
     ]);
-    expect(server.get('tasks', 'offline-1')).toMatchObject({ n: 1 });
+    expect(h.server.get('tasks', 'offline-1')).toMatchObject({ n: 1 });
   });
 
   it('drops a document that leaves the view (outOfView)', async () => {
     const c = client('u');
     await c.subscribe('tasks');
-    server.applyExternal({ operation: 'insert', collection: 'tasks', documentId: 'x', data: { n: 1 }, timestamp: 10 });
+    h.server.applyExternal({ operation: 'insert', collection: 'tasks', documentId: 'x', data: { n: 1 }, timestamp: 10 });
     await c.connect();
     expect(c.getDocument('tasks', 'x')).toBeDefined();
-    const sock = [...server.io.sockets.sockets.values()][0];
+    const sock = [...h.server.io.sockets.sockets.values()][0];
     sock.emit('sync:changes', [
       {
         changeId: 'z',
@@ -327,27 +297,27 @@ describe('SyncClient (against a fake protocol server)', () => {
     const c = client('u');
     await c.subscribe('tasks', 'owner == $0', ['u']);
     await c.connect();
-    server.broadcast = false;
-    server.applyExternal({ operation: 'insert', collection: 'tasks', documentId: 'mine', data: { owner: 'u' }, timestamp: 10 });
-    server.applyExternal({ operation: 'insert', collection: 'tasks', documentId: 'theirs', data: { owner: 'v' }, timestamp: 11 });
+    h.server.broadcast = false;
+    h.server.applyExternal({ operation: 'insert', collection: 'tasks', documentId: 'mine', data: { owner: 'u' }, timestamp: 10 });
+    h.server.applyExternal({ operation: 'insert', collection: 'tasks', documentId: 'theirs', data: { owner: 'v' }, timestamp: 11 });
     await c.whenSynced();
     expect(c.getDocuments('tasks').map((d) => d._id)).toEqual(['mine']);
   });
 
   it('re-joins with a fresh token on sync:token_expired and after UNAUTHENTICATED', async () => {
     let n = 0;
-    server.validTokens = new Set(['t1']);
+    h.server.validTokens = new Set(['t1']);
     const c = client('u', new MemoryStorage(), { getToken: () => `t${++n}` });
     await c.connect();
-    expect(server.received.find((r) => r.event === 'sync:join')!.payload).toMatchObject({ userId: 'u', token: 't1' });
-    server.validTokens.add('t2');
-    const sock = [...server.io.sockets.sockets.values()][0];
+    expect(h.server.received.find((r) => r.event === 'sync:join')!.payload).toMatchObject({ userId: 'u', token: 't1' });
+    h.server.validTokens.add('t2');
+    const sock = [...h.server.io.sockets.sockets.values()][0];
     sock.emit('sync:token_expired', { code: 'UNAUTHENTICATED', error: 'expired', graceMs: 1000 });
-    await until(() => server.received.some((r) => r.event === 'sync:join' && r.payload.token === 't2'), 'rejoin');
+    await until(() => h.server.received.some((r) => r.event === 'sync:join' && r.payload.token === 't2'), 'rejoin');
     // the server now refuses t2-era requests once: the client re-joins with t3 and retries
-    server.validTokens.add('t3');
+    h.server.validTokens.add('t3');
     let refused = false;
-    server.interceptors.push((event) => {
+    h.server.interceptors.push((event) => {
       if (event === 'sync:changeBatch' && !refused) {
         refused = true;
         return { success: false, code: 'UNAUTHENTICATED', error: 'expired' };
@@ -355,8 +325,8 @@ describe('SyncClient (against a fake protocol server)', () => {
     });
     await c.makeChange('insert', 'tasks', 'x', { n: 1 });
     await c.whenSynced();
-    expect(server.received.some((r) => r.event === 'sync:join' && r.payload.token === 't3')).toBe(true);
-    expect(server.get('tasks', 'x')).toMatchObject({ n: 1 });
+    expect(h.server.received.some((r) => r.event === 'sync:join' && r.payload.token === 't3')).toBe(true);
+    expect(h.server.get('tasks', 'x')).toMatchObject({ n: 1 });
   });
 
   it('watch() gives the documents now and after each change', async () => {
@@ -376,18 +346,18 @@ describe('SyncClient (against a fake protocol server)', () => {
   it('a refused subscription filter rejects subscribe()', async () => {
     const c = client('u');
     await c.connect();
-    server.interceptors.push((event) => (event === 'sync:subscribe' ? { success: false, code: 'INVALID_QUERY', error: 'bad filter at 3' } : undefined));
+    h.server.interceptors.push((event) => (event === 'sync:subscribe' ? { success: false, code: 'INVALID_QUERY', error: 'bad filter at 3' } : undefined));
     await expect(c.subscribe('tasks', 'a ==')).rejects.toMatchObject({ code: 'INVALID_QUERY' });
     expect(c.subscriptions()).toHaveLength(0);
   });
 
   it('connect() rejects after connectTimeoutMs while the server is away, and the client keeps trying', async () => {
-    server.accepting = false;
+    h.server.accepting = false;
     const c = client('u', new MemoryStorage(), { connectTimeoutMs: 300 });
     await expect(c.connect()).rejects.toMatchObject({ code: 'TIMEOUT' });
     await c.makeChange('insert', 'tasks', 'x', { n: 1 });
-    server.accepting = true;
+    h.server.accepting = true;
     await c.whenSynced(10_000);
-    expect(server.get('tasks', 'x')).toMatchObject({ n: 1 });
+    expect(h.server.get('tasks', 'x')).toMatchObject({ n: 1 });
   });
 });

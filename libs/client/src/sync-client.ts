@@ -7,18 +7,18 @@
  * SDK's users), and each method is a few lines delegating to the parts.
  */
 import { ErrorCode } from '../../protocol/src/errors';
-import { isUserCollectionName, LIMITS, type Operation, type SyncDocument } from '../../protocol/src/types';
+import { LIMITS, type Operation, type SyncDocument } from '../../protocol/src/types';
 import { TypedEmitter } from './emitter';
 import { LocalView, type ViewFilter } from './local-view';
 import { Outbox } from './outbox';
 import { MemoryStorage } from './storage/memory-storage';
 import { type OutboxEntry, type StorageWrite, type SyncStorage } from './storage/storage.types';
-import { publicChange, Wakeup } from './client-internals';
+import { publicChange, Wakeup, type PartDeps } from './client-internals';
 import { Uploader } from './uploader';
 import { SubscriptionSet } from './subscriptions';
 import { Downloader } from './downloader';
 import { Connection } from './connection';
-import { validateChange } from './validate-change';
+import { checkChange, checkCollection } from './validate-change';
 
 export { validateChange } from './validate-change';
 import { uuid } from './util';
@@ -34,19 +34,8 @@ import {
   type SyncClientOptions,
 } from './client-types';
 
-export {
-  SyncClientError,
-  type ClientResetMode,
-  type InspectReport,
-  type OutboxEntryState,
-  type PendingChange,
-  type Subscription,
-  type SyncClientEvents,
-  type SyncClientLogger,
-  type SyncClientOptions,
-  type SyncErrorCode,
-  type TokenProvider,
-} from './client-types';
+// the public types of the client (options, events, errors, the inspector's report)
+export * from './client-types';
 
 /** Resolves a storage given as a string (set by the Node and the browser entry points). */
 export type StringStorageResolver = (spec: string, userId: string, logger: SyncClientLogger | null) => SyncStorage;
@@ -134,18 +123,22 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       reconnectDelayMs: options.reconnectDelayMs ?? 1_000,
       maxRetryDelayMs: options.maxRetryDelayMs ?? 300_000,
     };
-    this.uploader = new Uploader({
-      outbox: this.outbox,
-      view: this.view,
-      log: this.log,
-      maxBatchSize: this.opts.maxBatchSize,
-      maxBatchBytes: this.opts.maxBatchBytes,
+    // what the parts share: the client's events and storage, the connection's requests and timers
+    const part: PartDeps = {
       emit: (event, ...args) => this.emit(event, ...args),
       persist: (w) => this.persist(w),
       request: (event, payload) => this.conn.request(event, payload),
       sleep: (ms, s) => this.conn.sleep(ms, s),
       retryDelay: (attempt) => this.conn.retryDelay(attempt),
       rejoin: (s) => this.conn.rejoin(s),
+    };
+    this.uploader = new Uploader({
+      outbox: this.outbox,
+      view: this.view,
+      log: this.log,
+      maxBatchSize: this.opts.maxBatchSize,
+      maxBatchBytes: this.opts.maxBatchBytes,
+      ...part,
       confirmed: (collection, id) => this.downloader.confirmed(collection, id),
       applied: () => {
         this.lastSyncTimestamp = this.now();
@@ -181,12 +174,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       this.storage = storage ?? new MemoryStorage();
     }
     this.subs = new SubscriptionSet({
-      emit: (event, ...args) => this.emit(event, ...args),
-      persist: (w) => this.persist(w),
-      request: (event, payload) => this.conn.request(event, payload),
-      sleep: (ms, s) => this.conn.sleep(ms, s),
-      retryDelay: (attempt) => this.conn.retryDelay(attempt),
-      rejoin: (s) => this.conn.rejoin(s),
+      ...part,
       onPage: (page) => this.downloader.onBootstrapPage(page),
       unsubscribe: (key) => this.unsubscribe(key),
     });
@@ -197,13 +185,8 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
       log: this.log,
       getChangesLimit: this.opts.getChangesLimit,
       clientResetMode: options.clientResetMode,
-      emit: (event, ...args) => this.emit(event, ...args),
-      persist: (w) => this.persist(w),
-      request: (event, payload) => this.conn.request(event, payload),
-      sleep: (ms, s) => this.conn.sleep(ms, s),
-      retryDelay: (attempt) => this.conn.retryDelay(attempt),
+      ...part,
       join: (s) => this.conn.join(s),
-      rejoin: (s) => this.conn.rejoin(s),
       forget: (changeId) => this.uploader.forget(changeId),
     });
     for (const s of options.subscriptions ?? []) this.subs.add(s.collection, s.filter, s.args);
@@ -269,7 +252,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
   async makeChange(operation: Operation, collection: string, id: DocumentIdInput, data?: SyncDocument): Promise<PendingChange> {
     if (this.conn.closed) throw new SyncClientError('CLOSED', 'this client was closed');
     const { documentId, idType } = this.documentIdOf(id);
-    validateChange(operation, collection, documentId, data, this.opts.maxChangeBytes);
+    const checked = checkChange(operation, collection, documentId, data, this.opts.maxChangeBytes);
     await this.initialize();
     const now = this.now();
     let ts = Math.max(now, this.lastTimestamp);
@@ -277,8 +260,8 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
     if (ts <= docTs) ts = docTs + 1;
     this.lastTimestamp = ts;
     let body: SyncDocument | undefined;
-    if (operation !== 'delete') {
-      body = JSON.parse(JSON.stringify(data ?? {})) as SyncDocument;
+    if (checked) {
+      body = checked;
       delete body._id;
       delete body._updated_by;
       body.sync_updated_at = ts;
@@ -359,7 +342,7 @@ export class SyncClient extends TypedEmitter<SyncClientEvents> {
    * Kept across reconnects and restarts. When online, resolves after the bootstrap has been applied.
    */
   async subscribe(collection: string, filter?: string, args?: unknown[]): Promise<Subscription> {
-    if (!isUserCollectionName(collection)) throw new SyncClientError(ErrorCode.INVALID_PAYLOAD, `invalid collection name "${collection}"`);
+    checkCollection(collection);
     await this.initialize();
     const sub = this.subs.add(collection, filter, args);
     await this.persist({ meta: { subscriptions: this.subs.stored() } });

@@ -3,13 +3,14 @@
  * rolls back refusals, retries transient failures with backoff and shrinks batches that get no answer.
  */
 import { ErrorCode } from '../../protocol/src/errors';
-import type { ChangeAck, ChangeAckFailure, ChangeAckSuccess, ChangeBatchAck, SyncDocument } from '../../protocol/src/types';
+import type { SyncDocument } from '../../protocol/src/types';
 import type { InspectReport, SyncClientError, SyncClientLogger } from './client-types';
-import { numberOr, publicChange, validHint, type Emit } from './client-internals';
+import { numberOr, publicChange, validHint, type PartDeps } from './client-internals';
 import { withId } from './ids';
 import type { LocalView } from './local-view';
 import { toWire, type Outbox } from './outbox';
-import type { DocRecord, OutboxEntry, StorageWrite } from './storage/storage.types';
+import type { AnswerOf, ChangeAnswer, FailureAnswer } from './server-messages';
+import type { DocRecord, OutboxEntry } from './storage/storage.types';
 
 /** A change refused with one of these codes is refused for good: rolled back, never retried. */
 const FINAL_CODES = new Set<string>([ErrorCode.FORBIDDEN, ErrorCode.INVALID_PAYLOAD, ErrorCode.PAYLOAD_TOO_LARGE, ErrorCode.INVALID_QUERY, 'SCHEMA_VIOLATION']);
@@ -22,18 +23,12 @@ const UNANSWERABLE_MIN_BYTES = 64 * 1024;
 const MAX_UNANSWERED_ALONE = 5;
 
 /** What the uploader needs from the client and its connection. */
-export interface UploaderDeps {
+export interface UploaderDeps extends PartDeps {
   readonly outbox: Outbox;
   readonly view: LocalView;
   readonly log: SyncClientLogger | null;
   readonly maxBatchSize: number;
   readonly maxBatchBytes: number;
-  emit: Emit;
-  persist(w: StorageWrite): Promise<void>;
-  request<T>(event: string, payload: unknown): Promise<T>;
-  sleep(ms: number, s: AbortSignal): Promise<void>;
-  retryDelay(attempt: number): number;
-  rejoin(s: AbortSignal): Promise<void>;
   /** The server confirmed this document (it is not stale after a client reset). */
   confirmed(collection: string, id: string): void;
   /** Local changes were applied by the server. */
@@ -70,10 +65,10 @@ export class Uploader {
     while (!s.aborted) {
       const batch = this.d.outbox.nextBatch(this.batchLimit, this.d.maxBatchBytes);
       if (!batch.length) return;
-      let ack: ChangeBatchAck | ChangeAckFailure;
+      let ack: AnswerOf<'sync:changeBatch'>;
       for (const e of batch) this.inFlight.add(e.changeId);
       try {
-        ack = await this.d.request<ChangeBatchAck | ChangeAckFailure>('sync:changeBatch', { changes: batch.map(toWire) });
+        ack = await this.d.request('sync:changeBatch', { changes: batch.map(toWire) });
       } catch (err) {
         // no answer (timeout, or the connection dropped: perhaps the message was over the server's
         // size limit): retry smaller; the size grows back after successes
@@ -90,11 +85,11 @@ export class Uploader {
       this.unansweredAlone.delete(batch[0].changeId);
       for (const e of batch) this.inFlight.delete(e.changeId);
       if (s.aborted) return;
-      let results: (ChangeAck | undefined)[];
-      if (ack && ack.success === true && Array.isArray(ack.results)) {
+      let results: (ChangeAnswer | undefined)[];
+      if (ack.success === true) {
         results = ack.results;
       } else {
-        const fail = (ack ?? { success: false, code: ErrorCode.INTERNAL, error: 'no answer' }) as ChangeAckFailure;
+        const fail = ack;
         if (fail.code === ErrorCode.UNAUTHENTICATED) {
           await this.d.rejoin(s);
           continue;
@@ -123,7 +118,7 @@ export class Uploader {
   }
 
   /** Applies the acks of one batch: settled entries leave the outbox in one storage write. */
-  private async settle(batch: OutboxEntry[], results: (ChangeAck | undefined)[]): Promise<{ retryAfterMs?: number; rejoin: boolean }> {
+  private async settle(batch: OutboxEntry[], results: (ChangeAnswer | undefined)[]): Promise<{ retryAfterMs?: number; rejoin: boolean }> {
     const removed: string[] = [];
     const putDocs: DocRecord[] = [];
     let retryAfterMs: number | undefined;
@@ -143,7 +138,7 @@ export class Uploader {
       }
       const code = r?.code;
       if (code === ErrorCode.CONFLICT) {
-        const fail = r as ChangeAckFailure;
+        const fail = r as Extract<ChangeAnswer, { success: false }>;
         const current: SyncDocument | null = fail.current && typeof fail.current === 'object' ? withId(fail.current, e.documentId) : null;
         const ts = numberOr(fail.timestamp, numberOr(current?.sync_updated_at, 0));
         const base: DocRecord = { collection: e.collection, id: e.documentId, state: current ? 'live' : 'deleted', doc: current, ts };
@@ -170,7 +165,7 @@ export class Uploader {
       }
       if (attempts) this.internalAttempts.set(e.changeId, attempts);
       if (code === ErrorCode.UNAUTHENTICATED) rejoin = true;
-      const wait = validHint((r as ChangeAckFailure | undefined)?.retryAfterMs);
+      const wait = validHint((r as FailureAnswer | undefined)?.retryAfterMs);
       retryAfterMs = Math.max(retryAfterMs ?? 0, wait ?? 0);
     }
     this.d.outbox.remove(removed);
@@ -218,7 +213,7 @@ export class Uploader {
   }
 
   /** The server state after an applied local change, as far as the client can tell. */
-  private ackBase(e: OutboxEntry, ack: ChangeAckSuccess): DocRecord {
+  private ackBase(e: OutboxEntry, ack: Extract<ChangeAnswer, { success: true }>): DocRecord {
     const ts = numberOr(ack.timestamp, e.timestamp);
     const cursor = typeof ack.cursor === 'string' && ack.cursor ? ack.cursor : undefined;
     if (e.operation === 'delete') return { collection: e.collection, id: e.documentId, state: 'deleted', doc: null, ts, cursor };

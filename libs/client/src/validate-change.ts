@@ -1,33 +1,39 @@
-/** The client-side checks of a change (makeChange), mirroring the server's. */
+/** The client-side checks of a change (makeChange): the protocol's schemas, so mistakes fail fast. */
 import { ErrorCode } from '../../protocol/src/errors';
-import { isUserCollectionName, LIMITS, OPERATIONS, type Operation } from '../../protocol/src/types';
+import { collectionName, documentData, DocumentIdSchema, OperationSchema } from '../../protocol/src/schemas';
+import type { Operation, SyncDocument } from '../../protocol/src/types';
 import { SyncClientError } from './client-types';
-import { isValidDocumentId } from './ids';
-import { isPlainObject } from './util';
 
-/** Client-side checks of a change, mirroring the server's (PROTOCOL.md), so mistakes fail fast. */
-export function validateChange(operation: unknown, collection: unknown, documentId: unknown, data: unknown, maxBytes: number): void {
-  const bad = (msg: string) => new SyncClientError(ErrorCode.INVALID_PAYLOAD, msg);
-  if (!OPERATIONS.includes(operation as Operation)) throw bad(`operation must be insert, update or delete, not "${String(operation)}"`);
-  if (!isUserCollectionName(collection)) throw bad(`invalid collection name "${String(collection)}"`);
-  if (!isValidDocumentId(documentId)) {
-    throw bad(`documentId must be a non-empty string of at most ${LIMITS.documentIdMax} characters`);
-  }
-  if (operation === 'delete') return;
-  if (!isPlainObject(data)) throw bad(`${operation as string} needs a data object`);
-  checkKeys(data, 0, bad);
-  const size = JSON.stringify(data).length;
-  if (size > maxBytes) throw new SyncClientError(ErrorCode.PAYLOAD_TOO_LARGE, `change of ${size} bytes is larger than ${maxBytes}`);
+const COLLECTION = collectionName();
+const DATA = documentData();
+
+/** Throws INVALID_PAYLOAD unless `collection` is a user collection name (the protocol's schema). */
+export function checkCollection(collection: unknown): void {
+  if (!COLLECTION.safeParse(collection).success) throw new SyncClientError(ErrorCode.INVALID_PAYLOAD, `invalid collection name "${String(collection)}"`);
 }
 
-function checkKeys(v: unknown, depth: number, bad: (m: string) => Error): void {
-  if (depth > LIMITS.maxDepth) throw bad(`data is nested deeper than ${LIMITS.maxDepth} levels`);
-  if (Array.isArray(v)) {
-    for (const x of v) checkKeys(x, depth + 1, bad);
-  } else if (v && typeof v === 'object') {
-    for (const [k, x] of Object.entries(v)) {
-      if (k.startsWith('$') || k.includes('.') || k.includes('\\')) throw bad(`field name "${k}" may not start with $ or contain a dot or a backslash`);
-      checkKeys(x, depth + 1, bad);
-    }
-  }
+/**
+ * Checks a change with the schemas the server checks it with (PROTOCOL.md) and returns its data as
+ * it will be sent (its JSON form: `undefined` fields dropped, dates as strings), or undefined for a
+ * delete. Throws a SyncClientError (INVALID_PAYLOAD, or PAYLOAD_TOO_LARGE over `maxBytes`).
+ */
+export function checkChange(operation: unknown, collection: unknown, documentId: unknown, data: unknown, maxBytes: number): SyncDocument | undefined {
+  const bad = (msg: string) => new SyncClientError(ErrorCode.INVALID_PAYLOAD, msg);
+  if (!OperationSchema.safeParse(operation).success) throw bad(`operation must be insert, update or delete, not "${String(operation)}"`);
+  checkCollection(collection);
+  const id = DocumentIdSchema.safeParse(documentId);
+  if (!id.success) throw bad(id.error.issues[0].message);
+  if (operation === 'delete') return undefined;
+  const json = data === undefined ? undefined : JSON.stringify(data);
+  const body: unknown = json === undefined ? undefined : JSON.parse(json);
+  if (!body || typeof body !== 'object' || Array.isArray(body)) throw bad(`${operation as Operation} needs a data object`);
+  const r = DATA.safeParse(body);
+  if (!r.success) throw bad(r.error.issues[0].message);
+  if (json!.length > maxBytes) throw new SyncClientError(ErrorCode.PAYLOAD_TOO_LARGE, `change of ${json!.length} bytes is larger than ${maxBytes}`);
+  return body as SyncDocument;
+}
+
+/** Client-side checks of a change, as the server makes them (PROTOCOL.md), so mistakes fail fast. */
+export function validateChange(operation: unknown, collection: unknown, documentId: unknown, data: unknown, maxBytes: number): void {
+  checkChange(operation, collection, documentId, data, maxBytes);
 }

@@ -22,14 +22,20 @@ export interface ClientChange {
   idType?: 'objectId' | 'string';
 }
 
-/** A change as the server delivers it (sync:changes, sync:get_changes, ...). */
-export interface DeliveredChange {
+/** What every change carries: its id, what it does to which document, with which data, when. */
+export interface ChangeFields {
   changeId: string;
   operation: Operation;
   collection: string;
   documentId: string;
+  /** insert: the whole document; update: the fields to set; absent for a delete. */
   data?: SyncDocument;
+  /** the change's sync_updated_at (UTC ms) */
   timestamp: number;
+}
+
+/** A change as the server delivers it (sync:changes, sync:get_changes, ...). */
+export interface DeliveredChange extends ChangeFields {
   userId: string;
   serverTimestamp: number;
   cursor: string;
@@ -172,7 +178,7 @@ export interface ServerToClientEvents {
   /** Optional extension: the socket's token expired; re-join with a fresh token or be disconnected. */
   'sync:token_expired': (info: { code: 'UNAUTHENTICATED'; error: string; graceMs: number }) => void;
   /** Optional extension: sent right before the server disconnects the socket (e.g. `SLOW_CONSUMER`). */
-  'sync:error': (info: { code: string; error: string }) => void;
+  'sync:error': (info: { code: string; error: string; retryAfterMs?: number }) => void;
   /** Optional extension: the node is shutting down (rolling update); the socket is disconnected right after. */
   'sync:shutdown': (notice: ShutdownNotice) => void;
 }

@@ -1,18 +1,13 @@
-import type { Operation, SyncDocument } from '../../../protocol/src/types';
+import type { ChangeFields, SyncDocument } from '../../../protocol/src/types';
 
-/** One change the app made that the server has not acknowledged yet. */
-export interface OutboxEntry {
+/**
+ * One change the app made that the server has not acknowledged yet. Its `changeId` (a UUID) is
+ * reused by every retry so the server applies the change once; its `timestamp` is never lower than
+ * the client's previous one.
+ */
+export interface OutboxEntry extends ChangeFields {
   /** Order of the change in this client's outbox (strictly increasing). */
   seq: number;
-  /** UUID sent as `changeId`; reused by every retry so the server applies the change once. */
-  changeId: string;
-  operation: Operation;
-  collection: string;
-  documentId: string;
-  /** insert: the whole document; update: the fields to set; absent for a delete. */
-  data?: SyncDocument;
-  /** sync_updated_at of the change (UTC ms, never lower than the client's previous one). */
-  timestamp: number;
   /** When makeChange was called (UTC ms). */
   createdAt: number;
   /** The app gave an ObjectId as documentId: a new document gets an ObjectId `_id` (object-id.ts). */

@@ -16,29 +16,10 @@ import { compilePredicate } from './query.matcher';
 import { cloneFilter, toMongoFilter } from './query.mongo';
 import { parseQuery, sourceText } from './query.parser';
 
-export type {
-  AndNode,
-  ArgNode,
-  BetweenNode,
-  CompareNode,
-  CompareOp,
-  ConstNode,
-  InNode,
-  KeyPathNode,
-  ListNode,
-  LiteralNode,
-  NotNode,
-  OperandNode,
-  OrNode,
-  QueryNode,
-  QueryPrimitive,
-  UserVarNode,
-  ValueNode,
-} from './query.ast';
+export type { QueryNode, QueryPrimitive } from './query.ast';
 export { MAX_QUERY_DEPTH, usesUserVars, walkQuery } from './query.ast';
 export type { QueryVars } from './query.binder';
 export { formatQuery } from './query.format';
-export { compareStrings } from './query.matcher';
 export { MatchBudgetExceededError, type MatchBudget } from './query.glob';
 export { parseQuery } from './query.parser';
 

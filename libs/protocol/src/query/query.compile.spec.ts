@@ -1,3 +1,5 @@
+/* compileQuery and bindQuery: the MongoDB filter, the in-memory predicate, %user variables and
+ * arguments. Over ~400 lines on purpose: mostly tables of cases, one a line. */
 import { InvalidQueryError } from '../errors';
 import { LIMITS } from '../types';
 import { bindQuery, compileQuery, MAX_QUERY_DEPTH, parseQuery, type QueryVars } from '.';

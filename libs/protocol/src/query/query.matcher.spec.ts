@@ -3,29 +3,10 @@ import { compileQuery } from '.';
 import { ANY_ONE, type Glob } from './query.ir';
 import { compareStrings, compileGlob } from './query.matcher';
 import { globToRegexSource } from './query.mongo';
+import { likeReference as likeRef } from './testing/like-reference';
 
-/** Reference LIKE: dynamic programming over code points (`*` any run, `?` one character). */
-function likeReference(pattern: string, s: string, ci: boolean): boolean {
-  const fold = (c: string) => (ci ? c.toLowerCase() : c);
-  const p = [...pattern];
-  const t = [...s];
-  let row = new Array<boolean>(t.length + 1).fill(false);
-  row[0] = true;
-  for (const pc of p) {
-    const next = new Array<boolean>(t.length + 1).fill(false);
-    if (pc === '*') {
-      let any = false;
-      for (let j = 0; j <= t.length; j++) {
-        any = any || row[j];
-        next[j] = any;
-      }
-    } else {
-      for (let j = 1; j <= t.length; j++) next[j] = row[j - 1] && (pc === '?' || fold(pc) === fold(t[j - 1]));
-    }
-    row = next;
-  }
-  return row[t.length];
-}
+/** Reference LIKE, case folded with toLowerCase for [c]. */
+const likeReference = (pattern: string, s: string, ci: boolean) => likeRef(pattern, s, ci ? (c) => c.toLowerCase() : undefined);
 
 const chars = ['a', 'b', 'A', 'B', '*', '?', '.', '\n', '😀', '$', '\\'];
 const str = (max: number) => fc.array(fc.constantFrom(...chars), { maxLength: max }).map((a) => a.join(''));

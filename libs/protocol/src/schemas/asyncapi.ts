@@ -3,7 +3,7 @@
  * (`npm run docs:asyncapi` writes docs/asyncapi.json; the server serves it at /asyncapi.json).
  * Message payloads are JSON Schema draft-07 (AsyncAPI's default schema format is a superset of it).
  */
-import { z } from 'zod/v4';
+import * as z from 'zod/v4';
 import { ErrorCode } from '../errors';
 import { LIMITS } from '../types';
 import { PROTOCOL_EVENTS } from './events.schemas';

@@ -1,11 +1,12 @@
 /** A change, as a client sends it and as the server delivers it (PROTOCOL.md). */
-import { z } from 'zod/v4';
+import * as z from 'zod/v4';
 import { LIMITS } from '../types';
 import {
   ChangeIdSchema,
   COLLECTION_MESSAGE,
   collectionName,
   documentData,
+  DOCUMENT_DATA_JSON,
   DocumentIdSchema,
   FailureAckSchema,
   OperationSchema,
@@ -13,8 +14,6 @@ import {
 } from './primitives';
 
 const DATA = documentData();
-const DATA_JSON = z.toJSONSchema(DATA, { target: 'draft-7', unrepresentable: 'any' }) as Record<string, unknown>;
-delete DATA_JSON.$schema;
 
 export const TIMESTAMP_MESSAGE = 'timestamp must be a non-negative number (UTC ms)';
 
@@ -60,7 +59,7 @@ export const ClientChangeSchema = z
           { required: ['collectionName'], properties: { collectionName: { type: 'string' } } },
         ],
       },
-      { if: { properties: { operation: { const: 'delete' } } }, then: {}, else: { properties: { data: { anyOf: [DATA_JSON, { type: 'null' }] } } } },
+      { if: { properties: { operation: { const: 'delete' } } }, then: {}, else: { properties: { data: { anyOf: [DOCUMENT_DATA_JSON, { type: 'null' }] } } } },
     ],
   } as Record<string, unknown>);
 
@@ -123,5 +122,3 @@ export const ChangeBatchAckSchema = z
     failureCount: z.number().int(),
   })
   .meta({ id: 'ChangeBatchAck' });
-
-export type ClientChangeInput = z.input<typeof ClientChangeSchema>;

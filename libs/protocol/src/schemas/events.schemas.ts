@@ -2,11 +2,11 @@
  * One schema per socket event payload and ack (PROTOCOL.md "Client to server", "Server to client").
  * `PROTOCOL_EVENTS` is the catalogue the AsyncAPI document is generated from.
  */
-import { z } from 'zod/v4';
+import * as z from 'zod/v4';
 import { ErrorCode } from '../errors';
 import { EVENTS, LIMITS } from '../types';
 import { ChangeAckSchema, ChangeBatchAckSchema, ChangeBatchRequestSchema, ClientChangeSchema, DeliveredChangeSchema } from './change.schemas';
-import { collectionName, documentData, FailureAckSchema } from './primitives';
+import { COLLECTION_JSON, collectionName, documentData, FailureAckSchema } from './primitives';
 
 const COLLECTION_NAME_MESSAGE = 'collection is not a valid collection name';
 // lengths are checked by the subscription service (a longer filter is PAYLOAD_TOO_LARGE, not INVALID_PAYLOAD)
@@ -43,11 +43,6 @@ export const SubscribeAckSchema = z
   .object({ success: z.literal(true), subscriptionId: z.string(), count: z.number().int().meta({ description: 'visible matching documents' }) })
   .meta({ id: 'SubscribeAck' });
 
-const COLLECTION_JSON = (() => {
-  const j = z.toJSONSchema(collectionName(), { target: 'draft-7' }) as Record<string, unknown>;
-  delete j.$schema;
-  return j;
-})();
 const UNSUBSCRIBE_MESSAGE = 'expected { subscriptionId } or { collection, filter? }';
 /** `{ subscriptionId }` or `{ collection, filter? }` (with both, the id wins). */
 export const UnsubscribeRequestSchema = z
@@ -166,7 +161,21 @@ export const TokenExpiredEventSchema = z
   .meta({ id: 'TokenExpiredEvent' });
 
 /** `sync:error`: an optional notice right before the server disconnects the socket (`SLOW_CONSUMER`: it did not read its live changes). */
-export const SyncErrorEventSchema = z.object({ code: z.string(), error: z.string() }).meta({ id: 'SyncErrorEvent' });
+export const SyncErrorEventSchema = z
+  .object({
+    code: z.string(),
+    error: z.string(),
+    retryAfterMs: z.number().nonnegative().optional().meta({ description: 'a suggested wait before reconnecting' }),
+  })
+  .meta({ id: 'SyncErrorEvent' });
+
+/** `sync:shutdown`: the node is stopping (rolling update); it disconnects the socket right after. */
+export const ShutdownNoticeSchema = z
+  .object({
+    reason: z.string().optional().meta({ description: '"server_shutdown"' }),
+    retryAfterMs: z.number().nonnegative().optional().meta({ description: 'a suggested wait before reconnecting, spread per socket' }),
+  })
+  .meta({ id: 'ShutdownNotice' });
 
 export interface EventSpec {
   direction: 'send' | 'receive';
@@ -252,6 +261,11 @@ export const PROTOCOL_EVENTS: Record<string, EventSpec> = {
     direction: 'receive',
     summary: 'Optional notice before the server disconnects the socket (SLOW_CONSUMER: it stopped reading); reconnect and catch up from the cursor',
     payload: SyncErrorEventSchema,
+  },
+  [EVENTS.shutdown]: {
+    direction: 'receive',
+    summary: 'Optional notice: the node is stopping; the socket is disconnected right after (reconnect after retryAfterMs plus jitter)',
+    payload: ShutdownNoticeSchema,
   },
 };
 

@@ -2,12 +2,19 @@
  * The building blocks of the protocol's schemas (PROTOCOL.md). Messages are the ones the server has
  * always answered with; a field's JSON Schema comes from the same definition (see asyncapi.ts).
  */
-import { z } from 'zod/v4';
+import * as z from 'zod/v4';
 import { ErrorCode, isSyncError } from '../errors';
 import { isUserCollectionName, LIMITS, OPERATIONS } from '../types';
 import { assertSafeData, isPlainObject } from './safe-data';
 
 export const COLLECTION_MESSAGE = 'collection must be 1-64 letters, digits, "_", "-" or "." and may not be a system collection (system.*, _sync*)';
+
+const COLLECTION_META = {
+  description: 'letters, digits, "_", "-", "."; at most 64 characters; never system.* or _sync*',
+  not: { anyOf: [{ pattern: '^_sync' }, { pattern: '^system(\\.|$)' }, { pattern: '^\\.' }, { pattern: '\\.$' }, { pattern: '\\.\\.' }] },
+};
+/** A collection name's JSON Schema (what `z.toJSONSchema(collectionName())` gives, written out: no generator at load). */
+export const COLLECTION_JSON: Record<string, unknown> = { ...COLLECTION_META, type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$' };
 
 /** A user collection name (letters, digits, `_`, `-`, `.`; never `system.*` nor `_sync*`). */
 export const collectionName = (message = COLLECTION_MESSAGE) =>
@@ -15,10 +22,7 @@ export const collectionName = (message = COLLECTION_MESSAGE) =>
     .string(message)
     .regex(/^[A-Za-z0-9_.-]{1,64}$/, message)
     .refine((v) => isUserCollectionName(v), message)
-    .meta({
-      description: 'letters, digits, "_", "-", "."; at most 64 characters; never system.* or _sync*',
-      not: { anyOf: [{ pattern: '^_sync' }, { pattern: '^system(\\.|$)' }, { pattern: '^\\.' }, { pattern: '\\.$' }, { pattern: '\\.\\.' }] },
-    } as Record<string, unknown>);
+    .meta(COLLECTION_META as Record<string, unknown>);
 
 export const CHANGE_ID_MESSAGE = `changeId must be a non-empty string of at most ${LIMITS.changeIdMax} characters`;
 export const ChangeIdSchema = z.string(CHANGE_ID_MESSAGE).min(1, CHANGE_ID_MESSAGE).max(LIMITS.changeIdMax, CHANGE_ID_MESSAGE);
@@ -31,6 +35,13 @@ export const OperationSchema = z.enum(OPERATIONS as unknown as ['insert', 'updat
 
 /** UTC milliseconds. */
 export const TimestampSchema = z.number().nonnegative().meta({ description: 'UTC milliseconds' });
+
+/** A document's JSON Schema (also the meta of `documentData`). */
+export const DOCUMENT_DATA_JSON: Record<string, unknown> = {
+  type: 'object',
+  description: 'JSON data; keys never start with "$" nor contain "." or "\\" at any depth; at most 32 levels; arrays of at most 10,000 items',
+  propertyNames: { not: { anyOf: [{ pattern: '^\\$' }, { pattern: '\\.' }, { pattern: '\\\\' }, { const: '__proto__' }] }, maxLength: 256 },
+};
 
 /**
  * A document as JSON data: an object whose keys never start with `$` nor contain `.` at any depth,
@@ -49,11 +60,7 @@ export const documentData = (message = 'data must be an object') =>
         ctx.addIssue({ code: 'custom', message: e.message });
       }
     })
-    .meta({
-      type: 'object',
-      description: 'JSON data; keys never start with "$" nor contain "." or "\\" at any depth; at most 32 levels; arrays of at most 10,000 items',
-      propertyNames: { not: { anyOf: [{ pattern: '^\\$' }, { pattern: '\\.' }, { pattern: '\\\\' }, { const: '__proto__' }] }, maxLength: 256 },
-    } as Record<string, unknown>);
+    .meta(DOCUMENT_DATA_JSON);
 
 export const ErrorCodeSchema = z.enum(Object.values(ErrorCode) as [ErrorCode, ...ErrorCode[]]).meta({ id: 'ErrorCode' });
 

@@ -30,7 +30,7 @@ export function assertSafeData(value: unknown, path = 'data', depth = 0): void {
   if (isPlainObject(value)) {
     for (const key of Object.keys(value)) {
       if (key.startsWith('$')) throw new InvalidPayloadError(`${path}: key "${key.slice(0, 40)}" may not start with "$"`);
-      if (key.includes('.')) throw new InvalidPayloadError(`${path}: key "${key.slice(0, 40)}" may not contain "."`);
+      if (key.includes('.')) throw new InvalidPayloadError(`${path}: key "${key.slice(0, 40)}" may not contain a dot (".")`);
       if (FORBIDDEN_KEYS.has(key)) throw new InvalidPayloadError(`${path}: key "${key}" is not allowed`);
       if (key.length > 256) throw new InvalidPayloadError(`${path}: keys are limited to 256 characters`);
       if (key.includes('\u0000')) throw new InvalidPayloadError(`${path}: keys may not contain NUL`);

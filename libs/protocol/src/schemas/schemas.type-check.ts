@@ -3,9 +3,9 @@
  * a field renamed or retyped on one side only fails `tsc`.
  */
 import type { z } from 'zod/v4';
-import type { BootstrapPage, ChangeAck, ClientChange, DeliveredChange, GetChangesRequest, JoinAck, PingAck, SubscribeAck } from '../types';
+import type { BootstrapPage, ChangeAck, ClientChange, DeliveredChange, GetChangesRequest, JoinAck, PingAck, ShutdownNotice, SubscribeAck } from '../types';
 import type { ChangeAckSchema, ClientChangeSchema, DeliveredChangeSchema } from './change.schemas';
-import type { BootstrapPageSchema, GetChangesRequestSchema, JoinAckSchema, PingAckSchema, SubscribeAckSchema } from './events.schemas';
+import type { BootstrapPageSchema, GetChangesRequestSchema, JoinAckSchema, PingAckSchema, ShutdownNoticeSchema, SubscribeAckSchema } from './events.schemas';
 
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 type Assignable<A, B> = [A] extends [B] ? true : false;
@@ -21,3 +21,4 @@ void ok<Same<JoinAck, z.output<typeof JoinAckSchema>>>();
 void ok<Same<SubscribeAck, z.output<typeof SubscribeAckSchema>>>();
 void ok<Same<PingAck, z.output<typeof PingAckSchema>>>();
 void ok<Assignable<ChangeAck, z.output<typeof ChangeAckSchema>>>();
+void ok<Assignable<ShutdownNotice, z.output<typeof ShutdownNoticeSchema>>>();
