@@ -21,7 +21,7 @@ type SocketEntry = SessionSubscriptions<Subscription>;
 
 /**
  * Up to this many subscriptions a socket's are an exact-size array (copied on change: an idle
- * socket with one subscription holds 56 B instead of a Map's ~200 B); beyond, a Map by id, so a
+ * socket with one subscription holds 56 B instead of a Map's ~200 B, or a grown array's ~180 B); beyond, a Map by id, so a
  * socket with thousands stays linear.
  */
 const SMALL = 8;
@@ -165,7 +165,7 @@ export class SubscriptionRegistry {
     });
     const subs = entry.subs;
     if (subs instanceof Map) subs.set(sub.id, sub);
-    else if (subs.length < SMALL) entry.subs = [...subs, sub];
+    else if (subs.length < SMALL) entry.subs = subs.concat(sub); // exact size: a spread or a push reserves 17 slots
     else entry.subs = new Map([...subs, sub].map((s) => [s.id, s]));
     let idx = this.collections.get(collection);
     if (!idx) this.collections.set(collection, (idx = { scan: new Set(), byPath: new Map(), size: 0 }));
@@ -186,7 +186,10 @@ export class SubscriptionRegistry {
     if (entry) {
       const subs = entry.subs;
       if (subs instanceof Map) subs.delete(sub.id);
-      else if (subs.includes(sub)) entry.subs = subs.length === 1 ? NONE : subs.filter((s) => s !== sub);
+      else {
+        const i = subs.indexOf(sub);
+        if (i >= 0) entry.subs = subs.length === 1 ? NONE : subs.slice(0, i).concat(subs.slice(i + 1)); // exact size (unlike filter)
+      }
     }
     const key = sharedKey(sub.sig, sub.filter);
     const shared = key === undefined ? undefined : this.queries.get(key);
