@@ -60,10 +60,8 @@ export class SocketSession {
   /** Set by the release: late completions (a join, a Redis answer) see it and take nothing. */
   released = false;
 
-  constructor(
-    readonly id: string,
-    readonly connectedAt = Date.now(),
-  ) {}
+  /** (No `connectedAt`: nothing read it, and a timestamp is a 16 B heap number per socket; the slot has `since`.) */
+  constructor(readonly id: string) {}
 }
 
 /**

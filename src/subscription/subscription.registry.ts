@@ -165,7 +165,8 @@ export class SubscriptionRegistry {
     });
     const subs = entry.subs;
     if (subs instanceof Map) subs.set(sub.id, sub);
-    else if (subs.length < SMALL) entry.subs = subs.concat(sub); // exact size: a spread or a push reserves 17 slots
+    else if (subs.length < SMALL)
+      entry.subs = subs.concat(sub); // exact size: a spread or a push reserves 17 slots
     else entry.subs = new Map([...subs, sub].map((s) => [s.id, s]));
     let idx = this.collections.get(collection);
     if (!idx) this.collections.set(collection, (idx = { scan: new Set(), byPath: new Map(), size: 0 }));
