@@ -20,6 +20,7 @@ import { DrainService } from '../src/lifecycle/drain.service';
 import { connectTestDb, testMongoUri } from './support/db';
 import { connectClient, emitAck, joinedClient, startTestApp, TestApp, waitFor } from './support/app';
 import { haveRedisServer, REDIS_SERVER_BIN, TestRedis } from './support/redis';
+import { feedEntries } from './support/feed';
 import { spawnServer } from './support/server-process';
 
 const GRACE_MS = 20_000;
@@ -347,7 +348,7 @@ describeIfRedis('rolling update: SIGTERM one of two nodes during write streams (
     try {
       const acked = new Map([...writerA.acked, ...writerB.acked]);
       expect(acked.size).toBe(2 * BATCHES * 10);
-      const feed = await db.db.collection('_sync_feed').find({ collection: coll }).toArray();
+      const feed = await feedEntries(db.db, { collection: coll });
       const applied = feed.filter((e) => e.state === 'applied');
       const appliedIds = applied.map((e) => e.changeId as string);
       expect(new Set(appliedIds).size).toBe(appliedIds.length);
