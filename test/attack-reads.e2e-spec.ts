@@ -307,7 +307,7 @@ describe('bootstrap pages are bounded in bytes as well as in documents', () => {
     const pages = recordEvents(s, 'sync:bootstrap');
     expect(await emitAck(s, 'sync:subscribe', { collection: 'big' })).toMatchObject({ success: true, count: docs });
     await waitFor(() => pages.some((p) => p.done), 30_000, 'the last page');
-    const ids = pages.flatMap((p) => p.data.map((d: { _id: string }) => d._id));
+    const ids = pages.flatMap((p) => p.data.map((d) => d._id as string));
     expect(new Set(ids).size).toBe(docs);
     expect(ids).toHaveLength(docs);
     expect(pages.map((p) => p.page)).toEqual(pages.map((_, i) => i + 1));

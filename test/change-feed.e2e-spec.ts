@@ -1,7 +1,7 @@
 import { Socket } from 'socket.io-client';
-import { decodeCursor, encodeCursor } from '@sync/protocol';
+import { decodeCursor, encodeCursor, ClientChange } from '@sync/protocol';
 import { connectTestDb } from './support/db';
-import { emitAck, joinedClient, startTestApp, TestApp, waitFor } from './support/app';
+import { emitAck, joinedClient, startTestApp, TestApp, waitFor, emitUntyped } from './support/app';
 
 async function readAll(s: Socket, cursor: string | undefined, limit: number, extra: Record<string, unknown> = {}) {
   const changes: any[] = [];
@@ -81,7 +81,7 @@ describe('change feed: sync:get_changes', () => {
       { collection: '_sync_feed' },
       { collection: 'system.users' },
     ]) {
-      const ack = await emitAck(b, 'sync:get_changes', p);
+      const ack = await emitUntyped(b, 'sync:get_changes', p);
       expect(ack).toMatchObject({ success: false, code: 'INVALID_PAYLOAD' });
     }
   });
@@ -104,7 +104,7 @@ describe('change feed: sync:get_changes', () => {
     const write = async (s: Socket, w: number) => {
       for (let k = 0; k < 50; k++) {
         // singles and batches mixed, many changes in the same millisecond, some on shared documents
-        const changes = Array.from({ length: 10 }, (_, j) => ({
+        const changes = Array.from({ length: 10 }, (_, j): ClientChange & { changeId: string } => ({
           changeId: `w${w}-${k}-${j}`,
           operation: 'update',
           collection: 'feedtest',

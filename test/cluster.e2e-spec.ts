@@ -5,6 +5,7 @@ import Redis from 'ioredis';
 import request from 'supertest';
 import { Socket } from 'socket.io-client';
 import { testMongoUri } from './support/db';
+import type { ClientChange, Operation } from '@sync/protocol';
 import { emitAck, joinedClient, recordEvents, startTestApp, TestApp, waitFor } from './support/app';
 import { haveRedisServer, REDIS_SERVER_BIN, TestRedis } from './support/redis';
 import { BSON } from 'mongodb';
@@ -60,7 +61,7 @@ describeIfRedis('horizontal scale: two nodes, one database, Redis cluster bus', 
     const m = text.match(new RegExp(`^${name.replace(/[{}"=]/g, (c) => `\\${c}`)} (\\S+)$`, 'm'));
     return m ? Number(m[1]) : undefined;
   };
-  const change = (s: Socket, collection: string, documentId: string, data: Record<string, unknown>, operation = 'insert') =>
+  const change = (s: Socket, collection: string, documentId: string, data: Record<string, unknown>, operation: Operation = 'insert') =>
     emitAck(s, 'sync:change', { operation, collection, documentId, data });
 
   beforeAll(async () => {
@@ -159,7 +160,7 @@ describeIfRedis('horizontal scale: two nodes, one database, Redis cluster bus', 
     const bob = await join(b, 'bob');
     await emitAck(bob, 'sync:subscribe', { collection: 'bulk', bootstrap: false });
     const got = recordEvents(bob, 'sync:changes');
-    const changes = Array.from({ length: 60 }, (_, i) => ({
+    const changes = Array.from({ length: 60 }, (_, i): ClientChange => ({
       operation: 'insert',
       collection: 'bulk',
       documentId: `k${String(i).padStart(3, '0')}`,

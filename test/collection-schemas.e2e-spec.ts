@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Socket } from 'socket.io-client';
 import { connectTestDb } from './support/db';
+import type { ClientChange } from '@sync/protocol';
 import { emitAck, joinedClient, startTestApp, TestApp, waitFor } from './support/app';
 
 const SCHEMAS = path.join(__dirname, '..', 'config', 'schemas.example.json');
@@ -14,7 +15,7 @@ describe('collection schemas: enforced on the resulting document on every write 
   let db: Awaited<ReturnType<typeof connectTestDb>>;
   let seq = 0;
   const id = (p = 'p') => `${p}-${++seq}-${Date.now()}`;
-  const person = (documentId: string, data: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
+  const person = (documentId: string, data: Record<string, unknown>, extra: Record<string, unknown> = {}): ClientChange => ({
     changeId: `c-${documentId}-${++seq}`,
     operation: 'insert',
     collection: 'people',

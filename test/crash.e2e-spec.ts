@@ -11,6 +11,7 @@ import { Socket } from 'socket.io-client';
 import { DEFAULT_DB_NAME } from '../src/database/database-launcher.service';
 import { freePort, readPidRecord } from '../src/database/embedded-database';
 import { connectTestDb } from './support/db';
+import type { ClientChange } from '@sync/protocol';
 import { connectClient, emitAck, waitFor } from './support/app';
 import { spawnServer, type ServerProcess } from './support/server-process';
 
@@ -69,7 +70,7 @@ async function streamUntilKilled(url: string, server: Server, round: number, kil
   let spent = 0;
   try {
     for (let k = 0; !killed; k++) {
-      const changes = Array.from({ length: 25 }, (_, j) => ({
+      const changes = Array.from({ length: 25 }, (_, j): ClientChange & { changeId: string } => ({
         changeId: `r${round}-k${k}-${j}`,
         operation: j % 7 === 6 ? 'delete' : 'update',
         collection: 'crash',

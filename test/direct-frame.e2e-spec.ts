@@ -10,6 +10,7 @@ import { queuedBytes } from '../src/common/socket-buffer';
 import { directTarget, textFrame } from '../src/delivery/direct-frame';
 import { SyncGateway } from '../src/gateway/sync.gateway';
 import { MetricsService } from '../src/metrics/metrics.service';
+import type { ClientChange } from '@sync/protocol';
 import { connectClient, emitAck, startTestApp, TestApp, waitFor } from './support/app';
 import { RawSocket } from './support/raw-socket';
 
@@ -97,8 +98,8 @@ describe('direct frames: the same events, in the same order, on every transport'
       expected++;
     }
     // a batch (several changes per frame), with an update that moves a document out of view and a delete
-    const batch = [
-      ...Array.from({ length: 20 }, (_, j) => ({ operation: 'insert', collection: COLLECTION, documentId: `b${j}`, data: doc(100 + j) })),
+    const batch: ClientChange[] = [
+      ...Array.from({ length: 20 }, (_, j): ClientChange => ({ operation: 'insert', collection: COLLECTION, documentId: `b${j}`, data: doc(100 + j) })),
       { operation: 'update', collection: COLLECTION, documentId: 's1', data: { open: false, i: 1 } },
       { operation: 'delete', collection: COLLECTION, documentId: 's2' },
       { operation: 'update', collection: COLLECTION, documentId: 's3', data: doc(3, { edited: true }) },
@@ -200,7 +201,7 @@ describe('direct frames: the same events, in the same order, on every transport'
     const pad = 'f'.repeat(100_000);
     let fellBack = false;
     for (let b = 0; b < 60 && !fellBack; b++) {
-      const changes = Array.from({ length: 10 }, (_, j) => ({ operation: 'insert', collection: 'df-flood', documentId: `f${b}-${j}`, data: { pad } }));
+      const changes = Array.from({ length: 10 }, (_, j): ClientChange => ({ operation: 'insert', collection: 'df-flood', documentId: `f${b}-${j}`, data: { pad } }));
       expect(await emitAck(writer.s, 'sync:changeBatch', { changes }, 60_000)).toMatchObject({ success: true });
       fellBack = slow.connected && directTarget(slow) === null;
       if (fellBack) expect(queuedBytes(slow)).toBeGreaterThan(0);

@@ -1,6 +1,7 @@
 import { Socket } from 'socket.io-client';
 import { ExtendingModule, InProcessHub } from '../examples/extending/extending.module';
 import { testMongoUri } from './support/db';
+import type { Operation } from '@sync/protocol';
 import { collectEvents, emitAck, joinedClient, startTestApp, TestApp } from './support/app';
 
 /*
@@ -21,7 +22,7 @@ describe('extending: a user module provides the conflict resolver, the change ro
     return s;
   };
   /** `socket` sends one change to a note (an insert unless `operation` says otherwise). */
-  const write = (socket: Socket, documentId: string, data: Record<string, unknown>, timestamp: number, operation = 'insert') =>
+  const write = (socket: Socket, documentId: string, data: Record<string, unknown>, timestamp: number, operation: Operation = 'insert') =>
     emitAck(socket, 'sync:change', { operation, collection: 'notes', documentId, data, timestamp });
 
   beforeAll(async () => {

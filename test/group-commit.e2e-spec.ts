@@ -5,6 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { Socket } from 'socket.io-client';
 import request from 'supertest';
 import { connectTestDb } from './support/db';
+import type { ClientChange } from '@sync/protocol';
 import { emitAck, joinedClient, startTestApp, TestApp } from './support/app';
 
 const CLIENTS = 30;
@@ -31,8 +32,8 @@ describe('group commit of concurrent single changes', () => {
     const base = Date.now();
     const sent = sockets.map((s, i) => {
       const own = `own-${i}-${randomUUID()}`;
-      const changes = [
-        ...Array.from({ length: EDITS }, (_, k) => ({
+      const changes: ClientChange[] = [
+        ...Array.from({ length: EDITS }, (_, k): ClientChange => ({
           changeId: randomUUID(),
           operation: k === 0 ? 'insert' : 'update',
           collection: 'gc',
@@ -71,7 +72,7 @@ describe('group commit of concurrent single changes', () => {
     sockets.push(a2);
     const changeId = randomUUID();
     const docId = `dup-${changeId}`;
-    const change = { changeId, operation: 'insert', collection: 'gc', documentId: docId, data: { v: 1 } };
+    const change: ClientChange = { changeId, operation: 'insert', collection: 'gc', documentId: docId, data: { v: 1 } };
     const [x, y, other] = await Promise.all([
       emitAck(a1, 'sync:change', change),
       emitAck(a2, 'sync:change', change),

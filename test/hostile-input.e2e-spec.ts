@@ -14,7 +14,8 @@ import { ConnectionLimitService } from '../src/limits/connection-limit.service';
 import { MetricsService } from '../src/metrics/metrics.service';
 import { hs256, TEST_SECRET } from './support/jwt';
 import { RawSocket } from './support/raw-socket';
-import { connectClient, emitAck, startTestApp, TestApp, waitFor } from './support/app';
+import type { ClientChange } from '@sync/protocol';
+import { connectClient, emitAck, startTestApp, TestApp, waitFor, emitUntyped } from './support/app';
 
 /**
  * Thousands of generated malformed payloads to every client event, on an authenticated and on an
@@ -316,7 +317,7 @@ describe('hostile input', () => {
           s.emit(event, payload); // no ack callback: the handler must not crash
           return;
         }
-        const ack = await emitAck(s, event, payload, 15_000);
+        const ack = await emitUntyped(s, event, payload, 15_000);
         checkAck(event, ack, onJoined);
         acked++;
       }),
@@ -355,7 +356,7 @@ describe('hostile input', () => {
     const v = await connectClient(t.url, { auth: { token: victimToken } });
     expect(await emitAck(v, 'sync:join', {})).toMatchObject({ success: true });
     for (const c of VICTIM_COLLECTIONS) {
-      const changes = ['v1', 'v2', 'v3', '__proto__', 'constructor'].map((id) => ({
+      const changes = ['v1', 'v2', 'v3', '__proto__', 'constructor'].map((id): ClientChange => ({
         operation: 'insert',
         collection: c,
         documentId: id,
@@ -444,7 +445,7 @@ describe('hostile input', () => {
     ];
     it.each(cases)('%s (%s) is refused', async (_name, event, payload, code) => {
       const s = await attacker(true);
-      const ack = await emitAck(s, event, payload);
+      const ack = await emitUntyped(s, event, payload);
       expect(ack).toMatchObject({ success: false, code, error: expect.any(String) });
       expect(JSON.stringify(ack)).not.toMatch(STACK_RE);
       expect(({} as Record<string, unknown>).polluted).toBeUndefined();
@@ -604,7 +605,7 @@ describe('hostile input: production-mode fuzz of two authenticated users, every 
       // the generators aim at these ids and collections: each user owns some of them
       const ids = id === 'alice' ? ['v1', 'h1', '__proto__', 'constructor'] : ['v2', 'h2', 'v3', 'toString'];
       const changes = FUZZ_COLLECTIONS.flatMap((c) =>
-        ids.map((d) => ({
+        ids.map((d): ClientChange => ({
           operation: 'insert',
           collection: c,
           documentId: d,
@@ -698,7 +699,7 @@ describe('hostile input: production-mode fuzz of two authenticated users, every 
             continue;
           }
           try {
-            const ack = await emitAck(s, event, payload, 20_000);
+            const ack = await emitUntyped(s, event, payload, 20_000);
             u.received.push(JSON.stringify(ack) ?? '');
             if (EVENTS.includes(event as EventName)) checkAck(event as EventName, ack, true);
           } catch (e) {

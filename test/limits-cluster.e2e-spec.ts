@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import Redis from 'ioredis';
-import { RateLimitedError } from '@sync/protocol';
+import { RateLimitedError, ClientChange } from '@sync/protocol';
 import { Socket } from 'socket.io-client';
 import { loadConfig } from '../src/config/config.loader';
 import { freePort } from '../src/database/embedded-database';
@@ -63,7 +63,7 @@ describeIfRedis('connection limits across nodes (REDIS_URL)', () => {
     expect(await emitAck(s, 'sync:join', {}, ACK_MS)).toMatchObject({ success: true, userId });
     return s;
   };
-  const change = (id: string) => ({ operation: 'insert', collection: 'rate_notes', documentId: id, data: { n: id } });
+  const change = (id: string): ClientChange => ({ operation: 'insert', collection: 'rate_notes', documentId: id, data: { n: id } });
   const metric = async (url: string, name: string) => {
     const text = await (await fetch(`${url}/metrics`)).text();
     let sum = 0;

@@ -8,6 +8,7 @@ import { SocketAuthService } from '../src/gateway/socket-auth.service';
 import { ConnectionLimitService } from '../src/limits/connection-limit.service';
 import { RateLimitService } from '../src/limits/rate-limit.service';
 import { hs256, TEST_SECRET } from './support/jwt';
+import type { ClientChange } from '@sync/protocol';
 import { connectClient, emitAck, startTestApp, TestApp, waitFor } from './support/app';
 
 type ConnectError = Error & { data?: any };
@@ -236,7 +237,7 @@ describe('change rate limit', () => {
     await t?.close();
   });
 
-  const change = (id: string) => ({ operation: 'insert', collection: 'rate_notes', documentId: id, data: { n: id } });
+  const change = (id: string): ClientChange => ({ operation: 'insert', collection: 'rate_notes', documentId: id, data: { n: id } });
 
   it('answers RATE_LIMITED with retryAfterMs past SYNC_RATE_LIMIT_MAX, and writes nothing', async () => {
     const s = await connect(t.url);

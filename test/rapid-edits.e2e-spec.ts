@@ -5,7 +5,8 @@
  * timestamps (per document and per field). */
 import { Socket } from 'socket.io-client';
 import { connectTestDb } from './support/db';
-import { emitAck, joinedClient, startTestApp, TestApp, waitFor } from './support/app';
+import type { ClientChange } from '@sync/protocol';
+import { emitAck, joinedClient, startTestApp, TestApp, waitFor, ClientEvent, ClientSocket, RequestOf } from './support/app';
 
 const BURST = 5;
 
@@ -37,8 +38,8 @@ describe.each([
   const stored = (docId: string) => db.db.collection('tasks').findOne({ _id: docId as never });
   const feed = (docId: string) => db.db.collection('_sync_feed').find({ documentId: docId, state: 'applied' }).sort({ _id: 1 }).toArray();
   /** Emits every payload at once (back to back on one socket) and waits for all the acks. */
-  const burst = (s: Socket, event: string, payloads: unknown[]) => Promise.all(payloads.map((p) => emitAck(s, event, p)));
-  const update = (docId: string, i: number, extra: Record<string, unknown> = {}) => ({
+  const burst = <E extends ClientEvent>(s: ClientSocket, event: E, payloads: RequestOf<E>[]) => Promise.all(payloads.map((p) => emitAck(s, event, p)));
+  const update = (docId: string, i: number, extra: Record<string, unknown> = {}): ClientChange => ({
     operation: 'update',
     collection: 'tasks',
     documentId: docId,

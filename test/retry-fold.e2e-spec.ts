@@ -10,6 +10,7 @@
 import { randomUUID } from 'node:crypto';
 import { Socket } from 'socket.io-client';
 import { connectTestDb } from './support/db';
+import type { ClientChange, Operation } from '@sync/protocol';
 import { emitAck, joinedClient, startTestApp, TestApp } from './support/app';
 
 const COLL = 'notes';
@@ -35,14 +36,14 @@ describe('a retry followed by new changes of its document', () => {
     await t?.close();
   });
 
-  const change = (documentId: string, operation: string, data?: Record<string, unknown>) => ({
+  const change = (documentId: string, operation: Operation, data?: Record<string, unknown>): ClientChange => ({
     changeId: randomUUID(),
     operation,
     collection: COLL,
     documentId,
     ...(data ? { data } : {}),
   });
-  const send = async (s: Socket, c: object) => {
+  const send = async (s: Socket, c: ClientChange) => {
     const ack = await emitAck(s, 'sync:change', c, ACK_MS);
     expect(ack).toMatchObject({ success: true });
     return ack;

@@ -6,7 +6,7 @@
  * delivery, and the batch's ack, waited for until they were stale. */
 import { randomUUID } from 'node:crypto';
 import { Collection } from 'mongodb';
-import { decodeCursor } from '@sync/protocol';
+import { decodeCursor, ClientChange, Operation } from '@sync/protocol';
 import { Socket } from 'socket.io-client';
 import { loadConfig } from '../src/config/config.loader';
 import { LockRepository } from '../src/feed/lock.repository';
@@ -32,7 +32,7 @@ function spyLockWrites(): { count(): number; restore(): void } {
   };
 }
 
-const change = (documentId: string, data: Record<string, unknown>, operation = 'insert') => ({
+const change = (documentId: string, data: Record<string, unknown>, operation: Operation = 'insert'): ClientChange => ({
   changeId: randomUUID(),
   operation,
   collection: 'notes',

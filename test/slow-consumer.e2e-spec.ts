@@ -11,6 +11,7 @@ import type { Server, Socket as ServerSocket } from 'socket.io';
 import type { Socket } from 'socket.io-client';
 import { queuedBytes } from '../src/common/socket-buffer';
 import { SyncGateway } from '../src/gateway/sync.gateway';
+import type { ClientChange } from '@sync/protocol';
 import { emitAck, joinedClient, recordEvents, startTestApp, TestApp, waitFor } from './support/app';
 import { RawSocket } from './support/raw-socket';
 
@@ -66,7 +67,7 @@ describe('slow consumer: a paused socket is cut off at MAX_SOCKET_BUFFER_BYTES, 
     let batches = 0;
     let cutAfter = -1;
     for (; batches < MAX_BATCHES; batches++) {
-      const changes = Array.from({ length: BATCH }, (_, j) => ({
+      const changes = Array.from({ length: BATCH }, (_, j): ClientChange => ({
         operation: 'insert',
         collection: 'flood',
         documentId: `b${batches}-${j}`,

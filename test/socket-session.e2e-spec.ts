@@ -17,6 +17,7 @@ import { SyncGateway } from '../src/gateway/sync.gateway';
 import { ConnectionLimitService } from '../src/limits/connection-limit.service';
 import { BootstrapScheduler } from '../src/subscription/bootstrap.scheduler';
 import { SubscriptionService } from '../src/subscription/subscription.service';
+import type { ClientChange } from '@sync/protocol';
 import { connectClient, emitAck, startTestApp, TestApp, waitFor } from './support/app';
 import { hs256, TEST_SECRET } from './support/jwt';
 import { RawSocket } from './support/raw-socket';
@@ -93,7 +94,7 @@ describe('socket sessions: one object per socket, released by one handler in eve
   it('holds one session per socket while connected, and nothing of any socket after every kind of disconnect', async () => {
     // documents to bootstrap (several pages each) and a writer
     const writer = await joined('writer');
-    const docs = Array.from({ length: 60 }, (_, i) => ({ operation: 'insert', collection: 'boot', documentId: `d${i}`, data: { i, FIELD } }));
+    const docs = Array.from({ length: 60 }, (_, i): ClientChange => ({ operation: 'insert', collection: 'boot', documentId: `d${i}`, data: { i, FIELD } }));
     expect(await emitAck(writer, 'sync:changeBatch', { changes: docs }, 60_000)).toMatchObject({ success: true, successCount: 60 });
 
     // 1. mid-handshake: the WebSocket closes right after asking to connect (while its token is checked), or once connected
@@ -154,7 +155,7 @@ describe('socket sessions: one object per socket, released by one handler in eve
     const slowHeld = () => [...(t.app.get(SyncGateway).server as Server).of('/').sockets.values()].some((s) => s.data.user?.id === 'slow');
     // ~500 KB per batch: far beyond what the kernel's socket buffers absorb within 80 batches
     for (let b = 0; b < 80 && slowHeld(); b++) {
-      const changes = Array.from({ length: 50 }, (_, j) => ({ operation: 'insert', collection: 'flood', documentId: `f${b}-${j}`, data: { BIG } }));
+      const changes = Array.from({ length: 50 }, (_, j): ClientChange => ({ operation: 'insert', collection: 'flood', documentId: `f${b}-${j}`, data: { BIG } }));
       expect(await emitAck(writer, 'sync:changeBatch', { changes }, 60_000)).toMatchObject({ success: true });
     }
     expect(slowHeld()).toBe(false);

@@ -4,6 +4,7 @@ import { trace } from '@opentelemetry/api';
 import { InMemorySpanExporter, NodeTracerProvider, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-node';
 import { Socket } from 'socket.io-client';
 import { tracingRequested } from '../src/telemetry/telemetry';
+import type { ClientChange } from '@sync/protocol';
 import { emitAck, joinedClient, startTestApp, TestApp, waitFor } from './support/app';
 
 const ROOT = path.join(__dirname, '..');
@@ -42,7 +43,7 @@ describe('OpenTelemetry traces', () => {
 
     it('a change batch is one span with its database round trips as children', async () => {
       exporter.reset();
-      const changes: Record<string, unknown>[] = Array.from({ length: 4 }, (_, i) => ({
+      const changes: ClientChange[] = Array.from({ length: 4 }, (_, i) => ({
         operation: 'insert',
         collection: 'traced',
         documentId: `t-${i}-${Date.now()}`,

@@ -97,6 +97,8 @@ export interface ChangeAckFailure {
   current?: SyncDocument | null;
   duplicate?: true;
   retryAfterMs?: number;
+  /** INVALID_PAYLOAD by a collection schema, to a reader of the document only: what is wrong, where. */
+  details?: ViolationDetails;
 }
 export type ChangeAck = ChangeAckSuccess | ChangeAckFailure;
 
@@ -149,10 +151,18 @@ export interface UpdateSubscriptionsAck {
   version: number;
 }
 
+/** Where a document breaks its collection's schema (a JSON pointer) and how. */
+export interface ViolationDetails {
+  pointer: string;
+  message: string;
+}
+
 export interface FailureAckShape {
   success: false;
   code: ErrorCode;
   error: string;
+  /** RATE_LIMITED / UNAVAILABLE: when to try again. */
+  retryAfterMs?: number;
 }
 
 type Ack<T> = (response: T | FailureAckShape) => void;
