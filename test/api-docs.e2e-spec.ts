@@ -3,10 +3,9 @@ import * as path from 'node:path';
 import SwaggerParser from '@apidevtools/swagger-parser';
 import { Parser } from '@asyncapi/parser';
 import Ajv, { ValidateFunction } from 'ajv';
-import { Socket } from 'socket.io-client';
 import request from 'supertest';
 import { asyncApiJson } from '../src/console/api-docs';
-import { collectEvents, emitAck, joinedClient, startTestApp, TestApp, emitUntyped } from './support/app';
+import { collectEvents, emitAck, joinedClient, startTestApp, TestApp, emitUntyped, ClientSocket } from './support/app';
 
 /** The routes Express has registered (method + OpenAPI-style path), without the docs' own. */
 function registeredRoutes(t: TestApp): string[] {
@@ -25,7 +24,7 @@ function registeredRoutes(t: TestApp): string[] {
 
 describe('API documents: AsyncAPI (Socket.IO) and OpenAPI (REST)', () => {
   let t: TestApp;
-  let s: Socket;
+  let s: ClientSocket;
   let seq = 0;
 
   beforeAll(async () => {

@@ -10,10 +10,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { MongoClient } from 'mongodb';
-import { Socket } from 'socket.io-client';
 import request from 'supertest';
 import type { ClientChange } from '@sync/protocol';
-import { emitAck } from './support/app';
+import { emitAck, ClientSocket } from './support/app';
 import { startRulesApp, type RulesApp } from './support/rules-app';
 
 const RULES = {
@@ -30,8 +29,8 @@ const SECRET = 'alice-secret-marker';
 describe('attack: acks leak nothing of another user (write rule before conflict resolution)', () => {
   let t: RulesApp;
   let mongo: MongoClient;
-  let alice: Socket;
-  let bob: Socket;
+  let alice: ClientSocket;
+  let bob: ClientSocket;
   const T0 = Date.now();
   /** The three kinds of id bob probes: alice's live document, alice's deleted one, an id never used. */
   const TARGETS = { live: 'a-live', deleted: 'a-deleted', missing: 'a-never' } as const;
@@ -76,14 +75,16 @@ describe('attack: acks leak nothing of another user (write rule before conflict 
     alice = await joined('alice');
     bob = await joined('bob');
     const seed = await emitAck(alice, 'sync:changeBatch', {
-      changes: ([
-        { operation: 'insert', collection: 'tasks', documentId: TARGETS.live, data: { owner: 'alice', title: `${SECRET} live` }, timestamp: T0 },
-        { operation: 'insert', collection: 'tasks', documentId: TARGETS.deleted, data: { owner: 'alice', title: `${SECRET} deleted` }, timestamp: T0 },
-        { operation: 'delete', collection: 'tasks', documentId: TARGETS.deleted, timestamp: T0 + 1 },
-        { operation: 'insert', collection: 'drop', documentId: 'd-live', data: { owner: 'alice', title: `${SECRET} drop` }, timestamp: T0 },
-        { operation: 'insert', collection: 'drop', documentId: 'd-deleted', data: { owner: 'alice', title: `${SECRET} drop` }, timestamp: T0 },
-        { operation: 'delete', collection: 'drop', documentId: 'd-deleted', timestamp: T0 + 1 },
-      ] satisfies ClientChange[]).map((c) => ({ changeId: randomUUID(), ...c })),
+      changes: (
+        [
+          { operation: 'insert', collection: 'tasks', documentId: TARGETS.live, data: { owner: 'alice', title: `${SECRET} live` }, timestamp: T0 },
+          { operation: 'insert', collection: 'tasks', documentId: TARGETS.deleted, data: { owner: 'alice', title: `${SECRET} deleted` }, timestamp: T0 },
+          { operation: 'delete', collection: 'tasks', documentId: TARGETS.deleted, timestamp: T0 + 1 },
+          { operation: 'insert', collection: 'drop', documentId: 'd-live', data: { owner: 'alice', title: `${SECRET} drop` }, timestamp: T0 },
+          { operation: 'insert', collection: 'drop', documentId: 'd-deleted', data: { owner: 'alice', title: `${SECRET} drop` }, timestamp: T0 },
+          { operation: 'delete', collection: 'drop', documentId: 'd-deleted', timestamp: T0 + 1 },
+        ] satisfies ClientChange[]
+      ).map((c) => ({ changeId: randomUUID(), ...c })),
     });
     expect(seed).toMatchObject({ success: true, successCount: 6 });
   });

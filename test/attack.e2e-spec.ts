@@ -3,11 +3,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { MongoClient } from 'mongodb';
-import { Socket } from 'socket.io-client';
 import request from 'supertest';
 import { hs256, TEST_SECRET } from './support/jwt';
 import type { ClientChange } from '@sync/protocol';
-import { connectClient, emitAck, recordEvents, startTestApp, TestApp, waitFor, emitUntyped } from './support/app';
+import { connectClient, emitAck, recordEvents, startTestApp, TestApp, waitFor, emitUntyped, ClientSocket } from './support/app';
 
 /**
  * User B (bob) attacks user A's (alice's) documents by every event and REST route. Rules: a task is
@@ -39,15 +38,15 @@ describeWithRules(`attack: user B against user A${RULES_READY ? '' : ' (pending:
   let mongo: MongoClient;
   let aliceToken: string;
   let bobToken: string;
-  let alice: Socket;
-  let bob: Socket;
+  let alice: ClientSocket;
+  let bob: ClientSocket;
   /** Everything bob's sockets receive from the server (pushed changes, bootstrap pages). */
   const bobSaw: unknown[] = [];
-  const sockets: Socket[] = [];
+  const sockets: ClientSocket[] = [];
   let aliceDocs: () => Promise<unknown[]>;
   let before: unknown[];
 
-  async function joined(token: string): Promise<Socket> {
+  async function joined(token: string): Promise<ClientSocket> {
     const s = await connectClient(t.url, { auth: { token } });
     sockets.push(s);
     const ack = await emitAck(s, 'sync:join', {});
@@ -55,9 +54,9 @@ describeWithRules(`attack: user B against user A${RULES_READY ? '' : ' (pending:
     return s;
   }
 
-  async function bobSocket(): Promise<Socket> {
+  async function bobSocket(): Promise<ClientSocket> {
     const s = await joined(bobToken);
-    for (const ev of ['sync:changes', 'sync:bootstrap']) s.on(ev, (p: unknown) => bobSaw.push(p));
+    for (const ev of ['sync:changes', 'sync:bootstrap'] as const) s.on(ev, (p: unknown) => bobSaw.push(p));
     return s;
   }
 
@@ -324,8 +323,8 @@ describeWithRules(`attack: user B against user A${RULES_READY ? '' : ' (pending:
 describe('attack: changeId collisions between users', () => {
   let t: TestApp;
   let mongo: MongoClient;
-  let alice: Socket;
-  let bob: Socket;
+  let alice: ClientSocket;
+  let bob: ClientSocket;
 
   beforeAll(async () => {
     t = await startTestApp({ AUTH_JWT_SECRET: TEST_SECRET }, 'attack_ids');

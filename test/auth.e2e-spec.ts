@@ -1,12 +1,11 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Socket } from 'socket.io-client';
 import request from 'supertest';
 import { SocketAuthService } from '../src/gateway/socket-auth.service';
 import { ConnectionLimitService } from '../src/limits/connection-limit.service';
 import { hs256, JwksServer, makeKey, signWith, startJwksServer, TEST_SECRET, TestKey, unsigned } from './support/jwt';
-import { connectClient, emitAck, startTestApp, TestApp, waitFor, emitUntyped } from './support/app';
+import { connectClient, emitAck, startTestApp, TestApp, waitFor, emitUntyped, ClientSocket } from './support/app';
 
 /** The connect_error of a refused handshake. */
 async function refusedHandshake(url: string, opts: Parameters<typeof connectClient>[1]): Promise<Error & { data?: any }> {
@@ -25,8 +24,8 @@ async function failureCount(t: TestApp, reason: string): Promise<number> {
   return m ? Number(m[1]) : 0;
 }
 
-const sockets: Socket[] = [];
-async function connect(url: string, opts: Parameters<typeof connectClient>[1] = {}): Promise<Socket> {
+const sockets: ClientSocket[] = [];
+async function connect(url: string, opts: Parameters<typeof connectClient>[1] = {}): Promise<ClientSocket> {
   const s = await connectClient(url, opts);
   sockets.push(s);
   return s;

@@ -2,11 +2,10 @@
  * applied go through the batch path together, each still answered on its own ack, in order per
  * socket, with every guarantee of a single change (idempotency per author, conflicts, rules). */
 import { randomUUID } from 'node:crypto';
-import { Socket } from 'socket.io-client';
 import request from 'supertest';
 import { connectTestDb } from './support/db';
 import type { ClientChange } from '@sync/protocol';
-import { emitAck, joinedClient, startTestApp, TestApp } from './support/app';
+import { emitAck, joinedClient, startTestApp, TestApp, ClientSocket } from './support/app';
 
 const CLIENTS = 30;
 const EDITS = 4;
@@ -14,7 +13,7 @@ const EDITS = 4;
 describe('group commit of concurrent single changes', () => {
   let t: TestApp;
   let db: Awaited<ReturnType<typeof connectTestDb>>;
-  const sockets: Socket[] = [];
+  const sockets: ClientSocket[] = [];
 
   beforeAll(async () => {
     t = await startTestApp({ AUTH_MODE: 'dev', RATE_LIMIT_DISABLED: 'true' }, 'groupcommit');

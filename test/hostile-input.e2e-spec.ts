@@ -6,7 +6,6 @@ import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import fc from 'fast-check';
 import { MongoClient } from 'mongodb';
-import { Socket } from 'socket.io-client';
 import request from 'supertest';
 import { ErrorCode, isUserCollectionName } from '@sync/protocol';
 import { SocketAuthService } from '../src/gateway/socket-auth.service';
@@ -15,7 +14,7 @@ import { MetricsService } from '../src/metrics/metrics.service';
 import { hs256, TEST_SECRET } from './support/jwt';
 import { RawSocket } from './support/raw-socket';
 import type { ClientChange } from '@sync/protocol';
-import { connectClient, emitAck, startTestApp, TestApp, waitFor, emitUntyped } from './support/app';
+import { connectClient, emitAck, startTestApp, TestApp, waitFor, emitUntyped, ClientSocket, untypedSocket } from './support/app';
 
 /**
  * Thousands of generated malformed payloads to every client event, on an authenticated and on an
@@ -273,7 +272,7 @@ describe('hostile input', () => {
   let victimToken: string;
   let attackerToken: string;
   let before: { victim: Record<string, unknown[]>; collections: string[] };
-  const sockets: Socket[] = [];
+  const sockets: ClientSocket[] = [];
 
   async function snapshot() {
     const db = mongo.db();
@@ -283,7 +282,7 @@ describe('hostile input', () => {
     return { victim, collections };
   }
 
-  async function attacker(joined: boolean): Promise<Socket> {
+  async function attacker(joined: boolean): Promise<ClientSocket> {
     const s = await connectClient(t.url, joined ? { auth: { token: attackerToken } } : {});
     sockets.push(s);
     if (joined) expect(await emitAck(s, 'sync:join', {})).toMatchObject({ success: true, userId: 'attacker' });
@@ -314,7 +313,7 @@ describe('hostile input', () => {
         const s = onJoined ? joined : anon;
         if (!s.connected) throw new Error(`the server dropped the ${onJoined ? 'joined' : 'anonymous'} socket`);
         if (ackless === 0) {
-          s.emit(event, payload); // no ack callback: the handler must not crash
+          untypedSocket(s).emit(event, payload); // no ack callback: the handler must not crash
           return;
         }
         const ack = await emitUntyped(s, event, payload, 15_000);
@@ -530,7 +529,7 @@ interface FuzzUser {
   token: string;
   /** Unique strings in every document this user seeded: none may ever reach the other user. */
   marker: string;
-  sockets: Socket[];
+  sockets: ClientSocket[];
   /** Everything the server sent this user: acks, pushed changes, bootstrap pages, HTTP bodies. */
   received: string[];
 }
@@ -561,7 +560,7 @@ describe('hostile input: production-mode fuzz of two authenticated users, every 
   const onRejection = (reason: unknown) => unhandled.push(`unhandledRejection: ${(reason as Error)?.stack ?? String(reason)}`);
   const onException = (err: Error) => unhandled.push(`uncaughtException: ${err?.stack ?? String(err)}`);
 
-  async function userSocket(u: FuzzUser): Promise<Socket> {
+  async function userSocket(u: FuzzUser): Promise<ClientSocket> {
     const s = await connectClient(t.url, { auth: { token: u.token }, extraHeaders: { Origin: 'https://app.example' } });
     const rec = (p: unknown) => u.received.push(JSON.stringify(p) ?? '');
     s.on('sync:changes', rec);
@@ -695,7 +694,7 @@ describe('hostile input: production-mode fuzz of two authenticated users, every 
           sentSocket++;
           // events without a handler are never acknowledged: sent without an ack callback
           if (coin === 0 || !EVENTS.includes(event as EventName)) {
-            s.emit(event, payload);
+            untypedSocket(s).emit(event, payload);
             continue;
           }
           try {

@@ -3,7 +3,6 @@
  * a stored version of the same author, the later-arriving change wins. Single changes, batches (inside
  * one batch and across batches) and the compatibility event mongoUpsert; both strategies that compare
  * timestamps (per document and per field). */
-import { Socket } from 'socket.io-client';
 import { connectTestDb } from './support/db';
 import type { ClientChange } from '@sync/protocol';
 import { emitAck, joinedClient, startTestApp, TestApp, waitFor, ClientEvent, ClientSocket, RequestOf } from './support/app';
@@ -15,9 +14,9 @@ describe.each([
   ['field', { CONFLICT_STRATEGY: 'field' }],
 ])('rapid edits of one document (%s strategy)', (name, env) => {
   let t: TestApp;
-  let a: Socket;
-  let a2: Socket;
-  let b: Socket;
+  let a: ClientSocket;
+  let a2: ClientSocket;
+  let b: ClientSocket;
   let db: Awaited<ReturnType<typeof connectTestDb>>;
   let seq = 0;
   const id = (p = 'doc') => `${p}-${++seq}`;
@@ -178,7 +177,7 @@ describe.each([
  * the replay must tell the versions apart (by content), not take an equal timestamp for "in place". */
 describe('replay of a version that shares its timestamp with the stored one', () => {
   let t: TestApp;
-  let a: Socket;
+  let a: ClientSocket;
   let db: Awaited<ReturnType<typeof connectTestDb>>;
 
   beforeAll(async () => {

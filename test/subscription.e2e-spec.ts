@@ -1,14 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { Socket } from 'socket.io-client';
 import { connectTestDb } from './support/db';
-import { collectEvents, emitAck, joinedClient, recordEvents, startTestApp, TestApp, waitFor, emitUntyped } from './support/app';
+import { collectEvents, emitAck, joinedClient, recordEvents, startTestApp, TestApp, waitFor, emitUntyped, ClientSocket } from './support/app';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('subscriptions (no rules: development allows all)', () => {
   let t: TestApp;
   let db: Awaited<ReturnType<typeof connectTestDb>>;
-  const sockets: Socket[] = [];
+  const sockets: ClientSocket[] = [];
   const client = async (user: string) => {
     const s = await joinedClient(t.url, user);
     sockets.push(s);

@@ -1,12 +1,22 @@
-import { Socket } from 'socket.io-client';
 import { connectTestDb } from './support/db';
 import type { ClientChange } from '@sync/protocol';
-import { collectEvents, connectClient, emitAck, joinedClient, recordEvents, startTestApp, TestApp, emitUntyped } from './support/app';
+import {
+  collectEvents,
+  connectClient,
+  emitAck,
+  joinedClient,
+  recordEvents,
+  startTestApp,
+  TestApp,
+  emitUntyped,
+  ClientSocket,
+  untypedSocket,
+} from './support/app';
 
 describe('sync engine: write path (sync:change, sync:changeBatch, compat events)', () => {
   let t: TestApp;
-  let a: Socket;
-  let b: Socket;
+  let a: ClientSocket;
+  let b: ClientSocket;
   let db: Awaited<ReturnType<typeof connectTestDb>>;
   let seq = 0;
   const id = (p = 'doc') => `${p}-${++seq}-${Date.now()}`;
@@ -277,8 +287,8 @@ describe('sync engine: write path (sync:change, sync:changeBatch, compat events)
     const tooMany = await emitAck(a, 'sync:changeBatch', { changes: new Array(501).fill({}) });
     expect(tooMany.code).toBe('PAYLOAD_TOO_LARGE');
     // a missing ack callback does not crash anything
-    a.emit('sync:change', { operation: 'insert', collection: 'tasks', documentId: id(), data: {} });
-    a.emit('sync:change');
+    untypedSocket(a).emit('sync:change', { operation: 'insert', collection: 'tasks', documentId: id(), data: {} });
+    untypedSocket(a).emit('sync:change');
     const ping = await emitAck(a, 'ping', {});
     expect(typeof ping.timestamp).toBe('number');
   });

@@ -2,10 +2,9 @@ import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { trace } from '@opentelemetry/api';
 import { InMemorySpanExporter, NodeTracerProvider, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-node';
-import { Socket } from 'socket.io-client';
 import { tracingRequested } from '../src/telemetry/telemetry';
 import type { ClientChange } from '@sync/protocol';
-import { emitAck, joinedClient, startTestApp, TestApp, waitFor } from './support/app';
+import { emitAck, joinedClient, startTestApp, TestApp, waitFor, ClientSocket } from './support/app';
 
 const ROOT = path.join(__dirname, '..');
 
@@ -25,7 +24,7 @@ const SDK_LOADED = `Object.keys(require.cache).filter((k) => /@opentelemetry[\\\
 describe('OpenTelemetry traces', () => {
   describe('when on (a tracer provider with the SDK in-memory exporter)', () => {
     let t: TestApp;
-    let s: Socket;
+    let s: ClientSocket;
     const exporter = new InMemorySpanExporter();
     const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
 

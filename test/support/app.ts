@@ -114,7 +114,12 @@ export function emitAck<E extends ClientEvent>(socket: ClientSocket, event: E, p
  * the protocol forbids on purpose (wrong types, unknown events, hostile shapes). Everything else uses emitAck.
  */
 export function emitUntyped(socket: ClientSocket, event: string, payload?: unknown, timeoutMs = 20_000): Promise<any> {
-  return (socket as unknown as Socket).timeout(timeoutMs).emitWithAck(event, payload);
+  return untypedSocket(socket).timeout(timeoutMs).emitWithAck(event, payload);
+}
+
+/** The same socket without the event maps: only to emit or listen to what the protocol does not have, on purpose. */
+export function untypedSocket(socket: ClientSocket): Socket {
+  return socket as unknown as Socket;
 }
 
 /** Connects and joins as `userId` (dev mode) or with `token`. */
