@@ -1,5 +1,5 @@
 import { INestApplication } from '@nestjs/common';
-import type { ChangeAck, ClientToServerEvents, ServerToClientEvents } from '@sync/protocol';
+import type { ChangeAck, ClientToServerEvents, EventAck, EventRequest, ServerToClientEvents } from '@sync/protocol';
 import { io, Socket } from 'socket.io-client';
 import type { AppExtension } from '../../src/app.extensions';
 import { createApp } from '../../src/bootstrap';
@@ -63,8 +63,8 @@ export type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
 /** The events a client emits, and what each one is sent and answers (from libs/protocol's event map). */
 export type ClientEvent = keyof ClientToServerEvents;
-export type RequestOf<E extends ClientEvent> = Parameters<ClientToServerEvents[E]>[0];
-type AckArgOf<E extends ClientEvent> = Parameters<Parameters<ClientToServerEvents[E]>[1]>[0];
+export type RequestOf<E extends ClientEvent> = EventRequest<E>;
+type AckArgOf<E extends ClientEvent> = EventAck<E>;
 type SuccessOf<A> = Extract<A, { success: true }>;
 type FailureOf<A> = Exclude<A, { success: true }>;
 /**

@@ -181,6 +181,10 @@ export interface ClientToServerEvents {
   mongoDelete: (req: { collection: string; query: { _id: string }; patchId?: string }, ack: (response: { success: boolean; error?: string }) => void) => void;
 }
 
+/** What a client sends with `event` (the payload of the event map), and the answer its ack receives. */
+export type EventRequest<E extends keyof ClientToServerEvents> = Parameters<ClientToServerEvents[E]>[0];
+export type EventAck<E extends keyof ClientToServerEvents> = Parameters<Parameters<ClientToServerEvents[E]>[1]>[0];
+
 /** Events the server emits. */
 export interface ServerToClientEvents {
   'sync:changes': (changes: DeliveredChange[]) => void;
