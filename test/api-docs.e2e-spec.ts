@@ -5,7 +5,7 @@ import { Parser } from '@asyncapi/parser';
 import Ajv, { ValidateFunction } from 'ajv';
 import request from 'supertest';
 import { asyncApiJson } from '../src/console/api-docs';
-import { collectEvents, emitAck, joinedClient, startTestApp, TestApp, emitUntyped, ClientSocket } from './support/app';
+import { collectEvents, emitAck, joinedClient, startTestApp, TestApp, emitUntyped, ClientSocket, CLIENT_EVENTS } from './support/app';
 
 /** The routes Express has registered (method + OpenAPI-style path), without the docs' own. */
 function registeredRoutes(t: TestApp): string[] {
@@ -67,19 +67,7 @@ describe('API documents: AsyncAPI (Socket.IO) and OpenAPI (REST)', () => {
 
     it('describes every event of the protocol, each client event with its ack and error codes', () => {
       const names = Object.values(doc.components.messages as Record<string, { name: string }>).map((m) => m.name);
-      for (const ev of [
-        'sync:join',
-        'sync:subscribe',
-        'sync:unsubscribe',
-        'sync:change',
-        'sync:changeBatch',
-        'sync:get_changes',
-        'ping',
-        'mongoUpsert',
-        'mongoDelete',
-        'sync:update_subscriptions',
-      ])
-        expect(names).toEqual(expect.arrayContaining([ev, `${ev} ack`]));
+      for (const ev of CLIENT_EVENTS) expect(names).toEqual(expect.arrayContaining([ev, `${ev} ack`]));
       for (const ev of ['sync:changes', 'sync:bootstrap', 'sync:token_expired']) expect(names).toContain(ev);
       expect(doc.components.schemas.ErrorCode.enum).toEqual(
         expect.arrayContaining([

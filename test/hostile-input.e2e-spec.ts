@@ -14,7 +14,7 @@ import { MetricsService } from '../src/metrics/metrics.service';
 import { hs256, TEST_SECRET } from './support/jwt';
 import { RawSocket } from './support/raw-socket';
 import type { ClientChange } from '@sync/protocol';
-import { connectClient, emitAck, startTestApp, TestApp, waitFor, emitUntyped, ClientSocket, untypedSocket } from './support/app';
+import { connectClient, emitAck, startTestApp, TestApp, waitFor, emitUntyped, ClientSocket, untypedSocket, CLIENT_EVENTS, ClientEvent } from './support/app';
 
 /**
  * Thousands of generated malformed payloads to every client event, on an authenticated and on an
@@ -32,19 +32,8 @@ const CODES = new Set<string>(Object.values(ErrorCode));
 const ATTACKER_COLLECTIONS = ['hostile', 'hostile.sub', 'hostile-2', '__proto__', 'constructor', 'toString'];
 const VICTIM_COLLECTIONS = ['victim_docs', 'victim_private'];
 
-const EVENTS = [
-  'sync:join',
-  'sync:subscribe',
-  'sync:unsubscribe',
-  'sync:update_subscriptions',
-  'sync:change',
-  'sync:changeBatch',
-  'sync:get_changes',
-  'ping',
-  'mongoUpsert',
-  'mongoDelete',
-] as const;
-type EventName = (typeof EVENTS)[number];
+const EVENTS = CLIENT_EVENTS;
+type EventName = ClientEvent;
 
 // ---- generators ---------------------------------------------------------------------------------
 

@@ -63,6 +63,20 @@ export type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
 /** The events a client emits, and what each one is sent and answers (from libs/protocol's event map). */
 export type ClientEvent = keyof ClientToServerEvents;
+/** Every event a client emits, checked against the event map both ways: one added or renamed there fails to compile here. */
+const CLIENT_EVENT_SET = {
+  'sync:join': true,
+  'sync:subscribe': true,
+  'sync:unsubscribe': true,
+  'sync:update_subscriptions': true,
+  'sync:change': true,
+  'sync:changeBatch': true,
+  'sync:get_changes': true,
+  ping: true,
+  mongoUpsert: true,
+  mongoDelete: true,
+} satisfies Record<ClientEvent, true>;
+export const CLIENT_EVENTS = Object.keys(CLIENT_EVENT_SET) as ClientEvent[];
 export type RequestOf<E extends ClientEvent> = EventRequest<E>;
 type AckArgOf<E extends ClientEvent> = EventAck<E>;
 type SuccessOf<A> = Extract<A, { success: true }>;
