@@ -27,6 +27,7 @@ import { MemoryStorage, SyncClient, type PendingChange, type SyncDocument } from
 import { decodeCursor } from '@sync/protocol';
 import { emitAck, joinedClient, startTestApp, TestApp, ClientSocket } from './support/app';
 import { connectTestDb } from './support/db';
+import { feedEntries } from './support/feed';
 
 const RUNS = Number(process.env.CONVERGENCE_RUNS ?? 80);
 const SEED = process.env.CONVERGENCE_SEED !== undefined ? Number(process.env.CONVERGENCE_SEED) : undefined;
@@ -305,7 +306,7 @@ describe('randomized convergence: SDK clients, offline edits, catch-up through t
       // ---- the end: everyone back online and caught up
       await converge();
       const serverDocs = await expectConverged('end');
-      const feed = await db.collection('_sync_feed').find({ collection }).sort({ _id: 1 }).toArray();
+      const feed = await feedEntries(db, { collection });
       const tombstones = new Map((await db.collection('_sync_tombstones').find({ collection }).toArray()).map((x) => [String(x.documentId), x]));
 
       // nothing refused

@@ -12,6 +12,7 @@ import { freePort, readPidRecord } from '../src/database/embedded-database';
 import { connectTestDb } from './support/db';
 import type { ClientChange } from '@sync/protocol';
 import { connectClient, emitAck, waitFor, ClientSocket } from './support/app';
+import { feedEntries } from './support/feed';
 import { spawnServer, type ServerProcess } from './support/server-process';
 
 const root = path.join(__dirname, '..');
@@ -168,9 +169,9 @@ describe('crash safety: SIGKILL during a stream of batches (embedded database)',
     const db = await connectTestDb('crash', `mongodb://127.0.0.1:${rec.port}/${DEFAULT_DB_NAME}`);
     try {
       // the janitor replays what the dead processes left pending
-      await waitFor(async () => (await db.db.collection('_sync_feed').countDocuments({ state: 'pending' })) === 0, 60_000, 'no pending feed entries');
+      await waitFor(async () => (await feedEntries(db.db, {}, 'pending')).length === 0, 60_000, 'no pending feed entries');
 
-      const feed = await db.db.collection('_sync_feed').find({ state: 'applied' }).sort({ _id: 1 }).toArray();
+      const feed = await feedEntries(db.db, {}, 'applied');
       const applied = new Map(feed.map((e) => [e.changeId as string, e]));
       const missing = [...acked.keys()].filter((id) => !applied.has(id));
       expect(missing).toEqual([]);
@@ -205,7 +206,7 @@ describe('crash safety: SIGKILL during a stream of batches (embedded database)',
         });
       }
       writer.close();
-      const feedAfter = await db.db.collection('_sync_feed').find({ state: 'applied' }).toArray();
+      const feedAfter = await feedEntries(db.db, {}, 'applied');
       const counts = new Map<string, number>();
       for (const e of feedAfter) counts.set(e.changeId, (counts.get(e.changeId) ?? 0) + 1);
       expect([...counts.values()].every((n) => n === 1)).toBe(true);

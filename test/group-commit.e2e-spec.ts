@@ -6,6 +6,7 @@ import request from 'supertest';
 import { connectTestDb } from './support/db';
 import type { ClientChange } from '@sync/protocol';
 import { emitAck, joinedClient, startTestApp, TestApp, ClientSocket } from './support/app';
+import { feedEntries } from './support/feed';
 
 const CLIENTS = 30;
 const EDITS = 4;
@@ -51,7 +52,7 @@ describe('group commit of concurrent single changes', () => {
       expect(acks.slice(0, EDITS).map((a) => a.success && a.changeId)).toEqual(changes.slice(0, EDITS).map((c) => c.changeId));
       for (let k = 1; k < EDITS; k++) expect(acks[k].timestamp).toBeGreaterThan(acks[k - 1].timestamp);
       expect(await db.db.collection('gc').findOne({ _id: own as never })).toMatchObject({ k: EDITS - 1, by: i, _updated_by: `user${i}` });
-      const feed = await db.db.collection('_sync_feed').find({ documentId: own }).sort({ _id: 1 }).toArray();
+      const feed = await feedEntries(db.db, { documentId: own });
       expect(feed.map((e) => [e.state, e.changeId, e.userId])).toEqual(changes.slice(0, EDITS).map((c) => ['applied', c.changeId, `user${i}`]));
       // shared document: applied or lost its conflict, never refused
       const last = acks[EDITS];

@@ -25,6 +25,7 @@ import type { RedisClusterBus } from '../src/cluster/redis-cluster-bus';
 import { emitAck, joinedClient, recordEvents, startTestApp, TestApp, waitFor, ClientSocket } from './support/app';
 import { connectTestDb, testMongoUri } from './support/db';
 import { haveRedisServer, REDIS_SERVER_BIN, TestRedis } from './support/redis';
+import { feedEntries } from './support/feed';
 import { spawnServer } from './support/server-process';
 
 const RUNS = Number(process.env.MULTINODE_RUNS ?? 1);
@@ -277,7 +278,7 @@ describeIfRedis('multi-node delivery: every change live, once, in feed order, th
           const stayed = clients.filter((cl) => firstInstances.includes(cl));
           expect(stayed.map((cl) => drops.get(cl))).toEqual(stayed.map(() => 0));
           // nothing acked is missing or applied twice; every change made was settled; nothing refused
-          const entries = await dbh.db.collection<{ _id: number; [k: string]: any }>('_sync_feed').find({ collection }).sort({ _id: 1 }).toArray();
+          const entries = await feedEntries(dbh.db, { collection });
           expect(rejected).toEqual([]);
           // settled: applied, or aborted (a write that lost its compare-and-set to a lease taken over under
           // load; answered UNAVAILABLE, retried under a fresh entry, never delivered)

@@ -6,6 +6,7 @@
 import { connectTestDb } from './support/db';
 import type { ClientChange } from '@sync/protocol';
 import { emitAck, joinedClient, startTestApp, TestApp, waitFor, ClientEvent, ClientSocket, RequestOf } from './support/app';
+import { feedEntries } from './support/feed';
 
 const BURST = 5;
 
@@ -35,7 +36,7 @@ describe.each([
   });
 
   const stored = (docId: string) => db.db.collection('tasks').findOne({ _id: docId as never });
-  const feed = (docId: string) => db.db.collection('_sync_feed').find({ documentId: docId, state: 'applied' }).sort({ _id: 1 }).toArray();
+  const feed = (docId: string) => feedEntries(db.db, { documentId: docId }, 'applied');
   /** Emits every payload at once (back to back on one socket) and waits for all the acks. */
   const burst = <E extends ClientEvent>(s: ClientSocket, event: E, payloads: RequestOf<E>[]) => Promise.all(payloads.map((p) => emitAck(s, event, p)));
   const update = (docId: string, i: number, extra: Record<string, unknown> = {}): ClientChange => ({

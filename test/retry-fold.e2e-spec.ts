@@ -11,6 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { connectTestDb } from './support/db';
 import type { ClientChange, Operation } from '@sync/protocol';
 import { emitAck, joinedClient, startTestApp, TestApp, ClientSocket } from './support/app';
+import { feedEntries } from './support/feed';
 
 const COLL = 'notes';
 const ACK_MS = 60_000;
@@ -48,7 +49,7 @@ describe('a retry followed by new changes of its document', () => {
     return ack;
   };
   const stored = (id: string) => db.db.collection(COLL).findOne({ _id: id as never });
-  const feed = (id: string) => db.db.collection('_sync_feed').find({ documentId: id }).sort({ _id: 1 }).toArray();
+  const feed = (id: string) => feedEntries(db.db, { documentId: id });
 
   /**
    * alice's first edit (acked, but say she never got the ack), then bob deletes the document and

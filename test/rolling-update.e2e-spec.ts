@@ -21,6 +21,7 @@ import { connectTestDb, testMongoUri } from './support/db';
 import type { ClientChange } from '@sync/protocol';
 import { connectClient, emitAck, joinedClient, startTestApp, TestApp, waitFor, ClientSocket } from './support/app';
 import { haveRedisServer, REDIS_SERVER_BIN, TestRedis } from './support/redis';
+import { feedEntries } from './support/feed';
 import { spawnServer } from './support/server-process';
 
 const GRACE_MS = 20_000;
@@ -354,7 +355,7 @@ describeIfRedis('rolling update: SIGTERM one of two nodes during write streams (
     try {
       const acked = new Map([...writerA.acked, ...writerB.acked]);
       expect(acked.size).toBe(2 * BATCHES * 10);
-      const feed = await db.db.collection('_sync_feed').find({ collection: coll }).toArray();
+      const feed = await feedEntries(db.db, { collection: coll });
       const applied = feed.filter((e) => e.state === 'applied');
       const appliedIds = applied.map((e) => e.changeId as string);
       expect(new Set(appliedIds).size).toBe(appliedIds.length);

@@ -11,6 +11,7 @@ import { loadConfig } from '../src/config/config.loader';
 import { LockRepository } from '../src/feed/lock.repository';
 import { connectTestDb, testMongoUri } from './support/db';
 import { emitAck, joinedClient, startTestApp, TestApp, ClientSocket } from './support/app';
+import { feedEntries } from './support/feed';
 
 /** Counts the writes of this process (every node of these tests runs in it) to `_sync_locks`. */
 function spyLockWrites(): { count(): number; restore(): void } {
@@ -155,7 +156,7 @@ describe('two nodes writing one after the other leave no hole in the feed', () =
     // node A's counter is behind: its next position was taken by node B
     const batch = await emitAck(sa, 'sync:changeBatch', { changes: Array.from({ length: 10 }, (_, i) => change(`alt-batch-${i}`, { i })) }, 30_000);
     expect(batch).toMatchObject({ successCount: 10, failureCount: 0 });
-    const feed = await db.db.collection('_sync_feed').find({}).sort({ _id: 1 }).toArray();
+    const feed = await feedEntries(db.db);
     const positions = feed.map((e) => e._id as unknown as number);
     expect(feed.map((e) => e.state)).toEqual(feed.map(() => 'applied'));
     expect(positions).toEqual(positions.map((_, i) => positions[0] + i));

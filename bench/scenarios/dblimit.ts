@@ -4,11 +4,11 @@
  *   - raw insertMany: the cheapest possible write;
  *   - the server's write path replayed with the driver: the round trips the server makes for one
  *     batch of new documents (leases, state load, write-ahead entries claiming their positions,
- *     high-water mark and idempotency records, document writes, settle, lease release) with no Node.js server work between.
+ *     high-water mark and idempotency records, document writes, the commit marker, lease release) with no Node.js server work between.
  *     Server ≈ this figure means the time goes to database round trips; server ≪ it means the
  *     server's own CPU work is the limit. */
 import { randomUUID } from 'node:crypto';
-import { MongoClient, type AnyBulkWriteOperation, type Db } from 'mongodb';
+import { MongoClient, type Db } from 'mongodb';
 import { Ctx, fmt, Row, ScenarioResult } from '../lib/context';
 import { createHistogram, recordMs, summarize } from '../lib/hist';
 import { nowMs } from '../lib/lite-client';
@@ -52,7 +52,6 @@ async function ensureWritePathIndexes(db: Db, p: string) {
       `${p}_feed`,
       [
         { key: { userId: 1, changeId: 1 }, name: 'user_changeId_unique', unique: true },
-        { key: { state: 1, createdAt: 1 }, name: 'state_createdAt' },
         { key: { docKey: 1 }, name: 'docKey' },
         { key: { serverTimestamp: 1 }, name: 'serverTimestamp' },
         { key: { createdAt: 1 }, name: 'createdAt' },
@@ -79,6 +78,7 @@ async function writePathBatch(db: Db, p: string, coll: string, batch: Doc[]): Pr
   const ids = batch.map((d) => d._id);
   const keys = ids.map((id) => `${coll}:${id}`);
   const now = Date.now();
+  const commit = randomUUID();
   await locks.insertMany(
     keys.map((k) => ({ _id: k, owner: 'bench', expiresAt: new Date(now + 10_000) })),
     { ordered: false },
@@ -100,6 +100,7 @@ async function writePathBatch(db: Db, p: string, coll: string, batch: Doc[]): Pr
     serverTimestamp: now,
     clientAddress: '127.0.0.1',
     createdAt: new Date(now),
+    commit,
   }));
   // write-ahead entries claim consecutive positions by an ordered insert (the unique _id arbitrates)
   const first = nextPosition;
@@ -114,8 +115,9 @@ async function writePathBatch(db: Db, p: string, coll: string, batch: Doc[]): Pr
       { ordered: false },
     ),
   ]);
-  await docsColl.bulkWrite(batch.map((d) => ({ insertOne: { document: d } })) as AnyBulkWriteOperation<any>[], { ordered: false });
-  await feed.updateMany({ _id: { $in: entries.map((e) => e._id) }, state: 'pending' }, { $set: { state: 'applied' } });
+  // new documents: one unordered insertMany; then the batch's commit marker (insert-only commit)
+  await docsColl.insertMany(batch, { ordered: false });
+  await db.collection<any>(`${p}_commits`).insertOne({ _id: commit, last: first + entries.length - 1, createdAt: new Date(now) });
   await locks.deleteMany({ _id: { $in: keys }, owner: 'bench' });
   return batch.length;
 }

@@ -56,6 +56,8 @@ export interface AuthContext {
 }
 
 const USER_ID_RE = /^[^\u0000-\u001f]{1,256}$/;
+/** The claims of every AUTH_MODE=dev user without a token: one shared frozen object, not one per socket. */
+const NO_CLAIMS: Record<string, unknown> = Object.freeze({});
 export const MAX_TOKEN_LENGTH = 16_384;
 /** Asymmetric algorithms accepted with keys from AUTH_JWKS_URL. HS* is only ever checked against AUTH_JWT_SECRET. */
 export const JWKS_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
@@ -281,7 +283,7 @@ export class AuthService implements OnModuleInit {
       this.recordFailure('bad_user_id', ctx, 'no usable userId');
       throw new AuthError('userId must be a non-empty string of at most 256 characters', 'bad_user_id');
     }
-    return { id: userId, claims: {}, insecure: true };
+    return { id: userId, claims: NO_CLAIMS, insecure: true };
   }
 
   /** Counts a failed authentication in /metrics and logs it (rate-limited, never with the token). */

@@ -10,7 +10,6 @@ export interface SocketData {
   /** Set by sync:join. Only joined sockets may use the sync events. */
   user?: AuthUser;
   clientIp: string;
-  connectedAt: number;
   /** Everything else this node keeps for the socket (opened by the handshake, released on disconnect). */
   session?: SocketSession;
 }

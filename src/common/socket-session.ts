@@ -10,10 +10,14 @@ export interface ConnectionSlot {
   since: number;
 }
 
-/** A socket's subscriptions (SubscriptionRegistry): `S` is the registry's subscription type. */
+/**
+ * A socket's subscriptions (SubscriptionRegistry): `S` is the registry's subscription type. `subs`
+ * is an exact-size array, replaced on each change, while the socket has a few (most have one or
+ * two: a Map costs ~150 B more), and a Map by id beyond (SubscriptionRegistry.SMALL).
+ */
 export interface SessionSubscriptions<S = unknown> {
   user: AuthUser;
-  subs: Map<string, S>;
+  subs: readonly S[] | Map<string, S>;
   version: number;
 }
 
@@ -56,10 +60,8 @@ export class SocketSession {
   /** Set by the release: late completions (a join, a Redis answer) see it and take nothing. */
   released = false;
 
-  constructor(
-    readonly id: string,
-    readonly connectedAt = Date.now(),
-  ) {}
+  /** (No `connectedAt`: nothing read it, and a timestamp is a 16 B heap number per socket; the slot has `since`.) */
+  constructor(readonly id: string) {}
 }
 
 /**

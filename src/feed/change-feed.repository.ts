@@ -1,3 +1,5 @@
+/* Over 400 lines on purpose: every collection of the feed (entries, idempotency records, commit
+ * markers, counters) is read and written here only, so its storage rules stay in one file. */
 import { Inject, Injectable, Logger, OnModuleInit, Optional } from '@nestjs/common';
 import { InjectConnection } from '@nestjs/mongoose';
 import type { Collection, Db } from 'mongodb';
@@ -11,6 +13,16 @@ export const FEED_COLLECTION = '_sync_feed';
 export const COUNTERS_COLLECTION = '_sync_counters';
 /** Where each (author, changeId) went in the feed: `_id` lookups, cheap on every database. */
 export const CHANGES_COLLECTION = '_sync_changes';
+/** One commit marker per committed batch: its entries (which name it in `commit`) are applied. */
+export const COMMITS_COLLECTION = '_sync_commits';
+
+interface CommitMarker {
+  /** The batch's commit id (FeedEntry.commit). */
+  _id: string;
+  /** Highest feed position of the batch: retention drops the marker with that entry. */
+  last: number;
+  createdAt: Date;
+}
 
 interface ChangeRecord {
   /** `${userId}\u0000${changeId}` */
@@ -23,13 +35,19 @@ const changeKey = (userId: string, changeId: string) => `${userId}\u0000${change
 
 /**
  * One entry of the change feed. `_id` is the feed position (a number handed out by an atomic counter).
- * Entries are written `pending` BEFORE the document write (write-ahead) and flipped to `applied`
- * after it, so a crash in between is repaired by replaying the entry (see ChangeFeedService).
+ * Entries are written `pending` BEFORE the document write (write-ahead), naming their batch's commit
+ * id; after the documents one commit marker (`_sync_commits`) makes the whole batch applied without
+ * rewriting its entries (insert-only commit). A `pending` entry without a marker is not applied: a
+ * crash before the marker is repaired by replaying the entry (see ChangeFeedService). Entries of
+ * older versions (and replayed ones) carry `applied` themselves.
  */
 export interface FeedEntry {
   _id: number;
   changeId: string;
+  /** As stored: a `pending` entry whose `commit` marker exists is applied (see `committed`). */
   state: 'pending' | 'applied' | 'aborted' | 'skip';
+  /** The commit id of the entry's batch: applied once the marker `_sync_commits/<commit>` exists. */
+  commit?: string;
   collection?: string;
   documentId?: string;
   /** `${collection}:${documentId}` — for the per-document recovery lookup. */
@@ -56,6 +74,8 @@ interface CounterDoc {
   purgedThrough?: number;
   /** Highest feed position written so far (`_id: 'feed'`), raised after each write-ahead insert. */
   highWater?: number;
+  /** Every position at or below it is settled (`_id: 'settled'`): raised by the feed walk. */
+  settledThrough?: number;
 }
 
 export function isDuplicateKeyError(e: unknown): boolean {
@@ -107,13 +127,17 @@ export class ChangeFeedRepository implements OnModuleInit {
   private get counters(): Collection<CounterDoc> {
     return this.db.collection<CounterDoc>(COUNTERS_COLLECTION);
   }
+  private get commits(): Collection<CommitMarker> {
+    return this.db.collection<CommitMarker>(COMMITS_COLLECTION);
+  }
 
   async onModuleInit(): Promise<void> {
-    // idempotency used to be global per changeId; it is per author now
+    // idempotency used to be global per changeId; it is per author now. Stale pending entries are
+    // found by the feed walk now (committed entries stay stored `pending`): no (state, createdAt) index
     await this.feed.dropIndex('changeId_unique').catch(() => undefined);
+    await this.feed.dropIndex('state_createdAt').catch(() => undefined);
     await ensureIndexes(this.feed, [
       { key: { userId: 1, changeId: 1 }, name: 'user_changeId_unique', unique: true },
-      { key: { state: 1, createdAt: 1 }, name: 'state_createdAt' },
       { key: { docKey: 1 }, name: 'docKey' },
       { key: { serverTimestamp: 1 }, name: 'serverTimestamp' },
       { key: { createdAt: 1 }, name: 'createdAt' },
@@ -198,6 +222,55 @@ export class ChangeFeedRepository implements OnModuleInit {
     }
   }
 
+  /**
+   * The commit of a batch: one marker insert makes every `pending` entry naming `id` applied (see
+   * `committed`). `last` is the batch's highest position. Written after the documents.
+   */
+  async commit(id: string, last: number): Promise<void> {
+    await this.commits.insertOne({ _id: id, last, createdAt: new Date() });
+  }
+
+  /** Which of these commit ids have their marker (one `_id` lookup). */
+  async committed(ids: string[]): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    const found = await this.commits.find({ _id: { $in: ids } }, { projection: { _id: 1 }, maxTimeMS: this.maxTimeMS }).toArray();
+    return new Set(found.map((m) => m._id));
+  }
+
+  /**
+   * Gives `pending` entries the state they have: `applied` when their batch's marker exists, or when
+   * they lie at or below `settledThrough` (every position there is settled: no lookup). In place.
+   */
+  async resolveCommitted(entries: FeedEntry[], settledThrough: number): Promise<void> {
+    const ask = new Set<string>();
+    for (const e of entries) {
+      if (e.state !== 'pending' || e.commit === undefined) continue;
+      if (e._id <= settledThrough) e.state = 'applied';
+      else ask.add(e.commit);
+    }
+    if (!ask.size) return;
+    const done = await this.committed([...ask]);
+    for (const e of entries) if (e.state === 'pending' && e.commit !== undefined && done.has(e.commit)) e.state = 'applied';
+  }
+
+  /** The state of the entry at `pos` (no images), or null: one `_id` lookup. */
+  async probe(pos: number): Promise<Pick<FeedEntry, '_id' | 'state' | 'commit' | 'createdAt'> | null> {
+    return this.feed.findOne({ _id: pos }, { projection: { _id: 1, state: 1, commit: 1, createdAt: 1 }, maxTimeMS: this.maxTimeMS });
+  }
+
+  /** How far the feed is known to be settled (persisted by the feed walk; 0 when never written). */
+  async settledThrough(): Promise<number> {
+    const c = await this.counters.findOne({ _id: 'settled' }, { maxTimeMS: this.maxTimeMS });
+    return c?.settledThrough ?? 0;
+  }
+
+  /** Records that every position at or below `pos` is settled (never lowered by this process). */
+  async raiseSettled(pos: number): Promise<void> {
+    await this.counters.updateOne({ _id: 'settled' }, { $max: { settledThrough: pos } }, { upsert: true }).catch((e) => {
+      if (!isDuplicateKeyError(e)) throw e;
+    });
+  }
+
   async setState(ids: number[], state: FeedEntry['state'], from: FeedEntry['state'] = 'pending'): Promise<void> {
     if (ids.length === 0) return;
     await this.feed.updateMany({ _id: { $in: ids }, state: from }, { $set: { state } });
@@ -272,9 +345,18 @@ export class ChangeFeedRepository implements OnModuleInit {
     if (run > 0) return found.slice(0, run);
     // a hole right after `after`: what follows it in the window shows it to the walk
     if (found.length) return found;
-    // nothing in the window: the end of the feed, unless the mark says more was written (a hole
-    // wider than the window: only a writer that died with many positions claimed leaves one)
-    if (after >= (await this.highWater())) return [];
+    // nothing in the window: the end of the feed, unless the mark says more was written: a hole
+    // (batches still being inserted while a later one landed, or a writer that died with positions
+    // claimed). The windows up to the mark find what follows it, the first one again (what landed
+    // while it was read raised the mark): a few `_id` lookups; the range read is a read of the whole
+    // feed on FerretDB, left for a hole wider than 8 windows
+    const hw = await this.highWater();
+    if (after >= hw) return [];
+    for (let from = after; from < hw && from < after + 8 * SCAN_WINDOW; from += SCAN_WINDOW) {
+      const next = Array.from({ length: Math.min(SCAN_WINDOW, hw - from) }, (_, i) => from + 1 + i);
+      const beyond = await this.feed.find({ _id: { $in: next } }, { maxTimeMS: this.maxTimeMS }).toArray();
+      if (beyond.length) return beyond.sort((a, b) => a._id - b._id);
+    }
     return this.feed
       .find({ _id: { $gt: after } }, { maxTimeMS: this.maxTimeMS })
       .sort({ _id: 1 })
@@ -293,16 +375,17 @@ export class ChangeFeedRepository implements OnModuleInit {
     await this.insertEntries(positions.map((p) => ({ _id: p, changeId: `skip:${p}`, state: 'skip' as const, createdAt: now })));
   }
 
-  async stalePending(olderThan: Date, limit = 500): Promise<FeedEntry[]> {
-    return this.feed
-      .find({ state: 'pending', createdAt: { $lt: olderThan } })
+  /**
+   * The unsettled entries of one document after `after` (a position at or below which everything is
+   * settled), in feed order: stored `pending`, without their batch's commit marker.
+   */
+  async pendingForDoc(docKey: string, after: number): Promise<FeedEntry[]> {
+    const entries = await this.feed
+      .find({ docKey, state: 'pending', _id: { $gt: after } })
       .sort({ _id: 1 })
-      .limit(limit)
       .toArray();
-  }
-
-  async pendingForDoc(docKey: string): Promise<FeedEntry[]> {
-    return this.feed.find({ docKey, state: 'pending' }).sort({ _id: 1 }).toArray();
+    await this.resolveCommitted(entries, after);
+    return entries.filter((e) => e.state === 'pending');
   }
 
   /** First position whose change was applied strictly after `since` (server clock), or null. */
@@ -316,8 +399,9 @@ export class ChangeFeedRepository implements OnModuleInit {
   }
 
   /**
-   * Deletes settled entries created before `cutoff`, up to the last contiguous settled position, and
-   * records how far the feed has been purged (cursors at or before it get CURSOR_EXPIRED).
+   * Deletes entries created before `cutoff`, up to the settled head the feed walk recorded (every
+   * position at or below it is settled), with their commit markers and records, and records how far
+   * the feed has been purged (cursors at or before it get CURSOR_EXPIRED).
    */
   async purge(cutoff: Date): Promise<number> {
     const last = await this.feed
@@ -326,17 +410,12 @@ export class ChangeFeedRepository implements OnModuleInit {
       .limit(1)
       .toArray();
     if (!last.length) return 0;
-    let through = last[0]._id;
-    const pending = await this.feed
-      .find({ state: 'pending', _id: { $lte: through } }, { projection: { _id: 1 } })
-      .sort({ _id: 1 })
-      .limit(1)
-      .toArray();
-    if (pending.length) through = pending[0]._id - 1;
+    const through = Math.min(last[0]._id, await this.settledThrough());
     if (through <= 0) return 0;
     await this.counters.updateOne({ _id: 'retention' }, { $max: { purgedThrough: through } }, { upsert: true });
     const res = await this.feed.deleteMany({ _id: { $lte: through } });
     await this.changes.deleteMany({ pos: { $lte: through } });
+    await this.commits.deleteMany({ last: { $lte: through } });
     return res.deletedCount;
   }
 }

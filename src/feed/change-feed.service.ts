@@ -126,6 +126,9 @@ export class ChangeFeedService implements OnApplicationBootstrap, OnModuleDestro
   private readonly logger = new Logger('ChangeFeed');
   /** Every position at or below this is settled (cached, only grows). */
   private settled = 0;
+  /** The settled head last recorded in the database (`ChangeFeedRepository.raiseSettled`). */
+  private recordedSettled = 0;
+  private floorLoaded = false;
   private janitor?: NodeJS.Timeout;
   private recovering = false;
 
@@ -161,10 +164,14 @@ export class ChangeFeedService implements OnApplicationBootstrap, OnModuleDestro
   ): Promise<{ pos: number; reason: 'end' | 'blocked' | 'stopped' | 'scanned' }> {
     let pos = after;
     let scanned = 0;
+    if (!this.floorLoaded) await this.settledFloor();
     const reads = new WindowReads(this.feed, maxScan, ahead);
     for (;;) {
       const batch = await reads.next(pos, scanned);
       if (!batch.length) return { pos, reason: 'end' };
+      // pending entries of committed batches are applied (one marker lookup per window, none at or
+      // below the settled head)
+      await this.feed.resolveCommitted(batch, this.settled);
       for (const e of batch) {
         if (e._id !== pos + 1) {
           if (await this.repairGap(pos + 1, e)) {
@@ -206,10 +213,29 @@ export class ChangeFeedService implements OnApplicationBootstrap, OnModuleDestro
 
   /** The highest position such that every position at or before it is settled. */
   async head(): Promise<number> {
-    if (this.settled === 0) this.settled = await this.feed.purgedThrough();
+    await this.settledFloor();
     const { pos } = await this.walk(this.settled, () => 'pass', Number.MAX_SAFE_INTEGER);
     if (pos > this.settled) this.settled = pos;
     return this.settled;
+  }
+
+  /** The settled head as known so far: from the database (what retention purged, what a walk recorded) on first use. */
+  private async settledFloor(): Promise<number> {
+    if (!this.floorLoaded) {
+      this.floorLoaded = true;
+      const [purged, recorded] = await Promise.all([this.feed.purgedThrough(), this.feed.settledThrough()]);
+      this.recordedSettled = Math.max(this.recordedSettled, recorded);
+      this.settled = Math.max(this.settled, purged, recorded);
+    }
+    return this.settled;
+  }
+
+  /** Records the settled head (retention purges up to it; a restarted node's walks start there). */
+  private async recordSettled(): Promise<void> {
+    const pos = this.settled;
+    if (pos <= this.recordedSettled) return;
+    await this.feed.raiseSettled(pos);
+    this.recordedSettled = pos;
   }
 
   /**
@@ -217,6 +243,11 @@ export class ChangeFeedService implements OnApplicationBootstrap, OnModuleDestro
    * position up to which every entry is settled; waits at a pending entry or a hole like `read`.
    */
   async tail(after: number, maxScan: number): Promise<{ entries: FeedEntry[]; position: number }> {
+    // the tailer reads when a position is missing: usually a batch still being written, whose first
+    // entry blocks the walk anyway. Probed alone (a small `_id` lookup), it spares reading a window
+    // of full entries (as costly as the batch's write-ahead insert on FerretDB); anything else (a
+    // settled or stale entry, a hole) goes on to the walk
+    if (await this.blockedAt(after + 1)) return { entries: [], position: after };
     const entries: FeedEntry[] = [];
     const { pos } = await this.walk(
       after,
@@ -227,6 +258,15 @@ export class ChangeFeedService implements OnApplicationBootstrap, OnModuleDestro
       maxScan,
     );
     return { entries, position: pos };
+  }
+
+  /** Whether the entry at `pos` exists, is pending without its commit marker, and is not stale yet: a walk would stop before it. */
+  private async blockedAt(pos: number): Promise<boolean> {
+    if (!this.floorLoaded) await this.settledFloor();
+    if (pos <= this.settled) return false;
+    const e = await this.feed.probe(pos);
+    if (!e || e.state !== 'pending' || Date.now() - e.createdAt.getTime() > this.timings.staleAfterMs) return false;
+    return e.commit === undefined || !(await this.feed.committed([e.commit])).has(e.commit);
   }
 
   /** Highest feed position written (the end of the feed as far as readers may tell). */
@@ -297,24 +337,20 @@ export class ChangeFeedService implements OnApplicationBootstrap, OnModuleDestro
   // ---------------------------------------------------------------- repair after a crash
 
   /**
-   * Replays pending entries older than the stale limit. At start-up it looks for them everywhere (one
-   * query); afterwards the janitor walks the feed from the settled head, which replays stale entries
-   * and fills stale holes on its way: unsettled entries can only lie beyond it, and the walk reads
-   * positions by `_id` instead of querying the whole feed for `state: 'pending'` every few seconds.
+   * Replays pending entries older than the stale limit: the janitor (and the start-up) walks the feed
+   * from the settled head, which replays stale entries and fills stale holes on its way: unsettled
+   * entries can only lie beyond it (entries stay stored `pending` once committed, so a query for
+   * `state: 'pending'` would find the whole feed), and the walk reads positions by `_id`. The head
+   * reached is recorded for retention and for the next start.
    */
   async recoverStale(startup: boolean): Promise<number> {
     if (this.recovering) return 0;
     this.recovering = true;
     try {
-      if (!startup) {
-        await this.head();
-        return 0;
-      }
-      const olderThan = new Date(Date.now() - this.timings.staleAfterMs);
-      const stale = await this.feed.stalePending(olderThan);
-      for (const e of stale) await this.recoverEntry(e);
-      if (stale.length) this.logger.warn(`start-up: replayed ${stale.length} change(s) left pending by a stopped writer`);
-      return stale.length;
+      const from = startup ? await this.settledFloor() : this.settled;
+      const head = await this.head();
+      await this.recordSettled();
+      return head - from;
     } finally {
       this.recovering = false;
     }
@@ -342,7 +378,7 @@ export class ChangeFeedService implements OnApplicationBootstrap, OnModuleDestro
    * An entry is written only if the document does not already hold that version or a newer one.
    */
   async replayPending(key: string): Promise<void> {
-    const entries = await this.feed.pendingForDoc(key);
+    const entries = await this.feed.pendingForDoc(key, await this.settledFloor());
     // the dead writer may have gone before recording them: a retry must still be recognised
     await this.feed.recordChanges(entries);
     for (const e of entries) {

@@ -177,6 +177,8 @@ export class DocumentRepository implements OnModuleInit {
       [...byCollection.entries()].map(async ([name, idx]) => {
         const ops: AnyBulkWriteOperation<Doc>[] = [];
         const opIndex: number[] = [];
+        const inserts: Doc[] = [];
+        const insertIndex: number[] = [];
         for (const i of idx) {
           const w = writes[i];
           const _id = (w.dbId ?? w.documentId) as DbId;
@@ -185,20 +187,41 @@ export class DocumentRepository implements OnModuleInit {
           if (doc === null) {
             if (!w.expected.exists) continue; // delete of a missing document: the tombstone is all
             ops.push({ deleteOne: { filter: guard } });
+            opIndex.push(i);
           } else if (!w.expected.exists) {
-            ops.push({ insertOne: { document: doc } });
+            // a document that did not exist: a plain insert (its duplicate key = created meanwhile = the CAS lost)
+            inserts.push(doc);
+            insertIndex.push(i);
           } else {
             // upsert: when the guard does not match because the document changed, the insert of
             // an existing _id fails with a duplicate key error that names this operation
             ops.push({ replaceOne: { filter: guard, replacement: doc, upsert: true } });
+            opIndex.push(i);
           }
-          opIndex.push(i);
         }
-        // FerretDB v1 can hang on large bulks of upserts: send at most 50 operations at a time
-        for (let k = 0; k < ops.length; k += 50) await this.bulk(name, ops.slice(k, k + 50), opIndex.slice(k, k + 50), failed);
+        // the new documents in one unordered insertMany, alongside the guarded writes; FerretDB v1 can
+        // hang on large bulks of upserts: those go at most 50 operations at a time
+        await Promise.all([
+          this.insertNew(name, inserts, insertIndex, failed),
+          (async () => {
+            for (let k = 0; k < ops.length; k += 50) await this.bulk(name, ops.slice(k, k + 50), opIndex.slice(k, k + 50), failed);
+          })(),
+        ]);
       }),
     );
     return failed;
+  }
+
+  /** Inserts documents that did not exist; adds the indexes of those that exist by now (duplicate key) to `failed`. */
+  private async insertNew(name: string, docs: Doc[], index: number[], failed: Set<number>): Promise<void> {
+    if (!docs.length) return;
+    try {
+      await this.collection(name).insertMany(docs, { ordered: false });
+    } catch (e) {
+      const dups = duplicateKeyIndexes(e);
+      if (dups === null || dups.has(-1)) throw e;
+      for (const k of dups) failed.add(index[k]);
+    }
   }
 
   /** One bulk of guarded writes; adds the indexes of the writes whose guard did not match to `failed`. */

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { ObjectId } from 'mongodb';
 import { SyncDocument, UnavailableError } from '@sync/protocol';
 import type { StoredState } from '../conflict/conflict.types';
 import { ChangeFeedRepository, FeedEntry } from './change-feed.repository';
@@ -24,8 +25,10 @@ export interface WrittenAhead<T extends AcceptedChange> {
   spoiled: Set<T>;
   /** The others, to write and settle (`writeDocuments`). */
   fresh: T[];
-  /** The high-water mark and the idempotency records, landing meanwhile: awaited before the settle. */
+  /** The high-water mark and the idempotency records, landing meanwhile: awaited before the commit. */
   bookkeeping: Promise<unknown>;
+  /** The batch's commit id, named by its entries: its marker makes them applied. */
+  commit: string;
 }
 
 /**
@@ -43,8 +46,10 @@ export class FeedWriter {
     private readonly docs: DocumentRepository,
   ) {}
 
-  /** Write-ahead: the feed entries exist (`pending`) before any document changes. */
+  /** Write-ahead: the feed entries exist (`pending`, naming the batch's commit id) before any document changes. */
   async writeAhead<T extends AcceptedChange>(accepted: T[]): Promise<WrittenAhead<T>> {
+    const commit = new ObjectId().toHexString();
+    for (const a of accepted) a.entry.commit = commit;
     const inserted = await this.insertPending(accepted.map((a) => a.entry));
     const retries = new Map<T, FeedEntry>();
     const spoiled = new Set<T>();
@@ -54,13 +59,14 @@ export class FeedWriter {
       else if (inserted.spoiled.has(a.entry)) spoiled.add(a);
     }
     const fresh = retries.size ? accepted.filter((a) => !retries.has(a) && !spoiled.has(a)) : accepted;
-    return { retries, spoiled, fresh, bookkeeping: inserted.bookkeeping };
+    return { retries, spoiled, fresh, bookkeeping: inserted.bookkeeping, commit };
   }
 
   /**
    * Writes the documents (one compare-and-set per document, with its final state; `initial` holds
-   * the states the outcomes were computed from) and settles the entries: `applied`, or `aborted`
-   * where the document changed meanwhile (another node without the lease).
+   * the states the outcomes were computed from) and commits: the entries whose document changed
+   * meanwhile (another node without the lease) are marked `aborted` first, then one commit marker
+   * makes the others applied (insert-only: the entries are not rewritten).
    */
   async writeDocuments<T extends AcceptedChange>(
     ahead: WrittenAhead<T>,
@@ -76,18 +82,20 @@ export class FeedWriter {
       writeKeys.push(key);
     }
     // the documents are written while the high-water mark and the idempotency records land (one round
-    // trip less): neither is needed before the settle, and a crash in between is repaired by the
+    // trip less): neither is needed before the commit, and a crash in between is repaired by the
     // replay, which writes the records of the entries it replays
     const [failedWrites] = await Promise.all([this.docs.applyWrites(writes), ahead.bookkeeping]);
     const failedKeys = new Set([...failedWrites].map((i) => writeKeys[i]));
 
     const applied = ahead.fresh.filter((a) => !failedKeys.has(a.entry.docKey!));
     const lost = ahead.fresh.filter((a) => failedKeys.has(a.entry.docKey!));
-    await this.feedRepo.setState(
-      applied.map((a) => a.entry._id),
-      'applied',
-    );
+    // aborted before the marker: the marker must never cover an entry whose document was not written
+    // (rare: another node wrote without the lease)
     if (lost.length) await this.feedRepo.abort(lost.map((a) => a.entry));
+    if (applied.length) {
+      await this.feedRepo.commit(ahead.commit, Math.max(...applied.map((a) => a.entry._id)));
+      for (const a of applied) a.entry.state = 'applied';
+    }
     return { applied, lost };
   }
 
@@ -113,7 +121,7 @@ export class FeedWriter {
     for (let attempt = 0; todo.length; attempt++) {
       if (attempt > 50) throw new UnavailableError('could not claim change feed positions');
       if (assign) {
-        if (this.nextPosition === 0) this.nextPosition = Math.max(await this.feedRepo.highWater(), await this.feedRepo.purgedThrough()) + 1;
+        if (this.nextPosition === 0) this.nextPosition = Math.max(...(await Promise.all([this.feedRepo.highWater(), this.feedRepo.purgedThrough()]))) + 1;
         const first = this.nextPosition;
         this.nextPosition += todo.length;
         claimEnd = this.nextPosition;

@@ -12,7 +12,7 @@ import { SYNC_TIMINGS, syncTimings } from './sync.constants';
 /**
  * The change feed and the documents behind it: feed positions, reads and repair (replay of stale
  * entries, holes), document writes (compare-and-set), leases, retention, and the mappers between
- * stored and wire shapes. The only module that touches `_sync_feed`, `_sync_changes`,
+ * stored and wire shapes. The only module that touches `_sync_feed`, `_sync_changes`, `_sync_commits`,
  * `_sync_locks`, `_sync_tombstones` and the user collections.
  */
 @Module({

@@ -97,7 +97,6 @@ export class SocketAuthService implements OnModuleDestroy {
     const hs = socket.handshake;
     const ip = resolveClientAddress(hs.address, hs.headers['x-forwarded-for'], this.config.server, this.isTrustedProxy);
     socket.data.clientIp = ip;
-    socket.data.connectedAt = Date.now();
 
     const origin = hs.headers.origin;
     const allowed = this.config.server.corsOrigins;

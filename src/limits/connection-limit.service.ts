@@ -244,7 +244,7 @@ export class ConnectionLimitService implements OnModuleInit, OnModuleDestroy {
   private slot(socketId: string): ConnectionSlot {
     const session = this.sessions.open(socketId);
     if (!session.slot) {
-      session.slot = { since: Date.now(), authenticated: false };
+      session.slot = { address: undefined, userId: undefined, authenticated: false, since: Date.now() }; // every field in the object itself, none added later (a 40 B property store)
       this.slotCount++;
     }
     return session.slot;

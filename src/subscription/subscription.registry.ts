@@ -19,6 +19,20 @@ export interface Subscription {
 
 type SocketEntry = SessionSubscriptions<Subscription>;
 
+/**
+ * Up to this many subscriptions a socket's are an exact-size array (copied on change: an idle
+ * socket with one subscription holds 56 B instead of a Map's ~200 B, or a grown array's ~180 B); beyond, a Map by id, so a
+ * socket with thousands stays linear.
+ */
+const SMALL = 8;
+const NONE: readonly Subscription[] = Object.freeze([]);
+
+/** A socket's subscriptions, in the order they were added. */
+export function subscriptionsOf(entry: SessionSubscriptions<Subscription> | undefined): Iterable<Subscription> {
+  const subs = entry?.subs;
+  return subs === undefined ? NONE : subs instanceof Map ? subs.values() : subs;
+}
+
 /** Subscriptions of one collection: those with a top-level equality by (path, value), the rest in a list. */
 interface CollectionIndex {
   scan: Set<Subscription>;
@@ -105,15 +119,18 @@ export class SubscriptionRegistry {
   }
 
   count(socketId: string): number {
-    return this.entry(socketId)?.subs.size ?? 0;
+    const subs = this.entry(socketId)?.subs;
+    return subs === undefined ? 0 : subs instanceof Map ? subs.size : subs.length;
   }
 
   list(socketId: string): Subscription[] {
-    return [...(this.entry(socketId)?.subs.values() ?? [])];
+    return [...subscriptionsOf(this.entry(socketId))];
   }
 
   get(socketId: string, id: string): Subscription | undefined {
-    return this.entry(socketId)?.subs.get(id);
+    const subs = this.entry(socketId)?.subs;
+    if (subs === undefined) return undefined;
+    return subs instanceof Map ? subs.get(id) : subs.find((s) => s.id === id);
   }
 
   /** Marks the socket as subscription-driven (with no subscription yet) for `user`. */
@@ -121,7 +138,7 @@ export class SubscriptionRegistry {
     const session = this.sessions.open(socketId);
     let e = session.subscriptions as SocketEntry | undefined;
     this.unsubscribed.delete(socketId);
-    if (!e) session.subscriptions = e = { user, subs: new Map(), version: 0 };
+    if (!e) session.subscriptions = e = { user, subs: NONE, version: 0 };
     else e.user = user;
     return e;
   }
@@ -146,7 +163,11 @@ export class SubscriptionRegistry {
       query,
       key: eq ? { path: eq.path, value: valueKey(eq.value) } : null,
     });
-    entry.subs.set(sub.id, sub);
+    const subs = entry.subs;
+    if (subs instanceof Map) subs.set(sub.id, sub);
+    else if (subs.length < SMALL)
+      entry.subs = subs.concat(sub); // exact size: a spread or a push reserves 17 slots
+    else entry.subs = new Map([...subs, sub].map((s) => [s.id, s]));
     let idx = this.collections.get(collection);
     if (!idx) this.collections.set(collection, (idx = { scan: new Set(), byPath: new Map(), size: 0 }));
     idx.size++;
@@ -162,7 +183,15 @@ export class SubscriptionRegistry {
   }
 
   remove(sub: Subscription): void {
-    this.entry(sub.socketId)?.subs.delete(sub.id);
+    const entry = this.entry(sub.socketId);
+    if (entry) {
+      const subs = entry.subs;
+      if (subs instanceof Map) subs.delete(sub.id);
+      else {
+        const i = subs.indexOf(sub);
+        if (i >= 0) entry.subs = subs.length === 1 ? NONE : subs.slice(0, i).concat(subs.slice(i + 1)); // exact size (unlike filter)
+      }
+    }
     const key = sharedKey(sub.sig, sub.filter);
     const shared = key === undefined ? undefined : this.queries.get(key);
     if (shared?.query === sub.query && --shared.refs <= 0) this.queries.delete(key!);

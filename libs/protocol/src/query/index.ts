@@ -12,7 +12,7 @@ import { bindToIR, type QueryVars } from './query.binder';
 import { formatQuery } from './query.format';
 import type { IR } from './query.ir';
 import type { MatchBudget } from './query.glob';
-import { compilePredicate } from './query.matcher';
+import { compilePredicate, type DocPredicate } from './query.matcher';
 import { cloneFilter, toMongoFilter } from './query.mongo';
 import { parseQuery, sourceText } from './query.parser';
 
@@ -39,7 +39,7 @@ export interface CompiledQuery {
    * With `budget`, string patterns charge their work to it and throw MatchBudgetExceededError
    * rather than exceed it (see query.glob.ts); without, matching is unbounded (but still linear).
    */
-  readonly test: (doc: Record<string, unknown>, budget?: MatchBudget) => boolean;
+  test(doc: Record<string, unknown>, budget?: MatchBudget): boolean;
   /** Matches every document (TRUEPREDICATE, or folded to it). */
   readonly alwaysTrue: boolean;
   /** Matches no document (FALSEPREDICATE, or folded to it, e.g. a comparison with a missing %user claim). */
@@ -73,25 +73,42 @@ export function compileQuery(text: string, args?: unknown[], vars?: QueryVars): 
 }
 
 const EMPTY_DOC: Record<string, unknown> = Object.freeze({});
+const NO_EQUALITIES: ReadonlyArray<QueryEquality> = Object.freeze([]);
+
+/**
+ * A compiled query as a class (frozen instances of one shape, `mongo` and `test` on the prototype)
+ * rather than a frozen object literal with a getter: V8 keeps such a literal in dictionary mode and
+ * `test` needed a closure of its own, ~0.5 KB more per query (BENCHMARKS.md, "Memory per socket").
+ */
+class Compiled implements CompiledQuery {
+  readonly alwaysTrue: boolean;
+  readonly alwaysFalse: boolean;
+
+  constructor(
+    private readonly filter: Record<string, unknown>,
+    private readonly predicate: DocPredicate,
+    readonly equalities: ReadonlyArray<QueryEquality>,
+    readonly text: string,
+    ir: IR,
+  ) {
+    this.alwaysTrue = ir.k === 'const' && ir.v;
+    this.alwaysFalse = ir.k === 'const' && !ir.v;
+    Object.freeze(this);
+  }
+
+  get mongo(): Record<string, unknown> {
+    return cloneFilter(this.filter);
+  }
+
+  test(doc: Record<string, unknown>, budget?: MatchBudget): boolean {
+    // A missing document (a delete's data) is tested as an empty one.
+    return this.predicate(doc !== null && typeof doc === 'object' ? doc : EMPTY_DOC, budget);
+  }
+}
 
 function compiledFromIR(ir: IR, text: string): CompiledQuery {
-  const mongo = toMongoFilter(ir);
-  const predicate = compilePredicate(ir);
-  // A missing document (a delete's data) is tested as an empty one.
-  const test = (doc: Record<string, unknown>, budget?: MatchBudget) => predicate(doc !== null && typeof doc === 'object' ? doc : EMPTY_DOC, budget);
-  const equalities = Object.freeze(equalitiesOf(ir));
-  const alwaysTrue = ir.k === 'const' && ir.v;
-  const alwaysFalse = ir.k === 'const' && !ir.v;
-  return Object.freeze({
-    get mongo() {
-      return cloneFilter(mongo);
-    },
-    test,
-    alwaysTrue,
-    alwaysFalse,
-    equalities,
-    text,
-  });
+  const eqs = equalitiesOf(ir);
+  return new Compiled(toMongoFilter(ir), compilePredicate(ir), eqs.length ? Object.freeze(eqs) : NO_EQUALITIES, text, ir);
 }
 
 function equalitiesOf(ir: IR): QueryEquality[] {

@@ -435,6 +435,21 @@ describe('CompiledQuery', () => {
     expect(Object.isFrozen(q.equalities)).toBe(true);
   });
 
+  it('keeps its methods on one shared prototype (no closure per compiled query) and its filter private to each read', () => {
+    const a = compileQuery('a == $0', [1]);
+    const b = compileQuery('b > $0 AND c == "x"', [2]);
+    expect(Object.getPrototypeOf(a)).toBe(Object.getPrototypeOf(b));
+    expect(Object.hasOwn(a, 'test')).toBe(false);
+    expect(Object.hasOwn(a, 'mongo')).toBe(false);
+    expect(b.equalities).toEqual([{ path: 'c', value: 'x' }]);
+    expect(compileQuery('a > 1').equalities).toBe(compileQuery('b > 1').equalities); // the shared empty list
+    const first = a.mongo;
+    (first as { a: unknown }).a = 'changed';
+    expect(a.mongo).toEqual({ a: 1 });
+    expect(a.test({ a: 1 })).toBe(true);
+    expect(a.test({ a: 2 })).toBe(false);
+  });
+
   it('tests documents fast, without reparsing', () => {
     const q = compileQuery('(status == "open" OR status == "new") AND owner.id == $0 AND title CONTAINS[c] "x" AND NOT tags IN {"spam"}', ['u1']);
     const doc = { status: 'open', owner: { id: 'u1' }, title: 'fix X', tags: ['a', 'b'] };
