@@ -1,23 +1,15 @@
 /* Two projects: fast unit specs next to the code, and e2e suites that boot the real app
  * against a real MongoDB-wire database (embedded FerretDB unless MONGODB_URI is set). */
-const swc = [
-  '@swc/jest',
-  {
-    jsc: {
-      parser: { syntax: 'typescript', decorators: true },
-      transform: { legacyDecorator: true, decoratorMetadata: true },
-      target: 'es2022',
-      keepClassNames: true,
-    },
-    module: { type: 'commonjs' },
-  },
-];
-const moduleNameMapper = {
-  '^@sync/protocol$': '<rootDir>/libs/protocol/src',
-  '^@sync/protocol/(.*)$': '<rootDir>/libs/protocol/src/$1',
-  '^@sync/client$': '<rootDir>/libs/client/src',
-  '^@sync/client/(.*)$': '<rootDir>/libs/client/src/$1',
-};
+const { swcOptions, aliases } = require('./swc.options.cjs');
+
+const swc = ['@swc/jest', swcOptions];
+/** `@sync/protocol` and `@sync/protocol/…` (and the same for every alias) to their folders. */
+const moduleNameMapper = Object.fromEntries(
+  Object.entries(aliases).flatMap(([alias, dir]) => [
+    [`^${alias}$`, `<rootDir>/${dir}`],
+    [`^${alias}/(.*)$`, `<rootDir>/${dir}/$1`],
+  ]),
+);
 const common = {
   rootDir: __dirname,
   transform: { '^.+\\.(t|j)s$': swc },

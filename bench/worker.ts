@@ -3,7 +3,7 @@
  * latency histograms. */
 import { LiteSocket, nowMs } from './lib/lite-client';
 import { createHistogram, encodeHistogram, recordMs } from './lib/hist';
-import { Ack, BatchAck, benchDoc, EV, insertChange } from './lib/protocol';
+import { benchDoc, EV, insertChange } from './lib/protocol';
 
 const WI = Number(process.env.BENCH_WORKER_INDEX ?? 0);
 
@@ -48,10 +48,10 @@ async function eachLimit<T>(items: T[], limit: number, fn: (item: T, i: number) 
 async function openJoined(url: string, userId: string, subscribe?: { collection: string; filter?: string } | null): Promise<LiteSocket> {
   const s = await LiteSocket.connect(url);
   try {
-    const ack = await s.emitWithAck<Ack>(EV.join, { userId }, 60_000);
+    const ack = await s.emitWithAck(EV.join, { userId }, 60_000);
     if (!ack?.success) throw new Error(`join refused: ${ack?.code ?? JSON.stringify(ack)}`);
     if (subscribe) {
-      const sub = await s.emitWithAck<Ack>(EV.subscribe, { collection: subscribe.collection, filter: subscribe.filter, bootstrap: false }, 60_000);
+      const sub = await s.emitWithAck(EV.subscribe, { collection: subscribe.collection, filter: subscribe.filter, bootstrap: false }, 60_000);
       if (!sub?.success) throw new Error(`subscribe refused: ${sub?.code ?? JSON.stringify(sub)}`);
     }
     return s;
@@ -108,7 +108,7 @@ const commands: Record<string, (a: any) => Promise<unknown>> = {
         let bad = 0;
         try {
           if (a.mode === 'batch') {
-            const ack = await s.emitWithAck<BatchAck>(EV.changeBatch, { changes }, 120_000);
+            const ack = await s.emitWithAck(EV.changeBatch, { changes }, 120_000);
             if (ack?.success) {
               ok = ack.successCount ?? 0;
               bad = ack.failureCount ?? 0;
@@ -118,7 +118,7 @@ const commands: Record<string, (a: any) => Promise<unknown>> = {
               bump(codes, ack?.code ?? 'no-ack');
             }
           } else {
-            const ack = await s.emitWithAck<Ack>(EV.change, changes[0], 120_000);
+            const ack = await s.emitWithAck(EV.change, changes[0], 120_000);
             if (ack?.success) ok = 1;
             else {
               bad = 1;
@@ -222,8 +222,10 @@ const commands: Record<string, (a: any) => Promise<unknown>> = {
       };
       const p = (
         per === 1
-          ? s.emitWithAck<Ack>(EV.change, changes[0], 120_000).then((ack) => settled(ack?.success ? 1 : 0, ack?.code))
-          : s.emitWithAck<BatchAck>(EV.changeBatch, { changes }, 120_000).then((ack) => settled(ack?.successCount ?? 0, ack?.code ?? 'partial'))
+          ? s.emitWithAck(EV.change, changes[0], 120_000).then((ack) => settled(ack?.success ? 1 : 0, ack?.success ? undefined : ack?.code))
+          : s
+              .emitWithAck(EV.changeBatch, { changes }, 120_000)
+              .then((ack) => (ack?.success ? settled(ack.successCount, 'partial') : settled(0, ack?.code ?? 'partial')))
       ).catch((e) => {
         if (!warm) {
           failed += per;
@@ -273,7 +275,7 @@ const commands: Record<string, (a: any) => Promise<unknown>> = {
           const changes = Array.from({ length: n }, (_, k) => insertChange(a.collection, `${a.prefix}-${first + k}`, benchDoc(first + k)));
           for (let attempt = 0; ; attempt++) {
             try {
-              const ack = await s.emitWithAck<BatchAck>(EV.changeBatch, { changes }, 120_000);
+              const ack = await s.emitWithAck(EV.changeBatch, { changes }, 120_000);
               if (!ack?.success) throw new Error(ack?.code ?? 'no-ack');
               acked += ack.successCount ?? 0;
               failed += ack.failureCount ?? 0;
@@ -297,7 +299,7 @@ const commands: Record<string, (a: any) => Promise<unknown>> = {
   async head(a: { url: string; userId: string }) {
     const s = await LiteSocket.connect(a.url);
     try {
-      const ack = await s.emitWithAck<Ack>(EV.join, { userId: a.userId }, 30_000);
+      const ack = await s.emitWithAck(EV.join, { userId: a.userId }, 30_000);
       if (!ack?.success) throw new Error(`join refused: ${ack?.code}`);
       return { cursor: ack.cursor };
     } finally {
@@ -319,11 +321,7 @@ const commands: Record<string, (a: any) => Promise<unknown>> = {
     try {
       for (;;) {
         const t = nowMs();
-        const ack = await s.emitWithAck<Ack & { changes: { changeId: string }[]; hasMore: boolean }>(
-          EV.getChanges,
-          { cursor, limit: a.limit, collection: a.collection },
-          120_000,
-        );
+        const ack = await s.emitWithAck(EV.getChanges, { cursor, limit: a.limit, collection: a.collection }, 120_000);
         recordMs(hist, nowMs() - t);
         if (!ack?.success) throw new Error(`get_changes failed: ${ack?.code} ${ack?.error}`);
         pages++;
@@ -363,11 +361,7 @@ const commands: Record<string, (a: any) => Promise<unknown>> = {
         else if (p.subscriptionId === subId) onPage(p);
       });
       const t0 = nowMs();
-      const ack = await s.emitWithAck<Ack & { subscriptionId: string; count: number }>(
-        EV.subscribe,
-        { collection: a.collection, bootstrap: true },
-        a.timeoutMs,
-      );
+      const ack = await s.emitWithAck(EV.subscribe, { collection: a.collection, bootstrap: true }, a.timeoutMs);
       const ackMs = nowMs() - t0;
       if (!ack?.success) throw new Error(`subscribe failed: ${ack?.code} ${ack?.error}`);
       subId = ack.subscriptionId;

@@ -10,9 +10,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { MongoClient } from 'mongodb';
-import { Socket } from 'socket.io-client';
 import request from 'supertest';
-import { emitAck } from './support/app';
+import type { ClientChange } from '@sync/protocol';
+import { emitAck, ClientSocket } from './support/app';
 import { startRulesApp, type RulesApp } from './support/rules-app';
 
 const RULES = {
@@ -29,8 +29,8 @@ const SECRET = 'alice-secret-marker';
 describe('attack: acks leak nothing of another user (write rule before conflict resolution)', () => {
   let t: RulesApp;
   let mongo: MongoClient;
-  let alice: Socket;
-  let bob: Socket;
+  let alice: ClientSocket;
+  let bob: ClientSocket;
   const T0 = Date.now();
   /** The three kinds of id bob probes: alice's live document, alice's deleted one, an id never used. */
   const TARGETS = { live: 'a-live', deleted: 'a-deleted', missing: 'a-never' } as const;
@@ -53,7 +53,7 @@ describe('attack: acks leak nothing of another user (write rule before conflict 
 
   /** Bob's probes of one id: every operation, with an old, a new and no timestamp. */
   const probes = (documentId: string, collection = 'tasks') => {
-    const out: Record<string, unknown>[] = [];
+    const out: ClientChange[] = [];
     for (const timestamp of [1, Date.now() + 5_000, undefined]) {
       out.push({ operation: 'update', collection, documentId, data: { title: 'pwned' }, timestamp });
       out.push({ operation: 'update', collection, documentId, data: { done: true, sync_updated_at: 1 }, timestamp });
@@ -75,14 +75,16 @@ describe('attack: acks leak nothing of another user (write rule before conflict 
     alice = await joined('alice');
     bob = await joined('bob');
     const seed = await emitAck(alice, 'sync:changeBatch', {
-      changes: [
-        { operation: 'insert', collection: 'tasks', documentId: TARGETS.live, data: { owner: 'alice', title: `${SECRET} live` }, timestamp: T0 },
-        { operation: 'insert', collection: 'tasks', documentId: TARGETS.deleted, data: { owner: 'alice', title: `${SECRET} deleted` }, timestamp: T0 },
-        { operation: 'delete', collection: 'tasks', documentId: TARGETS.deleted, timestamp: T0 + 1 },
-        { operation: 'insert', collection: 'drop', documentId: 'd-live', data: { owner: 'alice', title: `${SECRET} drop` }, timestamp: T0 },
-        { operation: 'insert', collection: 'drop', documentId: 'd-deleted', data: { owner: 'alice', title: `${SECRET} drop` }, timestamp: T0 },
-        { operation: 'delete', collection: 'drop', documentId: 'd-deleted', timestamp: T0 + 1 },
-      ].map((c) => ({ changeId: randomUUID(), ...c })),
+      changes: (
+        [
+          { operation: 'insert', collection: 'tasks', documentId: TARGETS.live, data: { owner: 'alice', title: `${SECRET} live` }, timestamp: T0 },
+          { operation: 'insert', collection: 'tasks', documentId: TARGETS.deleted, data: { owner: 'alice', title: `${SECRET} deleted` }, timestamp: T0 },
+          { operation: 'delete', collection: 'tasks', documentId: TARGETS.deleted, timestamp: T0 + 1 },
+          { operation: 'insert', collection: 'drop', documentId: 'd-live', data: { owner: 'alice', title: `${SECRET} drop` }, timestamp: T0 },
+          { operation: 'insert', collection: 'drop', documentId: 'd-deleted', data: { owner: 'alice', title: `${SECRET} drop` }, timestamp: T0 },
+          { operation: 'delete', collection: 'drop', documentId: 'd-deleted', timestamp: T0 + 1 },
+        ] satisfies ClientChange[]
+      ).map((c) => ({ changeId: randomUUID(), ...c })),
     });
     expect(seed).toMatchObject({ success: true, successCount: 6 });
   });
@@ -183,7 +185,7 @@ describe('attack: acks leak nothing of another user (write rule before conflict 
   it('a conflict gives the winning document only to a reader: a write-only user gets current null, the same for live and deleted ids', async () => {
     const answers: unknown[] = [];
     for (const id of ['d-live', 'd-deleted']) {
-      for (const operation of ['update', 'insert', 'delete']) {
+      for (const operation of ['update', 'insert', 'delete'] as const) {
         const ack = await emitAck(bob, 'sync:change', {
           changeId: randomUUID(),
           operation,

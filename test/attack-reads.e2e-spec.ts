@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { Socket } from 'socket.io-client';
 import { queuedBytes } from '../src/common/socket-buffer';
 import { SyncGateway } from '../src/gateway/sync.gateway';
 import { hs256 } from './support/jwt';
-import { collectEvents, connectClient, emitAck, recordEvents, startTestApp, TestApp, waitFor } from './support/app';
+import { collectEvents, connectClient, emitAck, recordEvents, startTestApp, TestApp, waitFor, ClientSocket } from './support/app';
 import { RawSocket } from './support/raw-socket';
 import { startRulesApp, type RulesApp } from './support/rules-app';
 
@@ -158,7 +157,7 @@ describe('attack on reads: read churn against the read budget', () => {
       if (ack?.code === 'RATE_LIMITED') limited.push(ack);
       else if (ack?.success === false) other.push(ack);
     };
-    const churn = async (s: Socket) => {
+    const churn = async (s: ClientSocket) => {
       for (let i = 0; i < 40 && limited.length < 6; i++) {
         const sub = await emitAck(s, 'sync:subscribe', { collection: 'notes' });
         note(sub);
@@ -281,7 +280,7 @@ describe('attack on reads: a client that stops reading while it bootstraps', () 
 
 describe('bootstrap pages are bounded in bytes as well as in documents', () => {
   let t: TestApp;
-  let s: Socket | undefined;
+  let s: ClientSocket | undefined;
 
   beforeAll(async () => {
     t = await startTestApp({ BOOTSTRAP_BUFFER_BYTES: String(16 * 1024) }, 'bootstrap-bytes');
@@ -307,7 +306,7 @@ describe('bootstrap pages are bounded in bytes as well as in documents', () => {
     const pages = recordEvents(s, 'sync:bootstrap');
     expect(await emitAck(s, 'sync:subscribe', { collection: 'big' })).toMatchObject({ success: true, count: docs });
     await waitFor(() => pages.some((p) => p.done), 30_000, 'the last page');
-    const ids = pages.flatMap((p) => p.data.map((d: { _id: string }) => d._id));
+    const ids = pages.flatMap((p) => p.data.map((d) => d._id as string));
     expect(new Set(ids).size).toBe(docs);
     expect(ids).toHaveLength(docs);
     expect(pages.map((p) => p.page)).toEqual(pages.map((_, i) => i + 1));

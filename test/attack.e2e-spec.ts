@@ -3,10 +3,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { MongoClient } from 'mongodb';
-import { Socket } from 'socket.io-client';
 import request from 'supertest';
 import { hs256, TEST_SECRET } from './support/jwt';
-import { connectClient, emitAck, recordEvents, startTestApp, TestApp, waitFor } from './support/app';
+import type { ClientChange } from '@sync/protocol';
+import { connectClient, emitAck, recordEvents, startTestApp, TestApp, waitFor, emitUntyped, ClientSocket } from './support/app';
 
 /**
  * User B (bob) attacks user A's (alice's) documents by every event and REST route. Rules: a task is
@@ -38,15 +38,15 @@ describeWithRules(`attack: user B against user A${RULES_READY ? '' : ' (pending:
   let mongo: MongoClient;
   let aliceToken: string;
   let bobToken: string;
-  let alice: Socket;
-  let bob: Socket;
+  let alice: ClientSocket;
+  let bob: ClientSocket;
   /** Everything bob's sockets receive from the server (pushed changes, bootstrap pages). */
   const bobSaw: unknown[] = [];
-  const sockets: Socket[] = [];
+  const sockets: ClientSocket[] = [];
   let aliceDocs: () => Promise<unknown[]>;
   let before: unknown[];
 
-  async function joined(token: string): Promise<Socket> {
+  async function joined(token: string): Promise<ClientSocket> {
     const s = await connectClient(t.url, { auth: { token } });
     sockets.push(s);
     const ack = await emitAck(s, 'sync:join', {});
@@ -54,9 +54,9 @@ describeWithRules(`attack: user B against user A${RULES_READY ? '' : ' (pending:
     return s;
   }
 
-  async function bobSocket(): Promise<Socket> {
+  async function bobSocket(): Promise<ClientSocket> {
     const s = await joined(bobToken);
-    for (const ev of ['sync:changes', 'sync:bootstrap']) s.on(ev, (p: unknown) => bobSaw.push(p));
+    for (const ev of ['sync:changes', 'sync:bootstrap'] as const) s.on(ev, (p: unknown) => bobSaw.push(p));
     return s;
   }
 
@@ -80,7 +80,7 @@ describeWithRules(`attack: user B against user A${RULES_READY ? '' : ' (pending:
 
     const seed = await emitAck(alice, 'sync:changeBatch', {
       changes: [
-        ...['a1', 'a2', 'a3'].map((id) => ({
+        ...['a1', 'a2', 'a3'].map((id): ClientChange => ({
           changeId: randomUUID(),
           operation: 'insert',
           collection: 'tasks',
@@ -250,13 +250,13 @@ describeWithRules(`attack: user B against user A${RULES_READY ? '' : ' (pending:
     ];
 
     it.each(attempts)('sync:change: %s → FORBIDDEN', async (_name, change) => {
-      const ack = await emitAck(bob, 'sync:change', { changeId: randomUUID(), ...change });
+      const ack = await emitUntyped(bob, 'sync:change', { changeId: randomUUID(), ...change });
       expect(ack).toMatchObject({ success: false, code: 'FORBIDDEN' });
       expectNoLeak(ack);
     });
 
     it('sync:changeBatch: every attempt refused, each on its own', async () => {
-      const ack = await emitAck(bob, 'sync:changeBatch', { changes: attempts.map(([, c]) => ({ changeId: randomUUID(), ...c })) });
+      const ack = await emitUntyped(bob, 'sync:changeBatch', { changes: attempts.map(([, c]) => ({ changeId: randomUUID(), ...c })) });
       expect(ack).toMatchObject({ success: true, successCount: 0, failureCount: attempts.length });
       for (const r of ack.results) expect(r).toMatchObject({ success: false, code: 'FORBIDDEN' });
       expectNoLeak(ack);
@@ -264,7 +264,7 @@ describeWithRules(`attack: user B against user A${RULES_READY ? '' : ' (pending:
 
     it('compatibility events: mongoUpsert and mongoDelete are refused', async () => {
       expect(await emitAck(bob, 'mongoUpsert', { collection: 'tasks', query: { _id: 'a1' }, update: { title: 'pwned' }, patchId: randomUUID() })).toBe('error');
-      expect(await emitAck(bob, 'mongoUpsert', { collection: 'tasks', query: { _id: { $ne: null } }, update: { title: 'pwned' } })).toBe('error');
+      expect(await emitUntyped(bob, 'mongoUpsert', { collection: 'tasks', query: { _id: { $ne: null } }, update: { title: 'pwned' } })).toBe('error');
       const del = await emitAck(bob, 'mongoDelete', { collection: 'tasks', query: { _id: 'a1' } });
       expect(del).toMatchObject({ success: false });
     });
@@ -323,8 +323,8 @@ describeWithRules(`attack: user B against user A${RULES_READY ? '' : ' (pending:
 describe('attack: changeId collisions between users', () => {
   let t: TestApp;
   let mongo: MongoClient;
-  let alice: Socket;
-  let bob: Socket;
+  let alice: ClientSocket;
+  let bob: ClientSocket;
 
   beforeAll(async () => {
     t = await startTestApp({ AUTH_JWT_SECRET: TEST_SECRET }, 'attack_ids');

@@ -1,9 +1,8 @@
-import { Socket } from 'socket.io-client';
-import { decodeCursor, encodeCursor } from '@sync/protocol';
+import { decodeCursor, encodeCursor, ClientChange } from '@sync/protocol';
 import { connectTestDb } from './support/db';
-import { emitAck, joinedClient, startTestApp, TestApp, waitFor } from './support/app';
+import { emitAck, joinedClient, startTestApp, TestApp, waitFor, emitUntyped, ClientSocket } from './support/app';
 
-async function readAll(s: Socket, cursor: string | undefined, limit: number, extra: Record<string, unknown> = {}) {
+async function readAll(s: ClientSocket, cursor: string | undefined, limit: number, extra: Record<string, unknown> = {}) {
   const changes: any[] = [];
   let pages = 0;
   for (;;) {
@@ -19,8 +18,8 @@ async function readAll(s: Socket, cursor: string | undefined, limit: number, ext
 
 describe('change feed: sync:get_changes', () => {
   let t: TestApp;
-  let a: Socket;
-  let b: Socket;
+  let a: ClientSocket;
+  let b: ClientSocket;
 
   beforeAll(async () => {
     // leases of 3 s: a pending entry or a hole becomes repairable after 4.5 s (long enough to observe the
@@ -81,7 +80,7 @@ describe('change feed: sync:get_changes', () => {
       { collection: '_sync_feed' },
       { collection: 'system.users' },
     ]) {
-      const ack = await emitAck(b, 'sync:get_changes', p);
+      const ack = await emitUntyped(b, 'sync:get_changes', p);
       expect(ack).toMatchObject({ success: false, code: 'INVALID_PAYLOAD' });
     }
   });
@@ -101,10 +100,10 @@ describe('change feed: sync:get_changes', () => {
     const head = (await emitAck(b, 'sync:join', { userId: 'bob' })).cursor;
     const writers = await Promise.all([0, 1, 2, 3].map((i) => joinedClient(own.url, `writer-${i}`)));
     const acked = new Set<string>();
-    const write = async (s: Socket, w: number) => {
+    const write = async (s: ClientSocket, w: number) => {
       for (let k = 0; k < 50; k++) {
         // singles and batches mixed, many changes in the same millisecond, some on shared documents
-        const changes = Array.from({ length: 10 }, (_, j) => ({
+        const changes = Array.from({ length: 10 }, (_, j): ClientChange & { changeId: string } => ({
           changeId: `w${w}-${k}-${j}`,
           operation: 'update',
           collection: 'feedtest',

@@ -235,7 +235,7 @@ describe('client SDK e2e (cursor expiry)', () => {
     await a.whenSynced();
     // wait until the feed entries bob would need are purged
     const raw = await joinedClient(t.url, 'probe');
-    await waitFor(async () => (await emitAck(raw, 'sync:get_changes', { cursor: bobCursor })).code === 'CURSOR_EXPIRED', 20_000, 'cursor expiry');
+    await waitFor(async () => (await emitAck(raw, 'sync:get_changes', { cursor: bobCursor as string })).code === 'CURSOR_EXPIRED', 20_000, 'cursor expiry');
     raw.close();
 
     b = makeClient(t, 'bob', storage);

@@ -3,9 +3,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import Redis from 'ioredis';
 import request from 'supertest';
-import { Socket } from 'socket.io-client';
 import { testMongoUri } from './support/db';
-import { emitAck, joinedClient, recordEvents, startTestApp, TestApp, waitFor } from './support/app';
+import type { ClientChange, Operation } from '@sync/protocol';
+import { emitAck, joinedClient, recordEvents, startTestApp, TestApp, waitFor, ClientSocket } from './support/app';
 import { haveRedisServer, REDIS_SERVER_BIN, TestRedis } from './support/redis';
 import { BSON } from 'mongodb';
 import { decodeMessage, deriveBusKey, encodeBatch, BusKey } from '../src/cluster/cluster.codec';
@@ -47,7 +47,7 @@ describeIfRedis('horizontal scale: two nodes, one database, Redis cluster bus', 
   let dir: string;
   let env: Record<string, string>;
   const apps: TestApp[] = [];
-  const sockets: Socket[] = [];
+  const sockets: ClientSocket[] = [];
   const join = async (t: TestApp, user: string) => {
     const s = await joinedClient(t.url, user);
     sockets.push(s);
@@ -60,7 +60,7 @@ describeIfRedis('horizontal scale: two nodes, one database, Redis cluster bus', 
     const m = text.match(new RegExp(`^${name.replace(/[{}"=]/g, (c) => `\\${c}`)} (\\S+)$`, 'm'));
     return m ? Number(m[1]) : undefined;
   };
-  const change = (s: Socket, collection: string, documentId: string, data: Record<string, unknown>, operation = 'insert') =>
+  const change = (s: ClientSocket, collection: string, documentId: string, data: Record<string, unknown>, operation: Operation = 'insert') =>
     emitAck(s, 'sync:change', { operation, collection, documentId, data });
 
   beforeAll(async () => {
@@ -159,7 +159,7 @@ describeIfRedis('horizontal scale: two nodes, one database, Redis cluster bus', 
     const bob = await join(b, 'bob');
     await emitAck(bob, 'sync:subscribe', { collection: 'bulk', bootstrap: false });
     const got = recordEvents(bob, 'sync:changes');
-    const changes = Array.from({ length: 60 }, (_, i) => ({
+    const changes = Array.from({ length: 60 }, (_, i): ClientChange => ({
       operation: 'insert',
       collection: 'bulk',
       documentId: `k${String(i).padStart(3, '0')}`,

@@ -1,20 +1,20 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Socket } from 'socket.io-client';
 import { connectTestDb } from './support/db';
-import { emitAck, joinedClient, startTestApp, TestApp, waitFor } from './support/app';
+import type { ClientChange } from '@sync/protocol';
+import { emitAck, joinedClient, startTestApp, TestApp, waitFor, ClientSocket } from './support/app';
 
 const SCHEMAS = path.join(__dirname, '..', 'config', 'schemas.example.json');
 const SERVICE = 'svc-token-for-schema-tests-0123456789';
 
 describe('collection schemas: enforced on the resulting document on every write path', () => {
   let t: TestApp;
-  let a: Socket;
+  let a: ClientSocket;
   let db: Awaited<ReturnType<typeof connectTestDb>>;
   let seq = 0;
   const id = (p = 'p') => `${p}-${++seq}-${Date.now()}`;
-  const person = (documentId: string, data: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
+  const person = (documentId: string, data: Record<string, unknown>, extra: Record<string, unknown> = {}): ClientChange => ({
     changeId: `c-${documentId}-${++seq}`,
     operation: 'insert',
     collection: 'people',
@@ -123,7 +123,7 @@ describe('collection schemas: enforced on the resulting document on every write 
 
   describe('with CONFLICT_STRATEGY=field', () => {
     let f: TestApp;
-    let s: Socket;
+    let s: ClientSocket;
     let fdb: Awaited<ReturnType<typeof connectTestDb>>;
     beforeAll(async () => {
       f = await startTestApp({ AUTH_MODE: 'dev', SYNC_SCHEMAS_FILE: SCHEMAS, CONFLICT_STRATEGY: 'field' }, 'schemas_field');
@@ -156,7 +156,7 @@ describe('collection schemas: enforced on the resulting document on every write 
 
   describe('a schema in the rules file, with stored BSON types (fieldTypes)', () => {
     let r: TestApp;
-    let s: Socket;
+    let s: ClientSocket;
     let rdb: Awaited<ReturnType<typeof connectTestDb>>;
     let dir: string;
     beforeAll(async () => {

@@ -3,18 +3,17 @@
  * before the marker) is repaired like a crash before the documents; a committed batch is never
  * replayed however old; old entries stored `applied` read as before; retention drops the markers
  * with their entries. Entries are written here exactly as a writer that died would leave them. */
-import { Socket } from 'socket.io-client';
-import { decodeCursor, encodeCursor } from '@sync/protocol';
+import { ClientChange, decodeCursor, encodeCursor } from '@sync/protocol';
 import { ChangeFeedRepository, FeedEntry } from '../src/feed/change-feed.repository';
 import { connectTestDb } from './support/db';
-import { emitAck, joinedClient, startTestApp, TestApp, waitFor } from './support/app';
+import { emitAck, joinedClient, startTestApp, TestApp, waitFor, ClientSocket } from './support/app';
 
 const COLL = 'marked';
 
 describe('insert-only commit: commit markers', () => {
   let t: TestApp;
-  let a: Socket;
-  let b: Socket;
+  let a: ClientSocket;
+  let b: ClientSocket;
   let db: Awaited<ReturnType<typeof connectTestDb>>;
   let repo: ChangeFeedRepository;
 
@@ -56,7 +55,7 @@ describe('insert-only commit: commit markers', () => {
 
   it('commits a batch with one marker: its entries are not rewritten, and readers see it at once', async () => {
     const head = (await emitAck(b, 'sync:join', { userId: 'bob' })).cursor;
-    const changes = Array.from({ length: 5 }, (_, i) => ({
+    const changes = Array.from({ length: 5 }, (_, i): ClientChange => ({
       changeId: `live-${i}`,
       operation: 'insert',
       collection: COLL,
@@ -76,7 +75,7 @@ describe('insert-only commit: commit markers', () => {
     expect(await db.db.collection('_sync_commits').findOne({ _id: commit as never })).toMatchObject({ last: Math.max(...positions) });
     const page = await read(head);
     expect(page.changes.map((c: any) => c.changeId)).toEqual(changes.map((c) => c.changeId));
-    for (const c of changes) expect(await stored(c.documentId)).toMatchObject({ i: c.data.i });
+    for (const c of changes) expect(await stored(c.documentId)).toMatchObject({ i: c.data?.i });
   });
 
   it('replays a batch whose writer died after (some of) its documents, before its marker', async () => {
@@ -163,7 +162,7 @@ describe('insert-only commit: commit markers', () => {
 
   it('retention drops the markers with their entries and keeps the later ones', async () => {
     const batch = async (tag: string) => {
-      const changes = Array.from({ length: 3 }, (_, i) => ({
+      const changes = Array.from({ length: 3 }, (_, i): ClientChange => ({
         changeId: `${tag}-${i}`,
         operation: 'insert',
         collection: COLL,

@@ -3,9 +3,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Browser } from 'playwright-core';
-import { Socket } from 'socket.io-client';
 import request from 'supertest';
-import { emitAck, joinedClient, startTestApp, TestApp, waitFor } from './support/app';
+import { emitAck, joinedClient, startTestApp, TestApp, waitFor, ClientSocket } from './support/app';
 import { ARTIFACTS, haveChromium, launchChromium, warnWithoutChromium } from './support/browser';
 import { hs256, unsigned } from './support/jwt';
 
@@ -16,7 +15,7 @@ describe('operator console', () => {
   let t: TestApp;
   let adminToken: string;
   let userToken: string;
-  let writer: Socket;
+  let writer: ClientSocket;
   let seq = 0;
 
   beforeAll(async () => {

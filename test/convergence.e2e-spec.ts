@@ -23,10 +23,9 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import fc from 'fast-check';
-import type { Socket } from 'socket.io-client';
 import { MemoryStorage, SyncClient, type PendingChange, type SyncDocument } from '@sync/client';
 import { decodeCursor } from '@sync/protocol';
-import { emitAck, joinedClient, startTestApp, TestApp } from './support/app';
+import { emitAck, joinedClient, startTestApp, TestApp, ClientSocket } from './support/app';
 import { connectTestDb } from './support/db';
 import { feedEntries } from './support/feed';
 
@@ -129,7 +128,7 @@ interface Acked {
 }
 
 /** Reads the whole feed of one collection with sync:get_changes, from the beginning (no cursor). */
-async function readFeedFromScratch(s: Socket, collection: string, limit: number): Promise<any[]> {
+async function readFeedFromScratch(s: ClientSocket, collection: string, limit: number): Promise<any[]> {
   const out: any[] = [];
   let cursor: string | undefined;
   for (let pages = 0; pages < 10_000; pages++) {
@@ -165,7 +164,7 @@ const stats = {
 describe('randomized convergence: SDK clients, offline edits, catch-up through the feed', () => {
   let t: TestApp;
   let dbh: Awaited<ReturnType<typeof connectTestDb>>;
-  let auditor: Socket;
+  let auditor: ClientSocket;
   let run = 0;
 
   beforeAll(async () => {
@@ -190,7 +189,7 @@ describe('randomized convergence: SDK clients, offline edits, catch-up through t
     const errors: string[] = [];
     const online = new Set<number>();
     /** raw sockets: another device of a client's user, for bursts */
-    const devices = new Map<number, Socket>();
+    const devices = new Map<number, ClientSocket>();
     const bursts: {
       userId: string;
       documentId: string;

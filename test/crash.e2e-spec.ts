@@ -7,11 +7,11 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Socket } from 'socket.io-client';
 import { DEFAULT_DB_NAME } from '../src/database/database-launcher.service';
 import { freePort, readPidRecord } from '../src/database/embedded-database';
 import { connectTestDb } from './support/db';
-import { connectClient, emitAck, waitFor } from './support/app';
+import type { ClientChange } from '@sync/protocol';
+import { connectClient, emitAck, waitFor, ClientSocket } from './support/app';
 import { feedEntries } from './support/feed';
 import { spawnServer, type ServerProcess } from './support/server-process';
 
@@ -63,14 +63,14 @@ const sentBatches = new Map<number, any[][]>();
  * batch half written.
  */
 async function streamUntilKilled(url: string, server: Server, round: number, killAfter: number, acked: Map<string, Acked>): Promise<number> {
-  const socket: Socket = await connectClient(url);
+  const socket: ClientSocket = await connectClient(url);
   await emitAck(socket, 'sync:join', { userId: `writer${round}` });
   let killed = false;
   let batches = 0;
   let spent = 0;
   try {
     for (let k = 0; !killed; k++) {
-      const changes = Array.from({ length: 25 }, (_, j) => ({
+      const changes = Array.from({ length: 25 }, (_, j): ClientChange & { changeId: string } => ({
         changeId: `r${round}-k${k}-${j}`,
         operation: j % 7 === 6 ? 'delete' : 'update',
         collection: 'crash',

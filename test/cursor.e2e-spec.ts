@@ -1,6 +1,5 @@
-import { Socket } from 'socket.io-client';
 import { hs256, TEST_SECRET } from './support/jwt';
-import { connectClient, emitAck, startTestApp, TestApp } from './support/app';
+import { connectClient, emitAck, startTestApp, TestApp, ClientSocket } from './support/app';
 
 /**
  * Issue 10, informational: cursors exposed raw feed positions that a client could also write
@@ -9,7 +8,7 @@ import { connectClient, emitAck, startTestApp, TestApp } from './support/app';
  */
 describe('cursors are tagged by the server', () => {
   let t: TestApp;
-  let s: Socket;
+  let s: ClientSocket;
 
   beforeAll(async () => {
     t = await startTestApp({ AUTH_JWT_SECRET: TEST_SECRET }, 'cursor_tags');

@@ -5,12 +5,12 @@
  * as the feed holds them; a socket mid-write or not reading falls back, and what direct writes leave
  * unsent counts towards the per-socket buffer bound. */
 import type { Server, Socket as ServerSocket } from 'socket.io';
-import type { Socket } from 'socket.io-client';
 import { queuedBytes } from '../src/common/socket-buffer';
 import { directTarget, textFrame } from '../src/delivery/direct-frame';
 import { SyncGateway } from '../src/gateway/sync.gateway';
 import { MetricsService } from '../src/metrics/metrics.service';
-import { connectClient, emitAck, startTestApp, TestApp, waitFor } from './support/app';
+import type { ClientChange } from '@sync/protocol';
+import { connectClient, emitAck, startTestApp, TestApp, waitFor, ClientSocket } from './support/app';
 import { RawSocket } from './support/raw-socket';
 
 interface Delivered {
@@ -26,7 +26,7 @@ const COLLECTION = 'df';
 describe('direct frames: the same events, in the same order, on every transport', () => {
   let t: TestApp;
   let io: Server;
-  const sockets: Socket[] = [];
+  const sockets: ClientSocket[] = [];
   let raw: RawSocket | undefined;
 
   const serverSocketOf = (user: string): ServerSocket | undefined =>
@@ -97,8 +97,8 @@ describe('direct frames: the same events, in the same order, on every transport'
       expected++;
     }
     // a batch (several changes per frame), with an update that moves a document out of view and a delete
-    const batch = [
-      ...Array.from({ length: 20 }, (_, j) => ({ operation: 'insert', collection: COLLECTION, documentId: `b${j}`, data: doc(100 + j) })),
+    const batch: ClientChange[] = [
+      ...Array.from({ length: 20 }, (_, j): ClientChange => ({ operation: 'insert', collection: COLLECTION, documentId: `b${j}`, data: doc(100 + j) })),
       { operation: 'update', collection: COLLECTION, documentId: 's1', data: { open: false, i: 1 } },
       { operation: 'delete', collection: COLLECTION, documentId: 's2' },
       { operation: 'update', collection: COLLECTION, documentId: 's3', data: doc(3, { edited: true }) },
@@ -167,7 +167,7 @@ describe('direct frames: the same events, in the same order, on every transport'
       got.set(name, list);
       r.s.on('sync:changes', (batch: Delivered[]) => list.push(...batch));
     }
-    const send = (r: { s: Socket }, prefix: string) =>
+    const send = (r: { s: ClientSocket }, prefix: string) =>
       Array.from({ length: 12 }, (_, i) =>
         emitAck(r.s, 'sync:change', { operation: 'insert', collection: 'df-multi', documentId: `${prefix}${i}`, data: { i } }),
       );
@@ -200,7 +200,12 @@ describe('direct frames: the same events, in the same order, on every transport'
     const pad = 'f'.repeat(100_000);
     let fellBack = false;
     for (let b = 0; b < 60 && !fellBack; b++) {
-      const changes = Array.from({ length: 10 }, (_, j) => ({ operation: 'insert', collection: 'df-flood', documentId: `f${b}-${j}`, data: { pad } }));
+      const changes = Array.from({ length: 10 }, (_, j): ClientChange => ({
+        operation: 'insert',
+        collection: 'df-flood',
+        documentId: `f${b}-${j}`,
+        data: { pad },
+      }));
       expect(await emitAck(writer.s, 'sync:changeBatch', { changes }, 60_000)).toMatchObject({ success: true });
       fellBack = slow.connected && directTarget(slow) === null;
       if (fellBack) expect(queuedBytes(slow)).toBeGreaterThan(0);

@@ -11,7 +11,8 @@ import { FileStorage, MemoryStorage, newObjectId, SyncClient } from '@sync/clien
 import { ChangeFeedRepository, FeedEntry } from '../src/feed/change-feed.repository';
 import { ChangeFeedService } from '../src/feed/change-feed.service';
 import { DocumentRepository } from '../src/feed/document.repository';
-import { emitAck, joinedClient, startTestApp, TestApp, waitFor } from './support/app';
+import type { Operation } from '@sync/protocol';
+import { emitAck, joinedClient, startTestApp, TestApp, waitFor, emitUntyped } from './support/app';
 
 const clients: SyncClient[] = [];
 function makeClient(t: TestApp, userId: string, storage: MemoryStorage | FileStorage = new MemoryStorage()): SyncClient {
@@ -371,7 +372,7 @@ describe('existing data (Atlas Device Sync collections)', () => {
   it('refuses ids a collection cannot store (INVALID_PAYLOAD), and nothing is written', async () => {
     const s = await joinedClient(t.url, 'frank');
     try {
-      const send = (c: Record<string, unknown>) => emitAck(s, 'sync:change', { operation: 'insert', data: { x: 1 }, ...c });
+      const send = (c: Record<string, unknown>) => emitUntyped(s, 'sync:change', { operation: 'insert', data: { x: 1 }, ...c });
       expect(await send({ changeId: 'bad-1', collection: 'items', documentId: 'not-an-objectid' })).toMatchObject({ success: false, code: 'INVALID_PAYLOAD' });
       expect(await send({ changeId: 'bad-2', collection: 'items', documentId: newObjectId().toUpperCase() })).toMatchObject({
         success: false,
@@ -422,7 +423,7 @@ describe('existing data with CONFLICT_STRATEGY=field', () => {
     ] as never[]);
     const s = await joinedClient(t.url, 'gina');
     try {
-      const send = (changeId: string, operation: string, documentId: string, timestamp: number, data?: Record<string, unknown>) =>
+      const send = (changeId: string, operation: Operation, documentId: string, timestamp: number, data?: Record<string, unknown>) =>
         emitAck(s, 'sync:change', { changeId, operation, collection: 'tasks', documentId, data, timestamp });
       expect(await send('f1', 'update', id.toHexString(), 10, { a: 'a1' })).toMatchObject({ success: true, timestamp: 10 });
       expect(await send('f2', 'update', id.toHexString(), 3, { b: 'b1' })).toMatchObject({ success: true }); // b: untouched since the import

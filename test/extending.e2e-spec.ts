@@ -1,7 +1,7 @@
-import { Socket } from 'socket.io-client';
 import { ExtendingModule, InProcessHub } from '../examples/extending/extending.module';
 import { testMongoUri } from './support/db';
-import { collectEvents, emitAck, joinedClient, startTestApp, TestApp } from './support/app';
+import type { Operation } from '@sync/protocol';
+import { collectEvents, emitAck, joinedClient, startTestApp, TestApp, ClientSocket } from './support/app';
 
 /*
  * docs/EXTENDING.md's example module, plugged into two nodes of one database through createApp's
@@ -12,7 +12,7 @@ describe('extending: a user module provides the conflict resolver, the change ro
   const hub = new InProcessHub();
   let a: TestApp;
   let b: TestApp;
-  const sockets: Socket[] = [];
+  const sockets: ClientSocket[] = [];
   let seq = 0;
   const id = (p = 'doc') => `${p}-${++seq}-${Date.now()}`;
   const join = async (t: TestApp, userId: string) => {
@@ -21,7 +21,7 @@ describe('extending: a user module provides the conflict resolver, the change ro
     return s;
   };
   /** `socket` sends one change to a note (an insert unless `operation` says otherwise). */
-  const write = (socket: Socket, documentId: string, data: Record<string, unknown>, timestamp: number, operation = 'insert') =>
+  const write = (socket: ClientSocket, documentId: string, data: Record<string, unknown>, timestamp: number, operation: Operation = 'insert') =>
     emitAck(socket, 'sync:change', { operation, collection: 'notes', documentId, data, timestamp });
 
   beforeAll(async () => {

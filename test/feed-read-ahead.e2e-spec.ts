@@ -1,7 +1,6 @@
-import { Socket } from 'socket.io-client';
 import { decodeCursor } from '@sync/protocol';
 import { connectTestDb } from './support/db';
-import { emitAck, joinedClient, startTestApp, TestApp } from './support/app';
+import { emitAck, joinedClient, startTestApp, TestApp, ClientSocket } from './support/app';
 
 /**
  * get_changes reads feed windows ahead of the one it visits (FEED_READ_AHEAD). A window read ahead
@@ -11,7 +10,7 @@ import { emitAck, joinedClient, startTestApp, TestApp } from './support/app';
  */
 describe('change feed: read-ahead stays gap-free and exactly-once', () => {
   let t: TestApp;
-  let s: Socket;
+  let s: ClientSocket;
 
   beforeAll(async () => {
     // leases of 60 s: the pending entry and the hole are never old enough to be repaired here

@@ -2,10 +2,10 @@
  * applied go through the batch path together, each still answered on its own ack, in order per
  * socket, with every guarantee of a single change (idempotency per author, conflicts, rules). */
 import { randomUUID } from 'node:crypto';
-import { Socket } from 'socket.io-client';
 import request from 'supertest';
 import { connectTestDb } from './support/db';
-import { emitAck, joinedClient, startTestApp, TestApp } from './support/app';
+import type { ClientChange } from '@sync/protocol';
+import { emitAck, joinedClient, startTestApp, TestApp, ClientSocket } from './support/app';
 import { feedEntries } from './support/feed';
 
 const CLIENTS = 30;
@@ -14,7 +14,7 @@ const EDITS = 4;
 describe('group commit of concurrent single changes', () => {
   let t: TestApp;
   let db: Awaited<ReturnType<typeof connectTestDb>>;
-  const sockets: Socket[] = [];
+  const sockets: ClientSocket[] = [];
 
   beforeAll(async () => {
     t = await startTestApp({ AUTH_MODE: 'dev', RATE_LIMIT_DISABLED: 'true' }, 'groupcommit');
@@ -32,8 +32,8 @@ describe('group commit of concurrent single changes', () => {
     const base = Date.now();
     const sent = sockets.map((s, i) => {
       const own = `own-${i}-${randomUUID()}`;
-      const changes = [
-        ...Array.from({ length: EDITS }, (_, k) => ({
+      const changes: ClientChange[] = [
+        ...Array.from({ length: EDITS }, (_, k): ClientChange => ({
           changeId: randomUUID(),
           operation: k === 0 ? 'insert' : 'update',
           collection: 'gc',
@@ -72,7 +72,7 @@ describe('group commit of concurrent single changes', () => {
     sockets.push(a2);
     const changeId = randomUUID();
     const docId = `dup-${changeId}`;
-    const change = { changeId, operation: 'insert', collection: 'gc', documentId: docId, data: { v: 1 } };
+    const change: ClientChange = { changeId, operation: 'insert', collection: 'gc', documentId: docId, data: { v: 1 } };
     const [x, y, other] = await Promise.all([
       emitAck(a1, 'sync:change', change),
       emitAck(a2, 'sync:change', change),

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { Logger } from '@nestjs/common';
 import request from 'supertest';
 import { DatabaseLauncher } from '../src/database/database-launcher.service';
-import { connectClient, emitAck, startTestApp, TestApp, waitFor } from './support/app';
+import { connectClient, emitAck, startTestApp, TestApp, waitFor, emitUntyped } from './support/app';
 
 describe('HealthModule (embedded database managed by the app)', () => {
   let t: TestApp;
@@ -87,7 +87,7 @@ describe('HealthModule (embedded database managed by the app)', () => {
       expect(ack.clientTimestamp).toBe(t0);
       expect(typeof ack.timestamp).toBe('number');
       expect(typeof ack.latency).toBe('number');
-      const bare = await emitAck(s, 'ping', null);
+      const bare = await emitUntyped(s, 'ping', null);
       expect(bare.clientTimestamp).toBeNull();
     } finally {
       s.close();

@@ -6,7 +6,6 @@ import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import fc from 'fast-check';
 import { MongoClient } from 'mongodb';
-import { Socket } from 'socket.io-client';
 import request from 'supertest';
 import { ErrorCode, isUserCollectionName } from '@sync/protocol';
 import { SocketAuthService } from '../src/gateway/socket-auth.service';
@@ -14,7 +13,8 @@ import { ConnectionLimitService } from '../src/limits/connection-limit.service';
 import { MetricsService } from '../src/metrics/metrics.service';
 import { hs256, TEST_SECRET } from './support/jwt';
 import { RawSocket } from './support/raw-socket';
-import { connectClient, emitAck, startTestApp, TestApp, waitFor } from './support/app';
+import type { ClientChange } from '@sync/protocol';
+import { connectClient, emitAck, startTestApp, TestApp, waitFor, emitUntyped, ClientSocket, untypedSocket, CLIENT_EVENTS, ClientEvent } from './support/app';
 
 /**
  * Thousands of generated malformed payloads to every client event, on an authenticated and on an
@@ -32,19 +32,8 @@ const CODES = new Set<string>(Object.values(ErrorCode));
 const ATTACKER_COLLECTIONS = ['hostile', 'hostile.sub', 'hostile-2', '__proto__', 'constructor', 'toString'];
 const VICTIM_COLLECTIONS = ['victim_docs', 'victim_private'];
 
-const EVENTS = [
-  'sync:join',
-  'sync:subscribe',
-  'sync:unsubscribe',
-  'sync:update_subscriptions',
-  'sync:change',
-  'sync:changeBatch',
-  'sync:get_changes',
-  'ping',
-  'mongoUpsert',
-  'mongoDelete',
-] as const;
-type EventName = (typeof EVENTS)[number];
+const EVENTS = CLIENT_EVENTS;
+type EventName = ClientEvent;
 
 // ---- generators ---------------------------------------------------------------------------------
 
@@ -272,7 +261,7 @@ describe('hostile input', () => {
   let victimToken: string;
   let attackerToken: string;
   let before: { victim: Record<string, unknown[]>; collections: string[] };
-  const sockets: Socket[] = [];
+  const sockets: ClientSocket[] = [];
 
   async function snapshot() {
     const db = mongo.db();
@@ -282,7 +271,7 @@ describe('hostile input', () => {
     return { victim, collections };
   }
 
-  async function attacker(joined: boolean): Promise<Socket> {
+  async function attacker(joined: boolean): Promise<ClientSocket> {
     const s = await connectClient(t.url, joined ? { auth: { token: attackerToken } } : {});
     sockets.push(s);
     if (joined) expect(await emitAck(s, 'sync:join', {})).toMatchObject({ success: true, userId: 'attacker' });
@@ -313,10 +302,10 @@ describe('hostile input', () => {
         const s = onJoined ? joined : anon;
         if (!s.connected) throw new Error(`the server dropped the ${onJoined ? 'joined' : 'anonymous'} socket`);
         if (ackless === 0) {
-          s.emit(event, payload); // no ack callback: the handler must not crash
+          untypedSocket(s).emit(event, payload); // no ack callback: the handler must not crash
           return;
         }
-        const ack = await emitAck(s, event, payload, 15_000);
+        const ack = await emitUntyped(s, event, payload, 15_000);
         checkAck(event, ack, onJoined);
         acked++;
       }),
@@ -355,7 +344,7 @@ describe('hostile input', () => {
     const v = await connectClient(t.url, { auth: { token: victimToken } });
     expect(await emitAck(v, 'sync:join', {})).toMatchObject({ success: true });
     for (const c of VICTIM_COLLECTIONS) {
-      const changes = ['v1', 'v2', 'v3', '__proto__', 'constructor'].map((id) => ({
+      const changes = ['v1', 'v2', 'v3', '__proto__', 'constructor'].map((id): ClientChange => ({
         operation: 'insert',
         collection: c,
         documentId: id,
@@ -444,7 +433,7 @@ describe('hostile input', () => {
     ];
     it.each(cases)('%s (%s) is refused', async (_name, event, payload, code) => {
       const s = await attacker(true);
-      const ack = await emitAck(s, event, payload);
+      const ack = await emitUntyped(s, event, payload);
       expect(ack).toMatchObject({ success: false, code, error: expect.any(String) });
       expect(JSON.stringify(ack)).not.toMatch(STACK_RE);
       expect(({} as Record<string, unknown>).polluted).toBeUndefined();
@@ -529,7 +518,7 @@ interface FuzzUser {
   token: string;
   /** Unique strings in every document this user seeded: none may ever reach the other user. */
   marker: string;
-  sockets: Socket[];
+  sockets: ClientSocket[];
   /** Everything the server sent this user: acks, pushed changes, bootstrap pages, HTTP bodies. */
   received: string[];
 }
@@ -560,7 +549,7 @@ describe('hostile input: production-mode fuzz of two authenticated users, every 
   const onRejection = (reason: unknown) => unhandled.push(`unhandledRejection: ${(reason as Error)?.stack ?? String(reason)}`);
   const onException = (err: Error) => unhandled.push(`uncaughtException: ${err?.stack ?? String(err)}`);
 
-  async function userSocket(u: FuzzUser): Promise<Socket> {
+  async function userSocket(u: FuzzUser): Promise<ClientSocket> {
     const s = await connectClient(t.url, { auth: { token: u.token }, extraHeaders: { Origin: 'https://app.example' } });
     const rec = (p: unknown) => u.received.push(JSON.stringify(p) ?? '');
     s.on('sync:changes', rec);
@@ -604,7 +593,7 @@ describe('hostile input: production-mode fuzz of two authenticated users, every 
       // the generators aim at these ids and collections: each user owns some of them
       const ids = id === 'alice' ? ['v1', 'h1', '__proto__', 'constructor'] : ['v2', 'h2', 'v3', 'toString'];
       const changes = FUZZ_COLLECTIONS.flatMap((c) =>
-        ids.map((d) => ({
+        ids.map((d): ClientChange => ({
           operation: 'insert',
           collection: c,
           documentId: d,
@@ -694,11 +683,11 @@ describe('hostile input: production-mode fuzz of two authenticated users, every 
           sentSocket++;
           // events without a handler are never acknowledged: sent without an ack callback
           if (coin === 0 || !EVENTS.includes(event as EventName)) {
-            s.emit(event, payload);
+            untypedSocket(s).emit(event, payload);
             continue;
           }
           try {
-            const ack = await emitAck(s, event, payload, 20_000);
+            const ack = await emitUntyped(s, event, payload, 20_000);
             u.received.push(JSON.stringify(ack) ?? '');
             if (EVENTS.includes(event as EventName)) checkAck(event as EventName, ack, true);
           } catch (e) {

@@ -1,14 +1,13 @@
 import type { ChildProcess } from 'node:child_process';
 import Redis from 'ioredis';
-import { RateLimitedError } from '@sync/protocol';
-import { Socket } from 'socket.io-client';
+import { RateLimitedError, ClientChange } from '@sync/protocol';
 import { loadConfig } from '../src/config/config.loader';
 import { freePort } from '../src/database/embedded-database';
 import { MetricsService } from '../src/metrics/metrics.service';
 import { RateLimitService } from '../src/limits/rate-limit.service';
 import { hs256, TEST_SECRET } from './support/jwt';
 import { testMongoUri } from './support/db';
-import { connectClient, ClientOptions, emitAck, startTestApp, TestApp, waitFor } from './support/app';
+import { connectClient, ClientOptions, emitAck, startTestApp, TestApp, waitFor, ClientSocket } from './support/app';
 import { haveRedisServer, REDIS_SERVER_BIN, TestRedis } from './support/redis';
 import { spawnServer } from './support/server-process';
 
@@ -36,7 +35,7 @@ describeIfRedis('connection limits across nodes (REDIS_URL)', () => {
   let b: ChildProcess | undefined;
   let bUrl: string;
   let log: string[] = [];
-  const sockets: Socket[] = [];
+  const sockets: ClientSocket[] = [];
   let token: string;
   let probe: Redis;
   // every socket comes from its own address (TRUST_PROXY), unless a test names one
@@ -63,7 +62,7 @@ describeIfRedis('connection limits across nodes (REDIS_URL)', () => {
     expect(await emitAck(s, 'sync:join', {}, ACK_MS)).toMatchObject({ success: true, userId });
     return s;
   };
-  const change = (id: string) => ({ operation: 'insert', collection: 'rate_notes', documentId: id, data: { n: id } });
+  const change = (id: string): ClientChange => ({ operation: 'insert', collection: 'rate_notes', documentId: id, data: { n: id } });
   const metric = async (url: string, name: string) => {
     const text = await (await fetch(`${url}/metrics`)).text();
     let sum = 0;

@@ -2,18 +2,18 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { MongoClient } from 'mongodb';
-import { Socket } from 'socket.io-client';
 import request from 'supertest';
 import { SocketAuthService } from '../src/gateway/socket-auth.service';
 import { ConnectionLimitService } from '../src/limits/connection-limit.service';
 import { RateLimitService } from '../src/limits/rate-limit.service';
 import { hs256, TEST_SECRET } from './support/jwt';
-import { connectClient, emitAck, startTestApp, TestApp, waitFor } from './support/app';
+import type { ClientChange } from '@sync/protocol';
+import { connectClient, emitAck, startTestApp, TestApp, waitFor, ClientSocket } from './support/app';
 
 type ConnectError = Error & { data?: any };
 
-const sockets: Socket[] = [];
-async function connect(url: string, opts: Parameters<typeof connectClient>[1] = {}): Promise<Socket> {
+const sockets: ClientSocket[] = [];
+async function connect(url: string, opts: Parameters<typeof connectClient>[1] = {}): Promise<ClientSocket> {
   const s = await connectClient(url, opts);
   sockets.push(s);
   return s;
@@ -137,7 +137,7 @@ describe('attack: unauthenticated sockets cannot hold an address', () => {
     await drained(t);
   });
 
-  function closed(s: Socket): Promise<{ code?: string; error?: string }> {
+  function closed(s: ClientSocket): Promise<{ code?: string; error?: string }> {
     return new Promise((resolve) => {
       let info: { code?: string; error?: string } = {};
       s.once('sync:error', (i: typeof info) => (info = i));
@@ -236,7 +236,7 @@ describe('change rate limit', () => {
     await t?.close();
   });
 
-  const change = (id: string) => ({ operation: 'insert', collection: 'rate_notes', documentId: id, data: { n: id } });
+  const change = (id: string): ClientChange => ({ operation: 'insert', collection: 'rate_notes', documentId: id, data: { n: id } });
 
   it('answers RATE_LIMITED with retryAfterMs past SYNC_RATE_LIMIT_MAX, and writes nothing', async () => {
     const s = await connect(t.url);

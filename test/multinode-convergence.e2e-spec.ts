@@ -17,13 +17,12 @@
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import request from 'supertest';
-import type { Socket } from 'socket.io-client';
 import { MemoryStorage, SyncClient, type PendingChange, type SyncDocument } from '@sync/client';
 import { decodeCursor } from '@sync/protocol';
 import { freePort } from '../src/database/embedded-database';
 import { CLUSTER_BUS } from '../src/delivery/delivery.ports';
 import type { RedisClusterBus } from '../src/cluster/redis-cluster-bus';
-import { emitAck, joinedClient, recordEvents, startTestApp, TestApp, waitFor } from './support/app';
+import { emitAck, joinedClient, recordEvents, startTestApp, TestApp, waitFor, ClientSocket } from './support/app';
 import { connectTestDb, testMongoUri } from './support/db';
 import { haveRedisServer, REDIS_SERVER_BIN, TestRedis } from './support/redis';
 import { feedEntries } from './support/feed';
@@ -87,7 +86,7 @@ class ChildNode {
 
 /** A plain socket subscribed to one collection that records what it is delivered live. */
 interface Observer {
-  socket: Socket;
+  socket: ClientSocket;
   id: string;
   got: any[];
   disconnects: number;
@@ -108,7 +107,7 @@ describeIfRedis('multi-node delivery: every change live, once, in feed order, th
   let b: TestApp;
   let c: ChildNode;
   let dbh: Awaited<ReturnType<typeof connectTestDb>>;
-  const sockets: Socket[] = [];
+  const sockets: ClientSocket[] = [];
   const metric = async (url: string, name: string) => {
     const text = (await request(url).get('/metrics').expect(200)).text;
     const line = text.split('\n').find((l) => l.startsWith(`${name} `));

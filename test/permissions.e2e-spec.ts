@@ -1,4 +1,5 @@
 import { connectTestDb } from './support/db';
+import type { ClientChange } from '@sync/protocol';
 import { emitAck, recordEvents, waitFor } from './support/app';
 import { startRulesApp, type RulesApp } from './support/rules-app';
 
@@ -134,7 +135,7 @@ describe('permissions: the rules file', () => {
       await emitAck(alice, 'sync:change', { operation: 'insert', collection: 'tasks', documentId: 'w1', data: { userId: 'alice', title: 't' } }),
     ).toMatchObject({ success: true });
     const before = await db.db.collection('tasks').findOne({ _id: 'w1' as never });
-    const attempts = [
+    const attempts: ClientChange[] = [
       { operation: 'update', collection: 'tasks', documentId: 'w1', data: { title: 'pwned' } }, // before image denied
       { operation: 'update', collection: 'tasks', documentId: 'w1', data: { userId: 'bob' } }, // take-over: before denied
       { operation: 'delete', collection: 'tasks', documentId: 'w1' },

@@ -3,9 +3,9 @@
  * a stored version of the same author, the later-arriving change wins. Single changes, batches (inside
  * one batch and across batches) and the compatibility event mongoUpsert; both strategies that compare
  * timestamps (per document and per field). */
-import { Socket } from 'socket.io-client';
 import { connectTestDb } from './support/db';
-import { emitAck, joinedClient, startTestApp, TestApp, waitFor } from './support/app';
+import type { ClientChange } from '@sync/protocol';
+import { emitAck, joinedClient, startTestApp, TestApp, waitFor, ClientEvent, ClientSocket, RequestOf } from './support/app';
 import { feedEntries } from './support/feed';
 
 const BURST = 5;
@@ -15,9 +15,9 @@ describe.each([
   ['field', { CONFLICT_STRATEGY: 'field' }],
 ])('rapid edits of one document (%s strategy)', (name, env) => {
   let t: TestApp;
-  let a: Socket;
-  let a2: Socket;
-  let b: Socket;
+  let a: ClientSocket;
+  let a2: ClientSocket;
+  let b: ClientSocket;
   let db: Awaited<ReturnType<typeof connectTestDb>>;
   let seq = 0;
   const id = (p = 'doc') => `${p}-${++seq}`;
@@ -38,8 +38,8 @@ describe.each([
   const stored = (docId: string) => db.db.collection('tasks').findOne({ _id: docId as never });
   const feed = (docId: string) => feedEntries(db.db, { documentId: docId }, 'applied');
   /** Emits every payload at once (back to back on one socket) and waits for all the acks. */
-  const burst = (s: Socket, event: string, payloads: unknown[]) => Promise.all(payloads.map((p) => emitAck(s, event, p)));
-  const update = (docId: string, i: number, extra: Record<string, unknown> = {}) => ({
+  const burst = <E extends ClientEvent>(s: ClientSocket, event: E, payloads: RequestOf<E>[]) => Promise.all(payloads.map((p) => emitAck(s, event, p)));
+  const update = (docId: string, i: number, extra: Record<string, unknown> = {}): ClientChange => ({
     operation: 'update',
     collection: 'tasks',
     documentId: docId,
@@ -178,7 +178,7 @@ describe.each([
  * the replay must tell the versions apart (by content), not take an equal timestamp for "in place". */
 describe('replay of a version that shares its timestamp with the stored one', () => {
   let t: TestApp;
-  let a: Socket;
+  let a: ClientSocket;
   let db: Awaited<ReturnType<typeof connectTestDb>>;
 
   beforeAll(async () => {

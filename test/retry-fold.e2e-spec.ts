@@ -8,9 +8,9 @@
  * queued together), and when the retry's record in _sync_changes is missing (its writer stopped
  * before writing it), where only the feed's unique index recognises it. */
 import { randomUUID } from 'node:crypto';
-import { Socket } from 'socket.io-client';
 import { connectTestDb } from './support/db';
-import { emitAck, joinedClient, startTestApp, TestApp } from './support/app';
+import type { ClientChange, Operation } from '@sync/protocol';
+import { emitAck, joinedClient, startTestApp, TestApp, ClientSocket } from './support/app';
 import { feedEntries } from './support/feed';
 
 const COLL = 'notes';
@@ -19,9 +19,9 @@ const ACK_MS = 60_000;
 describe('a retry followed by new changes of its document', () => {
   let t: TestApp;
   let db: Awaited<ReturnType<typeof connectTestDb>>;
-  let alice: Socket;
-  let bob: Socket;
-  const others: Socket[] = [];
+  let alice: ClientSocket;
+  let bob: ClientSocket;
+  const others: ClientSocket[] = [];
 
   beforeAll(async () => {
     t = await startTestApp({ AUTH_MODE: 'dev', RATE_LIMIT_DISABLED: 'true' }, 'retryfold');
@@ -36,14 +36,14 @@ describe('a retry followed by new changes of its document', () => {
     await t?.close();
   });
 
-  const change = (documentId: string, operation: string, data?: Record<string, unknown>) => ({
+  const change = (documentId: string, operation: Operation, data?: Record<string, unknown>): ClientChange => ({
     changeId: randomUUID(),
     operation,
     collection: COLL,
     documentId,
     ...(data ? { data } : {}),
   });
-  const send = async (s: Socket, c: object) => {
+  const send = async (s: ClientSocket, c: ClientChange) => {
     const ack = await emitAck(s, 'sync:change', c, ACK_MS);
     expect(ack).toMatchObject({ success: true });
     return ack;

@@ -14,11 +14,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import request from 'supertest';
-import { io, Socket } from 'socket.io-client';
+import { io } from 'socket.io-client';
 import { freePort } from '../src/database/embedded-database';
 import { DrainService } from '../src/lifecycle/drain.service';
 import { connectTestDb, testMongoUri } from './support/db';
-import { connectClient, emitAck, joinedClient, startTestApp, TestApp, waitFor } from './support/app';
+import type { ClientChange } from '@sync/protocol';
+import { connectClient, emitAck, joinedClient, startTestApp, TestApp, waitFor, ClientSocket } from './support/app';
 import { haveRedisServer, REDIS_SERVER_BIN, TestRedis } from './support/redis';
 import { feedEntries } from './support/feed';
 import { spawnServer } from './support/server-process';
@@ -46,7 +47,13 @@ describe('graceful shutdown, step by step (in process)', () => {
       s.on('disconnect', (r) => reasons.push(r));
     }
     // a batch in flight when the drain starts is finished and acknowledged
-    const changes = Array.from({ length: 200 }, (_, i) => ({ changeId: `c${i}`, operation: 'insert', collection: 'drain', documentId: `d${i}`, data: { i } }));
+    const changes = Array.from({ length: 200 }, (_, i): ClientChange => ({
+      changeId: `c${i}`,
+      operation: 'insert',
+      collection: 'drain',
+      documentId: `d${i}`,
+      data: { i },
+    }));
     const inFlight = emitAck(writer, 'sync:changeBatch', { changes });
     const drain = t.app.get(DrainService);
     await waitFor(() => drain.pending > 0, 10_000, 'the batch being handled');
@@ -145,7 +152,7 @@ interface Doc {
  * to the node the test names (the load balancer would pick it).
  */
 class SimClient {
-  socket!: Socket;
+  socket!: ClientSocket;
   readonly local = new Map<string, Doc>();
   readonly acked = new Map<string, { documentId: string; n: number }>();
   readonly notices: unknown[] = [];

@@ -106,7 +106,7 @@ describe('SDK: client reset after CURSOR_EXPIRED (real server, feed purged)', ()
     await alice.makeChange('delete', 'resets', 'goes');
     await alice.whenSynced();
     const raw = await joinedClient(t.url, 'probe');
-    await waitFor(async () => (await emitAck(raw, 'sync:get_changes', { cursor: bobCursor })).code === 'CURSOR_EXPIRED', 30_000, 'cursor expiry');
+    await waitFor(async () => (await emitAck(raw, 'sync:get_changes', { cursor: bobCursor as string })).code === 'CURSOR_EXPIRED', 30_000, 'cursor expiry');
     raw.close();
 
     bob = makeClient(t, 'bob', storage, { clientResetMode: 'discardUnsyncedChanges' });

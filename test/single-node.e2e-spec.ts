@@ -6,12 +6,11 @@
  * delivery, and the batch's ack, waited for until they were stale. */
 import { randomUUID } from 'node:crypto';
 import { Collection } from 'mongodb';
-import { decodeCursor } from '@sync/protocol';
-import { Socket } from 'socket.io-client';
+import { decodeCursor, ClientChange, Operation } from '@sync/protocol';
 import { loadConfig } from '../src/config/config.loader';
 import { LockRepository } from '../src/feed/lock.repository';
 import { connectTestDb, testMongoUri } from './support/db';
-import { emitAck, joinedClient, startTestApp, TestApp } from './support/app';
+import { emitAck, joinedClient, startTestApp, TestApp, ClientSocket } from './support/app';
 import { feedEntries } from './support/feed';
 
 /** Counts the writes of this process (every node of these tests runs in it) to `_sync_locks`. */
@@ -33,7 +32,7 @@ function spyLockWrites(): { count(): number; restore(): void } {
   };
 }
 
-const change = (documentId: string, data: Record<string, unknown>, operation = 'insert') => ({
+const change = (documentId: string, data: Record<string, unknown>, operation: Operation = 'insert'): ClientChange => ({
   changeId: randomUUID(),
   operation,
   collection: 'notes',
@@ -58,7 +57,7 @@ describe('SYNC_SINGLE_NODE: the default follows where the database is', () => {
 });
 
 describe('document leases: in memory on a single node, in the database when nodes share it', () => {
-  const sockets: Socket[] = [];
+  const sockets: ClientSocket[] = [];
   const apps: TestApp[] = [];
   let spy: ReturnType<typeof spyLockWrites>;
 
@@ -124,7 +123,7 @@ describe('document leases: in memory on a single node, in the database when node
 });
 
 describe('two nodes writing one after the other leave no hole in the feed', () => {
-  const sockets: Socket[] = [];
+  const sockets: ClientSocket[] = [];
   let a: TestApp;
   let b: TestApp;
   let db: Awaited<ReturnType<typeof connectTestDb>>;

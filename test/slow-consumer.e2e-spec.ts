@@ -8,10 +8,10 @@ import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import request from 'supertest';
 import type { Server, Socket as ServerSocket } from 'socket.io';
-import type { Socket } from 'socket.io-client';
 import { queuedBytes } from '../src/common/socket-buffer';
 import { SyncGateway } from '../src/gateway/sync.gateway';
-import { emitAck, joinedClient, recordEvents, startTestApp, TestApp, waitFor } from './support/app';
+import type { ClientChange } from '@sync/protocol';
+import { emitAck, joinedClient, recordEvents, startTestApp, TestApp, waitFor, ClientSocket } from './support/app';
 import { RawSocket } from './support/raw-socket';
 
 v8.setFlagsFromString('--expose-gc');
@@ -29,7 +29,7 @@ const MAX_BATCHES = 80; // ~40 MB in all, far beyond what the kernel's socket bu
 
 describe('slow consumer: a paused socket is cut off at MAX_SOCKET_BUFFER_BYTES, nobody else suffers', () => {
   let t: TestApp;
-  const sockets: Socket[] = [];
+  const sockets: ClientSocket[] = [];
   let raw: RawSocket | undefined;
 
   beforeAll(async () => {
@@ -66,7 +66,7 @@ describe('slow consumer: a paused socket is cut off at MAX_SOCKET_BUFFER_BYTES, 
     let batches = 0;
     let cutAfter = -1;
     for (; batches < MAX_BATCHES; batches++) {
-      const changes = Array.from({ length: BATCH }, (_, j) => ({
+      const changes = Array.from({ length: BATCH }, (_, j): ClientChange => ({
         operation: 'insert',
         collection: 'flood',
         documentId: `b${batches}-${j}`,

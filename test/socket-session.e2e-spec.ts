@@ -9,7 +9,6 @@
  * the end of a handshake whose connection closed meanwhile is proven by auth.e2e-spec.ts ("hangs up
  * while its token is being verified", a deterministic slow verification). */
 import type { Server } from 'socket.io';
-import { Socket } from 'socket.io-client';
 import WebSocket from 'ws';
 import { SocketSessions } from '../src/common/socket-session';
 import { SocketAuthService } from '../src/gateway/socket-auth.service';
@@ -17,7 +16,8 @@ import { SyncGateway } from '../src/gateway/sync.gateway';
 import { ConnectionLimitService } from '../src/limits/connection-limit.service';
 import { BootstrapScheduler } from '../src/subscription/bootstrap.scheduler';
 import { SubscriptionService } from '../src/subscription/subscription.service';
-import { connectClient, emitAck, startTestApp, TestApp, waitFor } from './support/app';
+import type { ClientChange } from '@sync/protocol';
+import { connectClient, emitAck, startTestApp, TestApp, waitFor, ClientSocket } from './support/app';
 import { hs256, TEST_SECRET } from './support/jwt';
 import { RawSocket } from './support/raw-socket';
 
@@ -27,7 +27,7 @@ const BIG = 'x'.repeat(10_000);
 
 describe('socket sessions: one object per socket, released by one handler in every phase', () => {
   let t: TestApp;
-  const clients: Socket[] = [];
+  const clients: ClientSocket[] = [];
   const raws: RawSocket[] = [];
 
   beforeAll(async () => {
@@ -54,17 +54,17 @@ describe('socket sessions: one object per socket, released by one handler in eve
   });
 
   const token = (sub: string, expiresIn: string | number = '1h') => hs256({ sub }, { expiresIn });
-  async function client(opts: Parameters<typeof connectClient>[1] = {}): Promise<Socket> {
+  async function client(opts: Parameters<typeof connectClient>[1] = {}): Promise<ClientSocket> {
     const c = await connectClient(t.url, opts);
     clients.push(c);
     return c;
   }
-  async function joined(user: string, expiresIn?: string | number): Promise<Socket> {
+  async function joined(user: string, expiresIn?: string | number): Promise<ClientSocket> {
     const c = await client({ auth: { token: await token(user, expiresIn) } });
     expect(await emitAck(c, 'sync:join', {})).toMatchObject({ success: true, userId: user });
     return c;
   }
-  const closed = (c: Socket) => new Promise<void>((resolve) => (c.disconnected ? resolve() : c.once('disconnect', () => resolve())));
+  const closed = (c: ClientSocket) => new Promise<void>((resolve) => (c.disconnected ? resolve() : c.once('disconnect', () => resolve())));
 
   /** Everything a node keeps per socket, from every module. */
   function bookkeeping() {
@@ -93,7 +93,7 @@ describe('socket sessions: one object per socket, released by one handler in eve
   it('holds one session per socket while connected, and nothing of any socket after every kind of disconnect', async () => {
     // documents to bootstrap (several pages each) and a writer
     const writer = await joined('writer');
-    const docs = Array.from({ length: 60 }, (_, i) => ({ operation: 'insert', collection: 'boot', documentId: `d${i}`, data: { i, FIELD } }));
+    const docs = Array.from({ length: 60 }, (_, i): ClientChange => ({ operation: 'insert', collection: 'boot', documentId: `d${i}`, data: { i, FIELD } }));
     expect(await emitAck(writer, 'sync:changeBatch', { changes: docs }, 60_000)).toMatchObject({ success: true, successCount: 60 });
 
     // 1. mid-handshake: the WebSocket closes right after asking to connect (while its token is checked), or once connected
@@ -154,7 +154,12 @@ describe('socket sessions: one object per socket, released by one handler in eve
     const slowHeld = () => [...(t.app.get(SyncGateway).server as Server).of('/').sockets.values()].some((s) => s.data.user?.id === 'slow');
     // ~500 KB per batch: far beyond what the kernel's socket buffers absorb within 80 batches
     for (let b = 0; b < 80 && slowHeld(); b++) {
-      const changes = Array.from({ length: 50 }, (_, j) => ({ operation: 'insert', collection: 'flood', documentId: `f${b}-${j}`, data: { BIG } }));
+      const changes = Array.from({ length: 50 }, (_, j): ClientChange => ({
+        operation: 'insert',
+        collection: 'flood',
+        documentId: `f${b}-${j}`,
+        data: { BIG },
+      }));
       expect(await emitAck(writer, 'sync:changeBatch', { changes }, 60_000)).toMatchObject({ success: true });
     }
     expect(slowHeld()).toBe(false);

@@ -1,11 +1,22 @@
-import { Socket } from 'socket.io-client';
 import { connectTestDb } from './support/db';
-import { collectEvents, connectClient, emitAck, joinedClient, recordEvents, startTestApp, TestApp } from './support/app';
+import type { ClientChange } from '@sync/protocol';
+import {
+  collectEvents,
+  connectClient,
+  emitAck,
+  joinedClient,
+  recordEvents,
+  startTestApp,
+  TestApp,
+  emitUntyped,
+  ClientSocket,
+  untypedSocket,
+} from './support/app';
 
 describe('sync engine: write path (sync:change, sync:changeBatch, compat events)', () => {
   let t: TestApp;
-  let a: Socket;
-  let b: Socket;
+  let a: ClientSocket;
+  let b: ClientSocket;
   let db: Awaited<ReturnType<typeof connectTestDb>>;
   let seq = 0;
   const id = (p = 'doc') => `${p}-${++seq}-${Date.now()}`;
@@ -35,7 +46,7 @@ describe('sync engine: write path (sync:change, sync:changeBatch, compat events)
   it('refuses sync events before join with UNAUTHENTICATED', async () => {
     const s = await connectClient(t.url);
     for (const ev of ['sync:change', 'sync:changeBatch', 'sync:get_changes']) {
-      const ack = await emitAck(s, ev, {});
+      const ack = await emitUntyped(s, ev, {});
       expect(ack).toMatchObject({ success: false, code: 'UNAUTHENTICATED' });
       expect(typeof ack.error).toBe('string');
     }
@@ -75,7 +86,7 @@ describe('sync engine: write path (sync:change, sync:changeBatch, compat events)
 
   it('accepts the aliases collectionName / id and falls back to data.sync_updated_at', async () => {
     const docId = id();
-    const ack = await emitAck(a, 'sync:change', {
+    const ack = await emitUntyped(a, 'sync:change', {
       id: `alias-${docId}`,
       operation: 'insert',
       collectionName: 'tasks',
@@ -190,7 +201,7 @@ describe('sync engine: write path (sync:change, sync:changeBatch, compat events)
     const docId = id();
     const changeId = `idem-${docId}`;
     const seen = recordEvents(b, 'sync:changes');
-    const change = { changeId, operation: 'insert', collection: 'tasks', documentId: docId, data: { n: 1 }, timestamp: 500 };
+    const change: ClientChange = { changeId, operation: 'insert', collection: 'tasks', documentId: docId, data: { n: 1 }, timestamp: 500 };
     const first = await emitAck(a, 'sync:change', change);
     const second = await emitAck(a, 'sync:change', change);
     const third = await emitAck(a, 'sync:change', { ...change, data: { n: 999 } });
@@ -219,7 +230,7 @@ describe('sync engine: write path (sync:change, sync:changeBatch, compat events)
   it('applies a batch in order, each change on its own merits, with per-change acks', async () => {
     const d1 = id();
     const d2 = id();
-    const res = await emitAck(a, 'sync:changeBatch', {
+    const res = await emitUntyped(a, 'sync:changeBatch', {
       changes: [
         { operation: 'insert', collection: 'tasks', documentId: d1, data: { v: 1 }, timestamp: 10 },
         { operation: 'update', collection: 'tasks', documentId: d1, data: { v: 2 }, timestamp: 20 },
@@ -265,19 +276,19 @@ describe('sync engine: write path (sync:change, sync:changeBatch, compat events)
       { operation: 'insert', collection: 'tasks', documentId: 'x'.repeat(300), data: {} },
     ];
     for (const p of bad) {
-      const ack = await emitAck(a, 'sync:change', p);
+      const ack = await emitUntyped(a, 'sync:change', p);
       expect(ack).toMatchObject({ success: false, code: 'INVALID_PAYLOAD' });
       expect(ack.error).toEqual(expect.any(String));
     }
     const big = await emitAck(a, 'sync:change', { operation: 'insert', collection: 'tasks', documentId: id(), data: { blob: 'x'.repeat(300 * 1024) } });
     expect(big.code).toBe('PAYLOAD_TOO_LARGE');
-    const notArray = await emitAck(a, 'sync:changeBatch', { changes: 'nope' });
+    const notArray = await emitUntyped(a, 'sync:changeBatch', { changes: 'nope' });
     expect(notArray.code).toBe('INVALID_PAYLOAD');
     const tooMany = await emitAck(a, 'sync:changeBatch', { changes: new Array(501).fill({}) });
     expect(tooMany.code).toBe('PAYLOAD_TOO_LARGE');
     // a missing ack callback does not crash anything
-    a.emit('sync:change', { operation: 'insert', collection: 'tasks', documentId: id(), data: {} });
-    a.emit('sync:change');
+    untypedSocket(a).emit('sync:change', { operation: 'insert', collection: 'tasks', documentId: id(), data: {} });
+    untypedSocket(a).emit('sync:change');
     const ping = await emitAck(a, 'ping', {});
     expect(typeof ping.timestamp).toBe('number');
   });
@@ -300,7 +311,7 @@ describe('sync engine: write path (sync:change, sync:changeBatch, compat events)
     expect(
       await emitAck(a, 'mongoUpsert', { collection: 'chat', update: { text: 'hi', sync_updated_at: 10 }, query: { _id: docId }, patchId: `p-${docId}` }),
     ).toBe('ok');
-    expect(await emitAck(a, 'mongoUpsert', { collection: 'chat', update: { text: 'hi' }, query: {} })).toBe('error');
+    expect(await emitUntyped(a, 'mongoUpsert', { collection: 'chat', update: { text: 'hi' }, query: {} })).toBe('error');
     expect(await emitAck(a, 'mongoDelete', { collection: 'chat', query: { _id: docId }, patchId: `pd-${docId}` })).toEqual({ success: true });
     const bad = await emitAck(a, 'mongoDelete', { collection: '$bad', query: { _id: docId } });
     expect(bad.success).toBe(false);
@@ -363,7 +374,7 @@ describe('sync engine: a whole batch resent after its ack was lost', () => {
     const a = await joinedClient(t.url, 'alice');
     const reader = await joinedClient(t.url, 'reader');
     const head = (await emitAck(reader, 'sync:get_changes', { limit: 1 })).cursor;
-    const first = Array.from({ length: 6 }, (_, i) => ({
+    const first = Array.from({ length: 6 }, (_, i): ClientChange => ({
       changeId: `r-${i}`,
       operation: 'insert',
       collection: 'notes',
@@ -374,7 +385,7 @@ describe('sync engine: a whole batch resent after its ack was lost', () => {
     const acked = await emitAck(a, 'sync:changeBatch', { changes: first });
     expect(acked.results.every((r: any) => r.success && !r.duplicate)).toBe(true);
     // the client never saw that ack: it sends the batch again, with two new changes in between
-    const fresh = [
+    const fresh: ClientChange[] = [
       { changeId: 'r-new-1', operation: 'update', collection: 'notes', documentId: 'n1', data: { v: 100 }, timestamp: 5000 },
       { changeId: 'r-new-2', operation: 'insert', collection: 'notes', documentId: 'n9', data: { v: 9 }, timestamp: 5001 },
     ];

@@ -2,9 +2,9 @@ import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { trace } from '@opentelemetry/api';
 import { InMemorySpanExporter, NodeTracerProvider, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-node';
-import { Socket } from 'socket.io-client';
 import { tracingRequested } from '../src/telemetry/telemetry';
-import { emitAck, joinedClient, startTestApp, TestApp, waitFor } from './support/app';
+import type { ClientChange } from '@sync/protocol';
+import { emitAck, joinedClient, startTestApp, TestApp, waitFor, ClientSocket } from './support/app';
 
 const ROOT = path.join(__dirname, '..');
 
@@ -24,7 +24,7 @@ const SDK_LOADED = `Object.keys(require.cache).filter((k) => /@opentelemetry[\\\
 describe('OpenTelemetry traces', () => {
   describe('when on (a tracer provider with the SDK in-memory exporter)', () => {
     let t: TestApp;
-    let s: Socket;
+    let s: ClientSocket;
     const exporter = new InMemorySpanExporter();
     const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
 
@@ -42,7 +42,7 @@ describe('OpenTelemetry traces', () => {
 
     it('a change batch is one span with its database round trips as children', async () => {
       exporter.reset();
-      const changes: Record<string, unknown>[] = Array.from({ length: 4 }, (_, i) => ({
+      const changes: ClientChange[] = Array.from({ length: 4 }, (_, i) => ({
         operation: 'insert',
         collection: 'traced',
         documentId: `t-${i}-${Date.now()}`,

@@ -86,7 +86,7 @@ async function primeServer(server: ServerProcess): Promise<void> {
   const s = await LiteSocket.connect(server.url);
   try {
     await s.emitWithAck(EV.join, { userId: 'bench-prime' }, 30_000);
-    const ack = await s.emitWithAck<{ success?: boolean; code?: string }>(EV.change, insertChange('bench_prime', 'prime', { primed: true }), 30_000);
+    const ack = await s.emitWithAck(EV.change, insertChange('bench_prime', 'prime', { primed: true }), 30_000);
     if (!ack?.success) throw new Error(`the priming change failed: ${JSON.stringify(ack)}`);
   } finally {
     s.close();
@@ -127,9 +127,7 @@ export function makeContext(base: Omit<Ctx, 'startServer' | 'subscriptions' | 'o
       const s = await LiteSocket.connect(server.url);
       try {
         await s.emitWithAck(EV.join, { userId: 'bench-probe' }, 10_000);
-        const ack = await s
-          .emitWithAck<{ success?: boolean; code?: string }>(EV.subscribe, { collection: 'bench_probe', bootstrap: false }, 3000)
-          .catch(() => null);
+        const ack = await s.emitWithAck(EV.subscribe, { collection: 'bench_probe', bootstrap: false }, 3000).catch(() => null);
         subs = ack?.success === true;
       } finally {
         s.close();

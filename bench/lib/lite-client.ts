@@ -7,6 +7,7 @@
  *   40{auth}      connect the namespace       40{"sid"}   connected      44{..} connect error
  *   42<id>[e,d]   event (id: ack wanted)      43<id>[d]   ack            41 disconnect
  */
+import type { ClientToServerEvents, EventAck, EventRequest } from '@sync/protocol';
 import WebSocket from 'ws';
 
 export interface LiteConnectOptions {
@@ -131,10 +132,11 @@ export class LiteSocket {
     if (!this.closed) this.ws.send(`42${JSON.stringify([event, payload])}`);
   }
 
-  emitWithAck<T = any>(event: string, payload: unknown, timeoutMs = 30_000): Promise<T> {
+  /** Emits a protocol event and resolves with its answer (both typed by the protocol's event map). */
+  emitWithAck<E extends keyof ClientToServerEvents>(event: E, payload: EventRequest<E>, timeoutMs = 30_000): Promise<EventAck<E>> {
     if (this.closed) return Promise.reject(new Error('socket closed'));
     const id = this.nextAck++;
-    return new Promise<T>((resolve, reject) => {
+    return new Promise<EventAck<E>>((resolve, reject) => {
       const timer =
         timeoutMs > 0
           ? setTimeout(() => {

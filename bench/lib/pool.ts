@@ -142,3 +142,29 @@ export function split(total: number, parts: number): number[] {
   for (let i = 0; i < parts; i++) out.push(Math.floor(total / parts) + (i < total % parts ? 1 : 0));
   return out;
 }
+
+/**
+ * Connects `count` joined clients spread over the client workers (user ids `${prefix(worker)}0`, `…1`, …),
+ * subscribed to `subscribe` when given; throws, with each worker's errors, unless all of them connected.
+ * Resolves with the clients each worker holds.
+ */
+export async function connectSpread(
+  pool: WorkerPool,
+  a: {
+    url: string;
+    count: number;
+    prefix: (worker: number) => string;
+    concurrency: number;
+    what: string;
+    subscribe?: { collection: string; filter?: string } | null;
+  },
+): Promise<number[]> {
+  const perWorker = split(a.count, pool.clients.length);
+  const conn = await pool.all<{ connected: number; errors: Record<string, number> } | undefined>('connect', (i) =>
+    perWorker[i] ? { url: a.url, count: perWorker[i], userPrefix: a.prefix(i), offset: 0, concurrency: a.concurrency, subscribe: a.subscribe } : null,
+  );
+  const answered = conn.filter((c) => c !== undefined);
+  const connected = answered.reduce((s, c) => s + c.connected, 0);
+  if (connected < a.count) throw new Error(`only ${connected}/${a.count} ${a.what} connected: ${JSON.stringify(answered.map((c) => c.errors))}`);
+  return perWorker;
+}

@@ -1,6 +1,8 @@
-/* The few pieces of the wire contract (docs/PROTOCOL.md) the load generator speaks. Kept
- * here rather than imported from libs/protocol so the harness measures the server as a black box. */
+/* The few pieces of the wire contract (docs/PROTOCOL.md) the load generator speaks. The values are
+ * kept here rather than imported from libs/protocol so the harness measures the server as a black
+ * box; the types are the protocol's (erased at run time), so a renamed field fails to compile here too. */
 import { randomUUID } from 'node:crypto';
+import type { ClientChange } from '@sync/protocol';
 
 export const EV = {
   join: 'sync:join',
@@ -12,28 +14,8 @@ export const EV = {
   bootstrap: 'sync:bootstrap',
 } as const;
 
-export interface Change {
-  changeId: string;
-  operation: 'insert' | 'update' | 'delete';
-  collection: string;
-  documentId: string;
-  data?: Record<string, unknown>;
-  timestamp: number;
-}
-
-export interface Ack {
-  success: boolean;
-  code?: string;
-  error?: string;
-  cursor?: string;
-  [k: string]: unknown;
-}
-
-export interface BatchAck extends Ack {
-  results?: Ack[];
-  successCount?: number;
-  failureCount?: number;
-}
+/** A change as the generator sends it: always with its id and timestamp. */
+type Change = ClientChange & { changeId: string; timestamp: number };
 
 const BODY = 'Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore.';
 

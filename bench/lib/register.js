@@ -1,7 +1,7 @@
-/* A require hook that compiles the server's TypeScript on the fly with SWC, with the same options the
- * test suites use (@swc/jest in jest.config.js): legacy decorators WITH decorator metadata, which
- * Nest's dependency injection needs and esbuild-based loaders (tsx) do not emit. It also maps the
- * `@sync/*` path aliases of tsconfig.json. Usage: node -r ./bench/lib/register.js src/main.ts */
+/* A require hook that compiles the server's TypeScript on the fly with SWC, with the options the test
+ * suites use (both from swc.options.cjs: legacy decorators WITH decorator metadata, which Nest's
+ * dependency injection needs and esbuild-based loaders (tsx) do not emit). It also maps the `@sync/*`
+ * path aliases of tsconfig.json. Usage: node -r ./bench/lib/register.js src/main.ts */
 'use strict';
 const path = require('node:path');
 const Module = require('node:module');
@@ -9,10 +9,8 @@ const { addHook } = require('pirates');
 const swc = require('@swc/core');
 
 const root = path.resolve(__dirname, '..', '..');
-const aliases = {
-  '@sync/protocol': path.join(root, 'libs/protocol/src'),
-  '@sync/client': path.join(root, 'libs/client/src'),
-};
+const shared = require(path.join(root, 'swc.options.cjs'));
+const aliases = Object.fromEntries(Object.entries(shared.aliases).map(([alias, dir]) => [alias, path.join(root, dir)]));
 
 const originalResolve = Module._resolveFilename;
 Module._resolveFilename = function (request, ...rest) {
@@ -23,19 +21,5 @@ Module._resolveFilename = function (request, ...rest) {
   return originalResolve.call(this, request, ...rest);
 };
 
-addHook(
-  (code, filename) =>
-    swc.transformSync(code, {
-      filename,
-      sourceMaps: 'inline',
-      jsc: {
-        parser: { syntax: 'typescript', decorators: true },
-        transform: { legacyDecorator: true, decoratorMetadata: true },
-        target: 'es2022',
-        keepClassNames: true,
-      },
-      module: { type: 'commonjs' },
-    }).code,
-  { exts: ['.ts'], ignoreNodeModules: true },
-);
+addHook((code, filename) => swc.transformSync(code, { ...shared.swcOptions, filename, sourceMaps: 'inline' }).code, { exts: ['.ts'], ignoreNodeModules: true });
 require('source-map-support').install({ environment: 'node', hookRequire: false });

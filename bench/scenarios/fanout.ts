@@ -5,7 +5,7 @@
  * (the change is broadcast once applied), so the writer's ack latency is reported alongside. */
 import { Ctx, phaseOf, fmt, Row, ScenarioResult } from '../lib/context';
 import { createHistogram, mergeHistograms, recordMs, summarize, LatencySummary } from '../lib/hist';
-import { split } from '../lib/pool';
+import { connectSpread } from '../lib/pool';
 
 export const FANOUT_COLLECTION = 'fanout';
 
@@ -44,12 +44,14 @@ export async function runFanout(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapsed
       ctx.log(
         `  ${S} subscribers, ${o.writers > 1 ? `${o.writers} writers` : 'writer'} at ${o.rate} changes/s (at most ${o.maxInFlight} in flight${o.batch > 1 ? `, batches of ${o.batch}` : ''}) for ${o.durationMs / 1000} s`,
       );
-      const perWorker = split(S, ctx.pool.clients.length);
-      const conn = await ctx.pool.all<{ connected: number; errors: Record<string, number> }>('connect', (i) =>
-        perWorker[i] ? { url: server.url, count: perWorker[i], userPrefix: `sub-${S}-${i}-`, offset: 0, concurrency: 100, subscribe } : null,
-      );
-      const connected = conn.filter(Boolean).reduce((s, c) => s + c.connected, 0);
-      if (connected < S) throw new Error(`only ${connected}/${S} subscribers connected: ${JSON.stringify(conn.filter(Boolean).map((c) => c.errors))}`);
+      const perWorker = await connectSpread(ctx.pool, {
+        url: server.url,
+        count: S,
+        prefix: (i) => `sub-${S}-${i}-`,
+        concurrency: 100,
+        what: 'subscribers',
+        subscribe,
+      });
       await ctx.pool.writer.call('connect', { url: server.url, count: o.writers, userPrefix: `fanwriter-${S}-`, offset: 0, concurrency: 10, subscribe: null });
       const tag = `f${S}-${Date.now().toString(36)}`;
       await ctx.pool.all('listen', (i) => (perWorker[i] ? { tag } : null));

@@ -4,7 +4,7 @@
  * documents, so the figures measure the write path, not conflicts. */
 import { Ctx, phaseOf, fmt, Row, ScenarioResult } from '../lib/context';
 import { mergeHistograms, summarize } from '../lib/hist';
-import { split } from '../lib/pool';
+import { connectSpread, split } from '../lib/pool';
 
 export const SINGLES_DATABASE = 'bench_singles';
 const COLLECTION = 'tasks';
@@ -18,16 +18,7 @@ export async function runSingles(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapse
   const notes: string[] = [];
   try {
     const most = Math.max(...o.clients);
-    const perWorker = split(most, ctx.pool.clients.length);
-    const conn = await ctx.pool.all<{ connected: number; errors: Record<string, number> }>('connect', (i) => ({
-      url: server.url,
-      count: perWorker[i],
-      userPrefix: `single-${i}-`,
-      offset: 0,
-      concurrency: 50,
-    }));
-    const connected = conn.reduce((s, c) => s + c.connected, 0);
-    if (connected < most) throw new Error(`only ${connected}/${most} clients connected: ${JSON.stringify(conn.map((c) => c.errors))}`);
+    await connectSpread(ctx.pool, { url: server.url, count: most, prefix: (i) => `single-${i}-`, concurrency: 50, what: 'clients' });
 
     for (const n of o.clients) {
       const clients = split(n, ctx.pool.clients.length);

@@ -2,7 +2,7 @@
  * fixed window, first with sync:changeBatch (batches of 100 inserts), then with single sync:change. */
 import { Ctx, phaseOf, fmt, Row, ScenarioResult } from '../lib/context';
 import { mergeHistograms, summarize } from '../lib/hist';
-import { split } from '../lib/pool';
+import { connectSpread, split } from '../lib/pool';
 
 export const WRITE_DATABASE = 'bench_write';
 export const WRITE_COLLECTION = 'tasks';
@@ -16,16 +16,7 @@ export async function runWrite(ctx: Ctx): Promise<Omit<ScenarioResult, 'elapsedS
   const notes: string[] = [];
   try {
     const nClients = Math.max(o.clients, o.singleClients);
-    const perWorker = split(nClients, ctx.pool.clients.length);
-    const conn = await ctx.pool.all<{ connected: number; errors: Record<string, number> }>('connect', (i) => ({
-      url: server.url,
-      count: perWorker[i],
-      userPrefix: `writer-${i}-`,
-      offset: 0,
-      concurrency: 50,
-    }));
-    const connected = conn.reduce((s, c) => s + c.connected, 0);
-    if (connected < nClients) throw new Error(`only ${connected}/${nClients} writers connected: ${JSON.stringify(conn.map((c) => c.errors))}`);
+    await connectSpread(ctx.pool, { url: server.url, count: nClients, prefix: (i) => `writer-${i}-`, concurrency: 50, what: 'writers' });
 
     for (const mode of ['batch', 'single'] as const) {
       const clients = split(mode === 'batch' ? o.clients : o.singleClients, ctx.pool.clients.length);

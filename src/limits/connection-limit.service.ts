@@ -64,8 +64,7 @@ export class ConnectionLimitService implements OnModuleInit, OnModuleDestroy {
       evicted = slot.authenticated ? this.oldestUnauthenticated(set) : undefined;
       if (evicted === undefined) {
         this.dropIfEmpty(socketId);
-        this.metrics.connectionsRefused.inc({ reason: 'per_ip' });
-        throw new ConnectionLimitError('per_ip', `too many connections from this address (at most ${max})`);
+        throw this.refusal('per_ip', max);
       }
       this.release(evicted);
       this.metrics.connectionsRefused.inc({ reason: 'evicted_unauthenticated' });
@@ -113,13 +112,8 @@ export class ConnectionLimitService implements OnModuleInit, OnModuleDestroy {
       if (slot?.address !== address) this.shared.release('ip', address, socketId);
       return evicted;
     }
-    if (slot?.address === address) {
-      this.remove(this.byAddress, address, socketId);
-      slot.address = undefined;
-      this.dropIfEmpty(socketId);
-    }
-    this.metrics.connectionsRefused.inc({ reason: 'per_ip' });
-    throw new ConnectionLimitError('per_ip', `too many connections from this address (at most ${max})`);
+    this.giveBack('address', address, socketId);
+    throw this.refusal('per_ip', max);
   }
 
   private oldestUnauthenticated(set: Set<string>): string | undefined {
@@ -143,8 +137,7 @@ export class ConnectionLimitService implements OnModuleInit, OnModuleDestroy {
     const max = this.config.limits.maxConnectionsPerUser;
     if (set && set.size >= max) {
       this.dropIfEmpty(socketId);
-      this.metrics.connectionsRefused.inc({ reason: 'per_user' });
-      throw new ConnectionLimitError('per_user', `too many connections for this user (at most ${max})`);
+      throw this.refusal('per_user', max);
     }
     if (slot.userId) this.remove(this.byUser, slot.userId, socketId);
     this.add(this.byUser, userId, socketId);
@@ -185,14 +178,24 @@ export class ConnectionLimitService implements OnModuleInit, OnModuleDestroy {
       if (this.slotOf(socketId)?.userId !== userId) this.shared.release('user', userId, socketId);
       return;
     }
+    this.giveBack('userId', userId, socketId);
+    throw this.refusal('per_user', max);
+  }
+
+  /** The deployment refused what the socket took on this node (its `address` or `userId`): gives the local slot back. */
+  private giveBack(field: 'address' | 'userId', key: string, socketId: string): void {
     const slot = this.slotOf(socketId);
-    if (slot?.userId === userId) {
-      this.remove(this.byUser, userId, socketId);
-      slot.userId = undefined;
-      this.dropIfEmpty(socketId);
-    }
-    this.metrics.connectionsRefused.inc({ reason: 'per_user' });
-    throw new ConnectionLimitError('per_user', `too many connections for this user (at most ${max})`);
+    if (slot?.[field] !== key) return;
+    this.remove(field === 'address' ? this.byAddress : this.byUser, key, socketId);
+    slot[field] = undefined;
+    this.dropIfEmpty(socketId);
+  }
+
+  /** Counts a refusal and builds its error (the caller throws it). */
+  private refusal(reason: 'per_ip' | 'per_user', max: number): ConnectionLimitError {
+    this.metrics.connectionsRefused.inc({ reason });
+    const what = reason === 'per_ip' ? 'from this address' : 'for this user';
+    return new ConnectionLimitError(reason, `too many connections ${what} (at most ${max})`);
   }
 
   /** Frees every slot of the socket. Safe to call any number of times. */

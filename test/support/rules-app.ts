@@ -1,14 +1,13 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { Socket } from 'socket.io-client';
-import { connectClient, emitAck, startTestApp, type TestApp } from './app';
+import { connectClient, emitAck, startTestApp, type TestApp, ClientSocket } from './app';
 import { hs256, TEST_SECRET } from './jwt';
 
 /** A production-shaped server: HS256 JWTs (signed with TEST_SECRET) and a rules file. */
 export interface RulesApp extends TestApp {
   /** A socket connected with a JWT for `sub` (plus `claims`) and joined (the join is asserted). */
-  joined(sub: string, claims?: Record<string, unknown>): Promise<Socket>;
+  joined(sub: string, claims?: Record<string, unknown>): Promise<ClientSocket>;
   /** Closes the sockets joined so far. */
   closeSockets(): void;
 }
@@ -28,13 +27,13 @@ export async function startRulesApp(rules: unknown, env: Record<string, string |
     fs.rmSync(dir, { recursive: true, force: true });
     throw e;
   }
-  const sockets: Socket[] = [];
+  const sockets: ClientSocket[] = [];
   const closeSockets = () => {
     for (const s of sockets.splice(0)) s.close();
   };
   return {
     ...t,
-    async joined(sub: string, claims: Record<string, unknown> = {}): Promise<Socket> {
+    async joined(sub: string, claims: Record<string, unknown> = {}): Promise<ClientSocket> {
       const s = await connectClient(t.url, { auth: { token: await hs256({ sub, ...claims }, { expiresIn: '1h' }) } });
       sockets.push(s);
       expect(await emitAck(s, 'sync:join', {})).toMatchObject({ success: true, userId: sub });

@@ -22,7 +22,7 @@ import {
   SyncErrorEventSchema,
   UnsubscribeAckSchema,
 } from '../../protocol/src/schemas';
-import type { ClientToServerEvents } from '../../protocol/src/types';
+import type { ClientToServerEvents, EventRequest } from '../../protocol/src/types';
 import { SyncClientError } from './client-types';
 
 export const INVALID_SERVER_MESSAGE = 'INVALID_SERVER_MESSAGE';
@@ -42,7 +42,7 @@ const ANSWERS = {
 /** The events the client sends with an ack. */
 export type RequestEvent = keyof typeof ANSWERS;
 /** What the client sends with `event` (the protocol's event map). */
-export type RequestOf<E extends RequestEvent> = Parameters<ClientToServerEvents[E]>[0];
+export type RequestOf<E extends RequestEvent> = EventRequest<E>;
 /** The answer to `event`, as parsed. */
 export type AnswerOf<E extends RequestEvent> = z.output<(typeof ANSWERS)[E]>;
 /** Sends a request and resolves with its parsed answer (the connection's `request`). */

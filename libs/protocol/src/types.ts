@@ -97,6 +97,8 @@ export interface ChangeAckFailure {
   current?: SyncDocument | null;
   duplicate?: true;
   retryAfterMs?: number;
+  /** INVALID_PAYLOAD by a collection schema, to a reader of the document only: what is wrong, where. */
+  details?: ViolationDetails;
 }
 export type ChangeAck = ChangeAckSuccess | ChangeAckFailure;
 
@@ -149,10 +151,18 @@ export interface UpdateSubscriptionsAck {
   version: number;
 }
 
+/** Where a document breaks its collection's schema (a JSON pointer) and how. */
+export interface ViolationDetails {
+  pointer: string;
+  message: string;
+}
+
 export interface FailureAckShape {
   success: false;
   code: ErrorCode;
   error: string;
+  /** RATE_LIMITED / UNAVAILABLE: when to try again. */
+  retryAfterMs?: number;
 }
 
 type Ack<T> = (response: T | FailureAckShape) => void;
@@ -170,6 +180,10 @@ export interface ClientToServerEvents {
   mongoUpsert: (req: { collection: string; update: SyncDocument; query: { _id: string }; patchId?: string }, ack: (response: 'ok' | 'error') => void) => void;
   mongoDelete: (req: { collection: string; query: { _id: string }; patchId?: string }, ack: (response: { success: boolean; error?: string }) => void) => void;
 }
+
+/** What a client sends with `event` (the payload of the event map), and the answer its ack receives. */
+export type EventRequest<E extends keyof ClientToServerEvents> = Parameters<ClientToServerEvents[E]>[0];
+export type EventAck<E extends keyof ClientToServerEvents> = Parameters<Parameters<ClientToServerEvents[E]>[1]>[0];
 
 /** Events the server emits. */
 export interface ServerToClientEvents {
