@@ -1,4 +1,5 @@
 import type { Socket } from 'socket.io-client';
+import type { ClientChange } from '@sync/protocol';
 import { SocketSessions } from '../src/common/socket-session';
 import { DocumentRepository } from '../src/feed/document.repository';
 import { BootstrapScheduler } from '../src/subscription/bootstrap.scheduler';
@@ -39,7 +40,7 @@ describe('subscribe: count and bootstrap read overlapped', () => {
     const writer = await joinedClient(t.url, 'writer');
     const write = async (collection: string, n: number) => {
       for (let k = 0; k < n; k += 100) {
-        const changes = Array.from({ length: Math.min(100, n - k) }, (_, i) => ({
+        const changes = Array.from({ length: Math.min(100, n - k) }, (_, i): ClientChange => ({
           operation: 'insert',
           collection,
           documentId: `d${String(k + i).padStart(4, '0')}`,
