@@ -154,22 +154,35 @@ export class ChangeFeedRepository implements OnModuleInit {
 
   private raised = 0;
   private raising: Promise<unknown> = Promise.resolve();
+  /** The raise waiting for the one in flight: later raises only move its target (one update for all). */
+  private queuedRaise: { pos: number; done: Promise<unknown> } | null = null;
 
   /**
    * Raises the high-water mark to `pos` (never lowers it). This process's raises are issued one
    * after another in increasing order: FerretDB's `$max` is a read-then-write, so two in flight
-   * could land out of order.
+   * could land out of order. Raises asked for while one is in flight are merged into the next one
+   * (its target is the highest asked for), so concurrent batches wait for at most two updates.
    */
   raiseHighWater(pos: number): Promise<unknown> {
     if (pos <= this.raised) return this.raising;
     this.raised = pos;
-    this.raising = this.raising
+    if (this.queuedRaise) {
+      this.queuedRaise.pos = pos;
+      return this.queuedRaise.done;
+    }
+    const next: { pos: number; done: Promise<unknown> } = { pos, done: Promise.resolve() };
+    next.done = this.raising
       .catch(() => undefined)
-      .then(() => this.counters.updateOne({ _id: 'feed' }, { $max: { highWater: pos } }, { upsert: true }))
+      .then(() => {
+        if (this.queuedRaise === next) this.queuedRaise = null;
+        return this.counters.updateOne({ _id: 'feed' }, { $max: { highWater: next.pos } }, { upsert: true });
+      })
       .catch((e) => {
         if (!isDuplicateKeyError(e)) this.logger.warn(`could not raise the feed high-water mark: ${(e as Error).message}`);
       });
-    return this.raising;
+    this.queuedRaise = next;
+    this.raising = next.done;
+    return next.done;
   }
 
   /** Highest position written to the feed, as far as the high-water mark (and this process) know. */
