@@ -154,35 +154,22 @@ export class ChangeFeedRepository implements OnModuleInit {
 
   private raised = 0;
   private raising: Promise<unknown> = Promise.resolve();
-  /** The raise waiting for the one in flight: later raises only move its target (one update for all). */
-  private queuedRaise: { pos: number; done: Promise<unknown> } | null = null;
 
   /**
    * Raises the high-water mark to `pos` (never lowers it). This process's raises are issued one
    * after another in increasing order: FerretDB's `$max` is a read-then-write, so two in flight
-   * could land out of order. Raises asked for while one is in flight are merged into the next one
-   * (its target is the highest asked for), so concurrent batches wait for at most two updates.
+   * could land out of order.
    */
   raiseHighWater(pos: number): Promise<unknown> {
     if (pos <= this.raised) return this.raising;
     this.raised = pos;
-    if (this.queuedRaise) {
-      this.queuedRaise.pos = pos;
-      return this.queuedRaise.done;
-    }
-    const next: { pos: number; done: Promise<unknown> } = { pos, done: Promise.resolve() };
-    next.done = this.raising
+    this.raising = this.raising
       .catch(() => undefined)
-      .then(() => {
-        if (this.queuedRaise === next) this.queuedRaise = null;
-        return this.counters.updateOne({ _id: 'feed' }, { $max: { highWater: next.pos } }, { upsert: true });
-      })
+      .then(() => this.counters.updateOne({ _id: 'feed' }, { $max: { highWater: pos } }, { upsert: true }))
       .catch((e) => {
         if (!isDuplicateKeyError(e)) this.logger.warn(`could not raise the feed high-water mark: ${(e as Error).message}`);
       });
-    this.queuedRaise = next;
-    this.raising = next.done;
-    return next.done;
+    return this.raising;
   }
 
   /** Highest position written to the feed, as far as the high-water mark (and this process) know. */
