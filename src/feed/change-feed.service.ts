@@ -274,8 +274,8 @@ export class ChangeFeedService implements OnApplicationBootstrap, OnModuleDestro
     return this.feed.highWater();
   }
 
-  /** Resolves a get_changes request's starting point: cursor, else since, else the beginning. */
-  async startPosition(cursor: unknown, since: unknown): Promise<number> {
+  /** Resolves a get_changes request's starting point (parsed at the edge): cursor, else since, else the beginning. */
+  async startPosition(cursor: string | null | undefined, since: number | null | undefined): Promise<number> {
     const purged = await this.feed.purgedThrough();
     if (cursor !== undefined && cursor !== null && cursor !== '') {
       const pos = decodeCursor(cursor);
@@ -284,7 +284,6 @@ export class ChangeFeedService implements OnApplicationBootstrap, OnModuleDestro
       return pos;
     }
     if (since !== undefined && since !== null) {
-      if (typeof since !== 'number' || !Number.isFinite(since) || since < 0) throw new InvalidPayloadError('since must be a UTC timestamp in ms');
       const horizon = Date.now() - this.config.sync.changeRetentionDays * 86_400_000;
       if (purged > 0 && since < horizon) throw new CursorExpiredError('since is older than the change retention window: bootstrap again');
       const first = await this.feed.firstAfterServerTime(since);

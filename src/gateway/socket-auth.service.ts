@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import type { Server } from 'socket.io';
-import { EVENTS, ForbiddenError, InvalidPayloadError, SyncError, UnauthenticatedError } from '@sync/protocol';
+import { EVENTS, ForbiddenError, SyncError, UnauthenticatedError } from '@sync/protocol';
+import { JoinRequestSchema, parsePayload } from '@sync/protocol/schemas';
 import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
 import { MetricsService } from '../metrics/metrics.service';
@@ -10,6 +11,9 @@ import type { SyncSocket } from '../common/socket-context';
 import { DeadlineKind, SessionSocket, SocketSession, SocketSessions } from '../common/socket-session';
 import { AuthContext, AuthError, AuthService } from '../auth/auth.service';
 import { AuthUser } from '../common/user';
+
+/** A join's `userId` (its token is checked by AuthService, which answers a malformed one UNAUTHENTICATED). */
+const JoinUserIdSchema = JoinRequestSchema.pick({ userId: true });
 
 /** setTimeout fires at once for delays above 2^31-1 ms: longer waits are done in steps. */
 const MAX_TIMER_MS = 2_147_483_647;
@@ -160,8 +164,7 @@ export class SocketAuthService implements OnModuleDestroy {
   async join(socket: SyncSocket, body: { userId?: unknown; token?: unknown }): Promise<AuthUser> {
     const ctx: AuthContext = { via: 'join', ip: socket.data.clientIp, socketId: socket.id };
     const credential = this.auth.parseCredential(body.token);
-    const claimed = body.userId;
-    if (claimed !== undefined && claimed !== null && typeof claimed !== 'string') throw new InvalidPayloadError('userId must be a string');
+    const claimed = parsePayload(JoinUserIdSchema, { userId: body.userId }).userId;
 
     let user: AuthUser;
     if (credential.kind === 'invalid') {

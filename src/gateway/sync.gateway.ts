@@ -14,6 +14,7 @@ import { ChangeAck, encodeCursor, EVENTS, FailureAck, LIMITS, PayloadTooLargeErr
 import {
   ChangeBatchRequestSchema,
   GetChangesRequestSchema,
+  JoinRequestSchema,
   PingRequestSchema,
   parsePayload,
   SubscribeRequestSchema,
@@ -21,6 +22,9 @@ import {
   UpdateSubscriptionsRequestSchema,
 } from '@sync/protocol/schemas';
 import { SocketAuthService } from './socket-auth.service';
+
+/** The subscriptions a sync:join may carry, parsed after the join has authenticated the socket. */
+const JoinSubscriptionsSchema = JoinRequestSchema.pick({ subscriptions: true });
 import type { AuthUser } from '../common/user';
 import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
@@ -173,7 +177,8 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
       const req = asObject(body);
       const user = await this.socketAuth.join(socket, req);
       // subscriptions given with the join: all validated before anything changes
-      const specs = req.subscriptions === undefined || req.subscriptions === null ? [] : this.subscriptions.compileAll(user, req.subscriptions, 'filter');
+      const { subscriptions } = parsePayload(JoinSubscriptionsSchema, { subscriptions: req.subscriptions });
+      const specs = subscriptions ? this.subscriptions.compileAll(user, subscriptions, 'filter') : [];
       if (specs.length) await this.readBudget.charge({ userId: user.id }, specs.length * (READ_COST.subscribe + READ_COST.bootstrap), true);
       const previous = socket.data.user;
       if (previous && previous.id !== user.id) {
@@ -198,8 +203,8 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
   subscribe(@ConnectedSocket() socket: SyncSocket, @MessageBody() body: unknown) {
     return this.run(EVENTS.subscribe, async () => {
       const user = await this.readUser(socket, READ_COST.subscribe + (asObject(body).bootstrap === false ? 0 : READ_COST.bootstrap));
-      parsePayload(SubscribeRequestSchema, body);
-      const { sub, count } = await this.subscriptions.subscribe(socket, user, body); // (schedules its bootstrap)
+      const req = parsePayload(SubscribeRequestSchema, body);
+      const { sub, count } = await this.subscriptions.subscribe(socket, user, req); // (schedules its bootstrap)
       return { success: true as const, subscriptionId: sub.id, count };
     });
   }
@@ -208,8 +213,8 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
   unsubscribe(@ConnectedSocket() socket: SyncSocket, @MessageBody() body: unknown) {
     return this.run(EVENTS.unsubscribe, async () => {
       await this.readUser(socket, READ_COST.unsubscribe);
-      parsePayload(UnsubscribeRequestSchema, body);
-      return { success: true as const, count: this.subscriptions.unsubscribe(socket, body) };
+      const req = parsePayload(UnsubscribeRequestSchema, body);
+      return { success: true as const, count: this.subscriptions.unsubscribe(socket, req) };
     });
   }
 
@@ -217,9 +222,9 @@ export class SyncGateway implements OnGatewayInit, OnGatewayConnection, OnGatewa
   updateSubscriptions(@ConnectedSocket() socket: SyncSocket, @MessageBody() body: unknown) {
     return this.run(EVENTS.updateSubscriptions, async () => {
       const user = await this.readUser(socket, READ_COST.subscribe);
-      parsePayload(UpdateSubscriptionsRequestSchema, body);
+      const req = parsePayload(UpdateSubscriptionsRequestSchema, body);
       // the new subscriptions (those that bootstrap) are paid for before anything changes
-      const { version, added } = await this.subscriptions.replace(socket, user, body, async (n) => {
+      const { version, added } = await this.subscriptions.replace(socket, user, req, async (n) => {
         await this.readBudget.charge({ userId: user.id }, n * READ_COST.bootstrap);
         if (socket.disconnected) throw new UnauthenticatedError('connection closed');
       });

@@ -1,5 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { BootstrapPage, encodeCursor, EVENTS, InvalidPayloadError, isUserCollectionName, LIMITS, PayloadTooLargeError, SyncDocument } from '@sync/protocol';
+import { BootstrapPage, encodeCursor, EVENTS, LIMITS, PayloadTooLargeError, SyncDocument } from '@sync/protocol';
+import type { SubscribeRequestSchema, SubscriptionSpecSchema, UnsubscribeRequestSchema, UpdateSubscriptionsRequestSchema } from '@sync/protocol/schemas';
+import type { z } from 'zod/v4';
 import { compileQuery, type CompiledQuery } from '@sync/protocol/query';
 import type { AuthUser } from '../common/user';
 import { APP_CONFIG } from '../config/config.module';
@@ -28,8 +30,6 @@ function approxSize(v: unknown, depth = 0): number {
 /** Documents per driver batch of a bootstrap's cursor, at most (memory held per bootstrap in progress). */
 const BOOTSTRAP_CURSOR_BATCH_MAX = 5000;
 
-const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
-
 /** One page of a bootstrap's read, and whether it is the last. */
 interface BootstrapRead {
   docs: SyncDocument[];
@@ -56,6 +56,12 @@ export interface SubscriptionSpec {
  * Subscriptions of sockets: validation and compilation of filters, the registry the router reads,
  * counts and paged bootstrap (one database cursor, with the feed position the snapshot reflects).
  */
+/** Requests as the protocol's schemas parse them at the edge (src/gateway). */
+type SpecInput = z.output<typeof SubscriptionSpecSchema>;
+type SubscribeInput = z.output<typeof SubscribeRequestSchema>;
+type UnsubscribeInput = z.output<typeof UnsubscribeRequestSchema>;
+type UpdateSubscriptionsInput = z.output<typeof UpdateSubscriptionsRequestSchema>;
+
 @Injectable()
 export class SubscriptionService {
   private readonly logger = new Logger('Subscriptions');
@@ -74,18 +80,17 @@ export class SubscriptionService {
     return this.config.limits.maxSubscriptionsPerSocket;
   }
 
-  /** Validates and compiles one `{ collection, filter|query, args }` (throws INVALID_PAYLOAD / INVALID_QUERY). */
-  compile(user: AuthUser, raw: unknown, filterKey: 'filter' | 'query' = 'filter'): SubscriptionSpec {
-    if (!isObject(raw)) throw new InvalidPayloadError('a subscription must be an object { collection, filter?, args? }');
-    const { collection, args } = raw;
-    const filter = raw[filterKey];
-    if (!isUserCollectionName(collection)) throw new InvalidPayloadError('collection is not a valid collection name');
-    if (filter !== undefined && filter !== null && typeof filter !== 'string') throw new InvalidPayloadError(`${filterKey} must be a string`);
+  /**
+   * Compiles one subscription, already parsed at the edge with the protocol's schemas (throws
+   * PAYLOAD_TOO_LARGE / INVALID_QUERY). `filterKey` names the field in messages (`query` in
+   * sync:update_subscriptions).
+   */
+  compile(user: AuthUser, spec: SpecInput, filterKey: 'filter' | 'query' = 'filter'): SubscriptionSpec {
+    const { collection, filter, args } = spec;
     if (typeof filter === 'string' && filter.length > LIMITS.filterMaxLength)
       throw new PayloadTooLargeError(`${filterKey} may be at most ${LIMITS.filterMaxLength} characters`);
-    if (args !== undefined && args !== null && !Array.isArray(args)) throw new InvalidPayloadError('args must be an array');
-    const text = typeof filter === 'string' ? filter : '';
-    const argList = Array.isArray(args) ? args : [];
+    const text = filter ?? '';
+    const argList = args ?? [];
     const query = compileQuery(text, argList, userVars(user));
     let sig: string;
     try {
@@ -127,10 +132,9 @@ export class SubscriptionService {
    * count query: the documents the cursor returned are the matching ones), otherwise the count query
    * runs while the bootstrap holds that page. The pages go out only after the answer (see bootstrap).
    */
-  async subscribe(socket: SyncSocket, user: AuthUser, body: unknown): Promise<{ sub: Subscription; count: number }> {
-    const spec = this.compile(user, body);
-    const bootstrap = (body as Record<string, unknown>).bootstrap;
-    if (bootstrap !== undefined && bootstrap !== null && typeof bootstrap !== 'boolean') throw new InvalidPayloadError('bootstrap must be a boolean');
+  async subscribe(socket: SyncSocket, user: AuthUser, req: SubscribeInput): Promise<{ sub: Subscription; count: number }> {
+    const spec = this.compile(user, req);
+    const bootstrap = req.bootstrap;
     this.checkRoom(socket.id, 1);
     const sub = this.registry.add(socket.id, user, spec.collection, spec.filter, spec.query, spec.sig);
     const early = bootstrap !== false && this.scheduler.idle(socket.id);
@@ -155,11 +159,10 @@ export class SubscriptionService {
     }
   }
 
-  /** Several subscriptions at once, all validated first (sync:join). */
-  compileAll(user: AuthUser, list: unknown, filterKey: 'filter' | 'query'): SubscriptionSpec[] {
-    if (!Array.isArray(list)) throw new InvalidPayloadError('subscriptions must be an array');
+  /** Several subscriptions at once, all compiled before anything changes (sync:join, sync:update_subscriptions). */
+  compileAll(user: AuthUser, list: readonly SpecInput[], filterKey: 'filter' | 'query'): SubscriptionSpec[] {
     if (list.length > this.maxSubscriptions) throw new PayloadTooLargeError(`a socket may hold at most ${this.maxSubscriptions} subscriptions`);
-    return list.map((raw) => this.compile(user, raw, filterKey));
+    return list.map((spec) => this.compile(user, spec, filterKey));
   }
 
   addAll(socket: SyncSocket, user: AuthUser, specs: SubscriptionSpec[]): Subscription[] {
@@ -168,19 +171,16 @@ export class SubscriptionService {
   }
 
   /** sync:unsubscribe: by id, or every subscription of a collection (with that filter, when given). */
-  unsubscribe(socket: SyncSocket, body: unknown): number {
-    if (!isObject(body)) throw new InvalidPayloadError('expected { subscriptionId } or { collection, filter? }');
-    const { subscriptionId, collection, filter } = body;
+  unsubscribe(socket: SyncSocket, req: UnsubscribeInput): number {
+    const { subscriptionId, collection, filter } = req;
     if (subscriptionId !== undefined && subscriptionId !== null) {
-      if (typeof subscriptionId !== 'string') throw new InvalidPayloadError('subscriptionId must be a string');
       const sub = this.registry.get(socket.id, subscriptionId);
       if (sub) this.registry.remove(sub);
-    } else if (collection !== undefined && collection !== null) {
-      if (!isUserCollectionName(collection)) throw new InvalidPayloadError('collection is not a valid collection name');
-      if (filter !== undefined && filter !== null && typeof filter !== 'string') throw new InvalidPayloadError('filter must be a string');
+    } else {
+      // the schema has checked: a collection name, and a string filter or none
       for (const sub of this.registry.list(socket.id))
         if (sub.collection === collection && (typeof filter !== 'string' || sub.filter === filter.trim())) this.registry.remove(sub);
-    } else throw new InvalidPayloadError('expected { subscriptionId } or { collection, filter? }');
+    }
     return this.registry.count(socket.id);
   }
 
@@ -188,11 +188,14 @@ export class SubscriptionService {
   async replace(
     socket: SyncSocket,
     user: AuthUser,
-    body: unknown,
+    req: UpdateSubscriptionsInput,
     payForNew?: (count: number) => Promise<void> | void,
   ): Promise<{ version: number; added: Subscription[] }> {
-    if (!isObject(body)) throw new InvalidPayloadError('expected { subscriptions: [...] }');
-    const specs = this.compileAll(user, body.subscriptions, 'query');
+    const specs = this.compileAll(
+      user,
+      req.subscriptions.map((s) => ({ collection: s.collection, filter: s.query, args: s.args })),
+      'query',
+    );
     const current = () => {
       const keep = new Map<string, Subscription[]>();
       for (const sub of this.registry.list(socket.id)) {
