@@ -143,6 +143,8 @@ export class ChangeFeedRepository implements OnModuleInit {
       { key: { createdAt: 1 }, name: 'createdAt' },
     ]);
     await ensureIndexes(this.changes, [{ key: { createdAt: 1 }, name: 'createdAt' }]);
+    // retention deletes the markers of purged batches by their last position
+    await ensureIndexes(this.commits, [{ key: { last: 1 }, name: 'last' }]);
     // the high-water mark: created once (from the feed itself when it predates the mark)
     if (!(await this.counters.findOne({ _id: 'feed' }))) {
       const max = await this.maxPosition();

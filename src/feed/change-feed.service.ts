@@ -128,7 +128,8 @@ export class ChangeFeedService implements OnApplicationBootstrap, OnModuleDestro
   private settled = 0;
   /** The settled head last recorded in the database (`ChangeFeedRepository.raiseSettled`). */
   private recordedSettled = 0;
-  private floorLoaded = false;
+  /** The first read of the settled floor from the database (shared by concurrent walks; retried after a failure). */
+  private floorLoad?: Promise<void>;
   private janitor?: NodeJS.Timeout;
   private recovering = false;
 
@@ -164,7 +165,7 @@ export class ChangeFeedService implements OnApplicationBootstrap, OnModuleDestro
   ): Promise<{ pos: number; reason: 'end' | 'blocked' | 'stopped' | 'scanned' }> {
     let pos = after;
     let scanned = 0;
-    if (!this.floorLoaded) await this.settledFloor();
+    await this.settledFloor();
     const reads = new WindowReads(this.feed, maxScan, ahead);
     for (;;) {
       const batch = await reads.next(pos, scanned);
@@ -221,12 +222,17 @@ export class ChangeFeedService implements OnApplicationBootstrap, OnModuleDestro
 
   /** The settled head as known so far: from the database (what retention purged, what a walk recorded) on first use. */
   private async settledFloor(): Promise<number> {
-    if (!this.floorLoaded) {
-      this.floorLoaded = true;
-      const [purged, recorded] = await Promise.all([this.feed.purgedThrough(), this.feed.settledThrough()]);
-      this.recordedSettled = Math.max(this.recordedSettled, recorded);
-      this.settled = Math.max(this.settled, purged, recorded);
-    }
+    this.floorLoad ??= Promise.all([this.feed.purgedThrough(), this.feed.settledThrough()]).then(
+      ([purged, recorded]) => {
+        this.recordedSettled = Math.max(this.recordedSettled, recorded);
+        this.settled = Math.max(this.settled, purged, recorded);
+      },
+      (e: unknown) => {
+        this.floorLoad = undefined;
+        throw e;
+      },
+    );
+    await this.floorLoad;
     return this.settled;
   }
 
@@ -262,7 +268,7 @@ export class ChangeFeedService implements OnApplicationBootstrap, OnModuleDestro
 
   /** Whether the entry at `pos` exists, is pending without its commit marker, and is not stale yet: a walk would stop before it. */
   private async blockedAt(pos: number): Promise<boolean> {
-    if (!this.floorLoaded) await this.settledFloor();
+    await this.settledFloor();
     if (pos <= this.settled) return false;
     const e = await this.feed.probe(pos);
     if (!e || e.state !== 'pending' || Date.now() - e.createdAt.getTime() > this.timings.staleAfterMs) return false;

@@ -63,6 +63,8 @@ export class SocketAuthService implements OnModuleDestroy {
   private wheel?: NodeJS.Timeout;
   private wheelAt = 0;
   private lastScan = 0;
+  /** The sessions with a deadline: the wheel visits these, not every socket of the node. */
+  private readonly armed = new Set<SocketSession>();
   private releaseSocket: SocketRelease = () => undefined;
 
   constructor(
@@ -138,7 +140,7 @@ export class SocketAuthService implements OnModuleDestroy {
     if (socketId === undefined) return;
     const session = this.sessions.get(socketId);
     if (!session?.socket) return;
-    session.deadline = 0;
+    this.clearDeadline(session);
     this.logger.debug(`disconnecting unauthenticated socket ${socketId}: its address is full and an authenticated client needed the slot`);
     disconnectWithReason(session.socket, 'EVICTED', 'this address is at its connection limit and authenticated clients come first: connect with a token');
   }
@@ -203,7 +205,7 @@ export class SocketAuthService implements OnModuleDestroy {
     await this.limits.takeUserShared(socket.id, user.id);
     if (session.released) throw new UnauthenticatedError('connection closed');
     this.limits.markAuthenticated(socket.id);
-    if (session.deadlineKind === 'join') session.deadline = 0;
+    if (session.deadlineKind === 'join') this.clearDeadline(session);
     this.watchExpiry(session, user);
     return user;
   }
@@ -211,7 +213,7 @@ export class SocketAuthService implements OnModuleDestroy {
   /** Release step of a socket: its deadline is off (the session goes with the gateway's release). */
   release(socketId: string): void {
     const session = this.sessions.get(socketId);
-    if (session) session.deadline = 0;
+    if (session) this.clearDeadline(session);
   }
 
   /** Sockets with a session on this node (tests assert this returns to zero). */
@@ -221,9 +223,7 @@ export class SocketAuthService implements OnModuleDestroy {
 
   /** Sessions with a pending deadline (join timeout, token expiry; tests). */
   get pendingDeadlines(): number {
-    let n = 0;
-    for (const s of this.sessions.values()) if (s.deadline) n++;
-    return n;
+    return this.armed.size;
   }
 
   /**
@@ -233,7 +233,7 @@ export class SocketAuthService implements OnModuleDestroy {
   private watchExpiry(session: SocketSession, user: AuthUser): void {
     session.expiresAt = user.expiresAt;
     if (user.expiresAt === undefined) {
-      if (session.deadlineKind !== 'join') session.deadline = 0;
+      if (session.deadlineKind !== 'join') this.clearDeadline(session);
       return;
     }
     this.setDeadline(session, user.expiresAt, 'expiry');
@@ -242,7 +242,13 @@ export class SocketAuthService implements OnModuleDestroy {
   private setDeadline(session: SocketSession, at: number, kind: DeadlineKind): void {
     session.deadline = Math.max(1, at);
     session.deadlineKind = kind;
+    this.armed.add(session);
     this.armWheel(session.deadline);
+  }
+
+  private clearDeadline(session: SocketSession): void {
+    session.deadline = 0;
+    this.armed.delete(session);
   }
 
   /** Arms the one timer for `at` unless it fires earlier already. */
@@ -262,11 +268,10 @@ export class SocketAuthService implements OnModuleDestroy {
     this.wheelAt = 0;
     const now = (this.lastScan = Date.now());
     let next = Infinity;
-    for (const session of this.sessions.values()) {
-      if (!session.deadline) continue;
+    for (const session of this.armed) {
       if (session.deadline > now) next = Math.min(next, session.deadline);
       else {
-        session.deadline = 0;
+        this.clearDeadline(session);
         this.fire(session, now);
         if (session.deadline) next = Math.min(next, session.deadline);
       }
@@ -291,6 +296,7 @@ export class SocketAuthService implements OnModuleDestroy {
         socket.emit(EVENTS.tokenExpired, { code: 'UNAUTHENTICATED', error: 'token expired: join again with a fresh token', graceMs: grace });
         session.deadline = now + grace;
         session.deadlineKind = 'grace';
+        this.armed.add(session); // visited again by the turn in progress: it only lowers `next`
         return;
       }
       case 'grace':
@@ -309,7 +315,8 @@ export class SocketAuthService implements OnModuleDestroy {
   /** Releases state of sockets the server no longer knows (should never find any). */
   private sweep(server: Server): void {
     const live = server.of('/').sockets;
-    const n = this.limits.sweep((id) => live.has(id) || this.sessions.get(id) !== undefined, SWEEP_INTERVAL_MS);
+    // every per-socket record (connection slot included) hangs on the session: releasing the
+    // session releases all of it
     let stale = 0;
     for (const session of [...this.sessions.values()]) {
       const socket = session.socket as SyncSocket | undefined;
@@ -318,7 +325,7 @@ export class SocketAuthService implements OnModuleDestroy {
         stale++;
       }
     }
-    if (n + stale) this.logger.warn(`released ${n + stale} stale connection slots`);
+    if (stale) this.logger.warn(`released ${stale} stale sockets`);
   }
 
   onModuleDestroy(): void {

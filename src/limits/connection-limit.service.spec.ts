@@ -79,12 +79,4 @@ describe('ConnectionLimitService', () => {
     expect(limits.countForAddress('1.1.1.1')).toBe(3);
     expect(limits.stats().sockets).toBe(3);
   });
-
-  it('sweeps slots of sockets that are gone', () => {
-    const { limits } = service();
-    limits.takeAddress('live', '1.1.1.1');
-    limits.takeAddress('gone', '1.1.1.1');
-    expect(limits.sweep((id) => id === 'live', 0, Date.now() + 1)).toBe(1);
-    expect(limits.countForAddress('1.1.1.1')).toBe(1);
-  });
 });

@@ -211,18 +211,6 @@ export class ConnectionLimitService implements OnModuleInit, OnModuleDestroy {
     this.slotCount--;
   }
 
-  /** Releases every socket for which `isLive` is false and that is older than `minAgeMs` (a safety net). */
-  sweep(isLive: (socketId: string) => boolean, minAgeMs: number, now = Date.now()): number {
-    let n = 0;
-    for (const s of [...this.sessions.values()]) {
-      if (s.slot && now - s.slot.since >= minAgeMs && !isLive(s.id)) {
-        this.release(s.id);
-        n++;
-      }
-    }
-    return n;
-  }
-
   countForUser(userId: string): number {
     return this.byUser.get(userId)?.size ?? 0;
   }
