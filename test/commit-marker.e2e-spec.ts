@@ -78,6 +78,47 @@ describe('insert-only commit: commit markers', () => {
     for (const c of changes) expect(await stored(c.documentId)).toMatchObject({ i: c.data?.i });
   });
 
+  it('an ordered insert refused early leaves none of the batch behind it (FerretDB goes on with its next chunk of 100)', async () => {
+    const first = (await repo.maxPosition()) + 1;
+    // another node's entry holds the batch's 31st position
+    expect(await repo.insertOrdered([entry(first + 30, 'other-node', 1, { changeId: 'other-node', commit: 'other' })])).toBe(1);
+    const batch = Array.from({ length: 250 }, (_, i) => entry(first + i, `chunked-${i}`, i, { changeId: `chunked-${i}`, commit: 'chunked' }));
+    expect(await repo.insertOrdered(batch)).toBe(30);
+    const left = await db.db.collection('_sync_feed').find({ commit: 'chunked' }).project({ _id: 1 }).toArray();
+    expect(left.map((e) => e._id)).toEqual(Array.from({ length: 30 }, (_, i) => first + i));
+    expect((await storedEntry(first + 30))?.changeId).toBe('other-node');
+    // gone again, before the server's writer claims these positions
+    await db.db.collection('_sync_feed').deleteMany({ commit: { $in: ['chunked', 'other'] } });
+  });
+
+  it('a batch of over 100 changes with retries in it: every new change is written and acknowledged once', async () => {
+    const head = (await emitAck(b, 'sync:join', { userId: 'bob' })).cursor;
+    const change = (id: string, i: number): ClientChange => ({ changeId: id, operation: 'insert', collection: COLL, documentId: id, data: { i } });
+    const early = [change('big-retry-0', 0), change('big-retry-1', 1)];
+    const firstAcks = (await emitAck(a, 'sync:changeBatch', { changes: early })).results;
+    expect(firstAcks.every((r: any) => r.success)).toBe(true);
+    // what a client killed mid-flight sends again: a retry first, one in the middle, new changes around them
+    const fresh = Array.from({ length: 240 }, (_, i) => change(`big-new-${i}`, i));
+    const changes = [early[0], ...fresh.slice(0, 50), early[1], ...fresh.slice(50)];
+    const res = await emitAck(a, 'sync:changeBatch', { changes });
+    expect(res.results[0]).toMatchObject({ success: true, duplicate: true, cursor: firstAcks[0].cursor });
+    expect(res.results[51]).toMatchObject({ success: true, duplicate: true, cursor: firstAcks[1].cursor });
+    const freshAcks = res.results.filter((_: unknown, i: number) => i !== 0 && i !== 51);
+    expect(freshAcks.filter((r: any) => !r.success || r.duplicate)).toEqual([]);
+    for (const c of fresh) expect(await stored(c.documentId)).toMatchObject({ i: c.data?.i });
+    // the feed holds each change once, at the position its ack named
+    const seen: any[] = [];
+    let cursor = head;
+    for (;;) {
+      const page = await read(cursor);
+      seen.push(...page.changes.filter((c: any) => c.documentId.startsWith('big-')));
+      cursor = page.cursor;
+      if (!page.hasMore) break;
+    }
+    expect(seen.map((c: any) => c.changeId)).toEqual([...early, ...fresh].map((c) => c.changeId));
+    expect(seen.slice(2).map((c: any) => c.cursor)).toEqual(freshAcks.map((r: any) => r.cursor));
+  });
+
   it('replays a batch whose writer died after (some of) its documents, before its marker', async () => {
     const head = (await emitAck(b, 'sync:join', { userId: 'bob' })).cursor;
     const first = (await repo.maxPosition()) + 1;

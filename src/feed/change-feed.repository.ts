@@ -199,6 +199,14 @@ export class ChangeFeedRepository implements OnModuleInit {
    * Inserts entries in order and stops at the first duplicate key (ordered insert: a prefix lands).
    * Returns how many landed. Positions are claimed by inserting them: the unique `_id` is the only
    * arbiter, which is atomic on MongoDB and on FerretDB alike (FerretDB v1's `$inc` is not).
+   *
+   * FerretDB v1 does not always stop: it inserts in chunks of 100 (`--batch-size`), and after a
+   * refused document it goes on with the next chunk (msg_insert.go leaves only the inner loop). Those
+   * entries, past the refusal, are removed again before the count is returned (they are this batch's,
+   * named by its commit id, unrecorded and without a marker, so no reader has used them): otherwise
+   * the caller, which retries the rest, would take each of them for the retry of a change already in
+   * the feed and answer it `duplicate` without writing its document, while the batch's marker made
+   * the entry applied.
    */
   async insertOrdered(entries: FeedEntry[]): Promise<number> {
     if (entries.length === 0) return 0;
@@ -207,10 +215,19 @@ export class ChangeFeedRepository implements OnModuleInit {
       return entries.length;
     } catch (e) {
       const dups = duplicateKeyIndexes(e);
-      if (dups === null) return 0;
-      if (dups.has(-1) || dups.size === 0) throw e;
-      return Math.min(...dups);
+      if (dups !== null && (dups.has(-1) || dups.size === 0)) throw e;
+      const landed = dups === null ? 0 : Math.min(...dups);
+      await this.removeStrays(entries.slice(landed + 1));
+      return landed;
     }
+  }
+
+  /** Deletes those of `entries` (all of one batch) that landed after all: see insertOrdered. */
+  private async removeStrays(entries: FeedEntry[]): Promise<void> {
+    const commit = entries.find((e) => e.commit !== undefined)?.commit;
+    if (commit === undefined) return;
+    const removed = await this.feed.deleteMany({ _id: { $in: entries.map((e) => e._id) }, commit });
+    if (removed.deletedCount) this.logger.debug(`removed ${removed.deletedCount} feed entries inserted past a refused one`);
   }
 
   /** Inserts entries ignoring duplicates (gap fillers). */

@@ -154,7 +154,8 @@ export class FeedWriter {
             retried.add(e.docKey!);
           } else if (e.state !== 'skip' && retried.has(e.docKey!)) spoiled.add(e);
           else return e;
-          return { _id: e._id, changeId: `skip:${e._id}`, state: 'skip' as const, createdAt: e.createdAt };
+          // named by the batch's commit id like its other entries (see ChangeFeedRepository.insertOrdered)
+          return { _id: e._id, changeId: `skip:${e._id}`, state: 'skip' as const, commit: e.commit, createdAt: e.createdAt };
         });
         assign = false;
       } else {
