@@ -11,6 +11,14 @@ export interface HeldDocuments {
   leased: string[];
   /** Gives the documents back: the leases in the background (see DocumentLeases.acquire), then the in-process lock. */
   release(): void;
+  /**
+   * For a writer that failed after its write-ahead (before its commit marker): replays what it wrote
+   * ahead for these documents now, so that neither a retry (answered from the entry) nor the next
+   * writer of the document (resolving against its stored state) meets a change that is in the feed
+   * and not in the document. A document that cannot be finished now stays marked: its next writer
+   * in this process replays it first.
+   */
+  finish(keys: string[]): Promise<void>;
 }
 
 /**
@@ -24,6 +32,8 @@ export class DocumentLeases implements OnModuleDestroy {
   private readonly mutex = new KeyedMutex();
   /** Lease releases in flight (awaited at shutdown, so a clean stop leaves no lease behind). */
   private readonly releasing = new Set<Promise<void>>();
+  /** Documents whose writer failed between its write-ahead and its commit, not replayed yet (see HeldDocuments.finish). */
+  private readonly unfinished = new Set<string>();
 
   constructor(
     @Inject(SYNC_TIMINGS) private readonly timings: SyncTimings,
@@ -42,15 +52,18 @@ export class DocumentLeases implements OnModuleDestroy {
    */
   async acquire(keys: string[]): Promise<HeldDocuments> {
     const releaseLocal = await this.mutex.acquire(keys);
-    let leased: string[];
+    let leased: string[] = [];
     try {
       leased = await this.lease(keys);
+      if (this.unfinished.size) await this.finish(leased.filter((k) => this.unfinished.has(k)));
     } catch (e) {
+      if (leased.length) await this.locks.release(leased).catch(() => undefined); // or they expire
       releaseLocal();
       throw e;
     }
     return {
       leased,
+      finish: (done) => this.finish(done.filter((k) => leased.includes(k))),
       release: () => {
         if (!leased.length) return releaseLocal();
         const released: Promise<void> = this.locks
@@ -63,6 +76,15 @@ export class DocumentLeases implements OnModuleDestroy {
         this.releasing.add(released);
       },
     };
+  }
+
+  /** Replays the pending entries of documents whose writer failed (held by the caller); those that fail stay unfinished. */
+  private async finish(keys: string[]): Promise<void> {
+    for (const k of keys) {
+      this.unfinished.add(k);
+      await this.feed.replayPending(k);
+      this.unfinished.delete(k);
+    }
   }
 
   /** Takes the documents' leases; waits for other nodes' leases, replays expired ones. */

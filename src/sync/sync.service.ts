@@ -230,6 +230,8 @@ export class SyncService {
     const held = await this.leases.acquire([...new Set(work.map((w) => docKey(w.change.collection, w.change.documentId)))]);
     /** Positions written ahead, being settled: live delivery waits for their offer (or `written`), not the feed. */
     let writing: number[] = [];
+    /** The documents of the write-ahead, once it began: finished (replayed) if this batch fails before its commit. */
+    let aheadKeys: string[] = [];
     try {
       const leased = new Set(held.leased);
       const active = work.filter((w) => {
@@ -258,6 +260,7 @@ export class SyncService {
       if (declined.length) await this.answerDeclined(declined, results, reject);
       if (!accepted.length) return;
 
+      aheadKeys = [...new Set(accepted.map((a) => a.entry.docKey!))];
       const ahead = await this.writer.writeAhead(accepted);
       writing = accepted.map((a) => a.entry._id);
       this.delivery.writingAt(writing);
@@ -282,6 +285,9 @@ export class SyncService {
       if (applied.length) this.delivery.publish(applied.map((a) => ({ entry: a.entry, originSocketId: a.w.origin.socketId })));
     } catch (e) {
       if (!isUnavailableError(e) && !isSyncError(e)) this.logger.error(`apply failed: ${(e as Error).stack}`);
+      // what was written ahead is rolled forward now (the changes are answered UNAVAILABLE; their
+      // retries find them applied); what cannot be is replayed by the next writer or the feed walk
+      if (aheadKeys.length) await held.finish(aheadKeys).catch((err) => this.logger.warn(`could not finish a failed commit yet: ${(err as Error).message}`));
       throw e;
     } finally {
       this.delivery.written(writing);
