@@ -1,11 +1,12 @@
 /* A writer that fails between its write-ahead and its commit marker (the document write throws:
  * the database went away for a moment) rolls what it wrote ahead forward before it gives the
  * document back: the change is answered UNAVAILABLE, and its retry (answered from the feed entry)
- * finds the document written. When the roll-forward fails too, the next writer of the document
- * finishes it first. Without this, the feed held a change the document did not until the feed walk
+ * finds the document written. When the roll-forward fails too, the document keeps its lease and
+ * the next writer of it finishes it first. Without this, the feed held a change the document did not until the feed walk
  * replayed it as stale (SYNC_LOCK_TTL_MS x 1.5 later), and the retry was acknowledged meanwhile. */
 import { MongoNetworkError } from 'mongodb';
 import { DocumentRepository } from '../src/feed/document.repository';
+import { LockRepository } from '../src/feed/lock.repository';
 import { connectTestDb } from './support/db';
 import { emitAck, joinedClient, startTestApp, TestApp, ClientSocket } from './support/app';
 import { feedEntries } from './support/feed';
@@ -79,6 +80,8 @@ describe('a commit that fails after its write-ahead', () => {
     const first = await emitAck(a, 'sync:change', { changeId: 'fc-2', operation: 'insert', collection: COLL, documentId: 'doc-2', data: { v: 1, keep: true } });
     expect(first).toMatchObject({ success: false, code: 'UNAVAILABLE' });
     expect(await stored('doc-2')).toBeNull();
+    // the document keeps its lease (another node would take it only once expired, replaying it first)
+    expect(await t.app.get(LockRepository).tryAcquire([`${COLL}:doc-2`], 1000)).toEqual([`${COLL}:doc-2`]);
     spy.mockRestore();
     // an update of the document from another change: resolved over the finished insert, not over nothing
     const next = await emitAck(a, 'sync:change', { changeId: 'fc-3', operation: 'update', collection: COLL, documentId: 'doc-2', data: { v: 2 } });

@@ -15,8 +15,9 @@ export interface HeldDocuments {
    * For a writer that failed after its write-ahead (before its commit marker): replays what it wrote
    * ahead for these documents now, so that neither a retry (answered from the entry) nor the next
    * writer of the document (resolving against its stored state) meets a change that is in the feed
-   * and not in the document. A document that cannot be finished now stays marked: its next writer
-   * in this process replays it first.
+   * and not in the document. A document that cannot be finished now keeps its lease (not given back
+   * by `release`): this process's next writer of it renews the lease and replays it first, and
+   * another node's takes the lease only once it expired, which replays it first as well.
    */
   finish(keys: string[]): Promise<void>;
 }
@@ -57,7 +58,8 @@ export class DocumentLeases implements OnModuleDestroy {
       leased = await this.lease(keys);
       if (this.unfinished.size) await this.finish(leased.filter((k) => this.unfinished.has(k)));
     } catch (e) {
-      if (leased.length) await this.locks.release(leased).catch(() => undefined); // or they expire
+      const give = leased.filter((k) => !this.unfinished.has(k)); // an unfinished document keeps its lease
+      if (give.length) await this.locks.release(give).catch(() => undefined); // or they expire
       releaseLocal();
       throw e;
     }
@@ -65,9 +67,10 @@ export class DocumentLeases implements OnModuleDestroy {
       leased,
       finish: (done) => this.finish(done.filter((k) => leased.includes(k))),
       release: () => {
-        if (!leased.length) return releaseLocal();
+        const give = this.unfinished.size ? leased.filter((k) => !this.unfinished.has(k)) : leased;
+        if (!give.length) return releaseLocal();
         const released: Promise<void> = this.locks
-          .release(leased)
+          .release(give)
           .catch((e) => this.logger.warn(`lease release failed (they expire): ${(e as Error).message}`))
           .finally(() => {
             releaseLocal();
@@ -80,8 +83,8 @@ export class DocumentLeases implements OnModuleDestroy {
 
   /** Replays the pending entries of documents whose writer failed (held by the caller); those that fail stay unfinished. */
   private async finish(keys: string[]): Promise<void> {
+    for (const k of keys) this.unfinished.add(k);
     for (const k of keys) {
-      this.unfinished.add(k);
       await this.feed.replayPending(k);
       this.unfinished.delete(k);
     }
@@ -91,7 +94,10 @@ export class DocumentLeases implements OnModuleDestroy {
   private async lease(keys: string[]): Promise<string[]> {
     const ttl = this.timings.lockTtlMs;
     const deadline = Date.now() + this.timings.lockWaitMs;
-    let missing = await this.locks.tryAcquire(keys, ttl);
+    // the leases this process kept for unfinished documents are renewed, not waited for
+    const kept = new Set<string>();
+    for (const k of keys) if (this.unfinished.has(k) && (await this.locks.reclaim(k, ttl))) kept.add(k);
+    let missing = await this.locks.tryAcquire(kept.size ? keys.filter((k) => !kept.has(k)) : keys, ttl);
     const held = new Set(keys.filter((k) => !missing.includes(k)));
     for (let attempt = 0; missing.length && Date.now() < deadline; attempt++) {
       for (const k of missing) {
@@ -104,10 +110,11 @@ export class DocumentLeases implements OnModuleDestroy {
       missing = missing.filter((k) => !held.has(k));
       if (!missing.length) break;
       // release what we hold while waiting, so two nodes never wait on each other
-      if (held.size && attempt % 4 === 3) {
-        await this.locks.release([...held]);
+      if (held.size > kept.size && attempt % 4 === 3) {
+        await this.locks.release([...held].filter((k) => !kept.has(k)));
         held.clear();
-        missing = keys;
+        for (const k of kept) held.add(k);
+        missing = keys.filter((k) => !kept.has(k));
       }
       await sleep(5 + Math.random() * Math.min(100, 5 * 2 ** Math.min(attempt, 5)));
       const got = await this.locks.tryAcquire(missing, ttl);

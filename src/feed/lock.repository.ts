@@ -93,6 +93,18 @@ export class LockRepository implements OnModuleInit {
     return res.modifiedCount === 1;
   }
 
+  /** Renews a lease this process kept (see DocumentLeases: an unfinished document); true when it still holds it. */
+  async reclaim(key: string, ttlMs: number): Promise<boolean> {
+    const expires = Date.now() + ttlMs;
+    if (this.local) {
+      if (!this.local.has(key)) return false;
+      this.local.set(key, expires);
+      return true;
+    }
+    const res = await this.locks.updateOne({ _id: key, owner: this.owner }, { $set: { expiresAt: new Date(expires) } });
+    return res.matchedCount === 1;
+  }
+
   async release(keys: string[]): Promise<void> {
     if (!keys.length) return;
     if (this.local) {
