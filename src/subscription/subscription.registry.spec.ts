@@ -36,6 +36,23 @@ describe('SubscriptionRegistry', () => {
     expect(registry.stats()).toMatchObject({ queries: 0, subscriptions: 0 });
   });
 
+  it('gives a shared query back once per subscription, however often it is removed', () => {
+    const registry = new SubscriptionRegistry(new SocketSessions());
+    const f = 'status == $0';
+    const a = registry.add('s1', alice, 'notes', f, compileQuery(f, ['open']), sig('notes', f, ['open']));
+    const b = registry.add('s2', bob, 'notes', f, compileQuery(f, ['open']), sig('notes', f, ['open']));
+    registry.remove(a);
+    registry.remove(a);
+    registry.drop('s1');
+    expect(registry.stats().queries).toBe(1);
+    // the query b holds is still the shared one: a third identical subscription reuses it
+    const c = registry.add('s3', alice, 'notes', f, compileQuery(f, ['open']), sig('notes', f, ['open']));
+    expect(c.query).toBe(b.query);
+    registry.drop('s2');
+    registry.drop('s3');
+    expect(registry.stats().queries).toBe(0);
+  });
+
   it('never shares a query that names %user (bound per user)', () => {
     const registry = new SubscriptionRegistry(new SocketSessions());
     const f = 'owner == %user.id';

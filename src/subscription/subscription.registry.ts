@@ -182,17 +182,21 @@ export class SubscriptionRegistry {
     return sub;
   }
 
+  /** Removes one subscription; removing it again (or after its socket's `drop`) changes nothing. */
   remove(sub: Subscription): void {
     const entry = this.entry(sub.socketId);
+    let held = false;
     if (entry) {
       const subs = entry.subs;
-      if (subs instanceof Map) subs.delete(sub.id);
+      if (subs instanceof Map) held = subs.get(sub.id) === sub && subs.delete(sub.id);
       else {
         const i = subs.indexOf(sub);
-        if (i >= 0) entry.subs = subs.length === 1 ? NONE : subs.slice(0, i).concat(subs.slice(i + 1)); // exact size (unlike filter)
+        held = i >= 0;
+        if (held) entry.subs = subs.length === 1 ? NONE : subs.slice(0, i).concat(subs.slice(i + 1)); // exact size (unlike filter)
       }
     }
-    const key = sharedKey(sub.sig, sub.filter);
+    // its reference to a shared compiled query is given back once, with the subscription itself
+    const key = held ? sharedKey(sub.sig, sub.filter) : undefined;
     const shared = key === undefined ? undefined : this.queries.get(key);
     if (shared?.query === sub.query && --shared.refs <= 0) this.queries.delete(key!);
     const idx = this.collections.get(sub.collection);
