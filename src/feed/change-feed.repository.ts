@@ -272,6 +272,15 @@ export class ChangeFeedRepository implements OnModuleInit {
     for (const e of entries) if (e.state === 'pending' && e.commit !== undefined && done.has(e.commit)) e.state = 'applied';
   }
 
+  /** The entries at these positions, in feed order (`_id` lookups, a window at a time). */
+  async entriesAt(positions: number[]): Promise<FeedEntry[]> {
+    const out: FeedEntry[] = [];
+    for (let i = 0; i < positions.length; i += SCAN_WINDOW) {
+      out.push(...(await this.feed.find({ _id: { $in: positions.slice(i, i + SCAN_WINDOW) } }, { maxTimeMS: this.maxTimeMS }).toArray()));
+    }
+    return out.sort((a, b) => a._id - b._id);
+  }
+
   /** The state of the entry at `pos` (no images), or null: one `_id` lookup. */
   async probe(pos: number): Promise<Pick<FeedEntry, '_id' | 'state' | 'commit' | 'createdAt'> | null> {
     return this.feed.findOne({ _id: pos }, { projection: { _id: 1, state: 1, commit: 1, createdAt: 1 }, maxTimeMS: this.maxTimeMS });

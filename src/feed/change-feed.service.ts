@@ -383,7 +383,26 @@ export class ChangeFeedService implements OnApplicationBootstrap, OnModuleDestro
    * An entry is written only if the document does not already hold that version or a newer one.
    */
   async replayPending(key: string): Promise<void> {
-    const entries = await this.feed.pendingForDoc(key, await this.settledFloor());
+    await this.replayEntries(key, await this.feed.pendingForDoc(key, await this.settledFloor()));
+  }
+
+  /**
+   * Replays the entries of one document a failed writer of this process wrote ahead at `positions`
+   * (`_id` lookups: no query for the document's pending entries, which is a read of the whole feed on
+   * the embedded database), those still uncommitted. The caller holds the document's lease.
+   */
+  async replayAt(key: string, positions: number[]): Promise<void> {
+    const found = await this.feed.entriesAt(positions);
+    const entries = found.filter((e) => e.docKey === key);
+    await this.feed.resolveCommitted(entries, await this.settledFloor());
+    await this.replayEntries(
+      key,
+      entries.filter((e) => e.state === 'pending'),
+    );
+  }
+
+  /** Replays pending entries of one document (in feed order); see replayPending. */
+  private async replayEntries(key: string, entries: FeedEntry[]): Promise<void> {
     // the dead writer may have gone before recording them: a retry must still be recognised
     await this.feed.recordChanges(entries);
     for (const e of entries) {

@@ -13,13 +13,13 @@ export interface HeldDocuments {
   release(): void;
   /**
    * For a writer that failed after its write-ahead (before its commit marker): replays what it wrote
-   * ahead for these documents now, so that neither a retry (answered from the entry) nor the next
-   * writer of the document (resolving against its stored state) meets a change that is in the feed
-   * and not in the document. A document that cannot be finished now keeps its lease (not given back
+   * ahead for these documents (its positions, by document) now, so that neither a retry (answered
+   * from the entry) nor the next writer of the document (resolving against its stored state) meets a
+   * change that is in the feed and not in the document. A document that cannot be finished now keeps its lease (not given back
    * by `release`): this process's next writer of it renews the lease and replays it first, and
    * another node's takes the lease only once it expired, which replays it first as well.
    */
-  finish(keys: string[]): Promise<void>;
+  finish(ahead: ReadonlyMap<string, number[]>): Promise<void>;
 }
 
 /**
@@ -33,8 +33,11 @@ export class DocumentLeases implements OnModuleDestroy {
   private readonly mutex = new KeyedMutex();
   /** Lease releases in flight (awaited at shutdown, so a clean stop leaves no lease behind). */
   private readonly releasing = new Set<Promise<void>>();
-  /** Documents whose writer failed between its write-ahead and its commit, not replayed yet (see HeldDocuments.finish). */
-  private readonly unfinished = new Set<string>();
+  /**
+   * Documents whose writer failed between its write-ahead and its commit, not replayed yet, with the
+   * positions it wrote ahead for them (see HeldDocuments.finish).
+   */
+  private readonly unfinished = new Map<string, number[]>();
 
   constructor(
     @Inject(SYNC_TIMINGS) private readonly timings: SyncTimings,
@@ -56,7 +59,7 @@ export class DocumentLeases implements OnModuleDestroy {
     let leased: string[] = [];
     try {
       leased = await this.lease(keys);
-      if (this.unfinished.size) await this.finish(leased.filter((k) => this.unfinished.has(k)));
+      if (this.unfinished.size) await this.finish(leased.filter((k) => this.unfinished.has(k)).map((k) => [k, []]));
     } catch (e) {
       const give = leased.filter((k) => !this.unfinished.has(k)); // an unfinished document keeps its lease
       if (give.length) await this.locks.release(give).catch(() => undefined); // or they expire
@@ -65,7 +68,7 @@ export class DocumentLeases implements OnModuleDestroy {
     }
     return {
       leased,
-      finish: (done) => this.finish(done.filter((k) => leased.includes(k))),
+      finish: (ahead) => this.finish([...ahead].filter(([k]) => leased.includes(k))),
       release: () => {
         const give = this.unfinished.size ? leased.filter((k) => !this.unfinished.has(k)) : leased;
         if (!give.length) return releaseLocal();
@@ -81,11 +84,14 @@ export class DocumentLeases implements OnModuleDestroy {
     };
   }
 
-  /** Replays the pending entries of documents whose writer failed (held by the caller); those that fail stay unfinished. */
-  private async finish(keys: string[]): Promise<void> {
-    for (const k of keys) this.unfinished.add(k);
-    for (const k of keys) {
-      await this.feed.replayPending(k);
+  /**
+   * Replays what writers of this process that failed wrote ahead for these documents (held by the
+   * caller): the positions given, and those of earlier failures; those that fail stay unfinished.
+   */
+  private async finish(ahead: [string, number[]][]): Promise<void> {
+    for (const [k, positions] of ahead) this.unfinished.set(k, [...(this.unfinished.get(k) ?? []), ...positions]);
+    for (const [k] of ahead) {
+      await this.feed.replayAt(k, this.unfinished.get(k)!);
       this.unfinished.delete(k);
     }
   }

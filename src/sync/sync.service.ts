@@ -16,7 +16,7 @@ import { DeliveryService } from '../delivery/delivery.service';
 import { DocumentRepository, docKey } from '../feed/document.repository';
 import { documentIdProblem, IdHint, readIdHint } from '../feed/document-id';
 import { DocumentLeases } from '../feed/document-leases';
-import { FeedWriter, idemKey } from '../feed/feed-writer';
+import { AcceptedChange, FeedWriter, idemKey } from '../feed/feed-writer';
 
 export type { ChangeOrigin } from './sync.types';
 
@@ -230,8 +230,8 @@ export class SyncService {
     const held = await this.leases.acquire([...new Set(work.map((w) => docKey(w.change.collection, w.change.documentId)))]);
     /** Positions written ahead, being settled: live delivery waits for their offer (or `written`), not the feed. */
     let writing: number[] = [];
-    /** The documents of the write-ahead, once it began: finished (replayed) if this batch fails before its commit. */
-    let aheadKeys: string[] = [];
+    /** The changes written ahead, once the write-ahead began: finished (replayed) if this batch fails before its commit. */
+    let wroteAhead: AcceptedChange[] = [];
     try {
       const leased = new Set(held.leased);
       const active = work.filter((w) => {
@@ -260,7 +260,7 @@ export class SyncService {
       if (declined.length) await this.answerDeclined(declined, results, reject);
       if (!accepted.length) return;
 
-      aheadKeys = [...new Set(accepted.map((a) => a.entry.docKey!))];
+      wroteAhead = accepted;
       const ahead = await this.writer.writeAhead(accepted);
       writing = accepted.map((a) => a.entry._id);
       this.delivery.writingAt(writing);
@@ -287,7 +287,11 @@ export class SyncService {
       if (!isUnavailableError(e) && !isSyncError(e)) this.logger.error(`apply failed: ${(e as Error).stack}`);
       // what was written ahead is rolled forward now (the changes are answered UNAVAILABLE; their
       // retries find them applied); what cannot be is replayed by the next writer or the feed walk
-      if (aheadKeys.length) await held.finish(aheadKeys).catch((err) => this.logger.warn(`could not finish a failed commit yet: ${(err as Error).message}`));
+      if (wroteAhead.length) {
+        const positions = new Map<string, number[]>();
+        for (const { entry } of wroteAhead) positions.set(entry.docKey!, [...(positions.get(entry.docKey!) ?? []), entry._id]);
+        await held.finish(positions).catch((err) => this.logger.warn(`could not finish a failed commit yet: ${(err as Error).message}`));
+      }
       throw e;
     } finally {
       this.delivery.written(writing);
