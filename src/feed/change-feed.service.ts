@@ -392,13 +392,10 @@ export class ChangeFeedService implements OnApplicationBootstrap, OnModuleDestro
    * the embedded database), those still uncommitted. The caller holds the document's lease.
    */
   async replayAt(key: string, positions: number[]): Promise<void> {
-    const found = await this.feed.entriesAt(positions);
-    const entries = found.filter((e) => e.docKey === key);
+    const entries = (await this.feed.entriesAt(positions)).filter((e) => e.docKey === key);
     await this.feed.resolveCommitted(entries, await this.settledFloor());
-    await this.replayEntries(
-      key,
-      entries.filter((e) => e.state === 'pending'),
-    );
+    const uncommitted = entries.filter((e) => e.state === 'pending');
+    await this.replayEntries(key, uncommitted);
   }
 
   /** Replays pending entries of one document (in feed order); see replayPending. */
