@@ -226,6 +226,12 @@ describe('insert-only commit: commit markers', () => {
     expect(await db.db.collection('_sync_commits').findOne({ _id: earlyCommit as never })).toBeNull();
     expect(await db.db.collection('_sync_commits').findOne({ _id: lateCommit as never })).not.toBeNull();
     expect(await storedEntry(Math.max(...early))).toBeNull();
+    // the idempotency records go with their entries, found by position (the index retention uses)
+    const records = db.db.collection('_sync_changes');
+    expect(await records.countDocuments({ pos: { $in: early } })).toBe(0);
+    expect(await records.countDocuments({ pos: { $in: late } })).toBe(late.length);
+    expect((await records.indexes()).map((i) => i.name)).toEqual(expect.arrayContaining(['pos']));
+    expect((await records.indexes()).map((i) => i.name)).not.toContain('createdAt');
     const page = await read(encodeCursor(Math.min(...late) - 1));
     expect(page.changes.map((c: any) => c.changeId)).toEqual(['late-0', 'late-1', 'late-2']);
   });

@@ -57,6 +57,8 @@ async function ensureWritePathIndexes(db: Db, p: string) {
         { key: { createdAt: 1 }, name: 'createdAt' },
       ],
     ],
+    [`${p}_changes`, [{ key: { pos: 1 }, name: 'pos' }]],
+    [`${p}_commits`, [{ key: { last: 1 }, name: 'last' }]],
     [`${p}_locks`, [{ key: { expiresAt: 1 }, name: 'expiresAt' }]],
     [`${p}_tombstones`, [{ key: { deletedAt: 1 }, name: 'deletedAt' }]],
   ] as const) {

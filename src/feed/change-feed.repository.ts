@@ -142,7 +142,9 @@ export class ChangeFeedRepository implements OnModuleInit {
       { key: { serverTimestamp: 1 }, name: 'serverTimestamp' },
       { key: { createdAt: 1 }, name: 'createdAt' },
     ]);
-    await ensureIndexes(this.changes, [{ key: { createdAt: 1 }, name: 'createdAt' }]);
+    // retention deletes the records of purged entries by their position (nothing reads them by date)
+    await this.changes.dropIndex('createdAt').catch(() => undefined);
+    await ensureIndexes(this.changes, [{ key: { pos: 1 }, name: 'pos' }]);
     // retention deletes the markers of purged batches by their last position
     await ensureIndexes(this.commits, [{ key: { last: 1 }, name: 'last' }]);
     // the high-water mark: created once (from the feed itself when it predates the mark)
