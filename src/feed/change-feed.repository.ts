@@ -277,10 +277,13 @@ export class ChangeFeedRepository implements OnModuleInit {
   /** The entries at these positions, in feed order (`_id` lookups, a window at a time). */
   async entriesAt(positions: number[]): Promise<FeedEntry[]> {
     const out: FeedEntry[] = [];
-    for (let i = 0; i < positions.length; i += SCAN_WINDOW) {
-      out.push(...(await this.feed.find({ _id: { $in: positions.slice(i, i + SCAN_WINDOW) } }, { maxTimeMS: this.maxTimeMS }).toArray()));
-    }
+    for (let i = 0; i < positions.length; i += SCAN_WINDOW) out.push(...(await this.atPositions(positions.slice(i, i + SCAN_WINDOW))));
     return out.sort((a, b) => a._id - b._id);
+  }
+
+  /** The entries at up to SCAN_WINDOW positions, in feed order: one `_id: {$in}` query (pushed down on FerretDB too). */
+  private async atPositions(ids: number[]): Promise<FeedEntry[]> {
+    return (await this.feed.find({ _id: { $in: ids } }, { maxTimeMS: this.maxTimeMS }).toArray()).sort((a, b) => a._id - b._id);
   }
 
   /** The state of the entry at `pos` (no images), or null: one `_id` lookup. */
@@ -369,7 +372,7 @@ export class ChangeFeedRepository implements OnModuleInit {
   async scan(after: number, limit: number): Promise<FeedEntry[]> {
     const window = this.scanWindow(limit);
     const ids = Array.from({ length: window }, (_, i) => after + 1 + i);
-    const found = (await this.feed.find({ _id: { $in: ids } }, { maxTimeMS: this.maxTimeMS }).toArray()).sort((a, b) => a._id - b._id);
+    const found = await this.atPositions(ids);
     let run = 0;
     while (run < found.length && found[run]._id === after + 1 + run) run++;
     if (run > 0) return found.slice(0, run);
@@ -384,8 +387,8 @@ export class ChangeFeedRepository implements OnModuleInit {
     if (after >= hw) return [];
     for (let from = after; from < hw && from < after + 8 * SCAN_WINDOW; from += SCAN_WINDOW) {
       const next = Array.from({ length: Math.min(SCAN_WINDOW, hw - from) }, (_, i) => from + 1 + i);
-      const beyond = await this.feed.find({ _id: { $in: next } }, { maxTimeMS: this.maxTimeMS }).toArray();
-      if (beyond.length) return beyond.sort((a, b) => a._id - b._id);
+      const beyond = await this.atPositions(next);
+      if (beyond.length) return beyond;
     }
     return this.feed
       .find({ _id: { $gt: after } }, { maxTimeMS: this.maxTimeMS })

@@ -15,9 +15,10 @@ export interface HeldDocuments {
    * For a writer that failed after its write-ahead (before its commit marker): replays what it wrote
    * ahead for these documents (its positions, by document) now, so that neither a retry (answered
    * from the entry) nor the next writer of the document (resolving against its stored state) meets a
-   * change that is in the feed and not in the document. A document that cannot be finished now keeps its lease (not given back
-   * by `release`): this process's next writer of it renews the lease and replays it first, and
-   * another node's takes the lease only once it expired, which replays it first as well.
+   * change that is in the feed and not in the document. A document that cannot be finished now
+   * keeps its lease (not given back by `release`): this process's next writer of it renews the lease
+   * and replays it first, and another node's takes the lease only once it expired, which replays it
+   * first as well.
    */
   finish(ahead: ReadonlyMap<string, number[]>): Promise<void>;
 }
@@ -102,7 +103,7 @@ export class DocumentLeases implements OnModuleDestroy {
     const deadline = Date.now() + this.timings.lockWaitMs;
     // the leases this process kept for unfinished documents are renewed, not waited for
     const kept = new Set<string>();
-    for (const k of keys) if (this.unfinished.has(k) && (await this.locks.reclaim(k, ttl))) kept.add(k);
+    if (this.unfinished.size) for (const k of keys) if (this.unfinished.has(k) && (await this.locks.reclaim(k, ttl))) kept.add(k);
     let missing = await this.locks.tryAcquire(kept.size ? keys.filter((k) => !kept.has(k)) : keys, ttl);
     const held = new Set(keys.filter((k) => !missing.includes(k)));
     for (let attempt = 0; missing.length && Date.now() < deadline; attempt++) {

@@ -20,9 +20,9 @@ export interface Subscription {
 type SocketEntry = SessionSubscriptions<Subscription>;
 
 /**
- * Up to this many subscriptions a socket's are an exact-size array (copied on change: an idle
- * socket with one subscription holds 56 B instead of a Map's ~200 B, or a grown array's ~180 B); beyond, a Map by id, so a
- * socket with thousands stays linear.
+ * Up to this many subscriptions a socket's are an exact-size array (copied on change: an idle socket
+ * with one subscription holds 56 B instead of a Map's ~200 B, or a grown array's ~180 B); beyond, a
+ * Map by id, so a socket with thousands stays linear.
  */
 const SMALL = 8;
 const NONE: readonly Subscription[] = Object.freeze([]);

@@ -289,7 +289,11 @@ export class SyncService {
       // retries find them applied); what cannot be is replayed by the next writer or the feed walk
       if (wroteAhead.length) {
         const positions = new Map<string, number[]>();
-        for (const { entry } of wroteAhead) positions.set(entry.docKey!, [...(positions.get(entry.docKey!) ?? []), entry._id]);
+        for (const { entry } of wroteAhead) {
+          const list = positions.get(entry.docKey!);
+          if (list) list.push(entry._id);
+          else positions.set(entry.docKey!, [entry._id]);
+        }
         await held.finish(positions).catch((err) => this.logger.warn(`could not finish a failed commit yet: ${(err as Error).message}`));
       }
       throw e;

@@ -326,8 +326,9 @@ export class Connection {
   async request<E extends RequestEvent>(event: E, payload: RequestOf<E>, timeoutMs = this.d.opts.ackTimeoutMs): Promise<AnswerOf<E>> {
     const socket = this.socket;
     if (!socket?.connected) throw new SyncClientError('OFFLINE', 'not connected');
-    const emit = socket.timeout(timeoutMs).emitWithAck as (ev: E, p: RequestOf<E>) => Promise<unknown>;
-    return readAnswer(event, await emit.call(socket.timeout(timeoutMs), event, payload), this.report);
+    const timed = socket.timeout(timeoutMs);
+    const emit = timed.emitWithAck as (ev: E, p: RequestOf<E>) => Promise<unknown>;
+    return readAnswer(event, await emit.call(timed, event, payload), this.report);
   }
 
   /** Waits `ms`, or less when the session `s` ends meanwhile. */
