@@ -6,6 +6,12 @@ import { SYNC_TIMINGS, SyncTimings } from './sync.constants';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * Documents remembered as unfinished at most (a database away for long while writes keep failing):
+ * beyond, a failed roll-forward is left to the feed walk's replay of stale entries, as before.
+ */
+export const MAX_UNFINISHED = 10_000;
+
 /** The documents a writer holds: those it leased (the others are held by another node). */
 export interface HeldDocuments {
   leased: string[];
@@ -90,11 +96,20 @@ export class DocumentLeases implements OnModuleDestroy {
    * caller): the positions given, and those of earlier failures; those that fail stay unfinished.
    */
   private async finish(ahead: [string, number[]][]): Promise<void> {
-    for (const [k, positions] of ahead) this.unfinished.set(k, [...(this.unfinished.get(k) ?? []), ...positions]);
-    for (const [k] of ahead) {
-      await this.feed.replayAt(k, this.unfinished.get(k)!);
+    for (const [k, positions] of ahead) {
+      const known = this.unfinished.get(k);
+      if (known) known.push(...positions);
+      else if (this.unfinished.size < MAX_UNFINISHED) this.unfinished.set(k, [...positions]);
+    }
+    for (const [k, positions] of ahead) {
+      await this.feed.replayAt(k, this.unfinished.get(k) ?? positions);
       this.unfinished.delete(k);
     }
+  }
+
+  /** How many documents are remembered as unfinished (bounded by MAX_UNFINISHED). */
+  get unfinishedCount(): number {
+    return this.unfinished.size;
   }
 
   /** Takes the documents' leases; waits for other nodes' leases, replays expired ones. */
