@@ -377,7 +377,10 @@ describe('query language: the MongoDB filter and the in-memory predicate agree o
       }),
       { numRuns: QUERIES, seed: SEED },
     );
-    // The generator must produce queries that actually discriminate between documents.
-    expect(nonTrivial).toBeGreaterThan(QUERIES / 4);
+    // The generator must produce queries that actually discriminate between documents. Over 300
+    // seeds, 400 queries gave 110 to 159 such queries (mean 133, sd 10.4): a bound at a quarter was
+    // 3 sd from the mean and failed about once in a thousand runs; a sixth is 6 sd away, and still
+    // fails a generator that has lost half its discriminating queries.
+    if (nonTrivial <= QUERIES / 6) throw new Error(`seed ${SEED}: only ${nonTrivial} of ${QUERIES} queries discriminate between documents`);
   });
 });
