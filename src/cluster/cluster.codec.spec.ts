@@ -1,6 +1,6 @@
 import { BSON } from 'mongodb';
 import type { FeedEntry } from '../feed/change-feed.repository';
-import { toDelivered } from '../feed/change-feed.service';
+import { toDelivered } from '../feed/feed-entries';
 import { ClusterCodecError, decodeMessage, deriveBusKey, encodeBatch, isDeliverableEntry } from './cluster.codec';
 
 const CAP = 1024 * 1024;

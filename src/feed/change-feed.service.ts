@@ -1,15 +1,16 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
-import { CursorExpiredError, decodeCursor, DeliveredChange, encodeCursor, InvalidPayloadError, SyncDocument } from '@sync/protocol';
+import { CursorExpiredError, decodeCursor, DeliveredChange, InvalidPayloadError } from '@sync/protocol';
 import type { AuthUser } from '../common/user';
 import { APP_CONFIG } from '../config/config.module';
 import { AppConfig } from '../config/config.schema';
-import { FIELD_TS, StoredState } from '../conflict/conflict.types';
 import { PermissionService } from '../permission/permission.service';
 import { ChangeFeedRepository, FeedEntry } from './change-feed.repository';
+import { holds, toDelivered } from './feed-entries';
 import { documentWrite } from './feed-writer';
 import { DocumentRepository } from './document.repository';
 import { LockRepository } from './lock.repository';
 import { SYNC_TIMINGS, SyncTimings } from './sync.constants';
+import { type ReadAhead, WindowReads } from './window-reads';
 
 export interface FeedPage {
   changes: DeliveredChange[];
@@ -21,97 +22,7 @@ export interface FeedPage {
 
 type Visit = 'take' | 'pass' | 'stop';
 
-/** Reading the feed's next windows before they are needed: how many, and while how many entries are still wanted. */
-export interface ReadAhead {
-  /** Windows in flight beyond the one being visited (0: none). */
-  depth: number;
-  /** Entries the reader may still take (an upper bound: reading ahead stops once a window would exceed it). */
-  wanted: () => number;
-}
-
-/**
- * The window reads of one walk. With a read-ahead, once a window comes back whole (a full run of
- * consecutive positions) the next `depth` windows are asked for at once, so the database reads them
- * while this one is visited (and, on a database that serves several readers at once, in parallel).
- * A window read ahead is used only if the walk continues exactly where it starts; otherwise (a hole,
- * a pending entry, a repair, the end) it is dropped. Using it is as safe as reading it then: it was
- * read after everything before it, and the walk still stops at its first pending entry or hole.
- */
-class WindowReads {
-  private readonly queue: { from: number; rows: Promise<FeedEntry[]> }[] = [];
-
-  constructor(
-    private readonly feed: ChangeFeedRepository,
-    private readonly maxScan: number,
-    private readonly ahead?: ReadAhead,
-  ) {}
-
-  async next(pos: number, scanned: number): Promise<FeedEntry[]> {
-    const limit = Math.min(1000, this.maxScan - scanned + 1);
-    const head = this.queue.shift();
-    if (head && head.from !== pos) this.queue.length = 0;
-    const batch = await (head && head.from === pos ? head.rows : this.feed.scan(pos, limit));
-    const window = this.feed.scanWindow(limit);
-    const whole = batch.length === window && batch[0]._id === pos + 1 && batch[batch.length - 1]._id === pos + window;
-    if (!whole) this.queue.length = 0;
-    else if (this.ahead && this.ahead.depth > 0) {
-      // the next windows, as long as the reader may still want them and the walk may scan them
-      let from = this.queue.length ? this.queue[this.queue.length - 1].from + window : pos + window;
-      while (this.queue.length < this.ahead.depth && from - pos < this.ahead.wanted() && scanned + (from - pos) + window <= this.maxScan) {
-        const rows = this.feed.scan(from, window);
-        rows.catch(() => undefined); // dropped unused: its failure is nobody's
-        this.queue.push({ from, rows });
-        from += window;
-      }
-    }
-    return batch;
-  }
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Strips server-only bookkeeping from a stored document before it leaves the server. */
-export function publicDoc(doc: SyncDocument): SyncDocument {
-  if (!(FIELD_TS in doc)) return doc;
-  const { [FIELD_TS]: _f, ...rest } = doc;
-  void _f;
-  return rest;
-}
-
-/** JSON with sorted keys: equal for equal documents whatever their key order. */
-function canonical(v: unknown): string {
-  if (v === null || typeof v !== 'object' || typeof (v as { toJSON?: unknown }).toJSON === 'function') return JSON.stringify(v) ?? 'undefined';
-  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
-  const o = v as Record<string, unknown>;
-  return `{${Object.keys(o)
-    .sort()
-    .map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`)
-    .join(',')}}`;
-}
-
-/** Whether a stored state is the one a feed entry produced (same timestamp assumed). */
-function holds(state: StoredState, e: FeedEntry): boolean {
-  if (e.operation === 'delete') return state.doc === null;
-  if (state.doc === null || !e.after) return false;
-  return canonical(publicDoc(state.doc)) === canonical(publicDoc(e.after));
-}
-
-export function toDelivered(e: FeedEntry, outOfView = false): DeliveredChange {
-  const out: DeliveredChange = {
-    changeId: e.changeId,
-    operation: e.operation!,
-    collection: e.collection!,
-    documentId: e.documentId!,
-    timestamp: e.timestamp!,
-    userId: e.userId!,
-    serverTimestamp: e.serverTimestamp!,
-    cursor: encodeCursor(e._id),
-  };
-  if (e.idType === 'objectId') out.idType = 'objectId';
-  if (outOfView) out.outOfView = true;
-  else if (e.operation !== 'delete' && e.after) out.data = publicDoc(e.after);
-  return out;
-}
 
 /**
  * The read side of the change feed: gap-free paging, the safe head position, and the repair of

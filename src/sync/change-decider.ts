@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { ChangeAckFailure, ErrorCode, ForbiddenError, SyncDocument, SyncError } from '@sync/protocol';
 import { afterIfApplied } from '../conflict/conflict.strategies';
 import { CONFLICT_RESOLVER, ConflictStrategy, FIELD_TS, IncomingChange, Outcome, StoredState } from '../conflict/conflict.types';
-import { publicDoc } from '../feed/change-feed.service';
+import { publicDoc } from '../feed/feed-entries';
 import { docKey } from '../feed/document.repository';
 import { wireIdType } from '../feed/document-id';
 import type { AcceptedChange } from '../feed/feed-writer';
