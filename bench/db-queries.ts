@@ -4,22 +4,15 @@
  * Without a URI it starts the embedded FerretDB in a temporary folder. A cost that grows with the
  * collection means the database answers that shape with a scan, not an index. */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { MongoClient } from 'mongodb';
-import { EmbeddedDatabase } from '../src/database/embedded-database';
+import { scratchDatabase } from './lib/scratch-database';
 
 const arg = (k: string) => process.argv.find((a) => a.startsWith(`--${k}=`))?.slice(k.length + 3);
 
 async function main() {
   const sizes = (arg('sizes') ?? '1000,10000,30000').split(',').map(Number);
-  let uri = arg('mongodb-uri');
-  let db0: EmbeddedDatabase | undefined;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sync-dbq-'));
-  if (!uri) {
-    db0 = new EmbeddedDatabase({ dataDir: path.join(dir, 'db'), autoRestart: false });
-    uri = `${await db0.start()}/dbq`;
-  }
+  const db0 = await scratchDatabase(arg('mongodb-uri'), 'dbq');
+  const uri = db0.uri;
   const c = await MongoClient.connect(uri, { socketTimeoutMS: 120_000 });
   const results: Record<string, Record<number, number>> = {};
   try {
@@ -136,8 +129,7 @@ async function main() {
     }
   } finally {
     await c.close();
-    await db0?.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
+    await db0.stop();
   }
   const out = arg('json');
   if (out) fs.writeFileSync(out, JSON.stringify({ uri: uri.replace(/\/\/[^@/]*@/, '//***@'), sizes, msPerQuery: results }, null, 2) + '\n');

@@ -8,12 +8,9 @@
  * Without a URI it starts the embedded FerretDB in a temporary folder.
  */
 import { fork } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as net from 'node:net';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { MongoClient } from 'mongodb';
-import { EmbeddedDatabase } from '../src/database/embedded-database';
+import { scratchDatabase } from './lib/scratch-database';
 
 const arg = (k: string) => process.argv.find((a) => a.startsWith(`--${k}=`))?.slice(k.length + 3);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -49,14 +46,8 @@ async function main() {
       sock.write('x');
     });
 
-  let uri = arg('mongodb-uri');
-  let db0: EmbeddedDatabase | undefined;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sync-idle-'));
-  if (!uri) {
-    db0 = new EmbeddedDatabase({ dataDir: path.join(dir, 'db'), autoRestart: false });
-    uri = `${await db0.start()}/idle`;
-  }
-  const client = await MongoClient.connect(uri);
+  const db0 = await scratchDatabase(arg('mongodb-uri'), 'idle');
+  const client = await MongoClient.connect(db0.uri);
   try {
     const col = client.db().collection<{ _id: string; v: number }>('probe');
     await col.deleteMany({});
@@ -73,8 +64,7 @@ async function main() {
     sock.destroy();
     child.kill();
     await client.close();
-    await db0?.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
+    await db0.stop();
   }
 }
 

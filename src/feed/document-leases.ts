@@ -75,7 +75,10 @@ export class DocumentLeases implements OnModuleDestroy {
     }
     return {
       leased,
-      finish: (ahead) => this.finish([...ahead].filter(([k]) => leased.includes(k))),
+      finish: (ahead) => {
+        const mine = new Set(leased);
+        return this.finish([...ahead].filter(([k]) => mine.has(k)));
+      },
       release: () => {
         const give = this.unfinished.size ? leased.filter((k) => !this.unfinished.has(k)) : leased;
         if (!give.length) return releaseLocal();
